@@ -1,0 +1,1 @@
+"""Tsunagu (つなぐ): the appliance core — config, database, domain, daemon, CLI."""

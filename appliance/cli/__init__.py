@@ -1,0 +1,23 @@
+"""The `tsunagu` command: thin click commands over the Python API.
+
+Each command family lives in its own module and is registered below. Library errors
+become click.ClickException at this edge so people see one clear line, not a traceback.
+"""
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tsunagu")
+def main() -> None:
+    """Tsunagu (つなぐ): SMS broadcasts over a cellular modem, for when the internet is down."""
+
+
+def _register() -> None:
+    # Imported here so `tsunagu --help` stays fast and each family is one module.
+    # Register commands (one line each):
+    pass
+
+
+_register()

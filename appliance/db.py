@@ -1,0 +1,63 @@
+"""The one SQLite database: connection settings, migrations and write transactions.
+
+The database is the only channel between the daemon, the web UI and the readiness
+check, so every process opens it the same way: WAL (readers never block the writer),
+synchronous=FULL (a power cut loses no committed row), foreign keys on, and a busy
+timeout long enough for the other process's short write transactions.
+"""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from .migrations import migrations
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open the database at *path* (created when missing) and apply pending migrations."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see write()), so the
+    # sqlite3 module must not open implicit deferred transactions behind our back.
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    if migrate:
+        migrations.apply(db)
+    return db
+
+
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """A write transaction taken with BEGIN IMMEDIATE.
+
+    Taking the write lock up front means a conditional UPDATE that claims work and the
+    reads before it see the same snapshot, and a second writer waits (busy_timeout)
+    instead of failing half-way with SQLITE_BUSY on upgrade.
+    """
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def now() -> float:
+    """Wall-clock time as stored in every *_at column: Unix seconds, UTC."""
+    return time.time()

@@ -1,0 +1,257 @@
+"""Named migrations for the appliance database.
+
+Rules: a migration is applied once, in a transaction, in order. Never DROP a table or a
+column that holds a device's queue or patients' data; add columns and tables instead.
+All *_at columns are Unix seconds (UTC, REAL); the UI renders them in the clinic's zone.
+"""
+from __future__ import annotations
+
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("tsunagu")
+
+
+@migrations(name="0001_initial")
+def m0001_initial(db) -> None:
+    db.executescript(SCHEMA_0001)
+
+
+SCHEMA_0001 = r"""
+-- People we may text. phone is E.164 (+819012345678); unique so an import cannot
+-- create two rows that would each receive the same broadcast.
+CREATE TABLE contacts (
+    id          INTEGER PRIMARY KEY,
+    patient_id  TEXT UNIQUE,               -- the clinic's own ID (患者ID), optional
+    name        TEXT NOT NULL,
+    kana        TEXT NOT NULL DEFAULT '',
+    phone       TEXT NOT NULL UNIQUE,
+    facility    TEXT NOT NULL DEFAULT '',
+    note        TEXT NOT NULL DEFAULT '',
+    active      INTEGER NOT NULL DEFAULT 1,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+
+-- Facility (本院, みなみ分院), dialysis shift (月水金 午前), the test group for drills, or free.
+CREATE TABLE groups (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL DEFAULT 'custom' CHECK (kind IN ('facility','shift','test','custom')),
+    note        TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE contact_groups (
+    contact_id  INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    group_id    INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    PRIMARY KEY (contact_id, group_id)
+);
+
+CREATE TABLE templates (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    text        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+
+-- Web UI accounts. password_hash is a werkzeug scrypt hash; never the password.
+CREATE TABLE users (
+    id              INTEGER PRIMARY KEY,
+    username        TEXT NOT NULL UNIQUE,
+    password_hash   TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('admin','staff')),
+    locale          TEXT NOT NULL DEFAULT 'ja' CHECK (locale IN ('ja','en')),
+    active          INTEGER NOT NULL DEFAULT 1,
+    failed_logins   INTEGER NOT NULL DEFAULT 0,
+    locked_until    REAL,
+    created_at      REAL NOT NULL,
+    last_login_at   REAL
+);
+
+-- One send to many people. state: scheduled → queued → sending → done | cancelled.
+-- choices: JSON list of reply choices, e.g. ["来院できる","来院できない","連絡がほしい"];
+-- a reply "1" (or "１") picks choices[0].
+CREATE TABLE broadcasts (
+    id              INTEGER PRIMARY KEY,
+    title           TEXT NOT NULL,
+    text            TEXT NOT NULL,         -- as written, placeholders unrendered
+    template_id     INTEGER REFERENCES templates(id) ON DELETE SET NULL,
+    priority        TEXT NOT NULL DEFAULT 'routine' CHECK (priority IN ('emergency','routine')),
+    drill           INTEGER NOT NULL DEFAULT 0,
+    choices         TEXT,                  -- JSON list or NULL
+    created_by      TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    scheduled_at    REAL,                  -- NULL: send now
+    started_at      REAL,
+    finished_at     REAL,
+    cancelled_at    REAL,
+    state           TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('scheduled','queued','sending','done','cancelled')),
+    followup_after_minutes INTEGER,        -- resend to the silent after N minutes…
+    followup_max    INTEGER NOT NULL DEFAULT 0,  -- …up to K times
+    followup_done   INTEGER NOT NULL DEFAULT 0,
+    parent_id       INTEGER REFERENCES broadcasts(id),  -- a retry/resend of another broadcast
+    schedule_id     INTEGER,               -- created by a recurring schedule
+    request_key     TEXT UNIQUE            -- idempotency: a double submit sends once
+);
+
+-- One recipient message: a snapshot of who and what, so editing a contact or template
+-- later never changes what was sent. state: queued → sending → submitted → delivered |
+-- failed, uncertain (crash while sending), cancelled (broadcast cancelled before claim).
+CREATE TABLE recipients (
+    id              INTEGER PRIMARY KEY,
+    broadcast_id    INTEGER NOT NULL REFERENCES broadcasts(id),
+    contact_id      INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
+    name            TEXT NOT NULL,
+    phone           TEXT NOT NULL,
+    text            TEXT NOT NULL,         -- rendered
+    parts_count     INTEGER NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued','sending','submitted','delivered','failed','uncertain','cancelled')),
+    priority_rank   INTEGER NOT NULL DEFAULT 1,   -- 0 emergency, 1 routine: claim order
+    modem           TEXT,                  -- the modem that claimed it; all parts go through it
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    claimed_at      REAL,
+    submitted_at    REAL,
+    delivered_at    REAL,
+    failed_at       REAL,
+    acknowledged_at REAL,
+    choice          INTEGER,               -- 1-based index into broadcasts.choices
+    reply_id        INTEGER,
+    round           INTEGER NOT NULL DEFAULT 0   -- 0 first send, 1.. follow-ups
+);
+CREATE INDEX recipients_claim ON recipients(state, priority_rank, next_attempt_at, id);
+CREATE INDEX recipients_broadcast ON recipients(broadcast_id, state);
+CREATE INDEX recipients_phone ON recipients(phone, id);
+
+-- Segments of a recipient message. mr is the TP-MR the modem returned (+CMGS: mr).
+CREATE TABLE parts (
+    id              INTEGER PRIMARY KEY,
+    recipient_id    INTEGER NOT NULL REFERENCES recipients(id),
+    seq             INTEGER NOT NULL,      -- 1-based
+    state           TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued','sending','submitted','delivered','failed','uncertain')),
+    modem           TEXT,
+    mr              INTEGER,
+    sending_at      REAL,
+    submitted_at    REAL,
+    report_at       REAL,
+    report_status   INTEGER,               -- TP-ST from the status report
+    error           TEXT,
+    UNIQUE (recipient_id, seq)
+);
+CREATE INDEX parts_report_match ON parts(modem, mr, submitted_at);
+CREATE INDEX parts_daily ON parts(modem, submitted_at);
+
+CREATE TABLE delivery_reports (
+    id              INTEGER PRIMARY KEY,
+    modem           TEXT NOT NULL,
+    mr              INTEGER NOT NULL,
+    number          TEXT,
+    status          INTEGER NOT NULL,      -- TP-ST
+    outcome         TEXT NOT NULL CHECK (outcome IN ('delivered','pending','failed')),
+    discharge_at    REAL,
+    received_at     REAL NOT NULL,
+    part_id         INTEGER REFERENCES parts(id)   -- NULL: unmatched
+);
+
+-- Every SMS that reached us. recipient_id set when matched as a reply.
+CREATE TABLE inbound_messages (
+    id              INTEGER PRIMARY KEY,
+    modem           TEXT NOT NULL,
+    number          TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    sent_at         REAL,                  -- SMSC timestamp
+    received_at     REAL NOT NULL,
+    recipient_id    INTEGER REFERENCES recipients(id),
+    broadcast_id    INTEGER REFERENCES broadcasts(id),
+    choice          INTEGER,
+    handled_by      TEXT,                  -- staff who marked it handled (inbox)
+    handled_at      REAL
+);
+CREATE INDEX inbound_received ON inbound_messages(received_at);
+
+-- The latest health of each configured modem, written by the daemon's poll.
+-- ready=1 only when it answers, SIM READY, registered, signal above threshold.
+CREATE TABLE modem_status (
+    name            TEXT PRIMARY KEY,
+    port            TEXT NOT NULL,
+    ready           INTEGER NOT NULL DEFAULT 0,
+    reason          TEXT,                  -- why not ready: not_answering, no_sim, sim_pin, not_registered, weak_signal, port_missing
+    detail          TEXT,
+    manufacturer    TEXT, model TEXT, revision TEXT, imei TEXT, imsi TEXT, iccid TEXT,
+    sim_state       TEXT,
+    registration    TEXT,                  -- registered_home, registered_roaming, searching, denied, not_registered, unknown
+    signal_dbm      INTEGER,               -- NULL when unknown (CSQ 99)
+    signal_bars     INTEGER,
+    operator        TEXT,
+    pace_per_minute INTEGER,
+    daily_limit     INTEGER,
+    checked_at      REAL NOT NULL
+);
+
+CREATE TABLE heartbeat (
+    name            TEXT PRIMARY KEY,      -- 'daemon'
+    pid             INTEGER NOT NULL,
+    started_at      REAL NOT NULL,
+    beat_at         REAL NOT NULL,
+    version         TEXT
+);
+
+-- Requests from other processes to the daemon (only the daemon opens ports):
+-- kind 'probe' (fresh modem check), 'send_test'. The daemon answers in result (JSON).
+CREATE TABLE daemon_requests (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    args            TEXT,                  -- JSON
+    requested_by    TEXT NOT NULL,
+    requested_at    REAL NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','done','failed')),
+    answered_at     REAL,
+    result          TEXT                   -- JSON
+);
+
+CREATE TABLE check_runs (
+    id              INTEGER PRIMARY KEY,
+    at              REAL NOT NULL,
+    status          INTEGER NOT NULL,      -- 0 ok, 1 warning, 2 critical
+    live            INTEGER NOT NULL DEFAULT 0,
+    results         TEXT NOT NULL          -- JSON list of {name, status, message}
+);
+
+-- Recurring sends ("every Monday 17:00, blood-test notice to 月水金").
+CREATE TABLE schedules (
+    id              INTEGER PRIMARY KEY,
+    name            TEXT NOT NULL,
+    cron            TEXT NOT NULL,         -- crontab fields: minute hour day month day_of_week
+    template_id     INTEGER REFERENCES templates(id),
+    text            TEXT,
+    groups          TEXT NOT NULL,         -- JSON list of group names
+    priority        TEXT NOT NULL DEFAULT 'routine',
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    created_by      TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    last_run_at     REAL
+);
+
+CREATE TABLE settings (
+    key             TEXT PRIMARY KEY,
+    value           TEXT NOT NULL
+);
+
+-- Append-only: who did what, when. Triggers refuse UPDATE and DELETE.
+CREATE TABLE audit_log (
+    id              INTEGER PRIMARY KEY,
+    at              REAL NOT NULL,
+    actor           TEXT NOT NULL,         -- username, 'cli:<user>', 'daemon', 'button'
+    action          TEXT NOT NULL,         -- login, login_failed, broadcast_create, contacts_import…
+    detail          TEXT,                  -- JSON
+    remote_addr     TEXT
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"""

@@ -1,0 +1,59 @@
+# Shared set-up for ./scripts/demo and ./scripts/test (sourced, not run).
+# Creates .venv when missing, installs the project when pyproject.toml changed,
+# and compiles the UI's message catalogs (never edited at run time).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+tsunagu_bootstrap() {
+    local extras="$1"   # "" or "dev"
+    if ! command -v python3 >/dev/null; then
+        echo "python3 is required (Debian 12 / Raspberry Pi OS ship it)." >&2
+        exit 1
+    fi
+    if [ ! -x "$PY" ]; then
+        echo "==> creating $VENV"
+        python3 -m venv "$VENV" || {
+            echo "python3 -m venv failed: on Debian install it with 'apt-get install python3-venv'." >&2
+            exit 1
+        }
+    fi
+    local spec="."
+    [ -n "$extras" ] && spec=".[$extras]"
+    local stamp="$VENV/.tsunagu-installed-$extras"
+    local want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "==> installing tsunagu $spec into .venv"
+        "$PY" -m pip install -q --upgrade pip
+        "$PY" -m pip install -q -e "$spec"
+        echo "$want" > "$stamp"
+    fi
+    if [ -d webui/translations ]; then
+        "$VENV/bin/pybabel" compile -q -d webui/translations 2>/dev/null || \
+            "$VENV/bin/pybabel" compile -d webui/translations
+    fi
+}
+
+# Install Debian packages when missing and we can (root, or passwordless sudo).
+tsunagu_apt_install() {
+    local missing=()
+    local pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+            echo "note: cannot install ${missing[*]} (not root, no sudo); tests that need them are skipped." >&2
+            return 0
+        fi
+    fi
+    echo "==> apt-get install ${missing[*]}"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || true
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || \
+        echo "note: apt-get install ${missing[*]} failed; tests that need them are skipped." >&2
+}
