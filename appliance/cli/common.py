@@ -1,0 +1,97 @@
+"""What every `tsunagu` command shares: --config, opening the database, clear errors.
+
+Usage in a command module::
+
+    from .common import config_option, friendly_errors, load_config_and_db
+
+    @group.command()
+    @config_option
+    @friendly_errors
+    def thing():
+        config, db = load_config_and_db()
+
+`--config FILE` (or $TSUNAGU_CONFIG) is remembered on the click context, so commands do
+not take it as a parameter. `friendly_errors` turns the library's own errors (a bad config
+value, a refused number, an import problem…) into one clear line and exit status 1
+instead of a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+_CONFIG_KEY = "tsunagu.config_path"
+
+
+def _remember_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[_CONFIG_KEY] = value
+
+
+def config_option(f: F) -> F:
+    """Add `--config FILE` (default: $TSUNAGU_CONFIG) to a command."""
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+        envvar="TSUNAGU_CONFIG", expose_value=False, callback=_remember_config,
+        help="Configuration file (TOML; default: $TSUNAGU_CONFIG). "
+             "See docs/config.example.toml.")(f)
+
+
+def config_path(ctx: click.Context | None = None) -> Path | None:
+    ctx = ctx or click.get_current_context()
+    return ctx.meta.get(_CONFIG_KEY)
+
+
+def load_config(ctx: click.Context | None = None):
+    """The checked configuration, or a ClickException naming the key and the file."""
+    from .. import config as config_mod
+    try:
+        return config_mod.load(config_path(ctx))
+    except config_mod.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def load_config_and_db(ctx: click.Context | None = None):
+    """(Config, sqlite_utils.Database) with migrations applied."""
+    from .. import db as db_mod
+    config = load_config(ctx)
+    try:
+        database = db_mod.connect(config.database)
+    except OSError as exc:
+        raise click.ClickException(f"cannot open the database {config.database}: {exc}") \
+            from None
+    return config, database
+
+
+def cli_actor() -> str:
+    """Who the audit log names for a command run from a shell: 'cli:<login name>'."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The library errors that mean "your input is wrong", not "the program is broken"."""
+    from .. import config, contacts, phone, templates, users
+    from ..roster_csv import CsvFileError
+    return (config.ConfigError, phone.PhoneError, contacts.ContactsError, CsvFileError,
+            templates.TemplateError, users.UserError, users.LoginRefused)
+
+
+def friendly_errors(f: F) -> F:
+    """Turn the library's input errors into click.ClickException (one line, exit 1)."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except user_errors() as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,130 @@
+"""`tsunagu contacts import|export|list`: the roster from and to CSV files."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..phone import display_number
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+
+
+@click.group("contacts")
+def contacts_group() -> None:
+    """Contacts (patients and staff phones): import, export, list."""
+
+
+@contacts_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True,
+              help="Check every row and show what would change; write nothing.")
+@config_option
+@friendly_errors
+def import_command(file: Path, dry_run: bool) -> None:
+    """Import contacts from a CSV FILE (UTF-8, UTF-8 with BOM or Shift_JIS/CP932).
+
+    All or nothing: when any row has a problem, every problem is listed by row number
+    (the header is row 1), nothing is imported and the exit status is 1. Rows match
+    existing contacts by 患者ID, else by number, and update them; see
+    `appliance/contacts.py` for the rules.
+    """
+    from .. import contacts
+    config, db = load_config_and_db()
+    lang = config.language
+    try:
+        result = contacts.import_contacts(db, file.read_bytes(), actor=cli_actor(),
+                                          dry_run=dry_run, filename=file.name)
+    except contacts.ContactImportError as exc:
+        _show_problems(exc, lang)
+        raise click.ClickException(
+            f"{len(exc.problems)}件の問題があるため、何も取り込んでいません"
+            if lang == "ja" else
+            f"nothing imported: {len(exc.problems)} problem(s) listed above") from None
+    plan = result.preview
+    _show_columns(plan, lang)
+    for row in plan.rows:
+        if row.action == "update":
+            click.echo(f"  row {row.row}: update {row.fields['name']} ({', '.join(row.changes)})")
+    verb = "would import" if dry_run else "imported"
+    if lang == "ja":
+        verb = "取り込み予定（--dry-run: 書き込みなし）" if dry_run else "取り込みました"
+    click.echo(f"{verb}: new {result.created}, updated {result.updated}, "
+               f"unchanged {result.unchanged}; groups created: "
+               f"{', '.join(result.groups_created) or '-'}")
+
+
+def _show_problems(exc, lang: str) -> None:
+    """One line per problem: row, column, the cell as written, and the reason."""
+    if exc.preview is None:  # the file as a whole
+        for problem in exc.problems:
+            click.echo(problem.message(lang), err=True)
+        return
+    columns = exc.preview.columns
+    for row in exc.preview.rows:
+        for problem in row.problems:
+            header = columns.get(problem.field, problem.field)
+            value = row.fields.get(problem.field)
+            if problem.field == "phone" and value and value.startswith("+81"):
+                value = display_number(value)
+            shown = f" 「{value}」" if isinstance(value, str) and value else ""
+            click.echo(f"{problem.message(lang)}  [{header}{shown}]", err=True)
+
+
+def _show_columns(plan, lang: str) -> None:
+    mapped = ", ".join(f"{header}→{field}" for field, header in plan.columns.items())
+    click.echo(f"encoding {plan.encoding}; columns: {mapped}")
+    if plan.ignored_columns:
+        label = "使わない列" if lang == "ja" else "ignored columns"
+        click.echo(f"{label}: {', '.join(plan.ignored_columns)}")
+
+
+@contacts_group.command("export")
+@click.option("--encoding", type=click.Choice(["cp932", "utf-8"]), default="cp932",
+              show_default=True,
+              help="cp932 (Shift_JIS, what Excel in Japan expects) or utf-8 (with a BOM; "
+                   "needed for names with characters such as 𠮷).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (created readable by its owner only); default stdout.")
+@config_option
+@friendly_errors
+def export_command(encoding: str, output: Path | None) -> None:
+    """Export the active contacts as CSV that `contacts import` reads back."""
+    from .. import contacts
+    _, db = load_config_and_db()
+    data = contacts.export_contacts(db, encoding, actor=cli_actor())
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    # Patients' names and numbers: not world-readable.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    click.echo(f"wrote {output}", err=True)
+
+
+@contacts_group.command("list")
+@click.option("-s", "--search", "query", help="Name, kana or (part of) a number.")
+@click.option("-g", "--group", "group_name", help="Only members of this group.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include deactivated contacts.")
+@config_option
+@friendly_errors
+def list_command(query: str | None, group_name: str | None, include_inactive: bool) -> None:
+    """List contacts: ID, patient ID, name, kana, number, groups."""
+    from .. import contacts
+    _, db = load_config_and_db()
+    group_id = None
+    if group_name:
+        group = contacts.get_group_by_name(db, group_name)
+        if group is None:
+            raise click.ClickException(f"no group named {group_name!r}")
+        group_id = group.id
+    people = contacts.list_contacts(db, query, group_id=group_id,
+                                    include_inactive=include_inactive)
+    for c in people:
+        state = "" if c.active else " [inactive]"
+        click.echo(f"{c.id}\t{c.patient_id or '-'}\t{c.name}\t{c.kana}\t{c.display_phone}\t"
+                   f"{'・'.join(c.groups)}{state}")
+    click.echo(f"{len(people)} contact(s)", err=True)

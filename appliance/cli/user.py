@@ -1,0 +1,143 @@
+"""`tsunagu user add|list|passwd|unlock|deactivate`: web UI accounts from a shell.
+
+The first admin is made here (`tsunagu user add NAME --role admin`), on the appliance
+itself, before anyone can log in to the web UI.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+
+PASSWORD_HELP = """
+Password: with --password-stdin the first line of standard input is the password; with
+--generate (or when standard input is not a terminal) a strong one is generated and
+printed once; otherwise you are asked for it twice. At least 10 characters.
+"""
+
+
+@click.group("user")
+def user_group() -> None:
+    """Web UI accounts (admin: users, modems, settings, audit; staff: everything else)."""
+
+
+def _password_options(f):
+    f = click.option("--password-stdin", is_flag=True,
+                     help="Read the password from the first line of standard input.")(f)
+    f = click.option("--generate", is_flag=True,
+                     help="Generate a strong password and print it once.")(f)
+    return f
+
+
+def _obtain_password(password_stdin: bool, generate: bool) -> str | None:
+    """The password to set, or None when one should be generated."""
+    if password_stdin and generate:
+        raise click.UsageError("use either --password-stdin or --generate, not both")
+    if password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.ClickException("no password on standard input")
+        return line
+    if generate or not sys.stdin.isatty():
+        return None
+    return click.prompt("Password / パスワード", hide_input=True,
+                        confirmation_prompt="Repeat / もう一度")
+
+
+def _show_generated(username: str, password: str) -> None:
+    click.echo(f"password for {username}: {password}")
+    click.echo("(shown only now — write it down or hand it over in person; "
+               "この画面でしか表示されません)", err=True)
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "staff"]), required=True)
+@click.option("--locale", type=click.Choice(["ja", "en"]), default="ja", show_default=True,
+              help="The web UI's language for this user.")
+@_password_options
+@config_option
+@friendly_errors
+def add_command(username: str, role: str, locale: str, password_stdin: bool,
+                generate: bool) -> None:
+    """Create an account.\n"""
+    from .. import users
+    _, db = load_config_and_db()
+    password = _obtain_password(password_stdin, generate)
+    user, generated = users.create_user(db, username, role, password, actor=cli_actor(),
+                                        locale=locale)
+    click.echo(f"created {user.role} {user.username}")
+    if generated:
+        _show_generated(user.username, generated)
+
+
+add_command.help = (add_command.help or "") + PASSWORD_HELP
+
+
+@user_group.command("passwd")
+@click.argument("username")
+@_password_options
+@config_option
+@friendly_errors
+def passwd_command(username: str, password_stdin: bool, generate: bool) -> None:
+    """Set a new password (this also lifts a lockout).\n"""
+    from .. import users
+    _, db = load_config_and_db()
+    if users.get_user(db, username) is None:
+        raise click.ClickException(f"no such user: {username}")
+    password = _obtain_password(password_stdin, generate)
+    generated = None
+    if password is None:
+        password = generated = users.generate_password()
+    users.set_password(db, username, password, actor=cli_actor())
+    click.echo(f"password changed for {username}")
+    if generated:
+        _show_generated(username, generated)
+
+
+passwd_command.help = (passwd_command.help or "") + PASSWORD_HELP
+
+
+@user_group.command("list")
+@config_option
+@friendly_errors
+def list_command() -> None:
+    """List accounts: name, role, state, last login."""
+    from .. import users
+    from ..db import now
+    config, db = load_config_and_db()
+    zone = config.zone
+    for u in users.list_users(db):
+        state = "active" if u.active else "deactivated"
+        if u.locked_until and u.locked_until > now():
+            state += ", locked"
+        last = (dt.datetime.fromtimestamp(u.last_login_at, zone).strftime("%Y-%m-%d %H:%M")
+                if u.last_login_at else "never")
+        click.echo(f"{u.username}\t{u.role}\t{u.locale}\t{state}\tlast login {last}")
+
+
+@user_group.command("unlock")
+@click.argument("username")
+@config_option
+@friendly_errors
+def unlock_command(username: str) -> None:
+    """Lift a lockout after repeated failed logins."""
+    from .. import users
+    _, db = load_config_and_db()
+    users.unlock(db, username, actor=cli_actor())
+    click.echo(f"unlocked {username}")
+
+
+@user_group.command("deactivate")
+@click.argument("username")
+@config_option
+@friendly_errors
+def deactivate_command(username: str) -> None:
+    """Disable an account (kept for the audit log); the last admin cannot be disabled."""
+    from .. import users
+    _, db = load_config_and_db()
+    users.deactivate(db, username, actor=cli_actor())
+    click.echo(f"deactivated {username}")

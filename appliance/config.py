@@ -1,0 +1,505 @@
+"""The configuration file: one TOML file, parsed strictly in this one place.
+
+`load()` turns the file into frozen dataclasses or raises `ConfigError` naming the key and the
+file: an unknown key (a typo would otherwise be silently ignored), a wrong type (`true` is not
+a number, `pin = 1234` is not a string), a value out of range, or a missing required key.
+docs/config.example.toml is the documented reference; a test checks it loads and that every
+key here appears there.
+
+Relative paths (database, web.secret_key_file, backup.directory, backup.usb_path and a
+modem's port) are resolved against the directory of the config file, so a self-contained
+directory such as ./var/demo works wherever it is started from.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "TSUNAGU_CONFIG"
+RESEND_UNCERTAIN = ("emergency", "always", "never")
+LANGUAGES = ("ja", "en")
+# BCM numbers of the GPIO pins on a Raspberry Pi's 40-pin header.
+GPIO_PINS = range(0, 28)
+MODEM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+SIM_PIN = re.compile(r"[0-9]{4,8}")
+SECRET_KEY_BYTES = 32
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+    def __init__(self, message: str, *, path: Path | None = None, key: str | None = None):
+        self.path = path
+        self.key = key
+        self.reason = message
+        where = f"{path}: " if path else ""
+        what = f"{key}: " if key else ""
+        super().__init__(f"{where}{what}{message}")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key_file: Path = Path("secret_key")
+    session_timeout_minutes: int = 30
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    poll_interval: float = 30
+    heartbeat_interval: float = 5
+    max_attempts: int = 5
+    retry_backoff: float = 20
+    min_signal_dbm: int = -105
+    resend_uncertain: str = "emergency"
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    __test__ = False  # not a pytest test class, despite the name
+    group: str = "テスト"
+    message: str = "【{clinic}】送信テストです。受信できたら返信は不要です。"
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    enabled: bool = True
+    button_pin: int = 17
+    button_hold_seconds: float = 2.0
+    cooldown_seconds: float = 60
+    green_led_pin: int = 27
+    red_led_pin: int = 22
+    buzzer_pin: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    heartbeat_max_age: float = 30
+    min_free_disk_mb: int = 200
+    stuck_queue_minutes: int = 10
+    budget_warning: int = 50
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    directory: Path = Path("backups")
+    keep: int = 7
+    usb_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ModemConfig:
+    name: str
+    port: str
+    pin: str = ""
+    pace: int = 20
+    daily_limit: int = 200
+    request_status_reports: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    database: Path
+    modems: tuple[ModemConfig, ...]
+    clinic_name: str = "つなぐ"
+    timezone: str = "Asia/Tokyo"
+    language: str = "ja"
+    web: WebConfig = field(default_factory=WebConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def modem(self, name: str) -> ModemConfig:
+        for modem in self.modems:
+            if modem.name == name:
+                return modem
+        raise KeyError(name)
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    """Read and check the configuration: *path*, else $TSUNAGU_CONFIG."""
+    if path is None or str(path) == "":
+        path = os.environ.get(ENV_VAR) or None
+    if path is None:
+        raise ConfigError(f"no configuration file given: use --config FILE or set {ENV_VAR} "
+                          "(docs/config.example.toml documents every key)")
+    path = Path(path).expanduser().absolute()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("the configuration file does not exist", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file: {exc.strerror}",
+                          path=path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("the file is not UTF-8 text", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    return _Reader(path).config(data)
+
+
+class _Reader:
+    """Checks one parsed TOML document, key by key, against the schema below."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.base = path.parent
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, path=self.path, key=key)
+
+    # -- the document ------------------------------------------------------------------
+
+    def config(self, data: dict[str, Any]) -> Config:
+        top = _Table(self, "", data, TOP_KEYS | set(SECTIONS) | {"modem"})
+        database = top.path("database", required=True)
+        kwargs: dict[str, Any] = {
+            "clinic_name": top.text("clinic_name", default=Config.clinic_name),
+            "timezone": self.timezone(top),
+            "language": top.choice("language", LANGUAGES, default="ja"),
+        }
+        for section, reader in SECTIONS.items():
+            kwargs[section] = reader(self, top.table(section))
+        kwargs["web"] = self.resolve_web(kwargs["web"], database)
+        kwargs["backup"] = self.resolve_backup(kwargs["backup"], database)
+        self.check_pins(kwargs["gpio"])
+        self.check_test_message(kwargs["test"])
+        return Config(path=self.path, database=database, modems=self.modems(data), **kwargs)
+
+    def timezone(self, top: _Table) -> str:
+        name = top.text("timezone", default="Asia/Tokyo")
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise self.fail("timezone", f"unknown time zone {name!r} "
+                            "(an IANA name such as \"Asia/Tokyo\")") from None
+        return name
+
+    def resolve_web(self, web: WebConfig, database: Path) -> WebConfig:
+        if web.secret_key_file == WebConfig.secret_key_file:
+            # Not given: keep the key beside the database, which is writable by design.
+            return replace(web, secret_key_file=database.parent / "secret_key")
+        return web
+
+    def resolve_backup(self, backup: BackupConfig, database: Path) -> BackupConfig:
+        if backup.directory == BackupConfig.directory:
+            return replace(backup, directory=database.parent / "backups")
+        return backup
+
+    def check_pins(self, gpio: GpioConfig) -> None:
+        seen: dict[int, str] = {}
+        for key in ("button_pin", "green_led_pin", "red_led_pin", "buzzer_pin"):
+            pin = getattr(gpio, key)
+            if pin is None:
+                continue
+            if pin in seen:
+                raise self.fail(f"gpio.{key}", f"pin {pin} is already used by gpio.{seen[pin]}")
+            seen[pin] = key
+
+    def check_test_message(self, test: TestConfig) -> None:
+        from . import templates
+        try:
+            unknown = templates.unknown_placeholders(test.message)
+        except templates.TemplateError as exc:
+            raise self.fail("test.message", str(exc)) from None
+        if unknown:
+            raise self.fail("test.message", "unknown placeholder "
+                            + ", ".join("{" + name + "}" for name in unknown)
+                            + f" (allowed: {templates.allowed_list()})")
+        # The test button sends without anyone to ask for a date or a time.
+        needed = templates.needs_values(test.message)
+        if needed:
+            raise self.fail("test.message", "only {clinic}, {name} and {kana} can be filled in "
+                            "for a test message, not "
+                            + ", ".join("{" + name + "}" for name in needed))
+
+    def modems(self, data: dict[str, Any]) -> tuple[ModemConfig, ...]:
+        tables = data.get("modem")
+        if tables is None:
+            raise self.fail("modem", "at least one [[modem]] table is required "
+                            "(with name and port)")
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise self.fail("modem", "must be written as [[modem]] tables")
+        if not tables:
+            raise self.fail("modem", "at least one [[modem]] table is required")
+        modems = []
+        names: dict[str, int] = {}
+        for index, table in enumerate(tables):
+            modem = read_modem(self, _Table(self, f"modem[{index}].", table, MODEM_KEYS))
+            if modem.name in names:
+                raise self.fail(f"modem[{index}].name", f"{modem.name!r} is already the name "
+                                f"of modem[{names[modem.name]}]; names must be unique")
+            names[modem.name] = index
+            modems.append(modem)
+        return tuple(modems)
+
+
+class _Table:
+    """Typed, range-checked access to one TOML table; refuses keys it does not know."""
+
+    def __init__(self, reader: _Reader, prefix: str, data: Any, known: set[str]):
+        self.reader = reader
+        self.prefix = prefix
+        if not isinstance(data, dict):
+            raise reader.fail(prefix.rstrip("."), "must be a table ([section])")
+        self.data = data
+        for key in data:
+            if key not in known:
+                raise reader.fail(prefix + key, "unknown key (allowed here: "
+                                  + ", ".join(sorted(known)) + ")")
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def fail(self, name: str, message: str) -> ConfigError:
+        return self.reader.fail(self.key(name), message)
+
+    def get(self, name: str, types: tuple[type, ...], type_name: str, default: Any,
+            required: bool) -> Any:
+        if name not in self.data:
+            if required:
+                raise self.fail(name, "required key is missing")
+            return default
+        value = self.data[name]
+        # bool is a subclass of int in Python; in a config file `true` is never a number.
+        if isinstance(value, bool) and bool not in types:
+            raise self.fail(name, f"expected {type_name}, got a boolean ({str(value).lower()})")
+        if not isinstance(value, types):
+            raise self.fail(name, f"expected {type_name}, got {_describe(value)}")
+        return value
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, f"expected a table [{name}], got {_describe(value)}")
+        return value
+
+    def text(self, name: str, *, default: str | None = None, required: bool = False,
+             allow_empty: bool = False) -> str:
+        value = self.get(name, (str,), "a string", default, required)
+        if value is not None and not allow_empty and not value.strip():
+            raise self.fail(name, "must not be empty")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], *, default: str) -> str:
+        value = self.text(name, default=default)
+        if value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(map(repr, choices))}, "
+                            f"got {value!r}")
+        return value
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        return self.get(name, (bool,), "true or false", default, False)
+
+    def integer(self, name: str, *, default: int | None, minimum: int | None = None,
+                maximum: int | None = None, required: bool = False) -> int | None:
+        value = self.get(name, (int,), "an integer", default, required)
+        if value is not None:
+            self.check_range(name, value, minimum, maximum)
+        return value
+
+    def number(self, name: str, *, default: float, minimum: float | None = None,
+               above: float | None = None) -> float:
+        value = self.get(name, (int, float), "a number", default, False)
+        if above is not None and not value > above:
+            raise self.fail(name, f"must be greater than {above}, got {value}")
+        self.check_range(name, value, minimum, None)
+        return value
+
+    def check_range(self, name: str, value: float, minimum: float | None,
+                    maximum: float | None) -> None:
+        if minimum is not None and value < minimum:
+            raise self.fail(name, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(name, f"must be at most {maximum}, got {value}")
+
+    def path(self, name: str, *, default: Path | None = None, required: bool = False
+             ) -> Path | None:
+        value = self.text(name, default=None, required=required)
+        if value is None:
+            return default
+        return resolve(self.reader.base, value)
+
+    def pin(self, name: str, *, default: int | None) -> int | None:
+        return self.integer(name, default=default, minimum=GPIO_PINS.start,
+                            maximum=GPIO_PINS.stop - 1)
+
+
+def resolve(base: Path, value: str) -> Path:
+    """A path from the config file, relative ones taken from the file's directory."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _describe(value: Any) -> str:
+    kinds = {str: "a string", int: "an integer", float: "a number", list: "a list",
+             dict: "a table"}
+    for kind, text in kinds.items():
+        if isinstance(value, kind):
+            return f"{text} ({value!r})" if kind in (str, int, float) else text
+    return type(value).__name__
+
+
+# -- the schema: one reader per section -------------------------------------------------
+
+TOP_KEYS = {"database", "clinic_name", "timezone", "language"}
+MODEM_KEYS = {"name", "port", "pin", "pace", "daily_limit", "request_status_reports"}
+
+
+def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
+    t = _Table(reader, "web.", data, {"host", "port", "secret_key_file",
+                                      "session_timeout_minutes", "max_failed_logins",
+                                      "lockout_minutes"})
+    return WebConfig(
+        host=t.text("host", default=WebConfig.host),
+        port=t.integer("port", default=WebConfig.port, minimum=1, maximum=65535),
+        secret_key_file=t.path("secret_key_file", default=WebConfig.secret_key_file),
+        session_timeout_minutes=t.integer("session_timeout_minutes", default=30, minimum=1,
+                                          maximum=24 * 60),
+        max_failed_logins=t.integer("max_failed_logins", default=5, minimum=1, maximum=100),
+        lockout_minutes=t.integer("lockout_minutes", default=15, minimum=1,
+                                  maximum=7 * 24 * 60),
+    )
+
+
+def read_daemon(reader: _Reader, data: dict[str, Any]) -> DaemonConfig:
+    t = _Table(reader, "daemon.", data, {"poll_interval", "heartbeat_interval", "max_attempts",
+                                         "retry_backoff", "min_signal_dbm", "resend_uncertain"})
+    return DaemonConfig(
+        poll_interval=t.number("poll_interval", default=30, above=0),
+        heartbeat_interval=t.number("heartbeat_interval", default=5, above=0),
+        max_attempts=t.integer("max_attempts", default=5, minimum=1, maximum=100),
+        retry_backoff=t.number("retry_backoff", default=20, minimum=0),
+        min_signal_dbm=t.integer("min_signal_dbm", default=-105, minimum=-140, maximum=-40),
+        resend_uncertain=t.choice("resend_uncertain", RESEND_UNCERTAIN, default="emergency"),
+    )
+
+
+def read_test(reader: _Reader, data: dict[str, Any]) -> TestConfig:
+    t = _Table(reader, "test.", data, {"group", "message"})
+    return TestConfig(group=t.text("group", default=TestConfig.group),
+                      message=t.text("message", default=TestConfig.message))
+
+
+def read_gpio(reader: _Reader, data: dict[str, Any]) -> GpioConfig:
+    t = _Table(reader, "gpio.", data, {"enabled", "button_pin", "button_hold_seconds",
+                                       "cooldown_seconds", "green_led_pin", "red_led_pin",
+                                       "buzzer_pin"})
+    return GpioConfig(
+        enabled=t.boolean("enabled", default=True),
+        button_pin=t.pin("button_pin", default=17),
+        button_hold_seconds=t.number("button_hold_seconds", default=2.0, above=0),
+        cooldown_seconds=t.number("cooldown_seconds", default=60, minimum=0),
+        green_led_pin=t.pin("green_led_pin", default=27),
+        red_led_pin=t.pin("red_led_pin", default=22),
+        buzzer_pin=t.pin("buzzer_pin", default=None),
+    )
+
+
+def read_check(reader: _Reader, data: dict[str, Any]) -> CheckConfig:
+    t = _Table(reader, "check.", data, {"heartbeat_max_age", "min_free_disk_mb",
+                                        "stuck_queue_minutes", "budget_warning"})
+    return CheckConfig(
+        heartbeat_max_age=t.number("heartbeat_max_age", default=30, above=0),
+        min_free_disk_mb=t.integer("min_free_disk_mb", default=200, minimum=0),
+        stuck_queue_minutes=t.integer("stuck_queue_minutes", default=10, minimum=1),
+        budget_warning=t.integer("budget_warning", default=50, minimum=0),
+    )
+
+
+def read_backup(reader: _Reader, data: dict[str, Any]) -> BackupConfig:
+    t = _Table(reader, "backup.", data, {"directory", "keep", "usb_path"})
+    return BackupConfig(
+        directory=t.path("directory", default=BackupConfig.directory),
+        keep=t.integer("keep", default=7, minimum=1, maximum=1000),
+        usb_path=t.path("usb_path", default=None),
+    )
+
+
+def read_modem(reader: _Reader, t: _Table) -> ModemConfig:
+    name = t.text("name", required=True)
+    if not MODEM_NAME.fullmatch(name):
+        raise t.fail("name", f"{name!r} is not a usable name: up to 32 letters, digits, "
+                     "'-', '_' or '.', starting with a letter or digit")
+    port = t.text("port", required=True)
+    if "://" not in port:  # a pyserial URL (rfc2217://, socket://) is not a file path
+        port = str(resolve(reader.base, port))
+    pin = t.text("pin", default="", allow_empty=True)
+    if pin and not SIM_PIN.fullmatch(pin):
+        raise t.fail("pin", "a SIM PIN is 4 to 8 digits, written in quotes (pin = \"1234\"),"
+                     " or \"\" for none")
+    return ModemConfig(
+        name=name,
+        port=port,
+        pin=pin,
+        pace=t.integer("pace", default=20, minimum=1, maximum=600),
+        daily_limit=t.integer("daily_limit", default=200, minimum=1, maximum=100_000),
+        request_status_reports=t.boolean("request_status_reports", default=True),
+    )
+
+
+SECTIONS = {"web": read_web, "daemon": read_daemon, "test": read_test, "gpio": read_gpio,
+            "check": read_check, "backup": read_backup}
+
+
+# -- the web UI's secret key ------------------------------------------------------------
+
+def ensure_secret_key(config: Config) -> bytes:
+    """The web UI's session-signing key, created (mode 0600) on first use.
+
+    The key lives in a file rather than in the config so that the config can be shown or
+    shared without handing out the power to forge sessions. Two processes starting at once
+    both get the same key: the file is written aside and linked into place, which fails if
+    the other process won.
+    """
+    path = config.web.secret_key_file
+    try:
+        return _read_secret_key(path)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secrets.token_hex(SECRET_KEY_BYTES) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass  # another process created it first; use theirs
+        finally:
+            temporary.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the secret key file {path}: {exc.strerror}",
+                          path=config.path, key="web.secret_key_file") from None
+    return _read_secret_key(path)
+
+
+def _read_secret_key(path: Path) -> bytes:
+    key = path.read_bytes().strip()
+    if len(key) < 32:
+        raise ConfigError(f"the secret key file {path} holds fewer than 32 bytes; delete it "
+                          "and a new key is created at the next start",
+                          key="web.secret_key_file")
+    return key
