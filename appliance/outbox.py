@@ -1,0 +1,213 @@
+"""The durable send queue: claiming recipient messages and moving them and their parts
+through their states (ARCHITECTURE.md, "The life of one message").
+
+Only the daemon's modem workers call these. Every function is one short BEGIN IMMEDIATE
+transaction, so the database always says what the modem may have done:
+
+- `claim()` takes one whole recipient message for one modem (a conditional UPDATE whose
+  row count is checked), emergency before routine, then in creation order;
+- `part_sending()` is committed *before* the AT+CMGS that may send a part, and
+  `part_submitted()` right after the modem returned its TP-MR;
+- a failed send ends in `retry_or_fail()` (the modem refused the message), `release()`
+  (the modem itself is at fault: the message goes back for any modem, the attempt is not
+  held against it) or `uncertain()` (the modem may or may not have sent it).
+
+A resend after a part may have gone out is never silent: the recipient's last_error says
+so and an audit row records it (see docs/crash-safety.md).
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from . import audit
+from .db import write
+
+ACTOR = "daemon"
+RESEND_POLICIES = ("emergency", "always", "never")
+
+_CLAIM_NEXT = """
+SELECT r.id, r.broadcast_id, r.phone, r.text, r.parts_count, r.attempts, r.priority_rank
+FROM recipients AS r JOIN broadcasts AS b ON b.id = r.broadcast_id
+WHERE r.state = 'queued' AND r.next_attempt_at <= :now AND r.parts_count <= :max_parts
+  AND b.state NOT IN ('cancelled', 'scheduled')
+ORDER BY r.priority_rank, r.id
+LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One recipient message taken by one modem: every part goes through that modem."""
+    recipient_id: int
+    broadcast_id: int
+    phone: str
+    text: str
+    parts_count: int
+    attempts: int          # including this one
+    priority_rank: int     # 0 emergency, 1 routine
+    modem: str
+
+    @property
+    def emergency(self) -> bool:
+        return self.priority_rank == 0
+
+
+def should_resend(policy: str, priority_rank: int) -> bool:
+    """The uncertain policy: resend a message that may already have gone out?"""
+    if policy not in RESEND_POLICIES:
+        raise ValueError(f"unknown resend_uncertain policy {policy!r}")
+    return policy == "always" or (policy == "emergency" and priority_rank == 0)
+
+
+def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int
+          ) -> Claim | None:
+    """Claim the next due recipient message that fits in *max_parts* (today's budget).
+
+    A message that does not fit on this SIM today stays queued for another SIM; one that
+    fits further down the order is taken instead, so the budget sends what fits, in order.
+    """
+    if max_parts <= 0:
+        return None
+    with write(db) as conn:
+        row = conn.execute(_CLAIM_NEXT, {"now": now, "max_parts": max_parts}).fetchone()
+        if row is None:
+            return None
+        changed = conn.execute(
+            "UPDATE recipients SET state = 'sending', modem = ?, claimed_at = ?, "
+            "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+            [modem, now, row["id"]]).rowcount
+        if changed != 1:  # another writer took it between our read and our update
+            return None
+        # Parts of an earlier attempt start afresh: the whole message goes out again.
+        conn.execute("UPDATE parts SET state = 'queued', modem = NULL, mr = NULL, "
+                     "sending_at = NULL, submitted_at = NULL, report_at = NULL, "
+                     "report_status = NULL, error = NULL WHERE recipient_id = ?", [row["id"]])
+        conn.execute("UPDATE broadcasts SET state = 'sending', started_at = "
+                     "coalesce(started_at, ?) WHERE id = ? AND state = 'queued'",
+                     [now, row["broadcast_id"]])
+    return Claim(recipient_id=row["id"], broadcast_id=row["broadcast_id"], phone=row["phone"],
+                 text=row["text"], parts_count=row["parts_count"],
+                 attempts=row["attempts"] + 1, priority_rank=row["priority_rank"], modem=modem)
+
+
+def part_sending(db: sqlite_utils.Database, c: Claim, seq: int, now: float) -> None:
+    """Record, before the AT command, that part *seq* is about to be handed to the modem."""
+    with write(db) as conn:
+        conn.execute(
+            "INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
+            "VALUES (?, ?, 'sending', ?, ?) ON CONFLICT (recipient_id, seq) DO UPDATE SET "
+            "state = 'sending', modem = excluded.modem, sending_at = excluded.sending_at, "
+            "mr = NULL, submitted_at = NULL, report_at = NULL, report_status = NULL, "
+            "error = NULL", [c.recipient_id, seq, c.modem, now])
+
+
+def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: float, *,
+                   last: bool) -> None:
+    """Record the modem's TP-MR for part *seq*; the last part makes the message submitted."""
+    with write(db) as conn:
+        conn.execute("UPDATE parts SET state = 'submitted', mr = ?, submitted_at = ? "
+                     "WHERE recipient_id = ? AND seq = ?", [mr, now, c.recipient_id, seq])
+        if last:
+            # Only a message still ours: a report may already have moved it on (fast SMSC).
+            conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
+                         "WHERE id = ? AND state = 'sending'", [now, c.recipient_id])
+
+
+def _end_part(conn: sqlite3.Connection, c: Claim, seq: int, state: str, error: str) -> None:
+    conn.execute("UPDATE parts SET state = ?, error = ? WHERE recipient_id = ? AND seq = ?",
+                 [state, error, c.recipient_id, seq])
+
+
+def retry_or_fail(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,
+                  permanent: bool, max_attempts: int, backoff: float) -> str:
+    """The modem refused part *seq*: retry later with back-off, or fail; returns the state.
+
+    A temporary error is retried after backoff × 2^(attempts-1) seconds until
+    *max_attempts*; a permanent one (unknown number, barred…) fails the message at once.
+    """
+    with write(db) as conn:
+        _end_part(conn, c, seq, "failed", error)
+        if permanent or c.attempts >= max_attempts:
+            why = error if permanent else f"{error} (gave up after {c.attempts} attempts)"
+            conn.execute("UPDATE recipients SET state = 'failed', failed_at = ?, "
+                         "last_error = ? WHERE id = ?", [now, why, c.recipient_id])
+            _note_partial_send(conn, c, seq, "failed")
+            return "failed"
+        delay = backoff * 2 ** (c.attempts - 1)
+        conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
+                     "last_error = ? WHERE id = ?",
+                     [now + delay, _resend_note(conn, c, seq, error), c.recipient_id])
+        _note_partial_send(conn, c, seq, "resent")
+        return "queued"
+
+
+def release(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float) -> None:
+    """The modem failed, not the message: hand it back for any modem, attempt not counted."""
+    with write(db) as conn:
+        _end_part(conn, c, seq, "failed", error)
+        conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
+                     "attempts = max(attempts - 1, 0), last_error = ? WHERE id = ?",
+                     [now, _resend_note(conn, c, seq, error), c.recipient_id])
+        _note_partial_send(conn, c, seq, "resent")
+
+
+def uncertain(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,
+              policy: str) -> str:
+    """Part *seq* may or may not have gone out (no answer to AT+CMGS, port gone mid-send).
+
+    Resent (visibly) or left 'uncertain' for staff per the resend_uncertain policy;
+    returns the recipient's new state.
+    """
+    resend = should_resend(policy, c.priority_rank)
+    with write(db) as conn:
+        _end_part(conn, c, seq, "uncertain", error)
+        return settle_uncertain(conn, c.recipient_id, c.broadcast_id, seq, c.parts_count,
+                                 error, now, resend=resend)
+
+
+def settle_uncertain(conn: sqlite3.Connection, recipient_id: int, broadcast_id: int,
+                      seq: int, parts_count: int, error: str, now: float, *,
+                      resend: bool) -> str:
+    where = f"part {seq}/{parts_count}"
+    if resend:
+        note = f"uncertain ({where}: {error}) — resent"
+        conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
+                     "last_error = ? WHERE id = ?", [now, note, recipient_id])
+        audit.record(conn, ACTOR, "recipient_resent", recipient_id=recipient_id,
+                     broadcast_id=broadcast_id, reason=note)
+        return "queued"
+    note = f"uncertain ({where}: {error}) — may or may not have been sent; not resent"
+    conn.execute("UPDATE recipients SET state = 'uncertain', last_error = ? WHERE id = ?",
+                 [note, recipient_id])
+    audit.record(conn, ACTOR, "recipient_uncertain", recipient_id=recipient_id,
+                 broadcast_id=broadcast_id, reason=note)
+    return "uncertain"
+
+
+def _sent_before(conn: sqlite3.Connection, c: Claim, seq: int) -> int:
+    return conn.execute("SELECT count(*) FROM parts WHERE recipient_id = ? AND seq < ? "
+                        "AND state = 'submitted'", [c.recipient_id, seq]).fetchone()[0]
+
+
+def _resend_note(conn: sqlite3.Connection, c: Claim, seq: int, error: str) -> str:
+    sent = _sent_before(conn, c, seq)
+    if sent:
+        return (f"{error}; parts 1-{sent} of {c.parts_count} had gone out — "
+                "the whole message is sent again")
+    return error
+
+
+def _note_partial_send(conn: sqlite3.Connection, c: Claim, seq: int, outcome: str) -> None:
+    """Audit a message of which some parts reached the network before it stopped.
+
+    The phone may show those parts on their own; the audit row is what makes the whole
+    resend (or the failure) traceable to this recipient.
+    """
+    sent = _sent_before(conn, c, seq)
+    if sent:
+        audit.record(conn, ACTOR, "recipient_partial_send", recipient_id=c.recipient_id,
+                     broadcast_id=c.broadcast_id, parts_sent=sent, parts=c.parts_count,
+                     outcome=outcome)

@@ -1,0 +1,180 @@
+"""The send queue's claim and state transitions, against a real temporary database."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from appliance import audit, outbox
+from appliance.db import connect
+from tests.queue_rows import TEXT_2_PARTS, add_broadcast, parts, recipient, states
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = connect(tmp_path / "t.db")
+    yield database
+    database.conn.close()
+
+
+def test_emergency_is_claimed_before_routine_then_creation_order(db):
+    _, routine = add_broadcast(db, 3)
+    _, emergency = add_broadcast(db, 2, priority="emergency")
+    order = []
+    while (c := outbox.claim(db, "m0", 100.0, max_parts=99)) is not None:
+        order.append(c.recipient_id)
+    assert order == emergency + routine
+
+
+def test_claim_marks_the_message_sending_for_one_modem_and_counts_the_attempt(db):
+    bid, [rid] = add_broadcast(db, 1)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    row = recipient(db, rid)
+    assert (row["state"], row["modem"], row["attempts"], row["claimed_at"]) == \
+        ("sending", "m0", 1, 100.0)
+    assert c.attempts == 1 and c.modem == "m0"
+    b = db.conn.execute("SELECT state, started_at FROM broadcasts WHERE id = ?", [bid]).fetchone()
+    assert tuple(b) == ("sending", 100.0)
+    assert outbox.claim(db, "m1", 100.0, max_parts=10) is None
+
+
+def test_two_workers_racing_claim_every_message_exactly_once(tmp_path):
+    path = tmp_path / "race.db"
+    setup = connect(path)
+    _, ids = add_broadcast(setup, 120)
+    claimed: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+    start = threading.Barrier(len(claimed))
+
+    def work(name: str) -> None:
+        own = connect(path)  # each worker its own connection, as in the daemon
+        start.wait()
+        while (c := outbox.claim(own, name, 100.0, max_parts=10)) is not None:
+            claimed[name].append(c.recipient_id)
+        own.conn.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    everything = sum(claimed.values(), [])
+    assert sorted(everything) == ids, "each message claimed once, none left behind"
+    owners = {r["id"]: r["modem"] for r in setup.conn.execute("SELECT id, modem FROM recipients")}
+    for name, got in claimed.items():
+        assert all(owners[i] == name for i in got)
+
+
+def test_cancelled_and_scheduled_broadcasts_are_not_claimed(db):
+    add_broadcast(db, 2, state="cancelled")
+    add_broadcast(db, 2, state="scheduled")
+    assert outbox.claim(db, "m0", 100.0, max_parts=10) is None
+
+
+def test_a_message_waits_for_its_retry_time(db):
+    _, [rid] = add_broadcast(db, 1)
+    db.conn.execute("UPDATE recipients SET next_attempt_at = 150 WHERE id = ?", [rid])
+    assert outbox.claim(db, "m0", 149.9, max_parts=10) is None
+    assert outbox.claim(db, "m0", 150.0, max_parts=10).recipient_id == rid
+
+
+def test_a_message_that_does_not_fit_the_budget_is_left_and_a_smaller_one_taken(db):
+    _, [long_id] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    _, [short_id] = add_broadcast(db, 1, text="短い連絡")
+    assert outbox.claim(db, "m0", 100.0, max_parts=1).recipient_id == short_id
+    assert recipient(db, long_id)["state"] == "queued"
+    assert outbox.claim(db, "m0", 100.0, max_parts=0) is None
+    assert outbox.claim(db, "m0", 100.0, max_parts=2).recipient_id == long_id
+
+
+def test_parts_are_recorded_before_and_after_the_send(db):
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 101.0)
+    assert [(p["seq"], p["state"], p["sending_at"]) for p in parts(db, rid)] == \
+        [(1, "sending", 101.0)]
+    outbox.part_submitted(db, c, 1, 7, 101.5, last=False)
+    assert recipient(db, rid)["state"] == "sending"
+    outbox.part_sending(db, c, 2, 102.0)
+    outbox.part_submitted(db, c, 2, 8, 102.5, last=True)
+    assert [(p["state"], p["mr"], p["modem"]) for p in parts(db, rid)] == \
+        [("submitted", 7, "m0"), ("submitted", 8, "m0")]
+    row = recipient(db, rid)
+    assert (row["state"], row["submitted_at"]) == ("submitted", 102.5)
+
+
+def test_temporary_error_retries_with_doubling_back_off_then_fails(db):
+    _, [rid] = add_broadcast(db, 1)
+    waits = []
+    now = 1000.0
+    for attempt in range(1, 4):
+        c = outbox.claim(db, "m0", now, max_parts=10)
+        assert c.attempts == attempt
+        outbox.part_sending(db, c, 1, now)
+        state = outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 500", now, permanent=False,
+                                     max_attempts=3, backoff=20)
+        row = recipient(db, rid)
+        if attempt < 3:
+            assert state == "queued"
+            waits.append(row["next_attempt_at"] - now)
+            now = row["next_attempt_at"]
+    assert waits == [20, 40]
+    row = recipient(db, rid)
+    assert (row["state"], row["failed_at"]) == ("failed", now)
+    assert "+CMS ERROR: 500" in row["last_error"] and "3 attempts" in row["last_error"]
+
+
+def test_permanent_error_fails_at_once_and_others_go_on(db):
+    _, [bad, good] = add_broadcast(db, 2)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 100.0)
+    assert outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 1 (unassigned number)", 100.0,
+                                permanent=True, max_attempts=5, backoff=20) == "failed"
+    assert recipient(db, bad)["state"] == "failed"
+    assert recipient(db, bad)["last_error"] == "+CMS ERROR: 1 (unassigned number)"
+    assert parts(db, bad)[0]["state"] == "failed"
+    assert outbox.claim(db, "m0", 100.0, max_parts=10).recipient_id == good
+
+
+def test_release_hands_the_message_back_without_counting_the_attempt(db):
+    _, [rid] = add_broadcast(db, 1)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 100.0)
+    outbox.release(db, c, 1, "m0: SIM removed", 100.0)
+    row = recipient(db, rid)
+    assert (row["state"], row["attempts"], row["next_attempt_at"]) == ("queued", 0, 100.0)
+    again = outbox.claim(db, "m1", 100.0, max_parts=10)
+    assert again.recipient_id == rid and again.modem == "m1"
+
+
+def test_a_retry_after_a_partial_send_resends_the_whole_message_and_says_so(db):
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 100.0)
+    outbox.part_submitted(db, c, 1, 5, 100.1, last=False)
+    outbox.part_sending(db, c, 2, 100.2)
+    outbox.retry_or_fail(db, c, 2, "+CMS ERROR: 500", 100.2, permanent=False,
+                         max_attempts=5, backoff=0)
+    row = recipient(db, rid)
+    assert row["state"] == "queued"
+    assert "parts 1-1 of 2 had gone out" in row["last_error"]
+    [entry] = audit.entries(db, action="recipient_partial_send")
+    assert entry.detail == {"recipient_id": rid, "broadcast_id": c.broadcast_id,
+                            "parts_sent": 1, "parts": 2, "outcome": "resent"}
+    outbox.claim(db, "m0", 100.3, max_parts=10)
+    assert [p["state"] for p in parts(db, rid)] == ["queued", "queued"], "both parts again"
+
+
+@pytest.mark.parametrize("policy, priority, expected", [
+    ("emergency", "emergency", "queued"), ("emergency", "routine", "uncertain"),
+    ("always", "routine", "queued"), ("never", "emergency", "uncertain")])
+def test_an_uncertain_send_follows_the_policy_and_is_recorded(db, policy, priority, expected):
+    _, [rid] = add_broadcast(db, 1, priority=priority)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 100.0)
+    assert outbox.uncertain(db, c, 1, "no answer to AT+CMGS", 100.0, policy=policy) == expected
+    row = recipient(db, rid)
+    assert row["state"] == expected and "uncertain" in row["last_error"]
+    assert parts(db, rid)[0]["state"] == "uncertain"
+    action = "recipient_resent" if expected == "queued" else "recipient_uncertain"
+    assert [e.detail["recipient_id"] for e in audit.entries(db, action=action)] == [rid]
+    assert states(db) == {expected: 1}
