@@ -59,7 +59,8 @@ CORPUS: dict[str, tuple[bytes, dict]] = {
                             "P9002,高橋 二郎,タカハシ ジロウ,090-2000-0004,本院,,,")
                        .encode("cp932"),
                        {"rows": {"4": ["duplicate"], "5": ["duplicate"]},
-                        "words": {"4": "duplicate of row 2", "5": "duplicate patient ID of row 3"}}),
+                        "words": {"4": "duplicate of row 2",
+                                  "5": "duplicate patient ID of row 3"}}),
     "names_and_numbers_missing.csv": (rows("P9002,,サトウ ハナコ,090-2000-0002,本院,,,",
                                            "P9003,鈴木 一郎,スズキ イチロウ,,本院,,,",
                                            ",,,,,,,",

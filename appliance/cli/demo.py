@@ -1,0 +1,72 @@
+"""`tsunagu demo prepare`: the demo's configuration, database, seed data and login."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import click
+
+DEMO_CONFIG = """\
+# Written by `tsunagu demo prepare` for ./scripts/demo. A simulated modem stands in for the
+# real one; see docs/config.example.toml for every key.
+database = "tsunagu.db"
+clinic_name = "つなぐ透析クリニック"
+timezone = "Asia/Tokyo"
+language = "ja"
+
+[web]
+host = "{host}"
+port = {port}
+secret_key_file = "secret_key"
+session_timeout_minutes = 60
+
+[daemon]
+poll_interval = 15
+heartbeat_interval = 3
+
+[gpio]
+enabled = false
+
+[backup]
+directory = "backups"
+
+[[modem]]
+name = "modem0"
+port = "modem0"
+pace = 30
+daily_limit = 200
+request_status_reports = true
+"""
+
+
+@click.group()
+def demo() -> None:
+    """The demo set-up used by ./scripts/demo."""
+
+
+@demo.command("prepare")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("var/demo"), show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def prepare(directory: Path, host: str, port: int) -> None:
+    """Write the demo config (once), migrate and seed the database, reset the demo login."""
+    from .. import config as config_mod
+    from .. import db as db_mod
+    from .. import seed, users
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / "tsunagu.toml"
+    if not config_path.exists():
+        config_path.write_text(DEMO_CONFIG.format(host=host, port=port), encoding="utf-8")
+    cfg = config_mod.load(config_path)
+    database = db_mod.connect(cfg.database)
+    done = seed.seed_demo(database, cfg.clinic_name)
+    click.echo(f"==> demo database {cfg.database}: {done}")
+    # A fresh password each start: the demo never keeps a plaintext password on disk.
+    password = secrets.token_urlsafe(9)
+    if database.execute("SELECT 1 FROM users WHERE username = 'admin'").fetchone():
+        users.set_password(database, "admin", password, actor="demo")
+    else:
+        users.create_user(database, "admin", "admin", password=password, actor="demo")
+    click.echo(f"==> log in as  admin / {password}")
