@@ -1,0 +1,111 @@
+"""The simulated modem answers AT over a real pty, as a third-party client sees it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import serial
+
+from modem import pdu
+from modem.sim import SimulatedModem
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+def sim_modem(tmp_path):
+    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl").start()
+    try:
+        yield modem
+    finally:
+        modem.stop()
+
+
+@pytest.fixture
+def port(sim_modem):
+    with serial.Serial(str(sim_modem.link), 115200, timeout=5) as s:
+        yield s
+
+
+def exchange(port, data: bytes, until: bytes = b"OK\r\n") -> bytes:
+    port.write(data)
+    got = b""
+    while not got.endswith(until) and not (b"ERROR" in got and got.endswith(b"\r\n")):
+        chunk = port.read(1)
+        assert chunk, f"no answer, got {got!r}"
+        got += chunk
+    return got
+
+
+def test_echo_is_on_after_power_up_and_off_after_ate0(port):
+    assert exchange(port, b"AT\r") == b"AT\r\r\nOK\r\n"
+    assert exchange(port, b"ATE0\r").startswith(b"ATE0\r")
+    assert exchange(port, b"AT\r") == b"\r\nOK\r\n"
+
+
+def test_bytes_arriving_one_at_a_time_make_one_command(port):
+    exchange(port, b"ATE0\r")
+    for b in b"AT+CGMI":
+        port.write(bytes([b]))
+    assert exchange(port, b"\r") == b"\r\nQuectel\r\n\r\nOK\r\n"
+
+
+def test_chained_commands_answer_each_then_one_final_code(port):
+    exchange(port, b"ATE0\r")
+    out = exchange(port, b"AT+CMEE=1;+CREG=2;+CREG?\r")
+    assert b"+CREG: 2,1," in out and out.count(b"OK") == 1
+
+
+def test_unknown_command_answers_error(port):
+    exchange(port, b"ATE0\r")
+    assert exchange(port, b"AT+NOPE\r").endswith(b"ERROR\r\n")
+
+
+def test_cmgs_prompt_is_exact_and_a_japanese_message_reaches_the_network_log(port, sim_modem):
+    exchange(port, b"ATE0\r")
+    text = "停電のため本日の透析は中止です。𠮷田さん、自宅で待機してください。" * 2
+    parts = pdu.encode_submit("+819012345678", text, reference=5)
+    for part in parts:
+        assert exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ") == b"\r\n> "
+        out = exchange(port, part.hex.encode() + b"\x1a")
+        assert b"+CMGS: " in out
+    with open(sim_modem.log_path, encoding="utf-8") as f:
+        log = [json.loads(line) for line in f]
+    assert [e["event"] for e in log] == ["submit"] * len(parts) + ["message"]
+    assert log[-1]["text"] == text and log[-1]["to"] == "+819012345678"
+
+
+def test_cmgs_with_a_wrong_declared_length_is_refused_and_nothing_is_sent(port, sim_modem):
+    exchange(port, b"ATE0\rAT+CMEE=1\r")
+    part = pdu.encode_submit("+819012345678", "test")[0]
+    exchange(port, f"AT+CMGS={part.tpdu_length + 1}\r".encode(), until=b"> ")
+    assert exchange(port, part.hex.encode() + b"\x1a").endswith(b"+CMS ERROR: 304\r\n")
+    assert sim_modem.messages == []
+
+
+def test_esc_cancels_the_prompt_and_sends_nothing(port, sim_modem):
+    exchange(port, b"ATE0\r")
+    exchange(port, b"AT+CMGS=20\r", until=b"> ")
+    assert exchange(port, b"\x1b") == b"\r\nOK\r\n"
+    assert sim_modem.messages == []
+    assert exchange(port, b"AT\r") == b"\r\nOK\r\n"
+
+
+def test_tsunagu_sim_runs_as_a_command_and_stops_on_sigterm(tmp_path):
+    link = tmp_path / "modem0"
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "sim", "--link", str(link)],
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(link.exists, message="the sim's symlink")
+        with serial.Serial(str(link), 115200, timeout=5) as s:
+            assert exchange(s, b"AT\r").endswith(b"OK\r\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert not os.path.lexists(link)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
