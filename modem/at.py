@@ -1,0 +1,186 @@
+"""The AT session: one command at a time over an injected serial port, with a deadline.
+
+One reader thread splits what the modem says into lines (pyserial's LineReader pattern).
+Final result codes end the command in flight; unsolicited result codes go to `urcs`, even
+when they arrive in the middle of a command's response. The port is injected, never
+opened here, so tests and the daemon decide what it is.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import serial
+
+from .errors import ModemError
+
+PROMPT = object()  # the "> " of AT+CMGS, which has no line ending
+GONE = object()
+# Always unsolicited, whatever command is in flight.
+URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:", "NO CARRIER")
+# Unsolicited unless the command in flight asked for them (AT+CREG? answers +CREG: too).
+QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:")
+TWO_LINE = ("+CMT:", "+CDS:")  # header, then the PDU on the next line
+
+
+class ATTimeout(ModemError):
+    """No final result code before the deadline; the session stays usable."""
+
+
+class PortGone(ModemError):
+    """The serial port vanished (USB unplugged)."""
+
+
+class CommandError(ModemError):
+    """ERROR, +CMS ERROR or +CME ERROR."""
+
+    def __init__(self, message: str, code: int | None = None, *, permanent: bool = False):
+        super().__init__(message, permanent=permanent)
+        self.code = code
+
+
+# 3GPP TS 27.005 3.2.5: codes where retrying later can help (network, memory, busy).
+TEMPORARY_CMS = {300, 314, 315, 320, 321, 322, 331, 332, 340, 500, 512, 513, 514, 515}
+
+
+def _error_from(line: str) -> CommandError:
+    if line.startswith("+CMS ERROR:"):
+        value = line.split(":", 1)[1].strip()
+        code = int(value) if value.isdigit() else None
+        return CommandError(line, code, permanent=code not in TEMPORARY_CMS)
+    if line.startswith("+CME ERROR:"):
+        value = line.split(":", 1)[1].strip()
+        code = int(value) if value.isdigit() else None
+        return CommandError(line, code, permanent=False)
+    return CommandError(line, None, permanent=False)
+
+
+def _is_final(line: str) -> bool:
+    return line == "OK" or line == "ERROR" or line.startswith(("+CMS ERROR:", "+CME ERROR:"))
+
+
+class ATSession:
+    def __init__(self, port: serial.SerialBase) -> None:
+        self._port = port
+        self._lines: queue.Queue = queue.Queue()
+        self.urcs: queue.Queue[str] = queue.Queue()
+        self._lock = threading.Lock()
+        self._in_flight = ""
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name="at-reader", daemon=True)
+        self._reader.start()
+
+    # -- reader thread -------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        buffer = b""
+        pending_two_line: str | None = None
+        while not self._stop.is_set():
+            try:
+                chunk = self._port.read(self._port.in_waiting or 1)
+            except (serial.SerialException, OSError):
+                self._lines.put(GONE)
+                return
+            buffer += chunk
+            if buffer == b"> ":
+                buffer = b""
+                self._lines.put(PROMPT)
+                continue
+            while b"\n" in buffer:
+                raw, buffer = buffer.split(b"\n", 1)
+                line = raw.decode("ascii", "replace").strip()
+                if not line:
+                    continue
+                if pending_two_line is not None:
+                    self.urcs.put(f"{pending_two_line}\n{line}")
+                    pending_two_line = None
+                elif line.startswith(TWO_LINE):
+                    pending_two_line = line
+                elif self._is_urc(line):
+                    self.urcs.put(line)
+                else:
+                    self._lines.put(line)
+
+    def _is_urc(self, line: str) -> bool:
+        if line.startswith(URC_PREFIXES):
+            return True
+        if line.startswith(QUERY_PREFIXES):
+            asked = self._in_flight.upper()
+            return not asked.startswith("AT" + line.split(":", 1)[0])
+        return False
+
+    # -- commands ------------------------------------------------------------------------
+    def command(self, cmd: str, *, timeout: float = 5.0) -> list[str]:
+        """Send *cmd*; return the response lines without echo and final code."""
+        with self._lock:
+            self._drain()
+            self._in_flight = cmd
+            self._send(cmd.encode("ascii") + b"\r")
+            return self._collect(cmd, timeout)
+
+    def command_with_prompt(self, cmd: str, payload: str, *, timeout: float = 30.0) -> list[str]:
+        """For AT+CMGS: wait for "> ", send payload + Ctrl-Z; ESC when no prompt comes."""
+        with self._lock:
+            self._drain()
+            self._in_flight = cmd
+            self._send(cmd.encode("ascii") + b"\r")
+            deadline = time.monotonic() + min(timeout, 5.0)
+            while True:
+                item = self._next(deadline, cmd)
+                if item is PROMPT:
+                    break
+                if isinstance(item, str) and _is_final(item):
+                    raise _error_from(item)
+            self._send(payload.encode("ascii") + b"\x1a")
+            return self._collect(cmd, timeout, echo=payload)
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise PortGone(f"port vanished: {exc}") from exc
+
+    def _next(self, deadline: float, cmd: str):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if cmd.upper().startswith("AT+CMGS"):
+                self._send(b"\x1b")  # never leave the modem waiting for a PDU
+            raise ATTimeout(f"no answer to {cmd} in time")
+        try:
+            item = self._lines.get(timeout=remaining)
+        except queue.Empty:
+            return self._next(deadline, cmd)
+        if item is GONE:
+            self._lines.put(GONE)  # every later command fails the same way
+            raise PortGone("port vanished (USB unplugged?)")
+        return item
+
+    def _collect(self, cmd: str, timeout: float, echo: str | None = None) -> list[str]:
+        deadline = time.monotonic() + timeout
+        lines: list[str] = []
+        while True:
+            item = self._next(deadline, cmd)
+            if item is PROMPT:
+                continue
+            if item in (cmd, echo) or (echo and item.endswith(echo)):
+                continue  # the modem echoing what we typed
+            if item == "OK":
+                return lines
+            if _is_final(item):
+                raise _error_from(item)
+            lines.append(item)
+
+    def _drain(self) -> None:
+        # A late answer to a command that timed out must not be taken as this one's.
+        while True:
+            try:
+                item = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if item is GONE:
+                self._lines.put(GONE)
+                raise PortGone("port vanished (USB unplugged?)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(timeout=2)

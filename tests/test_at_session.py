@@ -1,0 +1,109 @@
+"""The AT session against the simulated modem and a scripted peer, over real ptys."""
+from __future__ import annotations
+
+import os
+import threading
+import tty
+
+import pytest
+import serial
+
+from modem import pdu
+from modem.at import ATSession, ATTimeout, CommandError, PortGone
+from modem.sim import SimulatedModem
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+def session(tmp_path):
+    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl").start()
+    port = serial.Serial(str(modem.link), 115200, timeout=0.05)
+    at = ATSession(port)
+    try:
+        yield at, modem
+    finally:
+        at.close()
+        port.close()
+        modem.stop()
+
+
+def test_echo_is_stripped_from_responses(session):
+    at, _ = session
+    assert at.command("AT+CGMI") == ["Quectel"]
+
+
+def test_error_is_typed_and_the_session_stays_usable(session):
+    at, _ = session
+    with pytest.raises(CommandError):
+        at.command("AT+NOPE")
+    assert at.command("AT") == []
+
+
+def test_cmgs_sends_a_japanese_multipart_message_through_the_prompt(session):
+    at, modem = session
+    at.command("ATE0")
+    text = "停電のため本日の透析は中止です。𠮷田さん、自宅で待機してください。" * 3
+    for part in pdu.encode_submit("+819012345678", text, reference=3):
+        lines = at.command_with_prompt(f"AT+CMGS={part.tpdu_length}", part.hex)
+        assert lines[0].startswith("+CMGS: ")
+    assert modem.messages[-1]["text"] == text
+
+
+def test_wrong_length_gives_a_permanent_cms_error(session):
+    at, _ = session
+    at.command("AT+CMEE=1")
+    part = pdu.encode_submit("+819012345678", "x")[0]
+    with pytest.raises(CommandError) as err:
+        at.command_with_prompt(f"AT+CMGS={part.tpdu_length + 2}", part.hex)
+    assert err.value.code == 304 and err.value.permanent
+
+
+@pytest.fixture
+def scripted():
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = serial.Serial(os.ttyname(slave), 115200, timeout=0.05)
+    at = ATSession(port)
+    try:
+        yield at, master
+    finally:
+        at.close()
+        port.close()
+        for fd in (master, slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # already closed by the unplug test
+
+
+def test_a_urc_in_the_middle_of_a_response_goes_to_the_urc_queue(scripted):
+    at, master = scripted
+    os.write(master, b"\r\n+CSQ: 20,99\r\n\r\n+CMTI: \"ME\",0\r\n\r\nOK\r\n")
+    assert at.command("AT+CSQ", timeout=5) == ["+CSQ: 20,99"]
+    assert at.urcs.get(timeout=5) == '+CMTI: "ME",0'
+
+
+def test_no_answer_times_out_and_a_late_answer_is_not_taken_for_the_next(scripted):
+    at, master = scripted
+    with pytest.raises(ATTimeout):
+        at.command("AT+CSQ", timeout=0.3)
+    os.write(master, b"\r\n+CSQ: 5,99\r\n\r\nOK\r\n")  # the late answer
+    wait_for(lambda: at._lines.qsize() >= 2, message="the late answer read")
+
+    def modem_answers_next_command():
+        seen = b""
+        while not seen.endswith(b"AT+CGMI\r"):
+            seen += os.read(master, 64)
+        os.write(master, b"\r\nQuectel\r\n\r\nOK\r\n")
+
+    peer = threading.Thread(target=modem_answers_next_command)
+    peer.start()
+    assert at.command("AT+CGMI", timeout=5) == ["Quectel"]
+    peer.join(timeout=5)
+
+
+def test_the_port_vanishing_raises_port_gone(scripted):
+    at, master = scripted
+    os.close(master)
+    with pytest.raises(PortGone):
+        at.command("AT", timeout=5)
