@@ -13,7 +13,9 @@ import time
 
 import serial
 
-from .errors import ModemError
+from .errors import ATTimeout, CommandError, PortGone, error_from
+
+__all__ = ["ATSession", "ATTimeout", "CommandError", "PortGone"]
 
 PROMPT = object()  # the "> " of AT+CMGS, which has no line ending
 GONE = object()
@@ -22,38 +24,6 @@ URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:"
 # Unsolicited unless the command in flight asked for them (AT+CREG? answers +CREG: too).
 QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:")
 TWO_LINE = ("+CMT:", "+CDS:")  # header, then the PDU on the next line
-
-
-class ATTimeout(ModemError):
-    """No final result code before the deadline; the session stays usable."""
-
-
-class PortGone(ModemError):
-    """The serial port vanished (USB unplugged)."""
-
-
-class CommandError(ModemError):
-    """ERROR, +CMS ERROR or +CME ERROR."""
-
-    def __init__(self, message: str, code: int | None = None, *, permanent: bool = False):
-        super().__init__(message, permanent=permanent)
-        self.code = code
-
-
-# 3GPP TS 27.005 3.2.5: codes where retrying later can help (network, memory, busy).
-TEMPORARY_CMS = {300, 314, 315, 320, 321, 322, 331, 332, 340, 500, 512, 513, 514, 515}
-
-
-def _error_from(line: str) -> CommandError:
-    if line.startswith("+CMS ERROR:"):
-        value = line.split(":", 1)[1].strip()
-        code = int(value) if value.isdigit() else None
-        return CommandError(line, code, permanent=code not in TEMPORARY_CMS)
-    if line.startswith("+CME ERROR:"):
-        value = line.split(":", 1)[1].strip()
-        code = int(value) if value.isdigit() else None
-        return CommandError(line, code, permanent=False)
-    return CommandError(line, None, permanent=False)
 
 
 def _is_final(line: str) -> bool:
@@ -68,6 +38,7 @@ class ATSession:
         self._lock = threading.Lock()
         self._in_flight = ""
         self._stop = threading.Event()
+        self.gone = threading.Event()  # set when the port vanished; every command fails then
         self._reader = threading.Thread(target=self._read_loop, name="at-reader", daemon=True)
         self._reader.start()
 
@@ -78,7 +49,9 @@ class ATSession:
         while not self._stop.is_set():
             try:
                 chunk = self._port.read(self._port.in_waiting or 1)
-            except (serial.SerialException, OSError):
+            except (serial.SerialException, OSError, TypeError):
+                # TypeError: pyserial reading a port closed under it (fd None).
+                self.gone.set()
                 self._lines.put(GONE)
                 return
             buffer += chunk
@@ -130,7 +103,7 @@ class ATSession:
                 if item is PROMPT:
                     break
                 if isinstance(item, str) and _is_final(item):
-                    raise _error_from(item)
+                    raise error_from(item)
             self._send(payload.encode("ascii") + b"\x1a")
             return self._collect(cmd, timeout, echo=payload)
 
@@ -167,7 +140,7 @@ class ATSession:
             if item == "OK":
                 return lines
             if _is_final(item):
-                raise _error_from(item)
+                raise error_from(item)
             lines.append(item)
 
     def _drain(self) -> None:

@@ -109,3 +109,26 @@ def test_tsunagu_sim_runs_as_a_command_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_status_report_is_stored_and_announced_with_cdsi_when_the_client_asks(port, sim_modem):
+    exchange(port, b"ATE0;+CMEE=1\r")
+    exchange(port, b'AT+CPMS="ME","ME","ME";+CNMI=2,1,0,2,0\r')
+    part = pdu.encode_submit("+819012345678", "テスト")[0]
+    exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ")
+    sent = exchange(port, part.hex.encode() + b"\x1a")
+    mr = int(sent.split(b"+CMGS: ")[1].split(b"\r")[0])
+    urc = exchange(port, b"", until=b"\r\n") + exchange(port, b"", until=b"\r\n")
+    assert b'+CDSI: "ME",0' in urc
+    stored = exchange(port, b"AT+CMGR=0\r").decode().split("\r\n")
+    report = pdu.decode(stored[stored.index("OK") - 2])
+    assert isinstance(report, pdu.StatusReport)
+    assert (report.mr, report.outcome) == (mr, "delivered")
+
+
+def test_unknown_commands_and_empty_stores_answer_like_a_quectel(port):
+    exchange(port, b"ATE0;+CMEE=1\r")
+    assert exchange(port, b"AT+FOOBAR\r").endswith(b"\r\nERROR\r\n")
+    assert b'+CSCA: "+819030101950",145' in exchange(port, b"AT+CSCA?\r")
+    assert exchange(port, b"AT+CMGR=3\r").endswith(b"+CMS ERROR: 321\r\n")
+    assert b'+CPMS: "SM",0,50,"SM",0,50,"SM",0,50' in exchange(port, b"AT+CPMS?\r")

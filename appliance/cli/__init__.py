@@ -17,7 +17,8 @@ def main() -> None:
 def _register() -> None:
     # Imported here so `tsunagu --help` stays fast and each family is one module.
     # Register commands (one line each):
-    from .sim import sim; main.add_command(sim)  # noqa: E702
+    from .sim import sim, sim_ctl; main.add_command(sim); main.add_command(sim_ctl)  # noqa: E702
+    from .modem import modem_group; main.add_command(modem_group)  # noqa: E702
     from .demo import demo; main.add_command(demo)  # noqa: E702
     from .contacts import contacts_group; main.add_command(contacts_group)  # noqa: E702
     from .user import user_group; main.add_command(user_group)  # noqa: E702

@@ -1,27 +1,19 @@
-"""`tsunagu sim`: run one simulated modem on a pseudo-terminal until stopped."""
+"""`tsunagu sim` runs one simulated modem; `tsunagu sim-ctl` drives a running one."""
 from __future__ import annotations
 
+import json
 import signal
 import threading
 
 import click
 
 
-def _delay(value: str) -> float | tuple[float, float]:
-    # "1-3" draws each send's delay uniformly from 1 to 3 s, like a real network.
+def _delay(value: str, hint: str):
+    from modem.sim import parse_delay
     try:
-        if "-" in value:
-            low, high = (float(v) for v in value.split("-", 1))
-            if not 0 <= low <= high:
-                raise ValueError
-            return low, high
-        seconds = float(value)
-        if seconds < 0:
-            raise ValueError
-        return seconds
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give seconds (0.5) or a range (1-3)",
-                                 param_hint="--send-delay") from None
+        return parse_delay(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 @click.command()
@@ -31,14 +23,122 @@ def _delay(value: str) -> float | tuple[float, float]:
               help="Network log: one JSON object per submitted part and per whole message.")
 @click.option("--send-delay", default="0", show_default=True,
               help="Seconds each SMS takes on the air, or a range such as 1-3.")
-def sim(link: str, log: str | None, send_delay: str) -> None:
-    """Run a simulated modem (a Quectel EC25 with a Japanese SIM) until Ctrl-C."""
+@click.option("--report-delay", default="0", show_default=True,
+              help="Seconds from a send to its delivery report, or a range such as 2-6.")
+@click.option("--pin", default=None, help="Give the SIM this PIN (it then starts locked).")
+@click.option("--seed", default=0, type=int, show_default=True,
+              help="Seed for the random delays and fault rates.")
+def sim(link: str, log: str | None, send_delay: str, report_delay: str, pin: str | None,
+        seed: int) -> None:
+    """Run a simulated modem (a Quectel EC25 with a Japanese SIM) until Ctrl-C.
+
+    Control it while it runs with `tsunagu sim-ctl --link LINK …` (socket LINK.ctl).
+    """
     from modem.sim import SimulatedModem
 
-    modem = SimulatedModem(link, log=log, send_delay=_delay(send_delay)).start()
+    modem = SimulatedModem(link, log=log, send_delay=_delay(send_delay, "--send-delay"),
+                           report_delay=_delay(report_delay, "--report-delay"), pin=pin,
+                           seed=seed, control=True).start()
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
-    click.echo(f"simulated modem on {link}", err=True)
+    click.echo(f"simulated modem on {link} (SIM number {modem.card.identity.number}; "
+               f"control: tsunagu sim-ctl --link {link})", err=True)
     stopped.wait()
     modem.stop()
+
+
+@click.group("sim-ctl")
+@click.option("--link", required=True, type=click.Path(dir_okay=False),
+              help="The link the simulated modem was started with.")
+@click.pass_context
+def sim_ctl(ctx: click.Context, link: str) -> None:
+    """Drive a running simulated modem: replies, outcomes and faults."""
+    from modem.sim import SimControl
+    ctx.obj = SimControl(link)
+
+
+def _call(ctx: click.Context, command: str, **args) -> None:
+    from modem.sim import SimControlError
+    try:
+        result = ctx.obj.call(command, **args)
+    except SimControlError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result is not None:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@sim_ctl.command("inject-sms")
+@click.argument("sender")
+@click.argument("text")
+@click.pass_context
+def inject_sms(ctx, sender: str, text: str) -> None:
+    """A phone at SENDER texts TEXT to the modem's SIM (a reply)."""
+    from appliance.phone import PhoneError, normalise_mobile
+    try:
+        sender = normalise_mobile(sender)
+    except PhoneError as exc:
+        raise click.BadParameter(exc.reason, param_hint="SENDER") from None
+    _call(ctx, "inject_sms", sender=sender, text=text)
+
+
+@sim_ctl.command("set-outcome")
+@click.argument("number")
+@click.argument("outcome", type=click.Choice(["delivered", "pending", "failed", "none"]))
+@click.pass_context
+def set_outcome(ctx, number: str, outcome: str) -> None:
+    """What the delivery report says for messages to NUMBER (none: no report)."""
+    _call(ctx, "set_outcome", number=number, outcome=outcome)
+
+
+@sim_ctl.command("fail-sends")
+@click.argument("code", type=int)
+@click.option("--number", help="Only sends to this number.")
+@click.option("--rate", type=float, help="Fail this fraction of sends (0-1).")
+@click.option("--count", type=int, help="Only the next COUNT matching sends.")
+@click.pass_context
+def fail_sends(ctx, code: int, number: str | None, rate: float | None, count: int | None) -> None:
+    """Answer sends with +CMS ERROR CODE (e.g. 331 no network, 500 unknown)."""
+    _call(ctx, "fail_sends", code=code, number=number, rate=rate, count=count)
+
+
+def _simple(name: str, help_text: str) -> None:
+    @sim_ctl.command(name.replace("_", "-"), help=help_text)
+    @click.pass_context
+    def command(ctx) -> None:
+        _call(ctx, name)
+
+
+for _name, _help in [("status", "Show the modem's state."),
+                     ("messages", "List every message the network delivered."),
+                     ("clear_faults", "Remove injected send faults and dropped commands."),
+                     ("drop_next_command", "Leave the next AT command unanswered."),
+                     ("remove_sim", "Pull the SIM card out."), ("insert_sim", "Put it back."),
+                     ("unplug", "Pull the USB cable: the port vanishes."),
+                     ("replug", "Plug it back in: the port returns, the modem rebooted.")]:
+    _simple(_name, _help)
+
+
+@sim_ctl.command("set-registration")
+@click.argument("state", type=click.Choice(["home", "roaming", "searching", "not_registered",
+                                             "denied"]))
+@click.pass_context
+def set_registration(ctx, state: str) -> None:
+    """Network registration as the modem will report it."""
+    _call(ctx, "set_registration", state=state)
+
+
+@sim_ctl.command("set-signal")
+@click.argument("csq", type=int)
+@click.pass_context
+def set_signal(ctx, csq: int) -> None:
+    """Signal as AT+CSQ reports it: 0-31 (31 best), 99 unknown."""
+    _call(ctx, "set_signal", csq=csq)
+
+
+@sim_ctl.command("set-send-delay")
+@click.argument("delay")
+@click.pass_context
+def set_send_delay(ctx, delay: str) -> None:
+    """Seconds per SMS, or a range such as 1-3."""
+    _call(ctx, "set_send_delay", delay=delay)

@@ -1,0 +1,327 @@
+"""The device API: what a modem is and does, as plain methods over one AT session.
+
+No I/O hides in properties; every method is one or a few AT commands and raises the typed
+errors of modem.errors. Events the modem reports unprompted (replies, delivery reports,
+registration changes) come out of `next_event()` already parsed, so the caller (the daemon's
+worker) never sees AT syntax.
+"""
+from __future__ import annotations
+
+import queue
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import pdu
+from .at import ATSession
+from .errors import CmeError, CommandError, PortGone
+from .transport import open_port
+
+SEND_TIMEOUT = 60.0  # a CMGS waits for the network; 3GPP allows long, real modems take <10 s
+
+REGISTRATION_STATES = {0: "not_registered", 1: "registered_home", 2: "searching", 3: "denied",
+                       4: "unknown", 5: "registered_roaming"}
+SIM_STATES = {"READY": "ready", "SIM PIN": "pin_required", "SIM PUK": "puk_required"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    manufacturer: str
+    model: str
+    revision: str
+    imei: str
+    imsi: str | None      # None while the SIM is missing or locked
+    iccid: str | None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Circuit-switched (+CREG), packet (+CGREG) and LTE EPS (+CEREG) registration.
+
+    An LTE-only network registers a modem on EPS while +CREG still says not registered, so
+    "registered" means any of them says home or roaming (SMS over IMS/SGs works then).
+    """
+    cs: str
+    ps: str
+    eps: str
+
+    @property
+    def registered(self) -> bool:
+        return any(s in ("registered_home", "registered_roaming") for s in (self.cs, self.ps, self.eps))
+
+    @property
+    def state(self) -> str:
+        """The best of the three, for people: registered_home, …, searching, not_registered."""
+        order = ["registered_home", "registered_roaming", "searching", "denied",
+                 "not_registered", "unknown"]
+        return min((self.cs, self.ps, self.eps), key=order.index)
+
+
+@dataclass(frozen=True)
+class Signal:
+    csq: int | None       # raw AT+CSQ <rssi>; None when the modem says 99 (unknown)
+    dbm: int | None
+    bars: int             # 0-4, for the dashboard and the LEDs
+
+    @classmethod
+    def from_csq(cls, rssi: int) -> Signal:
+        if rssi == 99 or not 0 <= rssi <= 31:
+            return cls(None, None, 0)
+        dbm = -113 + 2 * rssi  # TS 27.007 8.5: 0 → -113 dBm or less, 31 → -51 or more
+        bars = 4 if dbm >= -75 else 3 if dbm >= -85 else 2 if dbm >= -95 else 1 if dbm >= -105 else 0
+        return cls(rssi, dbm, bars)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A whole SMS that reached the SIM; `locations` are its parts in the modem's store
+    (empty when routed directly with +CMT), to delete once it is safely saved."""
+    sender: str
+    text: str
+    sent_at: datetime | None
+    locations: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    mr: int
+    recipient: str
+    status: int
+    outcome: str          # delivered | pending | failed
+    discharge_at: datetime | None
+    location: tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class Unsolicited:
+    """Any other unsolicited line (+CREG: 2, RING, +QIND…), for the log."""
+    line: str
+
+
+_CSQ = re.compile(r"\+CSQ:\s*(\d+),")
+_REG = re.compile(r"\+C(?:E|G)?REG:\s*(?:\d+,)?(\d+)")
+_COPS = re.compile(r'\+COPS:\s*\d+,\d+,"([^"]*)"')
+_CNUM = re.compile(r'\+CNUM:\s*"[^"]*","([^"]+)"')
+_CMGS = re.compile(r"\+CMGS:\s*(\d+)")
+_STORED = re.compile(r'\+(CMTI|CDSI):\s*"(\w+)",(\d+)')
+
+
+class Modem:
+    def __init__(self, session: ATSession, *, path: str | None = None) -> None:
+        self.session = session
+        self.path = path
+        self._partial: dict[tuple[str, int, int], dict[int, tuple[pdu.Deliver, tuple]]] = {}
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._store: str | None = None  # the modem's current read/delete store (CPMS mem1)
+
+    @classmethod
+    def open(cls, path: str, *, baudrate: int = 115200) -> Modem:
+        """Open the port at *path*; PortGone when it is not there (yet)."""
+        return cls(ATSession(open_port(path, baudrate=baudrate)), path=path)
+
+    def close(self) -> None:
+        self.session.close()
+        port = getattr(self.session, "_port", None)
+        if port is not None:
+            try:
+                port.close()
+            except OSError:
+                pass  # the port is already gone (unplugged); nothing left to release
+
+    def reopen(self) -> Modem:
+        """A new Modem on the same path, after an unplug (PortGone until it is back)."""
+        self.close()
+        return Modem.open(self.path)
+
+    # -- set-up --------------------------------------------------------------------------
+    def initialise(self, *, pin: str | None = None, request_status_reports: bool = True) -> Identity:
+        """Bring a just-opened (or just-rebooted) modem into the state the sender needs."""
+        self.session.command("ATE0", timeout=3)  # echo is on after power-up; off is clearer
+        self.session.command("AT+CMEE=1")       # numeric errors: we map codes to policies
+        if self.sim_state() == "pin_required" and pin:
+            self.enter_pin(pin)
+        self.session.command("AT+CMGF=0")       # PDU mode: UCS2 and concatenation in our hands
+        if self.sim_state() == "ready":
+            self._pending_from_store("SM")  # where a modem keeps replies by default
+            self._use_store("ME")  # the modem's own store: larger than the SIM's
+            # mt=1: replies stored then announced (+CMTI), so a crash cannot lose them;
+            # ds=1: status reports routed directly (+CDS), or none when not requested.
+            self.session.command(f"AT+CNMI=2,1,0,{1 if request_status_reports else 0},0")
+            self._pending_from_store("ME")
+        return self.identify()
+
+    def _pending_from_store(self, store: str) -> None:
+        """Messages that arrived while we were not listening (or before a crash)."""
+        self._use_store(store)
+        for index, decoded in self.read_stored():
+            self._accept_stored(decoded, (store, index))
+
+    def _use_store(self, store: str) -> None:
+        """Make *store* the one AT+CMGR/CMGL/CMGD work on; new messages always go to ME."""
+        if self._store != store:
+            self.session.command(f'AT+CPMS="{store}","ME","ME"')
+            self._store = store
+
+    # -- queries ---------------------------------------------------------------------------
+    def identify(self) -> Identity:
+        def one(cmd: str) -> str:
+            return self.session.command(cmd)[0].strip()
+
+        def optional(cmd: str) -> str | None:
+            try:
+                lines = self.session.command(cmd)
+            except CommandError:
+                return None  # no SIM, or a locked one: the modem refuses, which is normal
+            return lines[0].split(":", 1)[-1].strip() if lines else None
+        return Identity(one("AT+CGMI"), one("AT+CGMM"), one("AT+CGMR"), one("AT+CGSN"),
+                        optional("AT+CIMI"), optional("AT+QCCID") or optional("AT+CCID"))
+
+    def sim_state(self) -> str:
+        """ready, pin_required, puk_required or not_inserted."""
+        try:
+            lines = self.session.command("AT+CPIN?")
+        except CmeError as exc:
+            if exc.code in (10, 13):  # not inserted, SIM failure
+                return "not_inserted"
+            if exc.code == 14:
+                return "busy"
+            raise
+        answer = lines[0].split(":", 1)[1].strip() if lines else ""
+        return SIM_STATES.get(answer, answer.lower().replace(" ", "_"))
+
+    def enter_pin(self, pin: str) -> None:
+        self.session.command(f'AT+CPIN="{pin}"')
+
+    def registration(self) -> Registration:
+        def stat(name: str) -> str:
+            try:
+                lines = self.session.command(f"AT+{name}?")
+            except CommandError:
+                return "unknown"  # a 3G modem has no +CEREG
+            match = _REG.search(lines[0]) if lines else None
+            return REGISTRATION_STATES.get(int(match.group(1)), "unknown") if match else "unknown"
+        return Registration(stat("CREG"), stat("CGREG"), stat("CEREG"))
+
+    def signal(self) -> Signal:
+        lines = self.session.command("AT+CSQ")
+        match = _CSQ.search(lines[0]) if lines else None
+        return Signal.from_csq(int(match.group(1))) if match else Signal(None, None, 0)
+
+    def operator(self) -> str | None:
+        lines = self.session.command("AT+COPS?")
+        match = _COPS.search(lines[0]) if lines else None
+        return match.group(1) if match else None
+
+    def own_number(self) -> str | None:
+        try:
+            lines = self.session.command("AT+CNUM")
+        except CommandError:
+            return None  # many SIMs do not store their own number
+        match = _CNUM.search(lines[0]) if lines else None
+        return match.group(1) if match else None
+
+    # -- sending ---------------------------------------------------------------------------
+    def send_pdu(self, submit: pdu.SubmitPdu) -> int:
+        """Submit one part; returns its TP-MR (the key of its status report)."""
+        lines = self.session.command_with_prompt(f"AT+CMGS={submit.tpdu_length}", submit.hex,
+                                                 timeout=SEND_TIMEOUT)
+        for line in lines:
+            match = _CMGS.search(line)
+            if match:
+                return int(match.group(1))
+        raise CommandError(f"AT+CMGS answered OK without +CMGS: {lines!r}")
+
+    def send_text(self, number: str, text: str, *, reference: int = 0,
+                  request_status_report: bool = True) -> list[int]:
+        """Every part of *text* to *number*; MessageTooLong/EmptyMessage before any is sent."""
+        parts = pdu.encode_submit(number, text, reference=reference,
+                                  request_status_report=request_status_report)
+        return [self.send_pdu(part) for part in parts]
+
+    # -- storage ---------------------------------------------------------------------------
+    def read_stored(self) -> list[tuple[int, pdu.Deliver | pdu.StatusReport | pdu.Submit]]:
+        """Every message in the current store (AT+CMGL=4), decoded, lowest index first."""
+        lines = self.session.command("AT+CMGL=4", timeout=15)
+        out = []
+        for header, body in zip(lines[::2], lines[1::2]):
+            index = int(header.split(":", 1)[1].split(",", 1)[0])
+            try:
+                out.append((index, pdu.decode(body)))
+            except pdu.PduError:
+                continue  # a PDU we cannot read is left in the store for a person to see
+        return out
+
+    def delete_stored(self, index: int, store: str = "ME") -> None:
+        self._use_store(store)
+        self.session.command(f"AT+CMGD={index}")
+
+    # -- events ----------------------------------------------------------------------------
+    def next_event(self, timeout: float) -> Inbound | StatusReport | Unsolicited | None:
+        """The next parsed event, waiting up to *timeout* seconds; None when there is none.
+
+        Reads stored messages announced by +CMTI/+CDSI (so call it from the thread that
+        sends: the session does one command at a time).
+        """
+        try:
+            return self._events.get_nowait()
+        except queue.Empty:
+            pass
+        if self.session.gone.is_set():
+            raise PortGone(f"{self.path or 'the port'} vanished (USB unplugged?)")
+        try:
+            line = self.session.urcs.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self._parse_urc(line)
+        try:
+            return self._events.get_nowait()
+        except queue.Empty:
+            return None  # a part of a longer message; the rest will follow
+
+    def _parse_urc(self, line: str) -> None:
+        if line.startswith(("+CMT:", "+CDS:")) and "\n" in line:
+            body = line.split("\n", 1)[1].strip()
+            try:
+                decoded = pdu.decode(body)
+            except pdu.PduError:
+                self._events.put(Unsolicited(line))
+                return
+            self._accept_stored(decoded, None)
+            return
+        stored = _STORED.match(line)
+        if stored:
+            store, index = stored.group(2), int(stored.group(3))
+            self._use_store(store)
+            lines = self.session.command(f"AT+CMGR={index}")
+            if len(lines) >= 2:
+                try:
+                    self._accept_stored(pdu.decode(lines[1]), (store, index))
+                    return
+                except pdu.PduError:
+                    pass
+            self._events.put(Unsolicited(line))
+            return
+        self._events.put(Unsolicited(line))
+
+    def _accept_stored(self, decoded, location: tuple[str, int] | None) -> None:
+        if isinstance(decoded, pdu.StatusReport):
+            self._events.put(StatusReport(decoded.mr, decoded.recipient, decoded.status,
+                                          decoded.outcome, decoded.discharge_at, location))
+        elif isinstance(decoded, pdu.Deliver):
+            self._add_part(decoded, location)
+
+    def _add_part(self, deliver: pdu.Deliver, location: tuple[str, int] | None) -> None:
+        if deliver.concat is None:
+            self._events.put(Inbound(deliver.sender, deliver.text, deliver.sent_at,
+                                     (location,) if location else ()))
+            return
+        key = (deliver.sender, deliver.concat.reference, deliver.concat.total)
+        parts = self._partial.setdefault(key, {})
+        parts[deliver.concat.seq] = (deliver, location)
+        if len(parts) < deliver.concat.total:
+            return
+        del self._partial[key]
+        ordered = [parts[seq] for seq in sorted(parts)]
+        text = "".join(d.text for d, _ in ordered)
+        self._events.put(Inbound(deliver.sender, text, ordered[0][0].sent_at,
+                                 tuple(loc for _, loc in ordered if loc)))

@@ -1,0 +1,671 @@
+"""The simulated modem: a pseudo-terminal that answers AT like a Quectel EC25 with a Japanese
+SIM, in front of a small model of the network (modem.sim.network).
+
+A peer of the real modem, not a mock of our classes: the driver, gammu or a terminal talk to
+it over a real pty through the symlink at *link*, byte by byte. One thread (`_run`) owns the
+port: it reads what the client wrote, answers, and fires what is due (the end of a send
+delay, a status report, an injected SMS). Control calls from other threads (the control
+socket, tests) take the same lock, so the modem never writes two things at once.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from .. import pdu
+from .card import (MANUFACTURER, ME_CAPACITY, MODEL, OPERATOR_LONG, OPERATOR_NUMERIC, REVISION,
+                   SMSC, Identity, SimCard)
+from .codes import (CMS_INVALID_INDEX, CMS_INVALID_PDU, CMS_NO_NETWORK, CMS_NOT_ALLOWED,
+                    CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED, CmeFailure, CmsFailure, Failure,
+                    bad_parameters)
+from .network import OUTCOME_STATUS, OUTCOMES, REGISTRATION, Network
+from .pty import PtyPort
+from .storage import ALL, REC_READ, REC_UNREAD, STAT_WORDS, MessageStore, StoredMessage
+
+CTRL_Z, ESC = 0x1A, 0x1B
+Delay = float | tuple[float, float]
+TICK = 0.02  # how often the modem looks at its timers when the client is silent
+
+
+def parse_delay(text: str | float | None) -> Delay:
+    """"2" → 2.0, "1-3" → (1.0, 3.0): a fixed delay or a uniform range, in seconds."""
+    if text is None or text == "":
+        return 0.0
+    if isinstance(text, (int, float)):
+        return float(text)
+    lo, sep, hi = str(text).partition("-")
+    try:
+        low, high = float(lo), float(hi) if sep else float(lo)
+    except ValueError:
+        raise ValueError(f"delay must be SECONDS or LOW-HIGH, got {text!r}") from None
+    if low < 0 or high < low:
+        raise ValueError(f"delay must be SECONDS or LOW-HIGH with 0 <= LOW <= HIGH, got {text!r}")
+    return (low, high) if sep else low
+
+
+class SimulatedModem:
+    """One simulated modem on a pty; start() returns once the symlink exists."""
+
+    def __init__(self, link: str | Path, *, log: str | Path | None = None,
+                 send_delay: Delay = 0.0, report_delay: Delay = 0.0, seed: int = 0,
+                 pin: str | None = None, control: bool = False) -> None:
+        self.link = Path(link)
+        self.send_delay = send_delay
+        self.report_delay = report_delay
+        self.card = SimCard(Identity.for_link(str(self.link)), pin=pin)
+        self.log_path = Path(log) if log else None
+        self.network = Network(log=log, seed=seed, own_number=self.card.identity.number)
+        self.me_store = MessageStore("ME", ME_CAPACITY)
+        self.port = PtyPort(self.link)
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_ids = itertools.count()
+        self._control_enabled = control
+        self.control_server = None
+        self.drop_commands = 0
+        self.radio_on = True
+        self.mr = 0  # TP-MR lives on the SIM (EF-SMSS): a reset does not restart it
+        self._power_up()
+
+    # -- state ---------------------------------------------------------------------------
+    def _power_up(self) -> None:
+        """What a reset (ATZ, a power cycle, a USB replug) sets back."""
+        self.echo = True
+        self.cmee = 0
+        self.cmgf = 0
+        self.cscs = "GSM"
+        self.creg_n = {"CREG": 0, "CGREG": 0, "CEREG": 0}
+        self.cnmi = [1, 0, 0, 0, 0]  # <mode>,<mt>,<bm>,<ds>,<bfr>: no URCs until asked
+        self.cpms = ["SM", "SM", "SM"]
+        self._buffer = bytearray()
+        self._prompt_length: int | None = None
+        self._busy = False
+
+    @property
+    def messages(self) -> list[dict]:
+        """Every whole message the network delivered, oldest first."""
+        with self._lock:
+            return self.network.messages()
+
+    def _store(self, name: str) -> MessageStore:
+        return self.card.store if name == "SM" else self.me_store
+
+    def registration_stat(self) -> int:
+        if not self.card.present or not self.radio_on:
+            return REGISTRATION["not_registered"]
+        if not self.card.ready:
+            return REGISTRATION["searching"]
+        return REGISTRATION[self.network.registration]
+
+    @property
+    def registered(self) -> bool:
+        return self.registration_stat() in (1, 5)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> SimulatedModem:
+        self.port.plug()
+        if self._control_enabled:
+            from .control import ControlServer
+            self.control_server = ControlServer(self, self.link.with_name(self.link.name + ".ctl"))
+            self.control_server.start()
+        self._thread = threading.Thread(target=self._run, name=f"sim:{self.link.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        if self.control_server:
+            self.control_server.stop()
+        with self._lock:
+            self.port.unplug()
+            self.network.close()
+
+    def _run(self) -> None:
+        import select
+        while not self._stop.is_set():
+            master = self.port.master
+            if master is None:
+                self._stop.wait(TICK)
+            else:
+                try:
+                    readable = select.select([master], [], [], self._wait_time())[0]
+                except (OSError, ValueError):  # unplugged while we waited
+                    readable = []
+                if readable:
+                    with self._lock:
+                        data = self.port.read() if self.port.master == master else b""
+                        if data:
+                            self.feed(data)
+                    if not data:
+                        # Hang-up (no client): select keeps saying readable; do not spin.
+                        self._stop.wait(TICK)
+            self._fire_due()
+
+    def _wait_time(self) -> float:
+        with self._lock:
+            if not self._timers:
+                return TICK * 5
+            return max(0.0, min(TICK * 5, self._timers[0][0] - time.monotonic()))
+
+    def after(self, seconds: float, action: Callable[[], None]) -> None:
+        """Run *action* on the modem's thread after *seconds*."""
+        with self._lock:
+            heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._timer_ids), action))
+
+    def _fire_due(self) -> None:
+        while True:
+            with self._lock:
+                if not self._timers or self._timers[0][0] > time.monotonic():
+                    return
+                _, _, action = heapq.heappop(self._timers)
+                action()
+
+    def _delay(self, delay: Delay) -> float:
+        return self._rng.uniform(*delay) if isinstance(delay, tuple) else float(delay)
+
+    def _write(self, data: bytes | str) -> None:
+        self.port.write(data.encode() if isinstance(data, str) else data)
+
+    def _final(self, code: str) -> None:
+        self._write(f"\r\n{code}\r\n")
+
+    # -- input ---------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Bytes from the client, in any pieces (caller holds the lock)."""
+        for byte in data:
+            if self._busy:
+                # Still sending: a real modem takes no new command until it answered.
+                self._buffer.append(byte)
+                continue
+            if self._prompt_length is not None:
+                self._prompt_byte(byte)
+                continue
+            if self.echo:
+                self._write(bytes([byte]))
+            if byte == 0x0D:
+                line, self._buffer = self._buffer.decode("ascii", "replace").strip(), bytearray()
+                if line:
+                    self._command_line(line)
+            elif byte != 0x0A:
+                self._buffer.append(byte)
+
+    def _prompt_byte(self, byte: int) -> None:
+        if byte == ESC:  # the client gave up on the prompt: nothing is sent
+            self._prompt_length, self._buffer = None, bytearray()
+            self._final("OK")
+        elif byte == CTRL_Z:
+            hex_pdu = self._buffer.decode("ascii", "replace").strip()
+            declared, self._prompt_length, self._buffer = self._prompt_length, None, bytearray()
+            self._submit(hex_pdu, declared)
+        else:
+            if self.echo:
+                self._write(bytes([byte]))
+            self._buffer.append(byte)
+
+    def _resume_input(self) -> None:
+        """Feed what arrived while the modem was busy."""
+        self._busy = False
+        pending, self._buffer = bytes(self._buffer), bytearray()
+        if pending:
+            self.feed(pending)
+
+    # -- commands ------------------------------------------------------------------------
+    def _command_line(self, line: str) -> None:
+        if self.drop_commands:
+            self.drop_commands -= 1  # injected fault: this command is never answered
+            return
+        if not line.upper().startswith("AT"):
+            return self._final("ERROR")
+        body = line[2:]
+        # Chained commands: AT+CMEE=1;+CREG=2 — each answered in turn, one final code.
+        out: list[str] = []
+        for cmd in [c.strip() for c in body.split(";") if c.strip()]:
+            try:
+                result = self._command(cmd)
+            except Failure as failure:
+                self._write("".join(f"\r\n{x}\r\n" for x in out))
+                return self._final(failure.line(self.cmee))
+            except (ValueError, IndexError):  # a malformed argument
+                self._write("".join(f"\r\n{x}\r\n" for x in out))
+                return self._final(bad_parameters().line(self.cmee))
+            if result is None:  # CMGS prompt opened: the final code comes after the PDU
+                return
+            out.extend(result)
+        self._write("".join(f"\r\n{x}\r\n" for x in out))
+        self._final("OK")
+
+    def _command(self, cmd: str) -> list[str] | None:
+        u = cmd.upper()
+        if u in ("Z", "&F", "Z0"):
+            self._power_up()
+            return []
+        if u in ("E0", "E1", "E"):
+            self.echo = u == "E1"
+            return []
+        if u in ("I", "I0"):
+            return [MANUFACTURER, MODEL, f"Revision: {REVISION}"]
+        if u in ("V1", "Q0", "&C1", "&D2", "&K0", "&W"):
+            return []
+        if u.startswith("+"):
+            name = u[1:].split("=", 1)[0].rstrip("?")
+            tail = cmd[1 + len(name):]
+            if tail in ("?", "=?"):
+                arg = tail
+            elif tail.startswith("="):
+                arg = tail[1:]
+            elif tail == "":
+                arg = ""
+            else:
+                raise Failure()
+            handler = getattr(self, f"_at_{name.lower()}", None)
+            if handler is None:
+                raise Failure()  # unknown command: plain ERROR, as every modem says
+            return handler(arg)
+        raise Failure()
+
+    # identity
+    def _at_cgmi(self, arg): return [MANUFACTURER]
+    _at_gmi = _at_cgmi
+    def _at_cgmm(self, arg): return [MODEL]
+    _at_gmm = _at_cgmm
+    def _at_cgmr(self, arg): return [REVISION]
+    _at_gmr = _at_cgmr
+    def _at_cgsn(self, arg): return [self.card.identity.imei]
+    _at_gsn = _at_cgsn
+
+    def _at_cimi(self, arg):
+        self.card.require_ready()
+        return [self.card.identity.imsi]
+
+    def _at_qccid(self, arg):
+        if not self.card.present:
+            raise CmeFailure(10)
+        return [f"+QCCID: {self.card.identity.iccid}"]
+
+    def _at_ccid(self, arg):
+        if not self.card.present:
+            raise CmeFailure(10)
+        return [f"+CCID: {self.card.identity.iccid}"]
+
+    def _at_cnum(self, arg):
+        self.card.require_ready()
+        return [f'+CNUM: "","{self.card.identity.number}",145']
+
+    # settings
+    def _at_cmee(self, arg):
+        if arg == "?":
+            return [f"+CMEE: {self.cmee}"]
+        if arg == "=?":
+            return ["+CMEE: (0-2)"]
+        value = int(arg or 0)
+        if value not in (0, 1, 2):
+            raise bad_parameters()
+        self.cmee = value
+        return []
+
+    def _at_cfun(self, arg):
+        if arg == "?":
+            return [f"+CFUN: {1 if self.radio_on else 4}"]
+        if arg == "=?":
+            return ["+CFUN: (0,1,4),(0-1)"]
+        fun, _, reset = arg.partition(",")
+        if fun not in ("0", "1", "4") or reset not in ("", "0", "1"):
+            raise bad_parameters()
+        self.radio_on = fun == "1"
+        if reset == "1":
+            self._power_up()
+            self.card.power_up()
+        return []
+
+    def _at_cpin(self, arg):
+        if arg == "?":
+            if not self.card.present:
+                raise CmeFailure(10)
+            return [f"+CPIN: {self.card.state()}"]
+        if arg == "=?":
+            return []
+        codes = [a.strip().strip('"') for a in arg.split(",")]
+        self.card.enter(codes[0], codes[1] if len(codes) > 1 else None)
+        return []
+
+    def _at_csq(self, arg):
+        if arg == "=?":
+            return ["+CSQ: (0-31,99),(0-7,99)"]
+        csq = self.network.csq if self.radio_on else 99
+        return [f"+CSQ: {csq},99"]
+
+    def _registration(self, name: str, arg: str) -> list[str]:
+        if arg == "=?":
+            return [f"+{name}: (0-2)"]
+        if arg == "?":
+            n, stat = self.creg_n[name], self.registration_stat()
+            location = ',"1A2B","01C2D3E",7' if n >= 2 and stat in (1, 5) else ""
+            return [f"+{name}: {n},{stat}{location}"]
+        value = int(arg or 0)
+        if value not in (0, 1, 2):
+            raise bad_parameters()
+        self.creg_n[name] = value
+        return []
+
+    def _at_creg(self, arg): return self._registration("CREG", arg)
+    def _at_cgreg(self, arg): return self._registration("CGREG", arg)
+    def _at_cereg(self, arg): return self._registration("CEREG", arg)
+
+    def _at_cops(self, arg):
+        if arg == "?":
+            if self.registered:
+                return [f'+COPS: 0,0,"{OPERATOR_LONG}",7']
+            return ["+COPS: 0"]
+        if arg == "=?":
+            return [f'+COPS: (2,"{OPERATOR_LONG}","DOCOMO","{OPERATOR_NUMERIC}",7),,(0-4),(0-2)']
+        return []
+
+    def _at_cmgf(self, arg):
+        if arg == "=?":
+            return ["+CMGF: (0,1)"]
+        if arg == "?":
+            return [f"+CMGF: {self.cmgf}"]
+        if arg not in ("", "0", "1"):
+            raise bad_parameters()
+        self.cmgf = int(arg or 0)
+        return []
+
+    def _at_cscs(self, arg):
+        if arg == "=?":
+            return ['+CSCS: ("GSM","IRA","UCS2")']
+        if arg == "?":
+            return [f'+CSCS: "{self.cscs}"']
+        value = arg.strip('"').upper()
+        if value not in ("GSM", "IRA", "UCS2"):
+            raise bad_parameters()
+        self.cscs = value
+        return []
+
+    def _at_csca(self, arg):
+        if arg == "?":
+            return [f'+CSCA: "{SMSC}",145']
+        return []
+
+    def _at_csmp(self, arg):
+        if arg == "?":
+            return ["+CSMP: 17,167,0,0"]
+        return []
+
+    def _at_cnmi(self, arg):
+        if arg == "?":
+            return ["+CNMI: " + ",".join(map(str, self.cnmi))]
+        if arg == "=?":
+            return ["+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)"]
+        values = [int(v) if v.strip() else 0 for v in arg.split(",")]
+        if len(values) > 5 or values[0] not in (0, 1, 2) or any(v < 0 or v > 3 for v in values):
+            raise bad_parameters()
+        self.cnmi[:len(values)] = values
+        return []
+
+    def _at_cpms(self, arg):
+        if arg == "=?":
+            return ['+CPMS: ("SM","ME","MT"),("SM","ME","MT"),("SM","ME","MT")']
+        if arg == "?":
+            fields = [f'"{name}",{len(self._store(name))},{self._store(name).capacity}'
+                      for name in self.cpms]
+            return ["+CPMS: " + ",".join(fields)]
+        names = [a.strip().strip('"').upper() for a in arg.split(",")]
+        names = ["ME" if n == "MT" else n for n in names]
+        if not 1 <= len(names) <= 3 or any(n not in ("SM", "ME") for n in names):
+            raise CmsFailure(CMS_NOT_ALLOWED)
+        if "SM" in names:
+            self.card.require_ready()
+        self.cpms[:len(names)] = names
+        return ["+CPMS: " + ",".join(f"{len(self._store(n))},{self._store(n).capacity}"
+                                     for n in self.cpms)]
+
+    # stored messages
+    def _sms_ready(self) -> None:
+        if not self.card.present:
+            raise CmsFailure(CMS_SIM_NOT_INSERTED)
+        if not self.card.ready:
+            raise CmsFailure(CMS_SIM_PIN_REQUIRED)
+        if self.cmgf != 0:
+            raise CmsFailure(CMS_NOT_ALLOWED)  # only PDU mode is simulated
+
+    @staticmethod
+    def _tpdu_length(stored_pdu: str) -> int:
+        raw = bytes.fromhex(stored_pdu)
+        return len(raw) - raw[0] - 1
+
+    def _at_cmgr(self, arg):
+        self._sms_ready()
+        index = int(arg)
+        store = self._store(self.cpms[0])
+        message = store.get(index) if store.valid(index) else None
+        if message is None:
+            raise CmsFailure(CMS_INVALID_INDEX)
+        lines = [f"+CMGR: {message.stat},,{self._tpdu_length(message.pdu)}", message.pdu]
+        if message.stat == REC_UNREAD:
+            message.stat = REC_READ
+        return lines
+
+    def _at_cmgl(self, arg):
+        if arg == "=?":
+            return ["+CMGL: (0-4)"]
+        self._sms_ready()
+        stat = int(arg or 0)
+        if stat not in range(5):
+            raise CmsFailure(CMS_NOT_ALLOWED)
+        lines = []
+        for index, message in self._store(self.cpms[0]).listing(stat):
+            lines += [f"+CMGL: {index},{message.stat},,{self._tpdu_length(message.pdu)}",
+                      message.pdu]
+            if message.stat == REC_UNREAD:
+                message.stat = REC_READ
+        return lines
+
+    def _at_cmgd(self, arg):
+        if arg == "=?":
+            return ["+CMGD: (0-254),(0-4)"]
+        self._sms_ready()
+        index_text, _, flag_text = arg.partition(",")
+        index, delflag = int(index_text), int(flag_text or 0)
+        store = self._store(self.cpms[0])
+        if not store.valid(index) or delflag not in range(5):
+            raise CmsFailure(CMS_INVALID_INDEX)
+        store.delete(index, delflag)
+        return []
+
+    def _at_cmgs(self, arg):
+        if arg in ("?", "=?"):
+            return []
+        self._sms_ready()
+        length = int(arg)
+        if not 7 <= length <= 176:
+            raise CmsFailure(CMS_INVALID_PDU)
+        self._prompt_length = length
+        self._write(b"\r\n> ")  # exactly this: no newline after the prompt
+        return None
+
+    # -- sending -------------------------------------------------------------------------
+    def _submit(self, hex_pdu: str, declared: int) -> None:
+        try:
+            raw = bytes.fromhex(hex_pdu)
+            tpdu_length = len(raw) - raw[0] - 1
+            submit = pdu.decode(hex_pdu)
+        except (ValueError, IndexError, pdu.PduError):
+            return self._final(CmsFailure(CMS_INVALID_PDU).line(self.cmee))
+        if tpdu_length != declared or not isinstance(submit, pdu.Submit):
+            return self._final(CmsFailure(CMS_INVALID_PDU).line(self.cmee))
+        self._busy = True
+        self.after(self._delay(self.send_delay), lambda: self._complete_submit(submit, hex_pdu))
+
+    def _complete_submit(self, submit: pdu.Submit, hex_pdu: str) -> None:
+        """The network answered (after the send delay): +CMGS with the TP-MR, or an error."""
+        if not self.port.plugged:
+            return  # unplugged mid-send: whether it went out is unknown, as in real life
+        code = None
+        if not self.registered:
+            code = CMS_NO_NETWORK
+        else:
+            code = self.network.fault_for(submit.number)
+        if code is not None:
+            self._final(CmsFailure(code).line(self.cmee))
+            return self._resume_input()
+        self.mr = (self.mr + 1) % 256
+        mr = self.mr
+        self.network.submitted(submit, hex_pdu, mr)
+        self._write(f"\r\n+CMGS: {mr}\r\n")
+        self._final("OK")
+        if submit.status_report_requested:
+            self._schedule_report(submit.number, mr)
+        self._resume_input()
+
+    def _schedule_report(self, number: str, mr: int) -> None:
+        outcome = self.network.outcome_for(number)
+        if outcome == "none":
+            return
+        submitted_at = datetime.now(pdu.JST)
+        status = OUTCOME_STATUS[outcome]
+        self.after(self._delay(self.report_delay),
+                   lambda: self._status_report(mr, number, status, submitted_at))
+
+    def _status_report(self, mr: int, number: str, status: int, submitted_at: datetime) -> None:
+        report = pdu.encode_status_report(mr, number, status, submitted_at=submitted_at,
+                                          discharged_at=datetime.now(pdu.JST))
+        ds = self.cnmi[3]
+        if ds == 1:
+            self._urc(f"+CDS: {self._tpdu_length(report)}\r\n{report}")
+        elif ds == 2:
+            self._stored_urc("+CDSI", StoredMessage(REC_UNREAD, report, "report"))
+        # ds 0: the modem routes no status report to the client (it is lost to us)
+
+    # -- inbound -------------------------------------------------------------------------
+    def inject_sms(self, sender: str, text: str) -> int:
+        """A phone sends *text* to this SIM; returns the number of parts."""
+        with self._lock:
+            parts = pdu.encode_deliver(sender, text, reference=self.network.next_inbound_reference())
+            for part in parts:
+                self._deliver(part)
+            self.network.log({"event": "inbound", "t": time.time(), "from": sender,
+                              "text": text, "parts": len(parts)})
+            return len(parts)
+
+    def _deliver(self, deliver_pdu: str) -> None:
+        mt = self.cnmi[1]
+        if mt in (2, 3):
+            self._urc(f"+CMT: ,{self._tpdu_length(deliver_pdu)}\r\n{deliver_pdu}")
+        elif mt == 1:
+            self._stored_urc("+CMTI", StoredMessage(REC_UNREAD, deliver_pdu, "deliver"))
+        else:
+            self._store(self.cpms[2]).add(StoredMessage(REC_UNREAD, deliver_pdu, "deliver"))
+
+    def _stored_urc(self, urc: str, message: StoredMessage) -> None:
+        name = self.cpms[2]
+        index = self._store(name).add(message)
+        if index is None:
+            self.network.log({"event": "store_full", "t": time.time(), "store": name})
+            return
+        self._urc(f'{urc}: "{name}",{index}')
+
+    def _urc(self, text: str) -> None:
+        # With <mode> 0 a real modem buffers URCs; we never buffer, so mode 0 means lost.
+        if self.cnmi[0] == 0 and (text.startswith("+CMT") or text.startswith("+CDS")):
+            return
+        self._write(f"\r\n{text}\r\n")
+
+    def _registration_urcs(self) -> None:
+        stat = self.registration_stat()
+        for name, n in self.creg_n.items():
+            if n >= 1:
+                self._urc(f"+{name}: {stat}")
+
+    # -- control (from the control socket or tests) ----------------------------------------
+    def set_outcome(self, number: str, outcome: str) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        with self._lock:
+            self.network.outcomes[number] = outcome
+
+    def fail_sends(self, code: int, *, number: str | None = None, rate: float | None = None,
+                   count: int | None = None) -> None:
+        from .network import SendFault
+        if rate is not None and not 0 < rate <= 1:
+            raise ValueError(f"rate must be in (0, 1], got {rate}")
+        with self._lock:
+            self.network.faults.append(SendFault(int(code), number, rate, count))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.network.faults.clear()
+            self.drop_commands = 0
+
+    def drop_next_command(self, count: int = 1) -> None:
+        with self._lock:
+            self.drop_commands += count
+
+    def remove_sim(self) -> None:
+        with self._lock:
+            self.card.present = False
+            self._registration_urcs()
+
+    def insert_sim(self) -> None:
+        with self._lock:
+            self.card.present = True
+            self.card.power_up()
+            self._registration_urcs()
+
+    def set_registration(self, state: str) -> None:
+        if state not in REGISTRATION:
+            raise ValueError(f"registration must be one of {', '.join(REGISTRATION)}, got {state!r}")
+        with self._lock:
+            self.network.registration = state
+            self._registration_urcs()
+
+    def set_signal(self, csq: int) -> None:
+        if not (0 <= csq <= 31 or csq == 99):
+            raise ValueError(f"signal must be a CSQ value 0-31 or 99, got {csq}")
+        with self._lock:
+            self.network.csq = csq
+
+    def set_send_delay(self, delay: Delay) -> None:
+        with self._lock:
+            self.send_delay = delay
+
+    def set_report_delay(self, delay: Delay) -> None:
+        with self._lock:
+            self.report_delay = delay
+
+    def unplug(self) -> None:
+        """The USB cable is pulled: the port vanishes and whatever was in flight is lost."""
+        with self._lock:
+            self.port.unplug()
+            self._timers.clear()  # the send in flight and the reports due are lost with it
+
+    def replug(self) -> None:
+        """Plugged back in: a fresh port at the same link, the modem booted again."""
+        with self._lock:
+            self._power_up()
+            self.card.power_up()
+            self.port.plug()
+
+    def status(self) -> dict:
+        with self._lock:
+            return {"link": str(self.link), "device": self.port.device,
+                    "plugged": self.port.plugged, "sim": self.card.state(),
+                    "registration_stat": self.registration_stat(), "own_number":
+                    self.card.identity.number, "send_delay": self.send_delay,
+                    "report_delay": self.report_delay, "cnmi": list(self.cnmi),
+                    "stored": {"SM": len(self.card.store), "ME": len(self.me_store)},
+                    **self.network.describe()}
+
+
+__all__ = ["SimulatedModem", "parse_delay", "ALL", "STAT_WORDS"]

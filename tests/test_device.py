@@ -1,0 +1,212 @@
+"""The device API against the simulated modem over a real pty: queries, sending, status
+reports, replies from storage, and every injected fault giving a typed error after which
+the modem is still usable (or can be reopened)."""
+from __future__ import annotations
+
+import pytest
+
+from modem import pdu
+from modem.device import Inbound, Modem, StatusReport
+from modem.errors import ATTimeout, CmeError, CmsError, MessageTooLong, PortGone
+from modem.sim import SimulatedModem
+from tests.helpers import wait_for
+
+PATIENT = "+819012345678"
+OTHER = "+818011112222"
+
+
+@pytest.fixture
+def sim(tmp_path):
+    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl").start()
+    try:
+        yield modem
+    finally:
+        modem.stop()
+
+
+@pytest.fixture
+def device(sim):
+    modem = Modem.open(str(sim.link))
+    modem.initialise()
+    try:
+        yield modem
+    finally:
+        modem.close()
+
+
+def next_of(device: Modem, kind: type, timeout: float = 10.0):
+    """The next event of *kind*, skipping others, within a deadline."""
+    found = []
+
+    def poll():
+        event = device.next_event(0.05)
+        if isinstance(event, kind):
+            found.append(event)
+        return found
+    return wait_for(poll, timeout, interval=0, message=f"a {kind.__name__} event")[0]
+
+
+def test_identify_reports_the_modem_and_the_sim(sim, device):
+    identity = device.identify()
+    assert (identity.manufacturer, identity.model) == ("Quectel", "EC25")
+    assert identity.imei == sim.card.identity.imei
+    assert identity.imsi == sim.card.identity.imsi
+    assert identity.iccid == sim.card.identity.iccid
+
+
+def test_queries_report_sim_registration_signal_operator_and_own_number(sim, device):
+    assert device.sim_state() == "ready"
+    registration = device.registration()
+    assert registration.registered and registration.eps == "registered_home"
+    signal = device.signal()
+    assert (signal.csq, signal.dbm, signal.bars) == (24, -65, 4)
+    assert device.operator() == "NTT DOCOMO"
+    assert device.own_number() == sim.card.identity.number
+
+
+def test_signal_99_is_unknown_not_a_number(sim, device):
+    sim.set_signal(99)
+    signal = device.signal()
+    assert signal.dbm is None and signal.csq is None and signal.bars == 0
+    sim.set_signal(5)
+    assert (device.signal().dbm, device.signal().bars) == (-103, 1)
+
+
+def test_japanese_multipart_text_with_non_bmp_reaches_the_phone_whole(sim, device):
+    text = "停電のため本日の透析は中止です。𠮷田様、ご自宅で待機してください。🙏" * 3
+    mrs = device.send_text(PATIENT, text, reference=42)
+    assert len(mrs) == pdu.count(text).parts > 1
+    assert len(set(mrs)) == len(mrs)
+    wait_for(lambda: sim.messages, message="the message at the network")
+    assert sim.messages[-1]["text"] == text and sim.messages[-1]["to"] == PATIENT
+
+
+def test_text_over_ten_parts_is_refused_before_anything_is_sent(sim, device):
+    with pytest.raises(MessageTooLong):
+        device.send_text(PATIENT, "あ" * 671)
+    assert sim.network.submits == 0
+
+
+def test_status_reports_carry_the_mr_and_the_outcome(sim, device):
+    sim.set_outcome(OTHER, "failed")
+    delivered_mr = device.send_text(PATIENT, "テスト")[0]
+    failed_mr = device.send_text(OTHER, "テスト")[0]
+    reports = {r.mr: r for r in (next_of(device, StatusReport), next_of(device, StatusReport))}
+    assert reports[delivered_mr].outcome == "delivered"
+    assert reports[delivered_mr].recipient == PATIENT
+    assert reports[failed_mr].outcome == "failed"
+
+
+def test_a_number_set_to_no_report_gets_none(sim, device):
+    sim.set_outcome(OTHER, "none")
+    device.send_text(OTHER, "テスト")
+    delivered_mr = device.send_text(PATIENT, "テスト")[0]
+    # Reports come in send order with no delay: the first one seen is PATIENT's.
+    assert next_of(device, StatusReport).mr == delivered_mr
+
+
+def test_a_multipart_japanese_reply_is_read_from_storage_whole_and_then_deleted(sim, device):
+    reply = "１ 来院できます。𠮷田です😊" + "よろしくお願いします。" * 8
+    parts = sim.inject_sms(PATIENT, reply)
+    assert parts > 1
+    event = next_of(device, Inbound)
+    assert (event.sender, event.text) == (PATIENT, reply)
+    assert len(event.locations) == parts
+    for store, index in event.locations:
+        device.delete_stored(index, store)
+    assert device.read_stored() == []
+
+
+def test_replies_stored_while_nobody_listened_are_found_at_initialise(sim, tmp_path):
+    sim.cnmi[1] = 1  # as the previous run left it: store and announce
+    sim.inject_sms(PATIENT, "２")  # announced to nobody: the port was not open
+    modem = Modem.open(str(sim.link))
+    try:
+        modem.initialise()
+        event = next_of(modem, Inbound)
+        assert (event.sender, event.text) == (PATIENT, "２")
+    finally:
+        modem.close()
+
+
+def test_sim_pin_is_entered_from_configuration(tmp_path):
+    sim = SimulatedModem(tmp_path / "modem1", pin="4321").start()
+    modem = Modem.open(str(sim.link))
+    try:
+        identity = modem.initialise()  # no PIN configured: the modem answers, the SIM is locked
+        assert identity.imsi is None
+        assert modem.sim_state() == "pin_required"
+        with pytest.raises(CmeError) as wrong:
+            modem.enter_pin("0000")
+        assert wrong.value.code == 16
+        modem.initialise(pin="4321")
+        assert modem.sim_state() == "ready"
+    finally:
+        modem.close()
+        sim.stop()
+
+
+# -- faults --------------------------------------------------------------------------------
+
+def test_an_injected_cms_error_is_typed_temporary_and_the_next_send_works(sim, device):
+    sim.fail_sends(500, count=1)
+    with pytest.raises(CmsError) as failure:
+        device.send_text(PATIENT, "テスト")
+    assert failure.value.code == 500 and not failure.value.permanent
+    assert device.send_text(PATIENT, "テスト")
+
+
+def test_a_rejected_number_is_a_permanent_error_only_for_that_number(sim, device):
+    sim.fail_sends(21, number=OTHER)
+    with pytest.raises(CmsError) as failure:
+        device.send_text(OTHER, "テスト")
+    assert failure.value.permanent
+    assert device.send_text(PATIENT, "テスト")
+
+
+def test_a_command_with_no_answer_times_out_and_the_session_stays_usable(sim, device):
+    sim.drop_next_command()
+    with pytest.raises(ATTimeout):
+        device.session.command("AT+CSQ", timeout=0.5)
+    assert device.signal().bars == 4
+
+
+def test_sim_removed_is_reported_and_sending_fails_temporarily(sim, device):
+    sim.remove_sim()
+    assert device.sim_state() == "not_inserted"
+    assert not device.registration().registered
+    with pytest.raises(CmsError) as failure:
+        device.send_text(PATIENT, "テスト")
+    assert failure.value.code == 310 and not failure.value.permanent
+    sim.insert_sim()
+    assert device.sim_state() == "ready"
+    assert device.send_text(PATIENT, "テスト")
+
+
+def test_not_registered_is_reported_and_sending_fails_with_no_network(sim, device):
+    sim.set_registration("searching")
+    assert device.registration().state == "searching"
+    assert device.operator() is None
+    with pytest.raises(CmsError) as failure:
+        device.send_text(PATIENT, "テスト")
+    assert failure.value.code == 331 and not failure.value.permanent
+    sim.set_registration("home")
+    assert device.send_text(PATIENT, "テスト")
+
+
+def test_an_unplugged_port_raises_port_gone_and_the_modem_reopens_after_replug(sim, device):
+    sim.unplug()
+    with pytest.raises(PortGone):
+        device.signal()
+    with pytest.raises(PortGone):
+        device.next_event(0.01)
+    with pytest.raises(PortGone):
+        Modem.open(str(sim.link))  # not back yet: the link is gone
+    sim.replug()
+    wait_for(lambda: sim.link.exists(), message="the port to come back")
+    again = device.reopen()
+    try:
+        again.initialise()
+        assert again.send_text(PATIENT, "復旧しました")
+    finally:
+        again.close()
