@@ -450,7 +450,7 @@ def read_modem(reader: _Reader, t: _Table) -> ModemConfig:
         name=name,
         port=port,
         pin=pin,
-        pace=t.integer("pace", default=20, minimum=1, maximum=600),
+        pace=t.integer("pace", default=20, minimum=1, maximum=60_000),  # high: benches
         daily_limit=t.integer("daily_limit", default=200, minimum=1, maximum=100_000),
         request_status_reports=t.boolean("request_status_reports", default=True),
     )

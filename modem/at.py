@@ -55,14 +55,14 @@ class ATSession:
                 self._lines.put(GONE)
                 return
             buffer += chunk
-            if buffer == b"> ":
-                buffer = b""
-                self._lines.put(PROMPT)
-                continue
             while b"\n" in buffer:
                 raw, buffer = buffer.split(b"\n", 1)
                 line = raw.decode("ascii", "replace").strip()
                 if not line:
+                    continue
+                if line == ">":
+                    # The prompt, with a URC right behind it in the same read ("> \r\n+CDS:").
+                    self._lines.put(PROMPT)
                     continue
                 if pending_two_line is not None:
                     self.urcs.put(f"{pending_two_line}\n{line}")
@@ -73,6 +73,11 @@ class ATSession:
                     self.urcs.put(line)
                 else:
                     self._lines.put(line)
+            # The prompt has no line ending; it may come in the same read as lines before
+            # it (a status report just ahead of it), so look after splitting them off.
+            if buffer.strip(b"\r") == b"> ":
+                buffer = b""
+                self._lines.put(PROMPT)
 
     def _is_urc(self, line: str) -> bool:
         if line.startswith(URC_PREFIXES):

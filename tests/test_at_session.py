@@ -107,3 +107,26 @@ def test_the_port_vanishing_raises_port_gone(scripted):
     os.close(master)
     with pytest.raises(PortGone):
         at.command("AT", timeout=5)
+
+
+@pytest.mark.parametrize("burst", [
+    b"\r\n+CDS: 6\r\n0006070B911809214365F7\r\n\r\n> ",   # a report just before the prompt
+    b"\r\n> \r\n+CDS: 6\r\n0006070B911809214365F7\r\n",   # and just after it
+])
+def test_a_prompt_in_the_same_read_as_a_status_report_is_still_seen(scripted, burst):
+    session, master = scripted
+
+    def read_until(end: bytes) -> None:
+        got = b""
+        while not got.endswith(end):
+            got += os.read(master, 1)
+
+    def modem():
+        read_until(b"\r")
+        os.write(master, burst)  # one write: one read on our side
+        read_until(b"\x1a")
+        os.write(master, b"\r\n+CMGS: 9\r\n\r\nOK\r\n")
+    threading.Thread(target=modem, daemon=True).start()
+    lines = session.command_with_prompt("AT+CMGS=10", "00AA", timeout=5)
+    assert "+CMGS: 9" in lines
+    assert session.urcs.get(timeout=5).startswith("+CDS: 6\n")

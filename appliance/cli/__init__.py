@@ -19,6 +19,8 @@ def _register() -> None:
     # Register commands (one line each):
     from .sim import sim, sim_ctl; main.add_command(sim); main.add_command(sim_ctl)  # noqa: E702
     from .modem import modem_group; main.add_command(modem_group)  # noqa: E702
+    from .broadcast import broadcast_group, inbox; main.add_command(broadcast_group); main.add_command(inbox)  # noqa: E702,E501
+    from .daemon import daemon_command; main.add_command(daemon_command)  # noqa: E702
     from .demo import demo; main.add_command(demo)  # noqa: E702
     from .contacts import contacts_group; main.add_command(contacts_group)  # noqa: E702
     from .user import user_group; main.add_command(user_group)  # noqa: E702

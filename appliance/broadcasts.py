@@ -1,0 +1,459 @@
+"""Broadcasts: who gets what, and how it went. Used alike by the CLI, the web UI and the daemon.
+
+A broadcast is planned first (`plan`: audience, each person's rendered text and parts, the
+time it takes and the budget it uses), then created in one transaction (`create`): one
+recipient row per person, a snapshot of number and text, so a later edit of a contact or
+a template never changes what was sent. The daemon's workers take it from there (outbox).
+
+Retry (the failed, again, in place), resend (a new child broadcast to everyone who has not
+replied), follow-ups (resend automatically after N minutes, up to K times), scheduled sends
+and the drill/test broadcast all live here, as does everything the pages show: summary,
+per-recipient table, call list, history.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from modem import pdu
+
+from . import audit, budget, templates
+from .config import Config
+
+PRIORITIES = ("emergency", "routine")
+MAX_CHOICES = 9
+# A recipient is finished when in one of these; 'submitted' still waits for its report.
+FINAL = ("delivered", "failed", "uncertain", "cancelled")
+ACTIVE = ("queued", "sending")
+
+
+class BroadcastError(ValueError):
+    """A broadcast cannot be planned or changed as asked; `field` names the form field."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PlannedRecipient:
+    contact_id: int | None
+    name: str
+    phone: str
+    text: str
+    parts: int
+
+
+@dataclass
+class Plan:
+    """What a broadcast will do, for the confirm page and `broadcast send`."""
+    text: str                                   # as written, placeholders unrendered
+    recipients: list[PlannedRecipient]
+    priority: str
+    drill: bool
+    choices: list[str]
+    parts: int = 0
+    seconds: float = 0.0                        # at the SIMs' configured pace
+    budget: dict[str, int] = field(default_factory=dict)   # parts left per modem
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def people(self) -> int:
+        return len(self.recipients)
+
+    @property
+    def fits(self) -> bool:
+        return self.parts <= sum(self.budget.values())
+
+    @property
+    def parts_that_fit(self) -> int:
+        """How many recipients the remaining budget covers, in send order."""
+        room, count = sum(self.budget.values()), 0
+        for r in self.recipients:
+            if r.parts > room:
+                break
+            room -= r.parts
+            count += 1
+        return count
+
+
+# -- planning -----------------------------------------------------------------------------
+
+def parse_choices(text: str | list[str] | None) -> list[str]:
+    """"来院できる / 来院できない" or a list → the reply choices, numbered from 1."""
+    if text is None:
+        return []
+    items = text if isinstance(text, list) else \
+        [c for line in str(text).splitlines() for c in line.split("/")]
+    choices = [c.strip() for c in items if c and c.strip()]
+    if len(choices) > MAX_CHOICES:
+        raise BroadcastError(f"at most {MAX_CHOICES} reply choices (a reply is one digit), "
+                             f"got {len(choices)} / 返信の選択肢は{MAX_CHOICES}個までです",
+                             field="choices")
+    return choices
+
+
+def choices_block(choices: list[str]) -> str:
+    """The lines appended to the message so the phone's owner knows how to answer."""
+    if not choices:
+        return ""
+    lines = [f"{i} {c}" for i, c in enumerate(choices, start=1)]
+    return "\n番号で返信してください\n" + "\n".join(lines)
+
+
+def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] = (),
+             contact_ids: list[int] = (), everyone: bool = False,
+             drill: bool = False) -> list[sqlite3.Row]:
+    """Active contacts chosen by group, by person or everyone; each number once.
+
+    A drill goes only to the test group, whatever else was picked, so practising can never
+    alarm a patient.
+    """
+    if drill:
+        rows = conn.execute(
+            "SELECT DISTINCT c.* FROM contacts c JOIN contact_groups cg ON cg.contact_id = c.id "
+            "JOIN groups g ON g.id = cg.group_id WHERE g.name = ? AND c.active = 1 "
+            "ORDER BY c.kana, c.name, c.id", [config.test.group]).fetchall()
+        if not rows:
+            raise BroadcastError(f"the test group 「{config.test.group}」 has no active members "
+                                 "/ テストグループに連絡先がありません", field="groups")
+        return rows
+    if everyone:
+        return conn.execute("SELECT * FROM contacts WHERE active = 1 "
+                            "ORDER BY kana, name, id").fetchall()
+    group_ids, contact_ids = list(group_ids), list(contact_ids)
+    wanted: dict[int, sqlite3.Row] = {}
+    if group_ids:
+        marks = ",".join("?" * len(group_ids))
+        known = {r[0] for r in conn.execute(f"SELECT id FROM groups WHERE id IN ({marks})",
+                                            group_ids)}
+        if missing := sorted(set(group_ids) - known):
+            raise BroadcastError(f"no such group: {missing}", field="groups")
+        for row in conn.execute(
+                f"SELECT c.* FROM contacts c JOIN contact_groups cg ON cg.contact_id = c.id "
+                f"WHERE cg.group_id IN ({marks}) AND c.active = 1", group_ids):
+            wanted[row["id"]] = row
+    if contact_ids:
+        marks = ",".join("?" * len(contact_ids))
+        for row in conn.execute(f"SELECT * FROM contacts WHERE id IN ({marks}) AND active = 1",
+                                contact_ids):
+            wanted[row["id"]] = row
+    if not wanted:
+        raise BroadcastError("choose at least one group or person with an active contact "
+                             "/ 送信先を選んでください", field="groups")
+    return sorted(wanted.values(), key=lambda r: (r["kana"], r["name"], r["id"]))
+
+
+def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list[int] = (),
+         contact_ids: list[int] = (), everyone: bool = False, priority: str = "routine",
+         drill: bool = False, choices: list[str] | str | None = None,
+         values: dict[str, Any] | None = None, now: float) -> Plan:
+    """Everything a broadcast would do, checked; BroadcastError names the field at fault."""
+    if priority not in PRIORITIES:
+        raise BroadcastError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}",
+                             field="priority")
+    if not text or not text.strip():
+        raise BroadcastError("the message is empty / 本文が空です", field="text")
+    if unknown := templates.unknown_placeholders(text):
+        raise BroadcastError(f"unknown placeholder(s) {', '.join(unknown)} "
+                             f"(allowed: {templates.allowed_list()})", field="text")
+    choice_list = parse_choices(choices)
+    rows = audience(conn, config, group_ids=group_ids, contact_ids=contact_ids,
+                    everyone=everyone, drill=drill)
+    values = values or {}
+    planned = []
+    for row in rows:
+        try:
+            body = templates.render(text, contact_name=row["name"], kana=row["kana"],
+                                    clinic=config.clinic_name, **values)
+        except templates.TemplateError as exc:
+            raise BroadcastError(str(exc), field="text") from None
+        body += choices_block(choice_list)
+        parts = pdu.count(body).parts
+        if parts > pdu.MAX_PARTS:
+            raise BroadcastError(
+                f"the message for {row['name']} needs {parts} SMS parts; at most "
+                f"{pdu.MAX_PARTS} (670 full-width characters) can be sent "
+                f"/ 本文が長すぎます", field="text")
+        planned.append(PlannedRecipient(row["id"], row["name"], row["phone"], body, parts))
+    result = Plan(text=text, recipients=planned, priority=priority, drill=drill,
+                  choices=choice_list)
+    result.parts = sum(r.parts for r in planned)
+    result.budget = budget.capacity(conn, config, now)
+    result.seconds = budget.seconds_for(result.parts, config)
+    if not result.fits:
+        result.warnings.append(
+            f"the SIMs have {sum(result.budget.values())} SMS parts left today but this needs "
+            f"{result.parts}: the first {result.parts_that_fit} of {result.people} people are "
+            "sent now, the rest when the budget allows")
+    if any(r.parts > 1 for r in planned):
+        result.warnings.append("longer than one SMS: it is sent in parts that the phone joins")
+    return result
+
+
+# -- creating and changing ----------------------------------------------------------------
+
+def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
+           now: float, template_id: int | None = None, scheduled_at: float | None = None,
+           request_key: str | None = None, followup_after_minutes: int | None = None,
+           followup_max: int = 0, parent_id: int | None = None, round_: int = 0,
+           schedule_id: int | None = None) -> int:
+    """Insert the broadcast and its recipients (inside the caller's write transaction).
+
+    With a *request_key* already used, returns that broadcast instead: a double submit of
+    the confirm form sends once.
+    """
+    if request_key:
+        row = conn.execute("SELECT id FROM broadcasts WHERE request_key = ?",
+                           [request_key]).fetchone()
+        if row:
+            return row[0]
+    title = (title or "").strip() or p.text.strip().splitlines()[0][:40]
+    if followup_after_minutes is not None and (followup_after_minutes < 1 or followup_max < 1):
+        raise BroadcastError("a follow-up needs at least 1 minute and 1 time",
+                             field="followup_after_minutes")
+    state = "scheduled" if scheduled_at and scheduled_at > now else "queued"
+    cursor = conn.execute(
+        "INSERT INTO broadcasts (title, text, template_id, priority, drill, choices, created_by, "
+        "created_at, scheduled_at, state, followup_after_minutes, followup_max, parent_id, "
+        "schedule_id, request_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [title, p.text, template_id, p.priority, int(p.drill),
+         json.dumps(p.choices, ensure_ascii=False) if p.choices else None, actor, now,
+         scheduled_at, state, followup_after_minutes, followup_max, parent_id, schedule_id,
+         request_key])
+    broadcast_id = cursor.lastrowid
+    rank = 0 if p.priority == "emergency" else 1
+    conn.executemany(
+        "INSERT INTO recipients (broadcast_id, contact_id, name, phone, text, parts_count, "
+        "priority_rank, next_attempt_at, round) VALUES (?,?,?,?,?,?,?,?,?)",
+        [(broadcast_id, r.contact_id, r.name, r.phone, r.text, r.parts, rank, now, round_)
+         for r in p.recipients])
+    audit.record(conn, actor, "broadcast_create", broadcast_id=broadcast_id, title=title,
+                 people=p.people, parts=p.parts, priority=p.priority, drill=p.drill,
+                 scheduled_at=scheduled_at, parent_id=parent_id)
+    return broadcast_id
+
+
+def get(conn: sqlite3.Connection, broadcast_id: int) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM broadcasts WHERE id = ?", [broadcast_id]).fetchone()
+    if row is None:
+        raise BroadcastError(f"no broadcast with id {broadcast_id}", field="id")
+    return row
+
+
+def cancel(conn: sqlite3.Connection, broadcast_id: int, *, actor: str, now: float) -> int:
+    """Stop a broadcast: nothing more is sent (a message already on the air finishes).
+
+    Returns how many recipients were cancelled.
+    """
+    row = get(conn, broadcast_id)
+    if row["state"] in ("done", "cancelled"):
+        raise BroadcastError(f"broadcast {broadcast_id} is already {row['state']}", field="id")
+    conn.execute("UPDATE broadcasts SET state = 'cancelled', cancelled_at = ?, finished_at = ? "
+                 "WHERE id = ?", [now, now, broadcast_id])
+    cancelled = conn.execute("UPDATE recipients SET state = 'cancelled' WHERE broadcast_id = ? "
+                             "AND state = 'queued'", [broadcast_id]).rowcount
+    audit.record(conn, actor, "broadcast_cancel", broadcast_id=broadcast_id,
+                 cancelled=cancelled)
+    return cancelled
+
+
+def retry_failed(conn: sqlite3.Connection, broadcast_id: int, *, actor: str, now: float,
+                 include_uncertain: bool = True) -> int:
+    """Queue the failed (and uncertain) recipients of a broadcast again, in place."""
+    get(conn, broadcast_id)
+    states = ("failed", "uncertain") if include_uncertain else ("failed",)
+    marks = ",".join("?" * len(states))
+    count = conn.execute(
+        f"UPDATE recipients SET state = 'queued', attempts = 0, next_attempt_at = ?, "
+        f"last_error = coalesce(last_error, '') || ' — retried by ' || ? "
+        f"WHERE broadcast_id = ? AND state IN ({marks})",
+        [now, actor, broadcast_id, *states]).rowcount
+    if count:
+        conn.execute("UPDATE broadcasts SET state = 'queued', finished_at = NULL "
+                     "WHERE id = ?", [broadcast_id])
+    audit.record(conn, actor, "broadcast_retry", broadcast_id=broadcast_id, recipients=count)
+    return count
+
+
+def family(conn: sqlite3.Connection, broadcast_id: int) -> list[int]:
+    """The broadcast and all its resends/follow-ups (and theirs)."""
+    ids, frontier = [broadcast_id], [broadcast_id]
+    while frontier:
+        marks = ",".join("?" * len(frontier))
+        frontier = [r[0] for r in conn.execute(
+            f"SELECT id FROM broadcasts WHERE parent_id IN ({marks})", frontier)]
+        ids += frontier
+    return ids
+
+
+def root_of(conn: sqlite3.Connection, broadcast_id: int) -> int:
+    while True:
+        parent = conn.execute("SELECT parent_id FROM broadcasts WHERE id = ?",
+                              [broadcast_id]).fetchone()
+        if parent is None or parent[0] is None:
+            return broadcast_id
+        broadcast_id = parent[0]
+
+
+def _silent_contacts(conn: sqlite3.Connection, broadcast_id: int) -> list[sqlite3.Row]:
+    """The first-round recipients of the family with no reply yet, one row per number."""
+    ids = family(conn, root_of(conn, broadcast_id))
+    marks = ",".join("?" * len(ids))
+    return conn.execute(
+        f"SELECT * FROM recipients WHERE broadcast_id = ? AND state != 'cancelled' AND phone NOT IN "
+        f"(SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
+        f"AND acknowledged_at IS NOT NULL) ORDER BY id",
+        [ids[0], *ids]).fetchall()
+
+
+def resend_unacknowledged(conn: sqlite3.Connection, broadcast_id: int, *, actor: str,
+                          now: float) -> int | None:
+    """A new broadcast (child of this one) to everyone who has not replied; None if nobody."""
+    root = get(conn, root_of(conn, broadcast_id))
+    silent = _silent_contacts(conn, root["id"])
+    if not silent:
+        return None
+    rounds = len(family(conn, root["id"]))
+    p = Plan(text=root["text"], priority=root["priority"], drill=bool(root["drill"]),
+             choices=json.loads(root["choices"]) if root["choices"] else [],
+             recipients=[PlannedRecipient(r["contact_id"], r["name"], r["phone"], r["text"],
+                                          r["parts_count"]) for r in silent])
+    p.parts = sum(r.parts for r in p.recipients)
+    return create(conn, p, title=f"再送{rounds}: {root['title']}", actor=actor, now=now,
+                  template_id=root["template_id"], parent_id=root["id"], round_=rounds)
+
+
+def due_followups(conn: sqlite3.Connection, now: float) -> list[int]:
+    """Broadcasts whose next automatic follow-up is due."""
+    rows = conn.execute(
+        "SELECT id, created_at, followup_after_minutes, followup_done FROM broadcasts "
+        "WHERE followup_after_minutes IS NOT NULL AND followup_done < followup_max "
+        "AND state IN ('sending', 'done')").fetchall()
+    return [r["id"] for r in rows
+            if now >= r["created_at"] + 60 * r["followup_after_minutes"] * (r["followup_done"] + 1)]
+
+
+def create_followup(conn: sqlite3.Connection, broadcast_id: int, now: float) -> int | None:
+    conn.execute("UPDATE broadcasts SET followup_done = followup_done + 1 WHERE id = ?",
+                 [broadcast_id])
+    return resend_unacknowledged(conn, broadcast_id, actor="daemon", now=now)
+
+
+def promote_scheduled(conn: sqlite3.Connection, now: float) -> list[int]:
+    """Scheduled broadcasts whose time has come become queued; returns their ids."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM broadcasts WHERE state = 'scheduled' "
+                                      "AND scheduled_at <= ?", [now])]
+    for broadcast_id in ids:
+        conn.execute("UPDATE broadcasts SET state = 'queued' WHERE id = ?", [broadcast_id])
+        conn.execute("UPDATE recipients SET next_attempt_at = ? WHERE broadcast_id = ? "
+                     "AND state = 'queued'", [now, broadcast_id])
+    return ids
+
+
+def create_test_broadcast(conn: sqlite3.Connection, config: Config, *, actor: str,
+                          now: float) -> int:
+    """The test message to the test group (the hardware button, `tsunagu check --send-test`)."""
+    p = plan(conn, config, text=config.test.message, drill=True, now=now)
+    return create(conn, p, title="送信テスト", actor=actor, now=now)
+
+
+def refresh_state(conn: sqlite3.Connection, broadcast_id: int, now: float) -> str:
+    """Done once nobody is waiting to be sent; a retried broadcast is queued again."""
+    row = conn.execute("SELECT state FROM broadcasts WHERE id = ?", [broadcast_id]).fetchone()
+    if row is None or row["state"] in ("cancelled", "scheduled"):
+        return row["state"] if row else "missing"
+    waiting = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ? AND state IN "
+                           "('queued', 'sending')", [broadcast_id]).fetchone()[0]
+    if waiting == 0 and row["state"] != "done":
+        conn.execute("UPDATE broadcasts SET state = 'done', finished_at = ? WHERE id = ?",
+                     [now, broadcast_id])
+        return "done"
+    return row["state"]
+
+
+# -- reading --------------------------------------------------------------------------------
+
+def summary(conn: sqlite3.Connection, broadcast_id: int) -> dict:
+    """Counts per state, acknowledgements and the tally of reply choices."""
+    b = get(conn, broadcast_id)
+    counts = {s: 0 for s in ("queued", "sending", "submitted", "delivered", "failed",
+                             "uncertain", "cancelled")}
+    for state, n in conn.execute("SELECT state, count(*) FROM recipients WHERE broadcast_id = ? "
+                                 "GROUP BY state", [broadcast_id]):
+        counts[state] = n
+    total = sum(counts.values())
+    acknowledged = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ? AND "
+                                "acknowledged_at IS NOT NULL", [broadcast_id]).fetchone()[0]
+    choices = json.loads(b["choices"]) if b["choices"] else []
+    tally = {c: 0 for c in choices}
+    for choice, n in conn.execute("SELECT choice, count(*) FROM recipients WHERE "
+                                  "broadcast_id = ? AND choice IS NOT NULL GROUP BY choice",
+                                  [broadcast_id]):
+        if 1 <= choice <= len(choices):
+            tally[choices[choice - 1]] = n
+    parts = conn.execute("SELECT coalesce(sum(parts_count), 0) FROM recipients WHERE "
+                         "broadcast_id = ?", [broadcast_id]).fetchone()[0]
+    finished = sum(counts[s] for s in FINAL)
+    return {"id": b["id"], "title": b["title"], "text": b["text"], "state": b["state"],
+            "priority": b["priority"], "drill": bool(b["drill"]), "created_by": b["created_by"],
+            "created_at": b["created_at"], "scheduled_at": b["scheduled_at"],
+            "started_at": b["started_at"], "finished_at": b["finished_at"],
+            "parent_id": b["parent_id"], "choices": choices, "tally": tally,
+            "total": total, "parts": parts, "counts": counts, "acknowledged": acknowledged,
+            "sent": counts["submitted"] + counts["delivered"],
+            "progress": round(100 * (finished + counts["submitted"]) / total) if total else 100}
+
+
+def recipients(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
+    rows = conn.execute("SELECT r.*, i.text AS reply_text FROM recipients r LEFT JOIN "
+                        "inbound_messages i ON i.id = r.reply_id WHERE r.broadcast_id = ? "
+                        "ORDER BY r.id", [broadcast_id]).fetchall()
+    return [dict(r) for r in rows]
+
+
+def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
+    """Everyone to phone: not reached (failed, uncertain, never sent) or no reply yet.
+
+    Counted over the whole family, so a patient who answered a resend is not on the list.
+    """
+    root = root_of(conn, broadcast_id)
+    ids = family(conn, root)
+    marks = ",".join("?" * len(ids))
+    acknowledged = {r[0] for r in conn.execute(
+        f"SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
+        f"AND acknowledged_at IS NOT NULL", ids)}
+    reached = {r[0] for r in conn.execute(
+        f"SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
+        f"AND state IN ('submitted', 'delivered')", ids)}
+    out = []
+    for r in conn.execute("SELECT r.*, c.note AS contact_note, c.facility FROM recipients r "
+                          "LEFT JOIN contacts c ON c.id = r.contact_id WHERE r.broadcast_id = ? "
+                          "ORDER BY r.id", [root]):
+        if r["phone"] in acknowledged:
+            continue
+        reason = "no_reply" if r["phone"] in reached else \
+            ("not_sent" if r["state"] in ("queued", "sending", "cancelled") else "not_reached")
+        out.append({**dict(r), "reason": reason})
+    # Those not reached at all first: they have heard nothing.
+    out.sort(key=lambda x: (x["reason"] == "no_reply", x["name"]))
+    return out
+
+
+def history(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> list[dict]:
+    rows = conn.execute(
+        "SELECT b.*, count(r.id) AS people, "
+        "sum(r.state IN ('submitted','delivered')) AS sent, "
+        "sum(r.state = 'delivered') AS delivered, sum(r.state = 'failed') AS failed, "
+        "sum(r.acknowledged_at IS NOT NULL) AS acknowledged "
+        "FROM broadcasts b LEFT JOIN recipients r ON r.broadcast_id = b.id "
+        "GROUP BY b.id ORDER BY b.id DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()
+    return [dict(r) for r in rows]
+
+
+def fold_digits(text: str) -> str:
+    """Full-width digits and spaces as ASCII (NFKC), for parsing a reply."""
+    return unicodedata.normalize("NFKC", text)

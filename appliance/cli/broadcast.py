@@ -1,0 +1,209 @@
+"""`tsunagu broadcast send|show|cancel|retry|resend|list` and `tsunagu inbox`.
+
+They write to and read from the database only; the daemon does the sending.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import click
+
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+
+
+def _errors(f):
+    from ..broadcasts import BroadcastError
+
+    @friendly_errors
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except BroadcastError as exc:
+            where = f"{exc.field}: " if exc.field else ""
+            raise click.ClickException(f"{where}{exc}") from None
+    wrapper.__name__, wrapper.__doc__ = f.__name__, f.__doc__
+    return wrapper
+
+
+@click.group("broadcast")
+def broadcast_group() -> None:
+    """Send a message to many people, and follow how it went."""
+
+
+@broadcast_group.command("send")
+@config_option
+@click.option("--group", "groups", multiple=True, help="A group name (repeat for more).")
+@click.option("--all", "everyone", is_flag=True, help="Every active contact.")
+@click.option("--text", help="The message ({name}, {clinic}… are filled in per person).")
+@click.option("--template", "template_name", help="A saved template's name.")
+@click.option("--title", default="", help="A title for the history (default: the first line).")
+@click.option("--priority", type=click.Choice(["emergency", "routine"]), default="routine",
+              show_default=True, help="Emergency broadcasts go before routine ones.")
+@click.option("--drill", is_flag=True, help="Only the test group receives it.")
+@click.option("--choices", help='Reply choices, e.g. "来院できる / 来院できない / 連絡がほしい".')
+@click.option("--date", "date_value", help="Value for {date}.")
+@click.option("--time", "time_value", help="Value for {time}.")
+@click.option("--original-time", help="Value for {original_time}.")
+@click.option("--at", "at", help="Send later: YYYY-MM-DD HH:MM in the clinic's timezone.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_errors
+def send(groups, everyone, text, template_name, title, priority, drill, choices, date_value,
+         time_value, original_time, at, yes) -> None:
+    """Queue a broadcast (the daemon sends it). Shows the plan and asks first."""
+    from .. import broadcasts, templates
+    from ..db import now as now_
+    from ..db import write
+    config, db = load_config_and_db()
+    if bool(text) == bool(template_name):
+        raise click.UsageError("give exactly one of --text or --template")
+    if not (groups or everyone or drill):
+        raise click.UsageError("give --group NAME (repeatable), --all or --drill")
+    template_id = None
+    if template_name:
+        template = templates.get_template_by_name(db, template_name)
+        if template is None:
+            raise click.BadParameter(f"no template named {template_name!r}",
+                                     param_hint="--template")
+        text, template_id = template.text, template.id
+    group_ids = []
+    for name in groups:
+        row = db.conn.execute("SELECT id FROM groups WHERE name = ?", [name]).fetchone()
+        if row is None:
+            raise click.BadParameter(f"no group named {name!r}", param_hint="--group")
+        group_ids.append(row[0])
+    values = {k: v for k, v in (("date", date_value), ("time", time_value),
+                                ("original_time", original_time)) if v}
+    now = now_()
+    scheduled_at = _parse_at(at, config.zone, now) if at else None
+    plan = broadcasts.plan(db.conn, config, text=text, group_ids=group_ids, everyone=everyone,
+                           priority=priority, drill=drill, choices=choices, values=values,
+                           now=now)
+    click.echo(f"{plan.people} people, {plan.parts} SMS parts, about "
+               f"{plan.seconds / 60:.1f} minutes at the SIMs' pace; budget left today: "
+               + ", ".join(f"{k} {v}" for k, v in plan.budget.items()))
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}")
+    click.echo("--- first message ---\n" + plan.recipients[0].text + "\n---")
+    if not yes:
+        click.confirm("Send it?", abort=True)
+    with write(db) as conn:
+        broadcast_id = broadcasts.create(conn, plan, title=title, actor=cli_actor(), now=now,
+                                         template_id=template_id, scheduled_at=scheduled_at,
+                                         request_key=str(uuid.uuid4()))
+    click.echo(f"broadcast {broadcast_id} {'scheduled' if scheduled_at else 'queued'}")
+
+
+def _parse_at(text: str, zone, now: float) -> float:
+    try:
+        moment = dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=zone)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD HH:MM, e.g. 2026-12-01 17:00",
+                                 param_hint="--at") from None
+    if moment.timestamp() <= now:
+        raise click.BadParameter(f"{text} is in the past", param_hint="--at")
+    return moment.timestamp()
+
+
+@broadcast_group.command("show")
+@config_option
+@click.argument("broadcast_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@_errors
+def show(broadcast_id: int, as_json: bool) -> None:
+    """Counts per state and every recipient of broadcast BROADCAST_ID."""
+    from .. import broadcasts
+    _, db = load_config_and_db()
+    summary = broadcasts.summary(db.conn, broadcast_id)
+    people = broadcasts.recipients(db.conn, broadcast_id)
+    if as_json:
+        summary["recipients"] = [{k: r[k] for k in ("name", "phone", "state", "parts_count",
+                                                     "attempts", "modem", "last_error",
+                                                     "acknowledged_at", "choice")}
+                                 for r in people]
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"#{summary['id']} {summary['title']} — {summary['state']} "
+               f"({summary['priority']}{', drill' if summary['drill'] else ''})")
+    click.echo("  " + "  ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
+               + f"  acknowledged {summary['acknowledged']}/{summary['total']}")
+    for choice, n in summary["tally"].items():
+        click.echo(f"  {choice}: {n}")
+    for r in people:
+        ack = " ✓" if r["acknowledged_at"] else ""
+        click.echo(f"  {r['state']:<10} {r['phone']:<14} {r['name']}{ack}"
+                   + (f"  ({r['last_error']})" if r["last_error"] else ""))
+
+
+@broadcast_group.command("cancel")
+@config_option
+@click.argument("broadcast_id", type=int)
+@_errors
+def cancel(broadcast_id: int) -> None:
+    """Stop BROADCAST_ID: nobody not yet sent to receives it."""
+    from .. import broadcasts
+    from ..db import now, write
+    _, db = load_config_and_db()
+    with write(db) as conn:
+        count = broadcasts.cancel(conn, broadcast_id, actor=cli_actor(), now=now())
+    click.echo(f"broadcast {broadcast_id} cancelled; {count} not sent")
+
+
+@broadcast_group.command("retry")
+@config_option
+@click.argument("broadcast_id", type=int)
+@_errors
+def retry(broadcast_id: int) -> None:
+    """Send again to the failed and uncertain recipients of BROADCAST_ID."""
+    from .. import broadcasts
+    from ..db import now, write
+    _, db = load_config_and_db()
+    with write(db) as conn:
+        count = broadcasts.retry_failed(conn, broadcast_id, actor=cli_actor(), now=now())
+    click.echo(f"{count} recipient(s) queued again")
+
+
+@broadcast_group.command("resend")
+@config_option
+@click.argument("broadcast_id", type=int)
+@_errors
+def resend(broadcast_id: int) -> None:
+    """A new broadcast to everyone who has not replied to BROADCAST_ID."""
+    from .. import broadcasts
+    from ..db import now, write
+    _, db = load_config_and_db()
+    with write(db) as conn:
+        new_id = broadcasts.resend_unacknowledged(conn, broadcast_id, actor=cli_actor(),
+                                                  now=now())
+    click.echo("everyone has replied" if new_id is None else f"broadcast {new_id} queued")
+
+
+@broadcast_group.command("list")
+@config_option
+@click.option("--limit", default=20, show_default=True)
+@_errors
+def list_(limit: int) -> None:
+    """Recent broadcasts, newest first."""
+    from .. import broadcasts
+    _, db = load_config_and_db()
+    for b in broadcasts.history(db.conn, limit=limit):
+        click.echo(f"#{b['id']:<4} {b['state']:<9} {b['people'] or 0:>4} people  "
+                   f"sent {b['sent'] or 0}  ack {b['acknowledged'] or 0}  {b['title']}")
+
+
+@click.command("inbox")
+@config_option
+@click.option("--unmatched", is_flag=True, help="Only messages matched to no broadcast.")
+@click.option("--limit", default=50, show_default=True)
+@_errors
+def inbox(unmatched: bool, limit: int) -> None:
+    """Replies and other messages that reached the SIMs, newest first."""
+    from .. import replies
+    config, db = load_config_and_db()
+    for m in replies.inbox(db.conn, unmatched_only=unmatched, limit=limit):
+        when = dt.datetime.fromtimestamp(m["received_at"], config.zone).strftime("%m-%d %H:%M")
+        who = m["contact_name"] or m["recipient_name"] or "?"
+        about = f" → #{m['broadcast_id']}" if m["broadcast_id"] else " (unmatched)"
+        choice = f" [choice {m['choice']}]" if m["choice"] else ""
+        click.echo(f"{when} {m['number']} {who}{about}{choice}: {m['text']}")

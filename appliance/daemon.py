@@ -1,0 +1,278 @@
+"""`tsunagu daemon`: the process that owns the modems.
+
+At start it takes the daemon lock (one daemon per database), applies migrations, settles
+what a previous run left half-done (appliance.recovery), then starts one Worker thread
+per modem and its services (the scheduler, GPIO… anything with start()/stop()). The main
+thread then keeps time: a heartbeat row every heartbeat_interval (and the systemd
+watchdog with it), requests from other processes (daemon_requests: 'probe', 'send_test'),
+scheduled broadcasts and follow-ups every few seconds.
+
+SIGTERM (or stop()) sets one event: workers stop claiming, finish the message they are
+sending (so every AT command in flight is completed and recorded), close their modems;
+services stop; the process exits 0.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import sqlite_utils
+
+from . import broadcasts
+from .clock import Clock, SystemClock
+from .config import Config
+from .db import connect, write
+from .dispatcher import Worker
+from .recovery import recover
+
+log = logging.getLogger(__name__)
+
+TICK = 0.2                 # the main thread's loop: requests are answered within this
+TIMERS_EVERY = 2.0         # scheduled broadcasts and follow-ups are looked at this often
+PROBE_TIMEOUT = 30.0       # a probe answers with what it has after this long
+WORKER_JOIN_TIMEOUT = 60.0  # the longest message at a slow pace, finishing on SIGTERM
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (another one runs, the database cannot be opened…)."""
+
+
+class Service(Protocol):
+    """Something the daemon runs beside the workers: the scheduler, GPIO button and LEDs."""
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Notifier:
+    """systemd's sd_notify (READY, WATCHDOG, STOPPING), only when systemd asked for it."""
+
+    def __init__(self) -> None:
+        self._notifier = None
+        if os.environ.get("NOTIFY_SOCKET"):
+            import sdnotify
+            self._notifier = sdnotify.SystemdNotifier()
+
+    def __call__(self, state: str) -> None:
+        if self._notifier is not None:
+            self._notifier.notify(state)
+
+
+def package_version() -> str | None:
+    try:
+        return version("tsunagu")
+    except PackageNotFoundError:
+        return None
+
+
+class DaemonLock:
+    """An exclusive lock beside the database: two daemons would fight over the modems
+    and each would take the other's messages in flight for a crash to recover from."""
+
+    def __init__(self, database: Path):
+        self.path = Path(f"{database}.daemon.lock")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="ascii")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise DaemonError(f"another tsunagu daemon (pid {holder}) is running on "
+                              f"this database ({self.path})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+
+
+@dataclass
+class _Probe:
+    request_id: int
+    futures: dict[str, Future]
+    deadline: float
+
+
+@dataclass
+class Requests:
+    """Answers daemon_requests rows: only the daemon may touch a modem."""
+    daemon: Daemon
+    in_flight: dict[int, _Probe] = field(default_factory=dict)
+
+    def handle(self, now: float) -> None:
+        db = self.daemon.db
+        pending = db.conn.execute("SELECT id, kind, args, requested_by FROM daemon_requests "
+                                  "WHERE state = 'pending' ORDER BY id").fetchall()
+        for row in pending:
+            if row["id"] in self.in_flight:
+                continue
+            try:
+                self._start(row, now)
+            except (ValueError, KeyError, TypeError, broadcasts.BroadcastError) as exc:
+                self._answer(row["id"], "failed", {"error": str(exc)}, now)
+        for probe in list(self.in_flight.values()):
+            self._finish_probe(probe, now)
+
+    def _start(self, row: Any, now: float) -> None:
+        args = json.loads(row["args"]) if row["args"] else {}
+        if row["kind"] == "probe":
+            futures = {w.name: w.request_probe() for w in self.daemon.workers}
+            self.in_flight[row["id"]] = _Probe(row["id"], futures, now + PROBE_TIMEOUT)
+        elif row["kind"] == "send_test":
+            with write(self.daemon.db) as conn:
+                broadcast_id = broadcasts.create_test_broadcast(
+                    conn, self.daemon.config, actor=args.get("actor") or row["requested_by"],
+                    now=now)
+            self._answer(row["id"], "done", {"broadcast_id": broadcast_id}, now)
+        else:
+            raise ValueError(f"unknown request kind {row['kind']!r}")
+
+    def _finish_probe(self, probe: _Probe, now: float) -> None:
+        done = all(f.done() for f in probe.futures.values())
+        if not done and now < probe.deadline:
+            return
+        modems = []
+        for name, future in probe.futures.items():
+            if future.done():
+                modems.append(future.result())
+            else:
+                modems.append({"name": name, "ready": False, "reason": "not_answering",
+                               "detail": f"no answer within {PROBE_TIMEOUT:.0f} s "
+                                         "(the modem is busy sending)"})
+        self._answer(probe.request_id, "done", {"modems": modems}, now)
+        del self.in_flight[probe.request_id]
+
+    def _answer(self, request_id: int, state: str, result: dict, now: float) -> None:
+        with write(self.daemon.db) as conn:
+            conn.execute("UPDATE daemon_requests SET state = ?, answered_at = ?, result = ? "
+                         "WHERE id = ? AND state = 'pending'",
+                         [state, now, json.dumps(result, ensure_ascii=False), request_id])
+
+
+class Daemon:
+    """The daemon process's parts, startable and stoppable from a test."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 open_device: Callable[[str], Any] | None = None,
+                 services: list[Service] | None = None):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.open_device = open_device
+        self.services: list[Service] = list(services or [])
+        self.stopping = threading.Event()
+        self.db: sqlite_utils.Database | None = None
+        self.workers: list[Worker] = []
+        self.requests = Requests(self)
+        self.notify = Notifier()
+        self.lock = DaemonLock(config.database)
+        self.started_at = 0.0
+        self._next_beat = 0.0
+        self._next_timers = 0.0
+
+    def stop(self) -> None:
+        """Ask the daemon to stop (safe from a signal handler)."""
+        self.stopping.set()
+
+    def run(self) -> int:
+        """Start, loop until stop(), stop cleanly; returns the exit status."""
+        self.lock.acquire()
+        try:
+            self.start()
+            self.notify("READY=1")
+            log.info("ready: %d modem(s)", len(self.workers))
+            while not self.stopping.is_set():
+                self.tick()
+                self.stopping.wait(TICK)
+            self.notify("STOPPING=1")
+            log.info("stopping: finishing the messages in flight")
+            return self.shutdown()
+        finally:
+            if self.db is not None:
+                self.db.conn.close()
+            self.lock.release()
+
+    def start(self) -> None:
+        self.started_at = self.clock.now()
+        self.db = connect(self.config.database)
+        result = recover(self.db, policy=self.config.daemon.resend_uncertain,
+                         now=self.started_at)
+        with write(self.db) as conn:
+            for broadcast_id in sorted(result.broadcasts):
+                broadcasts.refresh_state(conn, broadcast_id, self.started_at)
+        if result.total:
+            log.warning("recovered after an unclean stop: %d queued again, %d submitted, "
+                        "%d resent, %d uncertain (left for staff)", len(result.requeued),
+                        len(result.submitted), len(result.resent), len(result.uncertain))
+        self.heartbeat(self.started_at)
+        self.workers = [Worker(self.config, modem, clock=self.clock, stop=self.stopping,
+                               open_device=self.open_device) for modem in self.config.modems]
+        for worker in self.workers:
+            worker.start()
+        for service in self.services:
+            service.start()
+
+    def tick(self) -> None:
+        """The main thread's work: heartbeat, requests, timers."""
+        now = self.clock.now()
+        if now >= self._next_beat:
+            self.heartbeat(now)
+        self.requests.handle(now)
+        if now >= self._next_timers:
+            self._next_timers = now + TIMERS_EVERY
+            self.run_timers(now)
+
+    def heartbeat(self, now: float) -> None:
+        with write(self.db) as conn:
+            conn.execute(
+                "INSERT INTO heartbeat (name, pid, started_at, beat_at, version) "
+                "VALUES ('daemon', ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "pid = excluded.pid, started_at = excluded.started_at, "
+                "beat_at = excluded.beat_at, version = excluded.version",
+                [os.getpid(), self.started_at, now, package_version()])
+        self._next_beat = now + self.config.daemon.heartbeat_interval
+        for worker in self.workers:
+            if worker.thread is not None and not worker.thread.is_alive():
+                log.error("%s: worker thread ended unexpectedly; starting it again",
+                          worker.name)
+                worker.start()
+        self.notify("WATCHDOG=1")
+
+    def run_timers(self, now: float) -> None:
+        """Scheduled broadcasts whose time came, and follow-ups to the silent."""
+        with write(self.db) as conn:
+            promoted = broadcasts.promote_scheduled(conn, now)
+        for broadcast_id in broadcasts.due_followups(self.db.conn, now):
+            with write(self.db) as conn:
+                created = broadcasts.create_followup(conn, broadcast_id, now)
+            if created:
+                log.info("follow-up of broadcast %d queued as %d", broadcast_id, created)
+        if promoted:
+            log.info("scheduled broadcast(s) now queued: %s", promoted)
+
+    def shutdown(self) -> int:
+        for service in reversed(self.services):
+            service.stop()
+        stuck = [w.name for w in self.workers if not w.join(WORKER_JOIN_TIMEOUT)]
+        if stuck:
+            log.error("worker(s) %s did not finish within %.0f s; their message in flight "
+                      "is settled at the next start", ", ".join(stuck), WORKER_JOIN_TIMEOUT)
+        log.info("stopped")
+        return 0

@@ -1,0 +1,389 @@
+"""The modem worker: one per modem, the only code that talks to it.
+
+A worker claims one whole recipient message at a time (appliance.outbox), sends its parts
+through its own modem at the SIM's pace and within its daily limit, and between sends
+drains what the modem reports unprompted (delivery reports, replies). The AT session does
+one command at a time, so sending and reading events share this one thread.
+
+When its modem fails — no answer, port gone, SIM removed, no network — the worker stops
+claiming (claims are per message, so the other workers simply take the rest), marks the
+modem not ready with the reason, and keeps re-opening and re-initialising it with back-off
+until it comes back (USB unplug and replug), without a restart.
+
+Single steps (`connect()`, `poll_health()`, `process_one()`, `drain_events()`) are public
+and take time from an injectable clock, so each can be tested alone; `run()` loops them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from modem import pdu
+from modem.errors import ModemError
+
+from . import broadcasts, budget, health, outbox
+from .clock import Clock, SystemClock
+from .config import Config, ModemConfig
+from .db import write
+from .modem_events import ModemEvents
+
+log = logging.getLogger(__name__)
+
+RECONNECT_FIRST = 0.5      # seconds before the first re-open of a failed modem…
+RECONNECT_MAX = 15.0       # …doubling up to this (a replugged USB modem is back within it)
+IDLE_WAIT = 0.1            # how long an idle worker waits for an event before looking for
+                           # work again: bounds the time from "queued" to "on the wire"
+ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
+
+
+def _open_device(path: str):
+    from modem.device import Modem
+    return Modem.open(path)
+
+
+def _modem_fault_errors() -> tuple[type[BaseException], ...]:
+    """The errors after which nobody knows whether the modem sent what it was given."""
+    from modem.errors import ATTimeout, PortGone
+    return (ATTimeout, PortGone)
+
+
+class Device(Protocol):
+    """What the worker needs of modem.device.Modem (a real or a simulated modem)."""
+    def initialise(self, *, pin: str | None, request_status_reports: bool) -> Any: ...
+    def identify(self) -> Any: ...
+    def send_pdu(self, submit: pdu.SubmitPdu) -> int: ...
+    def next_event(self, timeout: float) -> Any: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Backoff:
+    """Seconds to wait before the next re-open: doubles per failure, reset on success."""
+    first: float = RECONNECT_FIRST
+    maximum: float = RECONNECT_MAX
+    delay: float = field(init=False, default=0.0)
+
+    def failed(self) -> float:
+        self.delay = min(self.maximum, self.delay * 2 if self.delay else self.first)
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+class Worker:
+    """Sends through one modem and reads what it reports; see the module docstring."""
+
+    def __init__(self, config: Config, modem: ModemConfig, *,
+                 db: sqlite_utils.Database | None = None, clock: Clock | None = None,
+                 open_device: Callable[[str], Device] | None = None,
+                 stop: threading.Event | None = None):
+        from .db import connect
+        self.config = config
+        self.modem = modem
+        self.name = modem.name
+        self.clock = clock or SystemClock()
+        self.stop = stop or threading.Event()
+        # Each thread its own connection; migrations were applied by the daemon at start.
+        self.db = db if db is not None else connect(config.database, migrate=False)
+        self._open_device = open_device or _open_device
+        self.device: Device | None = None
+        self.identity = health.Identity()
+        self.health: health.ModemHealth | None = None
+        self.events = ModemEvents(self.db, modem.name, self.clock)
+        self.backoff = Backoff(maximum=min(RECONNECT_MAX, config.daemon.poll_interval))
+        self._next_connect = 0.0
+        self._next_poll = 0.0
+        # The concatenation reference: our own 8-bit counter (never the TP-MR), starting
+        # anywhere so a restart does not reuse the references the phones just saw.
+        self._reference = random.randrange(256)
+        self._probes: SimpleQueue[Future] = SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.sent_parts = 0
+        self._initialised = False
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name=f"worker-{self.name}",
+                                       daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float) -> bool:
+        if self.thread is not None:
+            self.thread.join(timeout)
+            return not self.thread.is_alive()
+        return True
+
+    def run(self) -> None:
+        """Loop the single steps until the stop event is set, then close the modem."""
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.step()
+                except Exception:
+                    # A bug or a database error must not end sending for good: say it
+                    # loudly, drop the modem (it is re-opened) and go on after a pause.
+                    log.exception("%s: unexpected error in the worker", self.name)
+                    self._drop(health.unavailable(self.modem, "not_answering",
+                                                  "worker error (see the daemon log)",
+                                                  self.clock.now(), self.identity))
+                    self.stop.wait(ERROR_PAUSE)
+        finally:
+            self._close()
+            self._answer_probes()
+
+    def step(self) -> None:
+        """One turn of the loop: (re)connect, answer probes, poll, send or wait."""
+        now = self.clock.now()
+        if self.device is None:
+            if now >= self._next_connect:
+                self.connect()
+            self._answer_probes()
+            if self.device is None:
+                self.stop.wait(min(IDLE_WAIT * 5, max(0.0, self._next_connect - now)))
+            return
+        self._answer_probes()
+        if now >= self._next_poll:
+            self.poll_health()
+        if self.process_one():
+            self.drain_events()
+        else:
+            self.drain_events(timeout=IDLE_WAIT)
+
+    # -- the modem's connection and health ----------------------------------------------
+
+    def connect(self) -> bool:
+        """Open and initialise the modem and poll it; False (and a reason) when it fails."""
+        now = self.clock.now()
+        if "://" not in self.modem.port and not os.path.exists(self.modem.port):
+            self._drop(health.unavailable(self.modem, "port_missing",
+                                          f"{self.modem.port} does not exist", now))
+            return False
+        try:
+            device = self._open_device(self.modem.port)
+        except (ModemError, OSError) as exc:
+            self._drop(health.unavailable(self.modem, "port_missing", str(exc), now))
+            return False
+        self.device = device
+        try:
+            device.initialise(pin=self.modem.pin or None,
+                              request_status_reports=self.modem.request_status_reports)
+            self.identity = _identity(device.identify())
+        except ModemError as exc:
+            # A modem without its SIM may refuse initialisation; the poll says why.
+            log.info("%s: initialisation incomplete: %s", self.name, exc)
+            self._initialised = False
+        else:
+            self._initialised = True
+        current = self.poll_health()
+        if current is None:
+            return False
+        log.info("%s: open (%s)", self.name, current.reason or "ready")
+        if current.sendable:
+            self.events.sweep(device)
+        return True
+
+    def poll_health(self) -> health.ModemHealth | None:
+        """Ask the modem how it is and record it; None when it stopped answering."""
+        if self.device is None:
+            return None
+        now = self.clock.now()
+        try:
+            current = health.poll(self.device, self.modem,
+                                  min_signal_dbm=self.config.daemon.min_signal_dbm, now=now,
+                                  identity=self.identity)
+            if current.sendable and not self._initialised:
+                # The SIM is back (or was late): PIN, message format and reports again.
+                self.device.initialise(pin=self.modem.pin or None,
+                                       request_status_reports=self.modem.request_status_reports)
+                self._initialised = True
+        except ModemError as exc:
+            self._lost(exc)
+            return None
+        self._record(current)
+        if current.sendable:
+            self.backoff.reset()
+            self._next_poll = now + self.config.daemon.poll_interval
+        else:
+            # Not usable yet: look again soon, so a reinserted SIM is used quickly.
+            self._initialised = False
+            self._next_poll = now + self.backoff.failed()
+        return current
+
+    def _lost(self, exc: ModemError) -> None:
+        from modem.errors import PortGone
+        reason = "port_missing" if isinstance(exc, PortGone) else "not_answering"
+        self._drop(health.unavailable(self.modem, reason, str(exc), self.clock.now(),
+                                      self.identity))
+
+    def _drop(self, current: health.ModemHealth) -> None:
+        """The modem is unusable: close it, record why, and schedule a re-open."""
+        was_open = self.device is not None
+        self._close()
+        self._record(current)
+        self._next_connect = self.clock.now() + self.backoff.failed()
+        if was_open:
+            log.warning("%s: %s (%s); re-opening with back-off", self.name, current.reason,
+                        current.detail)
+
+    def _close(self) -> None:
+        device, self.device = self.device, None
+        if device is not None:
+            try:
+                device.close()
+            except (ModemError, OSError) as exc:
+                log.info("%s: closing the port: %s", self.name, exc)
+
+    def _record(self, current: health.ModemHealth) -> None:
+        changed = self.health is None or (self.health.ready, self.health.reason) != \
+            (current.ready, current.reason)
+        self.health = current
+        with write(self.db) as conn:
+            health.write_status(conn, current)
+        if changed:
+            log.info("%s: %s", self.name, "ready" if current.ready else
+                     f"not ready: {current.reason} ({current.detail})")
+
+    @property
+    def sendable(self) -> bool:
+        return self.device is not None and self.health is not None and self.health.sendable
+
+    # -- probes from other processes (tsunagu check --live) --------------------------------
+
+    def request_probe(self) -> Future:
+        """A fresh poll of this modem, answered by the worker's own thread."""
+        future: Future = Future()
+        self._probes.put(future)
+        return future
+
+    def _answer_probes(self) -> None:
+        while True:
+            try:
+                future = self._probes.get_nowait()
+            except Empty:
+                return
+            if self.stop.is_set():
+                future.set_result(self._health_json())
+                continue
+            if self.device is None:
+                self.connect()
+            else:
+                self.poll_health()
+            future.set_result(self._health_json())
+
+    def _health_json(self) -> dict:
+        if self.health is None:
+            return {"name": self.name, "port": self.modem.port, "ready": False,
+                    "reason": "not_answering", "detail": "not polled yet"}
+        return self.health.as_json()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def process_one(self) -> bool:
+        """Claim and send one recipient message if one is due; True when one was handled."""
+        if not self.sendable:
+            return False
+        now = self.clock.now()
+        if budget.next_send_allowed_at(self.db.conn, self.modem, now) > now:
+            return False
+        room = budget.remaining(self.db.conn, self.modem, now)
+        claim = outbox.claim(self.db, self.name, now, max_parts=room)
+        if claim is None:
+            return False
+        self.send(claim)
+        return True
+
+    def send(self, claim: outbox.Claim) -> str:
+        """Send every part of a claimed message; returns the message's new state."""
+        try:
+            submits = pdu.encode_submit(claim.phone, claim.text, reference=self._next_reference(),
+                                        request_status_report=self.modem.request_status_reports)
+        except (ModemError, ValueError) as exc:
+            return self._finish(claim, outbox.retry_or_fail(
+                self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
+                permanent=True, max_attempts=1, backoff=0))
+        for submit in submits:
+            if submit.seq > 1:
+                self._wait_for_pace()
+            outbox.part_sending(self.db, claim, submit.seq, self.clock.now())
+            try:
+                mr = self.device.send_pdu(submit)
+            except ModemError as exc:
+                return self._finish(claim, self._send_failed(claim, submit.seq, exc))
+            self.sent_parts += 1
+            outbox.part_submitted(self.db, claim, submit.seq, mr, self.clock.now(),
+                                  last=submit.seq == submit.total)
+        return self._finish(claim, "submitted")
+
+    def _send_failed(self, claim: outbox.Claim, seq: int, exc: ModemError) -> str:
+        now = self.clock.now()
+        detail = f"{self.name}: {exc}"
+        if isinstance(exc, _modem_fault_errors()):
+            # The modem may have sent the part before it went silent or away.
+            state = outbox.uncertain(self.db, claim, seq, detail, now,
+                                     policy=self.config.daemon.resend_uncertain)
+            if self.device is not None:
+                self.poll_health()  # a single missed answer need not cost the modem
+            return state
+        # The modem answered with an error. Is the modem itself the problem?
+        current = self.poll_health()
+        if current is None or not current.sendable:
+            why = current.reason if current is not None else "not answering"
+            outbox.release(self.db, claim, seq, f"{detail} ({why}) — handed back", now)
+            return "queued"
+        return outbox.retry_or_fail(self.db, claim, seq, detail, now,
+                                    permanent=exc.permanent,
+                                    max_attempts=self.config.daemon.max_attempts,
+                                    backoff=self.config.daemon.retry_backoff)
+
+    def _finish(self, claim: outbox.Claim, state: str) -> str:
+        with write(self.db) as conn:
+            broadcasts.refresh_state(conn, claim.broadcast_id, self.clock.now())
+        return state
+
+    def _wait_for_pace(self) -> None:
+        """Between two parts of one message: keep the SIM's pace, reading events meanwhile."""
+        while True:
+            now = self.clock.now()
+            allowed = budget.next_send_allowed_at(self.db.conn, self.modem, now)
+            if allowed <= now:
+                return
+            self.drain_events()
+            self.clock.sleep(min(allowed - now, IDLE_WAIT * 2))
+
+    def _next_reference(self) -> int:
+        self._reference = (self._reference + 1) % 256
+        return self._reference
+
+    # -- what the modem reports ----------------------------------------------------------
+
+    def drain_events(self, timeout: float = 0.0) -> int:
+        """Handle every event the modem has queued (waiting up to *timeout* for the first)."""
+        handled = 0
+        while self.device is not None:
+            try:
+                event = self.device.next_event(timeout)
+                if event is None:
+                    break
+                self.events.handle(self.device, event)
+            except ModemError as exc:
+                self._lost(exc)
+                break
+            handled += 1
+            timeout = 0.0
+        return handled
+
+
+def _identity(raw: Any) -> health.Identity:
+    fields = ("manufacturer", "model", "revision", "imei", "imsi", "iccid")
+    return health.Identity(**{f: getattr(raw, f, None) for f in fields})

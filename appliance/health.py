@@ -1,0 +1,261 @@
+"""Modem health and the appliance's health record.
+
+Two halves:
+
+- the daemon's side: `poll()` asks an opened modem (SIM, registration, signal, operator)
+  and `write_status()` stores the answer as the modem's modem_status row, ready or not
+  ready with one reason: not_answering, port_missing, no_sim, sim_pin, not_registered,
+  weak_signal;
+- everyone else's side: `read_health(db, config, now)` reads the rows the daemon wrote into
+  one `Health` record — modems, heartbeat age, queue depth, remaining budget — that the web
+  dashboard, the LEDs, `tsunagu check` and /metrics all read, so they can never disagree.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from . import budget
+from .config import Config, ModemConfig
+
+# Why a modem is not ready, most fundamental first (the first that applies is the reason).
+REASONS = ("port_missing", "not_answering", "no_sim", "sim_pin", "not_registered",
+           "weak_signal")
+# Reasons under which a modem may still send: a weak signal often still gets SMS through,
+# and refusing to try would stop an emergency broadcast on the only modem.
+SENDABLE_REASONS = (None, "weak_signal")
+
+
+@dataclass(frozen=True)
+class Identity:
+    manufacturer: str | None = None
+    model: str | None = None
+    revision: str | None = None
+    imei: str | None = None
+    imsi: str | None = None
+    iccid: str | None = None
+
+
+@dataclass(frozen=True)
+class ModemHealth:
+    """One modem as the daemon found it: a modem_status row."""
+    name: str
+    port: str
+    ready: bool
+    reason: str | None
+    checked_at: float
+    detail: str | None = None
+    identity: Identity = Identity()
+    sim_state: str | None = None
+    registration: str | None = None
+    signal_dbm: int | None = None
+    signal_bars: int | None = None
+    operator: str | None = None
+    pace_per_minute: int | None = None
+    daily_limit: int | None = None
+
+    @property
+    def sendable(self) -> bool:
+        """The worker may hand this modem messages (ready, or only a weak signal)."""
+        return self.reason in SENDABLE_REASONS
+
+    def as_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data.update(data.pop("identity"))
+        return data
+
+
+def unavailable(modem: ModemConfig, reason: str, detail: str, now: float,
+                identity: Identity = Identity()) -> ModemHealth:
+    """The health of a modem that could not be asked: its port is missing or silent."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown reason {reason!r}")
+    return ModemHealth(name=modem.name, port=modem.port, ready=False, reason=reason,
+                       detail=detail, checked_at=now, identity=identity,
+                       pace_per_minute=modem.pace, daily_limit=modem.daily_limit)
+
+
+def poll(device, modem: ModemConfig, *, min_signal_dbm: int, now: float,
+         identity: Identity = Identity()) -> ModemHealth:
+    """Ask an opened modem for SIM, registration, signal and operator.
+
+    Raises the modem's own errors (ATTimeout, PortGone) when it does not answer; the
+    caller turns those into `unavailable()`.
+    """
+    base = dict(name=modem.name, port=modem.port, checked_at=now, identity=identity,
+                pace_per_minute=modem.pace, daily_limit=modem.daily_limit)
+    sim = device.sim_state()
+    sim_name = _sim_name(sim)
+    if sim_name != "READY":
+        reason = "sim_pin" if sim_name in ("SIM PIN", "SIM PUK", "PH-SIM PIN") else "no_sim"
+        return ModemHealth(ready=False, reason=reason, sim_state=sim_name,
+                           detail=f"SIM: {sim_name}", **base)
+    reg = device.registration()
+    sig = device.signal()
+    operator = device.operator() if reg.registered else None
+    values = dict(sim_state=sim_name, registration=_registration_name(reg),
+                  signal_dbm=sig.dbm, signal_bars=sig.bars, operator=_operator_name(operator))
+    if not reg.registered:
+        return ModemHealth(ready=False, reason="not_registered",
+                           detail=f"registration: {values['registration']}", **values, **base)
+    if sig.dbm is None or sig.dbm < min_signal_dbm:
+        shown = "unknown" if sig.dbm is None else f"{sig.dbm} dBm"
+        return ModemHealth(ready=False, reason="weak_signal",
+                           detail=f"signal {shown} (needs {min_signal_dbm} dBm or more)",
+                           **values, **base)
+    return ModemHealth(ready=True, reason=None, **values, **base)
+
+
+# modem.device's SIM states, in the words AT+CPIN? uses (what modem_status shows).
+_SIM_WORDS = {"ready": "READY", "pin_required": "SIM PIN", "puk_required": "SIM PUK",
+              "not_inserted": "NOT INSERTED", "busy": "SIM BUSY"}
+
+
+def _sim_name(sim) -> str:
+    value = getattr(sim, "value", sim)
+    if value is None:
+        return "UNKNOWN"
+    return _SIM_WORDS.get(str(value), str(value).upper())
+
+
+def _registration_name(reg) -> str:
+    value = getattr(reg, "state", None)
+    value = getattr(value, "value", value)
+    if value:
+        return str(value)
+    return "registered_home" if reg.registered else "not_registered"
+
+
+def _operator_name(operator) -> str | None:
+    if operator is None:
+        return None
+    name = getattr(operator, "name", operator)
+    return str(name) if name else None
+
+
+def write_status(conn: sqlite3.Connection, health: ModemHealth) -> None:
+    """Upsert the modem's modem_status row (call inside a write transaction)."""
+    row = health.as_json()
+    row.pop("ready")
+    columns = ["ready", *row]
+    values = [int(health.ready), *row.values()]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "name")
+    conn.execute(f"INSERT INTO modem_status ({', '.join(columns)}) VALUES "
+                 f"({', '.join('?' * len(columns))}) ON CONFLICT (name) DO UPDATE SET {updates}",
+                 values)
+
+
+# -- the appliance's health record --------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModemView:
+    """A configured modem as the dashboard, LEDs, check and /metrics show it."""
+    name: str
+    port: str
+    ready: bool                 # as last polled, and the poll is fresh
+    reason: str | None          # None when ready; 'unknown' when never polled; 'stale'
+    detail: str | None
+    checked_at: float | None
+    signal_dbm: int | None
+    signal_bars: int | None
+    operator: str | None
+    sim_state: str | None
+    registration: str | None
+    manufacturer: str | None
+    model: str | None
+    pace: int
+    daily_limit: int
+    sent_today: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    pid: int
+    started_at: float
+    beat_at: float
+    age: float
+    version: str | None
+
+
+@dataclass(frozen=True)
+class Health:
+    now: float
+    heartbeat: Heartbeat | None         # None: the daemon never ran on this database
+    daemon_alive: bool                  # heartbeat younger than check.heartbeat_max_age
+    modems: tuple[ModemView, ...]
+    queue_depth: int                    # recipient messages queued or being sent
+    oldest_queued_at: float | None      # claim-due queued work waiting longest
+    uncertain: int                      # recipient messages waiting for staff to decide
+    sending_broadcasts: int
+    remaining_budget: int               # parts the SIMs may still send today
+
+    @property
+    def heartbeat_age(self) -> float | None:
+        return self.heartbeat.age if self.heartbeat else None
+
+    @property
+    def ready_modems(self) -> tuple[ModemView, ...]:
+        return tuple(m for m in self.modems if m.ready)
+
+    @property
+    def can_send(self) -> bool:
+        """Something queued now would go out: daemon alive, a modem ready, budget left."""
+        return self.daemon_alive and bool(self.ready_modems) and self.remaining_budget > 0
+
+
+def read_health(db: sqlite_utils.Database | sqlite3.Connection, config: Config,
+                now: float) -> Health:
+    """The one health record, read from what the daemon last wrote."""
+    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
+    heartbeat = _heartbeat(conn, now)
+    alive = heartbeat is not None and heartbeat.age <= config.check.heartbeat_max_age
+    # A poll older than three intervals (or the check's heartbeat limit) is not news.
+    stale_after = max(3 * config.daemon.poll_interval, config.check.heartbeat_max_age)
+    modems = tuple(_modem_view(conn, m, now, alive, stale_after) for m in config.modems)
+    queue = conn.execute(
+        "SELECT count(*), min(CASE WHEN r.state = 'queued' THEN "
+        "max(r.next_attempt_at, b.created_at) END) FROM recipients r "
+        "JOIN broadcasts b ON b.id = r.broadcast_id WHERE r.state IN ('queued', 'sending') "
+        "AND b.state NOT IN ('cancelled', 'scheduled')").fetchone()
+    uncertain = conn.execute("SELECT count(*) FROM recipients WHERE state = 'uncertain'"
+                             ).fetchone()[0]
+    sending = conn.execute("SELECT count(*) FROM broadcasts WHERE state IN ('queued', "
+                           "'sending')").fetchone()[0]
+    return Health(now=now, heartbeat=heartbeat, daemon_alive=alive, modems=modems,
+                  queue_depth=queue[0], oldest_queued_at=queue[1], uncertain=uncertain,
+                  sending_broadcasts=sending,
+                  remaining_budget=sum(m.remaining for m in modems))
+
+
+def _heartbeat(conn: sqlite3.Connection, now: float) -> Heartbeat | None:
+    row = conn.execute("SELECT * FROM heartbeat WHERE name = 'daemon'").fetchone()
+    if row is None:
+        return None
+    return Heartbeat(pid=row["pid"], started_at=row["started_at"], beat_at=row["beat_at"],
+                     age=max(0.0, now - row["beat_at"]), version=row["version"])
+
+
+def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive: bool,
+                stale_after: float) -> ModemView:
+    row = conn.execute("SELECT * FROM modem_status WHERE name = ?", [modem.name]).fetchone()
+    sent = budget.sent_today(conn, modem, now)
+    common = dict(name=modem.name, port=modem.port, pace=modem.pace,
+                  daily_limit=modem.daily_limit, sent_today=sent,
+                  remaining=budget.remaining(conn, modem, now))
+    if row is None:
+        return ModemView(ready=False, reason="unknown", detail="not polled yet",
+                         checked_at=None, signal_dbm=None, signal_bars=None, operator=None,
+                         sim_state=None, registration=None, manufacturer=None, model=None,
+                         **common)
+    fresh = alive and now - row["checked_at"] <= stale_after
+    reason = row["reason"] if fresh else "stale"
+    detail = row["detail"] if fresh else "the daemon has not checked this modem recently"
+    return ModemView(ready=bool(row["ready"]) and fresh, reason=reason, detail=detail,
+                     checked_at=row["checked_at"], signal_dbm=row["signal_dbm"],
+                     signal_bars=row["signal_bars"], operator=row["operator"],
+                     sim_state=row["sim_state"], registration=row["registration"],
+                     manufacturer=row["manufacturer"], model=row["model"], **common)

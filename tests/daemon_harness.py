@@ -1,0 +1,196 @@
+"""Simulated modems and the daemon as real subprocesses, for end-to-end tests and the bench.
+
+`tsunagu sim` processes stand in for the modems (each on its own pty, with a JSONL network
+log of what reached the phones); `tsunagu daemon` runs exactly as systemd runs it. The
+test process only writes broadcasts into the database and reads states back — the same
+seam the web UI uses.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FINAL_STATES = ("submitted", "delivered", "failed", "uncertain", "cancelled")
+
+
+def tsunagu_command() -> list[str]:
+    """The installed console script beside this Python, else the module."""
+    script = Path(sys.executable).parent / "tsunagu"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from appliance.cli import main; main()"]
+
+
+def wait_until(predicate, timeout: float, message: str, interval: float = 0.02):
+    """Poll *predicate* until truthy; raise AssertionError naming *message* at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(interval)  # ok-sleep: a polling interval inside a deadline
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> int | None:
+    """SIGTERM, then SIGKILL if it does not go; never leaves the process behind."""
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout)
+
+
+@dataclass
+class Sim:
+    """One `tsunagu sim` subprocess: a simulated modem with a network log."""
+    directory: Path
+    name: str
+    send_delay: float = 0.01
+    report_delay: float = 0.05
+    proc: subprocess.Popen | None = None
+
+    @property
+    def link(self) -> Path:
+        return self.directory / f"{self.name}.tty"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / f"{self.name}.jsonl"
+
+    def start(self) -> Sim:
+        stderr = open(self.directory / f"{self.name}.stderr", "ab")
+        self.proc = subprocess.Popen(
+            [*tsunagu_command(), "sim", "--link", str(self.link), "--log", str(self.log),
+             "--send-delay", str(self.send_delay), "--report-delay", str(self.report_delay)],
+            stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
+        stderr.close()
+        wait_until(lambda: self.link.exists() and Path(f"{self.link}.ctl").exists()
+                   or self.proc.poll() is not None, 20, f"simulated modem {self.name}")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"tsunagu sim exited: {self.stderr()}")
+        return self
+
+    def control(self):
+        from modem.sim.control import SimControl
+        return SimControl(str(self.link))
+
+    def stderr(self) -> str:
+        return (self.directory / f"{self.name}.stderr").read_text(errors="replace")
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        if not self.log.exists():
+            return []
+        out = []
+        for line in self.log.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written right now
+            if kind is None or event.get("event") == kind:
+                out.append(event)
+        return out
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def messages(sims: list[Sim]) -> list[dict]:
+    """Every whole message that reached a phone, across all simulated modems."""
+    return [m for sim in sims for m in sim.events("message")]
+
+
+def messages_per_number(sims: list[Sim]) -> Counter:
+    return Counter(m["to"] for m in messages(sims))
+
+
+def submits(sims: list[Sim]) -> int:
+    return sum(len(sim.events("submit")) for sim in sims)
+
+
+@dataclass
+class DaemonProcess:
+    """`tsunagu daemon --config FILE` as a subprocess."""
+    config: Path
+    directory: Path
+    proc: subprocess.Popen | None = None
+    runs: int = 0
+    env: dict = field(default_factory=dict)
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.directory / "daemon.stderr"
+
+    def start(self) -> DaemonProcess:
+        self.runs += 1
+        stderr = open(self.stderr_path, "ab")
+        stderr.write(f"\n--- run {self.runs} ---\n".encode())
+        stderr.flush()
+        env = {**os.environ, **self.env}
+        env.pop("NOTIFY_SOCKET", None)
+        self.proc = subprocess.Popen([*tsunagu_command(), "daemon", "--config", str(self.config)],
+                                     stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT, env=env)
+        stderr.close()
+        return self
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def kill(self) -> None:
+        """kill -9: no chance to record anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        return stop_process(self.proc, timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def write_config(directory: Path, sims: list[Sim], *, pace: int = 600,
+                 daily_limit: int = 100_000, daemon: dict | None = None,
+                 request_status_reports: bool = True) -> Path:
+    """A configuration for the daemon under test: its database and one [[modem]] per sim."""
+    settings = {"poll_interval": 2, "heartbeat_interval": 0.5, "max_attempts": 5,
+                "retry_backoff": 0.05, "min_signal_dbm": -110, "resend_uncertain": "emergency"}
+    settings.update(daemon or {})
+    lines = ['database = "tsunagu.db"', 'clinic_name = "つなぐ透析クリニック"', "",
+             "[daemon]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    lines += ["", "[gpio]", "enabled = false"]
+    for sim in sims:
+        lines += ["", "[[modem]]", f'name = "{sim.name}"', f'port = "{sim.link}"',
+                  f"pace = {pace}", f"daily_limit = {daily_limit}",
+                  f"request_status_reports = {str(request_status_reports).lower()}"]
+    path = directory / "tsunagu.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def recipient_states(db) -> Counter:
+    return Counter({r[0]: r[1] for r in db.conn.execute(
+        "SELECT state, count(*) FROM recipients GROUP BY state")})
+
+
+def all_final(db, broadcast_id: int | None = None) -> bool:
+    where = "" if broadcast_id is None else f" AND broadcast_id = {int(broadcast_id)}"
+    left = db.conn.execute(
+        "SELECT count(*) FROM recipients WHERE state IN ('queued', 'sending')" + where
+    ).fetchone()[0]
+    return left == 0

@@ -1,0 +1,240 @@
+"""The broadcast domain in-process: planning, creating, cancelling, retrying, resending,
+follow-ups, scheduling, delivery reports and replies, over a real SQLite database."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from appliance import broadcasts, config as config_mod, contacts, replies, reports
+from appliance.db import connect, write
+from modem import pdu
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "tsunagu.toml"
+    path.write_text('database = "t.db"\nclinic_name = "つなぐ透析クリニック"\n'
+                    '[[modem]]\nname = "m0"\nport = "/dev/null"\npace = 20\ndaily_limit = 200\n'
+                    '[[modem]]\nname = "m1"\nport = "/dev/null"\npace = 20\ndaily_limit = 50\n',
+                    encoding="utf-8")
+    return config_mod.load(path)
+
+
+@pytest.fixture
+def db(config):
+    database = connect(config.database)
+    morning = contacts.create_group(database, "月水金 午前", actor="t", kind="shift")
+    test = contacts.create_group(database, "テスト", actor="t", kind="test")
+    for i in range(6):
+        contacts.add_contact(database, name=f"患者{i}", kana=f"かんじゃ{i}",
+                             phone=f"090-1234-{i:04d}", actor="t", group_ids=[morning.id])
+    contacts.add_contact(database, name="𠮷田 花子", phone="080-1111-2222", actor="t",
+                         group_ids=[test.id])
+    return database
+
+
+def group_id(db, name):
+    return db.conn.execute("SELECT id FROM groups WHERE name = ?", [name]).fetchone()[0]
+
+
+def make(db, config, **kw) -> int:
+    kw.setdefault("group_ids", [group_id(db, "月水金 午前")])
+    p = broadcasts.plan(db.conn, config, text=kw.pop("text", "{name}様 本日は中止です"),
+                        now=NOW, **kw)
+    with write(db) as conn:
+        return broadcasts.create(conn, p, title="", actor="staff", now=NOW)
+
+
+def test_plan_renders_each_name_and_counts_parts_and_budget(db, config):
+    p = broadcasts.plan(db.conn, config, text="{name}様 {clinic}です", now=NOW,
+                        group_ids=[group_id(db, "月水金 午前")], choices="来院できる / できない")
+    assert p.people == 6 and p.recipients[0].text.startswith("患者0様 つなぐ透析クリニックです")
+    assert "1 来院できる\n2 できない" in p.recipients[0].text
+    assert p.parts == sum(pdu.count(r.text).parts for r in p.recipients)
+    assert p.budget == {"m0": 200, "m1": 50} and p.fits
+
+
+def test_a_drill_goes_only_to_the_test_group_whatever_else_was_chosen(db, config):
+    p = broadcasts.plan(db.conn, config, text="訓練です", drill=True, everyone=True, now=NOW)
+    assert [r.name for r in p.recipients] == ["𠮷田 花子"]
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"text": "  "}, "text"),
+    ({"text": "{nmae}様"}, "text"),
+    ({"text": "あ" * 700}, "text"),
+    ({"text": "x", "group_ids": []}, "groups"),
+    ({"text": "x", "priority": "urgent"}, "priority"),
+    ({"text": "x", "choices": "/".join("abcdefghij")}, "choices"),
+])
+def test_bad_broadcasts_are_refused_naming_the_field(db, config, kwargs, field):
+    kwargs.setdefault("group_ids", [group_id(db, "月水金 午前")])
+    with pytest.raises(broadcasts.BroadcastError) as refused:
+        broadcasts.plan(db.conn, config, now=NOW, **kwargs)
+    assert refused.value.field == field
+
+
+def test_a_plan_beyond_the_budget_says_how_many_are_sent_now(db, config):
+    with write(db) as conn:  # spend almost all of both SIMs' budget
+        conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
+                     "VALUES ('x', 'x', 't', ?)", [NOW])
+        conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count) "
+                     "VALUES (1, 'x', '+819012340000', 'x', 1)")
+        conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at, "
+                         "submitted_at) VALUES (1, ?, 'submitted', ?, ?, ?)",
+                         [(i, "m0" if i <= 198 else "m1", NOW - 60, NOW - 60)
+                          for i in range(1, 248)])
+    p = broadcasts.plan(db.conn, config, text="本日は中止です", now=NOW,
+                        group_ids=[group_id(db, "月水金 午前")])
+    assert p.budget == {"m0": 2, "m1": 1} and not p.fits and p.parts_that_fit == 3
+    assert "the first 3 of 6 people" in p.warnings[0]
+
+
+def test_the_same_request_key_creates_one_broadcast(db, config):
+    p = broadcasts.plan(db.conn, config, text="中止", group_ids=[group_id(db, "月水金 午前")],
+                        now=NOW)
+    with write(db) as conn:
+        first = broadcasts.create(conn, p, title="t", actor="a", now=NOW, request_key="k1")
+        second = broadcasts.create(conn, p, title="t", actor="a", now=NOW, request_key="k1")
+    assert first == second
+    assert db.conn.execute("SELECT count(*) FROM recipients").fetchone()[0] == 6
+
+
+def test_cancel_stops_the_queued_and_keeps_what_was_sent(db, config):
+    bid = make(db, config)
+    db.conn.execute("UPDATE recipients SET state = 'submitted' WHERE id = 1")
+    with write(db) as conn:
+        assert broadcasts.cancel(conn, bid, actor="a", now=NOW) == 5
+    summary = broadcasts.summary(db.conn, bid)
+    assert summary["state"] == "cancelled"
+    assert summary["counts"]["cancelled"] == 5 and summary["counts"]["submitted"] == 1
+    with write(db) as conn, pytest.raises(broadcasts.BroadcastError):
+        broadcasts.cancel(conn, bid, actor="a", now=NOW)
+
+
+def test_retry_queues_the_failed_and_uncertain_again(db, config):
+    bid = make(db, config)
+    db.conn.execute("UPDATE recipients SET state = 'failed', attempts = 5 WHERE id IN (1, 2)")
+    db.conn.execute("UPDATE recipients SET state = 'uncertain' WHERE id = 3")
+    db.conn.execute("UPDATE recipients SET state = 'delivered' WHERE id > 3")
+    with write(db) as conn:
+        broadcasts.refresh_state(conn, bid, NOW)
+        assert broadcasts.get(conn, bid)["state"] == "done"
+        assert broadcasts.retry_failed(conn, bid, actor="a", now=NOW) == 3
+    assert broadcasts.summary(db.conn, bid)["counts"]["queued"] == 3
+    assert broadcasts.get(db.conn, bid)["state"] == "queued"
+
+
+def test_replies_acknowledge_with_full_width_and_circled_choices(db, config):
+    bid = make(db, config, choices=["来院できる", "来院できない", "連絡がほしい"])
+    db.conn.execute("UPDATE recipients SET state = 'delivered'")
+    with write(db) as conn:
+        replies.record(conn, "m0", sender="+819012340000", text="２", sent_at=NOW, now=NOW)
+        replies.record(conn, "m0", sender="09012340001", text="③ 電話ください", sent_at=NOW,
+                       now=NOW)
+        replies.record(conn, "m0", sender="+819012340002", text="来院できる", sent_at=NOW,
+                       now=NOW)
+        replies.record(conn, "m0", sender="+819012340003", text="わかりました", sent_at=NOW,
+                       now=NOW)
+        replies.record(conn, "m0", sender="+817011112222", text="どなた？", sent_at=NOW,
+                       now=NOW)
+    summary = broadcasts.summary(db.conn, bid)
+    assert summary["acknowledged"] == 4
+    assert summary["tally"] == {"来院できる": 1, "来院できない": 1, "連絡がほしい": 1}
+    unmatched = replies.inbox(db.conn, unmatched_only=True)
+    assert [m["text"] for m in unmatched] == ["どなた？"]
+
+
+def test_the_same_reply_read_twice_after_a_crash_is_stored_once(db, config):
+    make(db, config)
+    with write(db) as conn:
+        first = replies.record(conn, "m0", sender="+819012340000", text="1", sent_at=NOW, now=NOW)
+        again = replies.record(conn, "m0", sender="+819012340000", text="1", sent_at=NOW, now=NOW)
+    assert first == again
+    assert db.conn.execute("SELECT count(*) FROM inbound_messages").fetchone()[0] == 1
+
+
+def test_resend_goes_to_the_silent_and_the_call_list_counts_the_whole_family(db, config):
+    bid = make(db, config, choices=["はい", "いいえ"])
+    db.conn.execute("UPDATE recipients SET state = 'delivered' WHERE id <= 4")
+    db.conn.execute("UPDATE recipients SET state = 'failed' WHERE id = 5")
+    with write(db) as conn:
+        replies.record(conn, "m0", sender="+819012340000", text="1", sent_at=NOW, now=NOW)
+        child = broadcasts.resend_unacknowledged(conn, bid, actor="a", now=NOW + 60)
+    kids = broadcasts.recipients(db.conn, child)
+    assert len(kids) == 5 and "+819012340000" not in {r["phone"] for r in kids}
+    db.conn.execute("UPDATE recipients SET state = CASE phone WHEN '+819012340004' THEN "
+                    "'failed' ELSE 'delivered' END WHERE broadcast_id = ?", [child])
+    with write(db) as conn:
+        replies.record(conn, "m0", sender="+819012340001", text="2", sent_at=NOW + 90,
+                       now=NOW + 90)
+    calls = broadcasts.call_list(db.conn, bid)
+    phones = [c["phone"] for c in calls]
+    assert "+819012340000" not in phones and "+819012340001" not in phones
+    assert len(calls) == 4
+    assert calls[0]["phone"] == "+819012340004" and calls[0]["reason"] == "not_reached"
+
+
+def test_follow_ups_fall_due_after_n_minutes_up_to_k_times(db, config):
+    p = broadcasts.plan(db.conn, config, text="中止", group_ids=[group_id(db, "月水金 午前")],
+                        now=NOW)
+    with write(db) as conn:
+        bid = broadcasts.create(conn, p, title="t", actor="a", now=NOW,
+                                followup_after_minutes=30, followup_max=1)
+    db.conn.execute("UPDATE recipients SET state = 'delivered'")
+    db.conn.execute("UPDATE broadcasts SET state = 'done'")
+    assert broadcasts.due_followups(db.conn, NOW + 29 * 60) == []
+    assert broadcasts.due_followups(db.conn, NOW + 30 * 60) == [bid]
+    with write(db) as conn:
+        assert broadcasts.create_followup(conn, bid, NOW + 30 * 60) is not None
+    assert broadcasts.due_followups(db.conn, NOW + 120 * 60) == []
+
+
+def test_a_scheduled_broadcast_waits_for_its_time(db, config):
+    p = broadcasts.plan(db.conn, config, text="採血日です", group_ids=[group_id(db, "月水金 午前")],
+                        now=NOW)
+    with write(db) as conn:
+        bid = broadcasts.create(conn, p, title="t", actor="a", now=NOW, scheduled_at=NOW + 3600)
+        assert broadcasts.get(conn, bid)["state"] == "scheduled"
+        assert broadcasts.promote_scheduled(conn, NOW + 3599) == []
+        assert broadcasts.promote_scheduled(conn, NOW + 3600) == [bid]
+    assert broadcasts.get(db.conn, bid)["state"] == "queued"
+
+
+def _submitted_part(db, rid, seq, mr, at, modem="m0"):
+    db.conn.execute("INSERT INTO parts (recipient_id, seq, state, modem, mr, sending_at, "
+                    "submitted_at) VALUES (?, ?, 'submitted', ?, ?, ?, ?)",
+                    [rid, seq, modem, mr, at, at])
+
+
+def test_reports_match_the_latest_part_with_that_mr_after_it_wrapped(db, config):
+    make(db, config)
+    db.conn.execute("UPDATE recipients SET state = 'submitted', parts_count = 2 WHERE id = 1")
+    db.conn.execute("UPDATE recipients SET state = 'submitted', parts_count = 1 WHERE id = 2")
+    _submitted_part(db, 1, 1, 7, NOW - 3600)       # TP-MR 7, an hour ago (reported already)
+    db.conn.execute("UPDATE parts SET state = 'delivered'")
+    _submitted_part(db, 2, 1, 7, NOW - 5)          # TP-MR 7 again after wrapping
+    _submitted_part(db, 1, 2, 8, NOW - 4)
+    with write(db) as conn:
+        part = reports.record(conn, "m0", mr=7, number="+819012340001", status=0,
+                              outcome="delivered", discharge_at=None, now=NOW)
+        assert conn.execute("SELECT recipient_id FROM parts WHERE id = ?", [part]).fetchone()[0] == 2
+        reports.record(conn, "m1", mr=8, number=None, status=0, outcome="delivered",
+                       discharge_at=None, now=NOW)  # other modem: matches nothing
+        reports.record(conn, "m0", mr=8, number=None, status=0x41, outcome="failed",
+                       discharge_at=None, now=NOW)
+    people = {r["id"]: r for r in broadcasts.recipients(db.conn, 1)}
+    assert people[2]["state"] == "delivered"
+    assert people[1]["state"] == "failed" and "0x41" in people[1]["last_error"]
+    unmatched = db.conn.execute("SELECT count(*) FROM delivery_reports WHERE part_id IS NULL")
+    assert unmatched.fetchone()[0] == 1
+
+
+def test_history_lists_newest_first_with_counts(db, config):
+    first, second = make(db, config), make(db, config, text="再開します")
+    rows = broadcasts.history(db.conn)
+    assert [r["id"] for r in rows] == [second, first] and rows[0]["people"] == 6
+    assert json.loads(json.dumps(broadcasts.summary(db.conn, first)))["total"] == 6
