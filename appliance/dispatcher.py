@@ -30,7 +30,7 @@ import sqlite_utils
 from modem import pdu
 from modem.errors import ModemError
 
-from . import broadcasts, budget, health, outbox
+from . import budget, health, outbox
 from .clock import Clock, SystemClock
 from .config import Config, ModemConfig
 from .db import write
@@ -99,7 +99,8 @@ class Worker:
         self.device: Device | None = None
         self.identity = health.Identity()
         self.health: health.ModemHealth | None = None
-        self.events = ModemEvents(self.db, modem.name, self.clock)
+        self.events = ModemEvents(self.db, modem.name, self.clock,
+                                  database=None if db is not None else str(config.database))
         self.backoff = Backoff(maximum=min(RECONNECT_MAX, config.daemon.poll_interval))
         self._next_connect = 0.0
         self._next_poll = 0.0
@@ -141,6 +142,7 @@ class Worker:
         finally:
             self._close()
             self._answer_probes()
+            self.events.close()
 
     def step(self) -> None:
         """One turn of the loop: (re)connect, answer probes, poll, send or wait."""
@@ -347,8 +349,7 @@ class Worker:
                                     backoff=self.config.daemon.retry_backoff)
 
     def _finish(self, claim: outbox.Claim, state: str) -> str:
-        with write(self.db) as conn:
-            broadcasts.refresh_state(conn, claim.broadcast_id, self.clock.now())
+        self.events.refresh_later(claim.broadcast_id)
         return state
 
     def _wait_for_pace(self) -> None:

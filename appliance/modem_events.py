@@ -2,10 +2,18 @@
 
 Save first, then delete from the modem's store: a crash in between reads the message again
 at the next start (replies.record stores it once), never loses it.
+
+Delivery reports routed straight to us (+CDS, nothing to delete) and the "is the broadcast
+done?" refresh are written by a recorder thread with its own connection, in batches, while
+the worker is busy waiting for the modem's next send: off the send path, which is then
+only the writes crash safety needs (claim, part sending, part submitted). A crash can lose
+at most the reports of the last instant; those recipients stay 'submitted' (sent).
 """
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 
 import sqlite_utils
 
@@ -23,10 +31,84 @@ def _unix(moment) -> float | None:
 
 
 class ModemEvents:
-    def __init__(self, db: sqlite_utils.Database, modem: str, clock) -> None:
+    def __init__(self, db: sqlite_utils.Database, modem: str, clock, *,
+                 database: str | None = None) -> None:
         self.db = db
         self.modem = modem
         self.clock = clock
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._recorder: threading.Thread | None = None
+        if database is not None:
+            self._recorder = threading.Thread(target=self._record_loop, args=(database,),
+                                              name=f"recorder-{modem}", daemon=True)
+            self._recorder.start()
+
+    def close(self) -> None:
+        """Write what is still queued, then stop the recorder."""
+        if self._recorder is not None:
+            self._jobs.put(None)
+            self._recorder.join(timeout=30)
+            self._recorder = None
+
+    def refresh_later(self, broadcast_id: int) -> None:
+        """Mark the broadcast done if nobody is left to send to (soon, off the send path)."""
+        if self._recorder is None:
+            from . import broadcasts
+            with write(self.db) as conn:
+                broadcasts.refresh_state(conn, broadcast_id, self.clock.now())
+        else:
+            self._jobs.put(("refresh", broadcast_id))
+
+    def _record_loop(self, database: str) -> None:
+        from .db import connect
+        db = connect(database, migrate=False)
+        try:
+            while True:
+                jobs = [self._jobs.get()]
+                while True:  # everything that queued up meanwhile: one transaction
+                    try:
+                        jobs.append(self._jobs.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = None in jobs
+                try:
+                    self._apply(db, [j for j in jobs if j is not None])
+                except Exception:
+                    # A database error must not silently end report recording for good.
+                    log.exception("%s: recording delivery reports failed", self.modem)
+                if stop:
+                    return
+        finally:
+            db.conn.close()
+
+    def _apply(self, db: sqlite_utils.Database, jobs: list) -> None:
+        from . import broadcasts
+        now = self.clock.now()
+        refresh: set[int] = set()
+        with write(db) as conn:
+            for kind, value in jobs:
+                if kind == "refresh":
+                    refresh.add(value)
+                    continue
+                part = self._report(conn, value, now)
+                if part is not None:
+                    refresh.add(self._broadcast_of(conn, part))
+            for broadcast_id in refresh - {None}:
+                broadcasts.refresh_state(conn, broadcast_id, now)
+
+    def _report(self, conn, event: dev.StatusReport, now: float) -> int | None:
+        part = reports.record(conn, self.modem, mr=event.mr, number=event.recipient,
+                              status=event.status, outcome=event.outcome,
+                              discharge_at=_unix(event.discharge_at), now=now)
+        if part is None:
+            log.info("%s: delivery report for TP-MR %d matches no part", self.modem, event.mr)
+        return part
+
+    @staticmethod
+    def _broadcast_of(conn, part_id: int) -> int | None:
+        row = conn.execute("SELECT r.broadcast_id FROM parts p JOIN recipients r ON "
+                           "r.id = p.recipient_id WHERE p.id = ?", [part_id]).fetchone()
+        return row[0] if row else None
 
     def sweep(self, device) -> int:
         """Handle what is already waiting (stored while we were away), without waiting."""
@@ -38,15 +120,16 @@ class ModemEvents:
 
     def handle(self, device, event) -> None:
         now = self.clock.now()
-        if isinstance(event, dev.StatusReport):
+        if isinstance(event, dev.StatusReport) and event.location is None \
+                and self._recorder is not None:
+            self._jobs.put(("report", event))
+        elif isinstance(event, dev.StatusReport):
+            # Stored in the modem: saved now, so it is deleted only once it is safe.
+            from . import broadcasts
             with write(self.db) as conn:
-                part = reports.record(conn, self.modem, mr=event.mr, number=event.recipient,
-                                      status=event.status, outcome=event.outcome,
-                                      discharge_at=_unix(event.discharge_at), now=now)
-                if part is not None:
-                    self._refresh(conn, part, now)
-            if part is None:
-                log.info("%s: delivery report for TP-MR %d matches no part", self.modem, event.mr)
+                part = self._report(conn, event, now)
+                if part is not None and (bid := self._broadcast_of(conn, part)):
+                    broadcasts.refresh_state(conn, bid, now)
             self._delete(device, [event.location] if event.location else [])
         elif isinstance(event, dev.Inbound):
             with write(self.db) as conn:
@@ -57,14 +140,6 @@ class ModemEvents:
             self._delete(device, list(event.locations))
         else:
             log.debug("%s: %s", self.modem, getattr(event, "line", event))
-
-    @staticmethod
-    def _refresh(conn, part_id: int, now: float) -> None:
-        from . import broadcasts
-        row = conn.execute("SELECT r.broadcast_id FROM parts p JOIN recipients r ON "
-                           "r.id = p.recipient_id WHERE p.id = ?", [part_id]).fetchone()
-        if row:
-            broadcasts.refresh_state(conn, row[0], now)
 
     def _delete(self, device, locations) -> None:
         for store, index in locations:
