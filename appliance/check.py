@@ -1,0 +1,198 @@
+"""The readiness check: could the appliance send an emergency broadcast right now?
+
+Every check reads the same health record the dashboard and the LEDs read
+(appliance.health.read_health), so they never disagree. Each result is ok (0), warning (1)
+or critical (2) — the Nagios convention, so cron, systemd and monitoring tools can act on
+the exit status — with a one-line message in the configured language. Every run is stored
+in check_runs for the dashboard.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from . import health as health_mod
+from .config import Config
+from .db import write
+
+OK, WARNING, CRITICAL = 0, 1, 2
+STATUS_WORDS = {"ja": ("正常", "注意", "異常"), "en": ("OK", "WARNING", "CRITICAL")}
+# A Raspberry Pi has no battery clock: before NTP it may believe it is 1970 (or its last
+# shutdown). Schedules and "today's budget" would then be wrong.
+EARLIEST_SANE_TIME = 1_767_225_600  # 2026-01-01T00:00Z, after this release was made
+TEST_MAX_AGE_DAYS = 31
+
+REASON_TEXT = {
+    "ja": {"port_missing": "モデムが接続されていません", "not_answering": "モデムが応答しません",
+           "no_sim": "SIMカードがありません", "sim_pin": "SIMのPINが必要です",
+           "not_registered": "ネットワークに登録されていません（圏外）",
+           "weak_signal": "電波が弱い", "unknown": "まだ確認されていません",
+           "stale": "デーモンが最近確認していません"},
+    "en": {"port_missing": "the modem is not connected", "not_answering": "the modem does not answer",
+           "no_sim": "no SIM card", "sim_pin": "the SIM needs its PIN",
+           "not_registered": "not registered on the network", "weak_signal": "weak signal",
+           "unknown": "not checked yet", "stale": "the daemon has not checked it recently"},
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    status: int
+    message: str
+
+
+def _t(lang: str, ja: str, en: str) -> str:
+    return ja if lang == "ja" else en
+
+
+def check_daemon(h: health_mod.Health, lang: str) -> Result:
+    if h.heartbeat is None:
+        return Result("daemon", CRITICAL, _t(lang, "デーモンが一度も動いていません",
+                                             "the daemon has never run on this database"))
+    age = round(h.heartbeat.age)
+    if not h.daemon_alive:
+        return Result("daemon", CRITICAL, _t(lang, f"デーモンが{age}秒間応答していません",
+                                             f"no daemon heartbeat for {age} s"))
+    return Result("daemon", OK, _t(lang, f"デーモン稼働中（{age}秒前に応答）",
+                                   f"daemon running (heartbeat {age} s ago)"))
+
+
+def check_modems(h: health_mod.Health, lang: str) -> list[Result]:
+    """A modem that cannot send is critical when no other can; a warning when one still can."""
+    ready = [m for m in h.modems if m.ready]
+    out = []
+    for m in h.modems:
+        bars = f"{m.signal_bars}/4" if m.signal_bars is not None else "-"
+        if m.ready:
+            out.append(Result(f"modem:{m.name}", OK, _t(
+                lang, f"{m.name}: 送信可能（{m.operator or '-'}、電波 {bars}）",
+                f"{m.name}: ready ({m.operator or '-'}, signal {bars})")))
+            continue
+        why = REASON_TEXT[lang].get(m.reason or "unknown", m.reason or "")
+        status = WARNING if (ready or m.reason == "weak_signal") else CRITICAL
+        out.append(Result(f"modem:{m.name}", status, _t(
+            lang, f"{m.name}: 送信できません — {why}", f"{m.name}: cannot send — {why}")
+            + (f" ({m.detail})" if m.detail else "")))
+    return out
+
+
+def check_budget(h: health_mod.Health, config: Config, lang: str) -> Result:
+    left = h.remaining_budget
+    status = CRITICAL if left == 0 else WARNING if left < config.check.budget_warning else OK
+    return Result("budget", status, _t(lang, f"本日の残り送信可能数: {left}通",
+                                       f"SMS parts left today: {left}"))
+
+
+def check_queue(h: health_mod.Health, config: Config, lang: str) -> list[Result]:
+    out = []
+    waited = (h.now - h.oldest_queued_at) / 60 if h.oldest_queued_at else 0
+    if waited > config.check.stuck_queue_minutes:
+        out.append(Result("queue", WARNING, _t(
+            lang, f"{h.queue_depth}件が送信待ち、最も古いものは{waited:.0f}分待っています",
+            f"{h.queue_depth} waiting; the oldest for {waited:.0f} minutes")))
+    else:
+        out.append(Result("queue", OK, _t(lang, f"送信待ち {h.queue_depth}件",
+                                          f"{h.queue_depth} waiting to be sent")))
+    if h.uncertain:
+        out.append(Result("uncertain", WARNING, _t(
+            lang, f"{h.uncertain}件が送信済みか不明です（画面で確認してください）",
+            f"{h.uncertain} message(s) may or may not have been sent: staff to decide")))
+    return out
+
+
+def check_database(conn: sqlite3.Connection, lang: str) -> Result:
+    answer = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if answer != "ok":
+        return Result("database", CRITICAL, _t(lang, f"データベース異常: {answer}",
+                                               f"database damaged: {answer}"))
+    return Result("database", OK, _t(lang, "データベース正常", "database ok"))
+
+
+def check_disk(config: Config, lang: str, *, disk_usage=shutil.disk_usage) -> Result:
+    free_mb = disk_usage(config.database.parent).free // (1024 * 1024)
+    status = WARNING if free_mb < config.check.min_free_disk_mb else OK
+    return Result("disk", status, _t(lang, f"空き容量 {free_mb} MB", f"{free_mb} MB free"))
+
+
+def check_clock(now: float, lang: str) -> Result:
+    if now < EARLIEST_SANE_TIME:
+        return Result("clock", CRITICAL, _t(lang, "時計が合っていません（NTPを確認してください）",
+                                            "the clock is wrong (check NTP)"))
+    return Result("clock", OK, _t(lang, "時計正常", "clock sane"))
+
+
+def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
+    row = conn.execute("SELECT id, created_at FROM broadcasts WHERE drill = 1 AND "
+                       "state != 'cancelled' ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None or now - row["created_at"] > TEST_MAX_AGE_DAYS * 86400:
+        return Result("last_test", WARNING, _t(
+            lang, f"{TEST_MAX_AGE_DAYS}日以内に送信テストがありません（訓練をしてください）",
+            f"no test message in the last {TEST_MAX_AGE_DAYS} days: run a drill"))
+    counts = dict(conn.execute("SELECT state, count(*) FROM recipients WHERE broadcast_id = ? "
+                               "GROUP BY state", [row["id"]]).fetchall())
+    bad = counts.get("failed", 0) + counts.get("uncertain", 0)
+    if bad:
+        return Result("last_test", WARNING, _t(
+            lang, f"前回の送信テストで{bad}件届きませんでした", f"the last test: {bad} not delivered"))
+    return Result("last_test", OK, _t(lang, "前回の送信テストは正常でした",
+                                      "the last test went through"))
+
+
+def run_checks(db, config: Config, now: float) -> list[Result]:
+    conn = db.conn if hasattr(db, "conn") else db
+    lang = config.language
+    h = health_mod.read_health(conn, config, now)
+    return [check_daemon(h, lang), *check_modems(h, lang), check_budget(h, config, lang),
+            *check_queue(h, config, lang), check_database(conn, lang), check_disk(config, lang),
+            check_clock(now, lang), check_last_test(conn, now, lang)]
+
+
+def overall(results: list[Result]) -> int:
+    return max((r.status for r in results), default=OK)
+
+
+def record(db, results: list[Result], *, now: float, live: bool) -> int:
+    with write(db) as conn:
+        return conn.execute("INSERT INTO check_runs (at, status, live, results) VALUES (?,?,?,?)",
+                            [now, overall(results), int(live), json.dumps(
+                                [asdict(r) for r in results], ensure_ascii=False)]).lastrowid
+
+
+def last_run(conn: sqlite3.Connection) -> dict | None:
+    row = conn.execute("SELECT * FROM check_runs ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    return {"at": row["at"], "status": row["status"], "live": bool(row["live"]),
+            "results": json.loads(row["results"])}
+
+
+# -- asking the daemon (only it opens ports) -------------------------------------------------
+
+class DaemonDidNotAnswer(RuntimeError):
+    pass
+
+
+def ask_daemon(db, kind: str, *, actor: str, args: dict | None = None, timeout: float,
+               clock: Callable[[], float] = time.time,
+               wait: Callable[[float], None] = time.sleep) -> dict:
+    """Put a request in daemon_requests and wait for the daemon's answer."""
+    with write(db) as conn:
+        request_id = conn.execute(
+            "INSERT INTO daemon_requests (kind, args, requested_by, requested_at) "
+            "VALUES (?,?,?,?)", [kind, json.dumps(args or {}), actor, clock()]).lastrowid
+    deadline = clock() + timeout
+    while clock() < deadline:
+        row = db.conn.execute("SELECT state, result FROM daemon_requests WHERE id = ?",
+                              [request_id]).fetchone()
+        if row["state"] != "pending":
+            result = json.loads(row["result"] or "{}")
+            if row["state"] == "failed":
+                raise DaemonDidNotAnswer(result.get("error", "the daemon refused the request"))
+            return result
+        wait(0.2)
+    raise DaemonDidNotAnswer(f"the daemon did not answer within {timeout:.0f} s")

@@ -1,0 +1,105 @@
+"""`tsunagu check` against real conditions: the daemon and a simulated modem as subprocesses,
+faults set through the simulator's control socket, results read from the exit status."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from appliance import check, config as config_mod
+from appliance.db import connect, write
+from tests.daemon_harness import DaemonProcess, Sim, tsunagu_command, wait_until, write_config
+
+
+@pytest.fixture
+def rig(tmp_path):
+    sim = Sim(tmp_path, "modem0").start()
+    path = write_config(tmp_path, [sim], daemon={"poll_interval": 1})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('\n[check]\nheartbeat_max_age = 3\n\n[test]\ngroup = "テスト"\n')
+    db = connect(config_mod.load(path).database)
+    with write(db) as conn:
+        group = conn.execute("INSERT INTO groups (name, kind) VALUES ('テスト', 'test')").lastrowid
+        for i, number in enumerate(["+819011110001", "+819011110002"]):
+            cid = conn.execute("INSERT INTO contacts (name, phone, created_at, updated_at) "
+                               "VALUES (?, ?, 0, 0)", [f"職員{i}", number]).lastrowid
+            conn.execute("INSERT INTO contact_groups VALUES (?, ?)", [cid, group])
+    daemon = DaemonProcess(path, tmp_path).start()
+    try:
+        yield sim, daemon, path, db
+    finally:
+        daemon.stop()
+        sim.stop()
+        db.conn.close()
+
+
+def run_check(path, *args) -> tuple[int, dict]:
+    result = subprocess.run([*tsunagu_command(), "check", "--config", str(path), "--json", *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    return {r["name"]: r for r in report["results"]}
+
+
+def test_send_test_delivers_to_the_test_group_and_then_everything_is_ok(rig):
+    sim, daemon, path, db = rig
+    status, report = run_check(path, "--send-test", "--timeout", "60")
+    assert status == 0, report
+    assert by_name(report)["send_test"]["status"] == 0
+    assert {m["to"] for m in sim.events("message")} == {"+819011110001", "+819011110002"}
+    status, report = run_check(path)
+    assert status == 0 and by_name(report)["last_test"]["status"] == 0
+    assert db.conn.execute("SELECT count(*) FROM check_runs").fetchone()[0] == 2
+
+
+def test_without_a_recent_test_the_check_warns(rig):
+    status, report = run_check(rig[2], "--live")
+    assert status == 1 and by_name(report)["last_test"]["status"] == 1
+
+
+def test_a_weak_signal_is_a_warning(rig):
+    sim, _, path, _ = rig
+    sim.control().set_signal(csq=1)  # -111 dBm, below the configured -110
+    status, report = run_check(path, "--live")
+    assert by_name(report)["modem:modem0"]["status"] == 1 and status == 1
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("remove_sim", "SIMカード"), ("set_registration", "圏外"), ("unplug", "接続されていません")])
+def test_a_modem_that_cannot_send_is_critical(rig, fault, words):
+    sim, _, path, _ = rig
+    control = sim.control()
+    if fault == "set_registration":
+        control.set_registration(state="searching")
+    else:
+        getattr(control, fault)()
+    status, report = run_check(path, "--live")
+    modem = by_name(report)["modem:modem0"]
+    assert status == 2 and modem["status"] == 2 and words in modem["message"], report
+
+
+def test_a_stopped_daemon_is_critical(rig):
+    _, daemon, path, _ = rig
+    run_check(path, "--live")  # the daemon has answered once
+    assert daemon.stop() == 0
+    status, report = wait_until(lambda: (lambda r: r if r[0] == 2 else None)(run_check(path)),
+                                30, "the heartbeat to go stale")
+    assert by_name(report)["daemon"]["status"] == 2
+    status, report = run_check(path, "--live", "--timeout", "2")
+    assert status == 2 and by_name(report)["live"]["status"] == 2
+
+
+def test_each_check_has_a_japanese_line_for_people(rig):
+    sim, _, path, _ = rig
+    result = subprocess.run([*tsunagu_command(), "check", "--config", str(path), "--live"],
+                            capture_output=True, text=True, timeout=120)
+    assert "デーモン稼働中" in result.stdout and "==> 注意" in result.stdout
+
+
+def test_overall_status_is_the_worst_result():
+    results = [check.Result("a", 0, ""), check.Result("b", 2, ""), check.Result("c", 1, "")]
+    assert check.overall(results) == 2 and check.overall([]) == 0
