@@ -27,7 +27,7 @@ from typing import IO, Any, Protocol
 
 import sqlite_utils
 
-from . import broadcasts
+from . import broadcasts, schedules
 from .clock import Clock, SystemClock
 from .config import Config
 from .db import connect, write
@@ -259,6 +259,9 @@ class Daemon:
         """Scheduled broadcasts whose time came, and follow-ups to the silent."""
         with write(self.db) as conn:
             promoted = broadcasts.promote_scheduled(conn, now)
+            recurring = schedules.run_due(conn, self.config, now)
+        if recurring:
+            log.info("recurring schedule(s) queued broadcast(s) %s", recurring)
         for broadcast_id in broadcasts.due_followups(self.db.conn, now):
             with write(self.db) as conn:
                 created = broadcasts.create_followup(conn, broadcast_id, now)
