@@ -58,7 +58,8 @@ class Plan:
     parts: int = 0
     seconds: float = 0.0                        # at the SIMs' configured pace
     budget: dict[str, int] = field(default_factory=dict)   # parts left per modem
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)      # in English, for the CLI
+    notes: list[tuple[str, dict]] = field(default_factory=list)  # (code, values) for the UI
 
     @property
     def people(self) -> int:
@@ -185,11 +186,16 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
     result.budget = budget.capacity(conn, config, now)
     result.seconds = budget.seconds_for(result.parts, config)
     if not result.fits:
+        result.notes.append(("over_budget", {"left": sum(result.budget.values()),
+                                             "parts": result.parts,
+                                             "fit": result.parts_that_fit,
+                                             "people": result.people}))
         result.warnings.append(
             f"the SIMs have {sum(result.budget.values())} SMS parts left today but this needs "
             f"{result.parts}: the first {result.parts_that_fit} of {result.people} people are "
             "sent now, the rest when the budget allows")
     if any(r.parts > 1 for r in planned):
+        result.notes.append(("multipart", {"parts": max(r.parts for r in planned)}))
         result.warnings.append("longer than one SMS: it is sent in parts that the phone joins")
     return result
 
@@ -430,16 +436,16 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
         f"SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
         f"AND state IN ('submitted', 'delivered')", ids)}
     out = []
-    for r in conn.execute("SELECT r.*, c.note AS contact_note, c.facility FROM recipients r "
-                          "LEFT JOIN contacts c ON c.id = r.contact_id WHERE r.broadcast_id = ? "
-                          "ORDER BY r.id", [root]):
+    for r in conn.execute("SELECT r.*, c.note AS contact_note, c.facility, c.kana FROM "
+                          "recipients r LEFT JOIN contacts c ON c.id = r.contact_id "
+                          "WHERE r.broadcast_id = ? ORDER BY r.id", [root]):
         if r["phone"] in acknowledged:
             continue
         reason = "no_reply" if r["phone"] in reached else \
             ("not_sent" if r["state"] in ("queued", "sending", "cancelled") else "not_reached")
         out.append({**dict(r), "reason": reason})
     # Those not reached at all first: they have heard nothing.
-    out.sort(key=lambda x: (x["reason"] == "no_reply", x["name"]))
+    out.sort(key=lambda x: (x["reason"] == "no_reply", x["kana"] or "", x["name"]))
     return out
 
 

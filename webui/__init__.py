@@ -1,0 +1,172 @@
+"""The staff web UI: a Flask application factory.
+
+Every page but the login page needs a login (Flask-Login); every form carries a CSRF token
+(Flask-WTF); every response carries security headers that keep the page to its own origin.
+The UI never opens a modem: it writes broadcasts into the database and reads back what the
+daemon did, like every other part of Tsunagu.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from flask import Flask, g, render_template, request, session
+from flask_babel import Babel, format_decimal
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from appliance import config as config_mod
+from appliance.db import connect
+
+LANGUAGES = ("ja", "en")
+
+# Self only: no CDN, no inline script (the CSP is what makes injected HTML inert).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'; object-src 'none'")
+
+
+def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config_mod.ensure_secret_key(config),
+        TESTING=testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=config.web.session_timeout_minutes),
+        MAX_CONTENT_LENGTH=8 * 1024 * 1024,   # a roster CSV of thousands of rows fits
+        BABEL_DEFAULT_LOCALE="ja",
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        WTF_CSRF_TIME_LIMIT=None,             # the session timeout bounds it already
+    )
+    app.extensions["tsunagu_config"] = config
+    app.extensions["tsunagu_clock"] = time.time
+    CSRFProtect(app)
+    Babel(app, locale_selector=_locale)
+    _login(app)
+    _database(app)
+    _headers(app)
+    _errors(app)
+    _filters(app)
+    from . import admin_views, auth, broadcast_views, contact_views, template_views, views
+    for module in (auth, views, broadcast_views, contact_views, template_views, admin_views):
+        app.register_blueprint(module.bp)
+    return app
+
+
+def tsunagu_config() -> config_mod.Config:
+    from flask import current_app
+    return current_app.extensions["tsunagu_config"]
+
+
+def now() -> float:
+    from flask import current_app
+    return current_app.extensions["tsunagu_clock"]()
+
+
+def db():
+    """This request's database connection (opened on first use, closed at teardown)."""
+    if "db" not in g:
+        g.db = connect(tsunagu_config().database, migrate=False)
+    return g.db
+
+
+def _locale() -> str:
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES:
+        session["lang"] = chosen
+    if getattr(current_user, "is_authenticated", False) and "lang" not in session:
+        return current_user.locale
+    return session.get("lang") or "ja"
+
+
+def _login(app: Flask) -> None:
+    from .auth import load_user
+    manager = LoginManager(app)
+    manager.login_view = "auth.login"
+    manager.login_message = None  # the login page says why itself
+    manager.session_protection = "strong"
+    manager.user_loader(load_user)
+
+
+def _database(app: Flask) -> None:
+    # Migrations run once here, not per request (the daemon also applies them at start).
+    connect(app.extensions["tsunagu_config"].database).conn.close()
+
+    @app.teardown_appcontext
+    def close_db(_exc):
+        database = g.pop("db", None)
+        if database is not None:
+            database.conn.close()
+
+
+def _headers(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response):
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if request.endpoint != "static":
+            # Patient data: never in a shared browser's cache.
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.before_request
+    def refresh_session():
+        session.permanent = True  # the timeout counts from the last request
+
+
+def _errors(app: Flask) -> None:
+    from flask_babel import gettext as _
+
+    def page(code: int, title: str, message: str):
+        return render_template("error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return page(400, _("The form has expired"),
+                    _("Please go back, reload the page and try again. Nothing was saved."))
+
+    @app.errorhandler(400)
+    def bad_request(exc):
+        return page(400, _("Bad request"), _("The request could not be understood."))
+
+    @app.errorhandler(403)
+    def forbidden(exc):
+        return page(403, _("Not allowed"), _("Your account cannot open this page."))
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        return page(404, _("Not found"), _("There is no such page."))
+
+    @app.errorhandler(500)
+    def server_error(exc):
+        return page(500, _("Something went wrong"),
+                    _("The page failed. What was saved before is kept. Try again, or use "
+                      "the call list on paper."))
+
+
+def _filters(app: Flask) -> None:
+    @app.template_filter("when")
+    def when(value: float | None, fmt: str = "%m/%d %H:%M") -> str:
+        if not value:
+            return "-"
+        return dt.datetime.fromtimestamp(value, tsunagu_config().zone).strftime(fmt)
+
+    @app.template_filter("phone")
+    def phone_filter(value: str | None) -> str:
+        from appliance.phone import display_number
+        return display_number(value) if value else ""
+
+    @app.template_filter("number")
+    def number(value) -> str:
+        return format_decimal(value or 0)
+
+    @app.context_processor
+    def globals_():
+        from flask_babel import get_locale
+        return {"clinic_name": tsunagu_config().clinic_name, "languages": LANGUAGES,
+                "get_locale": get_locale}

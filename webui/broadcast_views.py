@@ -1,0 +1,273 @@
+"""Compose → confirm → send, the broadcast page, the call list, history and the inbox.
+
+Nothing is sent before the explicit confirm. The confirm form carries a request key made
+when the confirm page was shown, so pressing 送信 twice (or reloading) sends once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice as C
+from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, SelectField,
+                     SelectMultipleField, StringField, TextAreaField)
+from wtforms.validators import Length, NumberRange, Optional
+
+from appliance import audit, broadcasts, replies, templates
+from appliance.db import write
+
+from . import db, now, tsunagu_config
+from .auth import actor, remote, staff_required
+
+bp = Blueprint("broadcasts", __name__)
+
+STATE_LABELS = {
+    "queued": _l("Waiting"), "sending": _l("Sending"), "submitted": _l("Sent"),
+    "delivered": _l("Delivered"), "failed": _l("Failed"), "uncertain": _l("Uncertain"),
+    "cancelled": _l("Cancelled"), "scheduled": _l("Scheduled"), "done": _l("Finished"),
+}
+
+
+class ComposeForm(FlaskForm):
+    title = StringField(_l("Title (for the history)"), validators=[Optional(), Length(max=80)])
+    template_id = SelectField(_l("Template"), coerce=int, validators=[Optional()])
+    text = TextAreaField(_l("Message"), validators=[Length(max=2000)])
+    groups = SelectMultipleField(_l("Groups"), coerce=int, validators=[Optional()])
+    contacts = SelectMultipleField(_l("People"), coerce=int, validators=[Optional()])
+    everyone = BooleanField(_l("Everyone (all active contacts)"))
+    priority = RadioField(_l("Priority"), default="routine",
+                          choices=[C("emergency", _l("Emergency (sent first)")),
+                                   C("routine", _l("Routine"))])
+    drill = BooleanField(_l("Drill: send only to the test group"))
+    choices = TextAreaField(_l("Reply choices (one per line, optional)"),
+                            validators=[Optional(), Length(max=400)])
+    date = StringField(_l("{date}"), validators=[Optional(), Length(max=40)])
+    time = StringField(_l("{time}"), validators=[Optional(), Length(max=40)])
+    original_time = StringField(_l("{original_time}"), validators=[Optional(), Length(max=40)])
+    send_at = StringField(_l("Send later (YYYY-MM-DD HH:MM, optional)"),
+                          validators=[Optional(), Length(max=20)])
+    followup_after = IntegerField(_l("Resend to those who have not replied after (minutes)"),
+                                  validators=[Optional(), NumberRange(min=1, max=1440)])
+    followup_max = IntegerField(_l("…up to (times)"),
+                                validators=[Optional(), NumberRange(min=1, max=5)])
+    request_key = HiddenField()
+
+
+def _choices(form: ComposeForm) -> None:
+    conn = db().conn
+    form.template_id.choices = [C(0, _("— write freely —"))] + [
+        C(t.id, t.name) for t in templates.list_templates(db())]
+    form.groups.choices = [C(r["id"], f"{r['name']} ({r['n']})") for r in conn.execute(
+        "SELECT g.id, g.name, count(c.id) AS n FROM groups g LEFT JOIN contact_groups cg ON "
+        "cg.group_id = g.id LEFT JOIN contacts c ON c.id = cg.contact_id AND c.active = 1 "
+        "GROUP BY g.id ORDER BY g.kind = 'test', g.kind, g.name")]
+    form.contacts.choices = [C(r["id"], f"{r['name']}（{r['kana']}）" if r["kana"] else r["name"])
+                             for r in conn.execute("SELECT id, name, kana FROM contacts WHERE "
+                                                   "active = 1 ORDER BY kana, name")]
+
+
+def _plan(form: ComposeForm):
+    """The plan for the form's values; errors go beside their fields. None when invalid."""
+    config = tsunagu_config()
+    text = form.text.data or ""
+    if form.template_id.data and not text.strip():
+        template = templates.get_template(db(), form.template_id.data)
+        text = template.text if template else ""
+        form.text.data = text
+    values = {k: getattr(form, k).data for k in ("date", "time", "original_time")
+              if getattr(form, k).data}
+    try:
+        plan = broadcasts.plan(db().conn, config, text=text, group_ids=form.groups.data or [],
+                               contact_ids=form.contacts.data or [], everyone=form.everyone.data,
+                               priority=form.priority.data or "routine", drill=form.drill.data,
+                               choices=form.choices.data, values=values, now=now())
+    except broadcasts.BroadcastError as exc:
+        field = {"text": form.text, "groups": form.groups, "choices": form.choices,
+                 "priority": form.priority}.get(exc.field or "", form.text)
+        field.errors = list(field.errors or []) + [str(exc)]
+        return None
+    return plan
+
+
+def _send_at(form: ComposeForm) -> float | None | bool:
+    """Unix time of a later send, None for now, False (with an error shown) when invalid."""
+    if not form.send_at.data:
+        return None
+    try:
+        moment = dt.datetime.strptime(form.send_at.data.strip().replace("T", " "),
+                                      "%Y-%m-%d %H:%M").replace(tzinfo=tsunagu_config().zone)
+    except ValueError:
+        form.send_at.errors = [_("Write the time as 2026-12-01 17:00.")]
+        return False
+    if moment.timestamp() <= now():
+        form.send_at.errors = [_("This time has passed.")]
+        return False
+    return moment.timestamp()
+
+
+@bp.route("/send", methods=["GET", "POST"])
+@staff_required
+def compose():
+    form = ComposeForm()
+    _choices(form)
+    if request.method == "GET" and request.args.get("template", type=int):
+        template = templates.get_template(db(), request.args.get("template", type=int))
+        if template:
+            form.template_id.data, form.text.data = template.id, template.text
+    if request.method == "POST" and "edit" in request.form:
+        return render_template("compose.html", form=form)  # back from the confirm page
+    if request.method == "POST" and "use_template" in request.form:
+        # Without JavaScript, "use this template" reloads the page with its text.
+        template = templates.get_template(db(), form.template_id.data or 0)
+        form.text.data = template.text if template else form.text.data
+        return render_template("compose.html", form=form)
+    if form.validate_on_submit():
+        when = _send_at(form)
+        plan = _plan(form) if when is not False else None
+        if plan is not None:
+            form.request_key.data = uuid.uuid4().hex
+            return render_template("confirm.html", form=form, plan=plan, send_at=when,
+                                   preview=plan.recipients[:3])
+    return render_template("compose.html", form=form)
+
+
+@bp.route("/send/commit", methods=["POST"])
+@staff_required
+def commit():
+    form = ComposeForm()
+    _choices(form)
+    if not form.validate_on_submit() or not form.request_key.data:
+        return render_template("compose.html", form=form), 400
+    when = _send_at(form)
+    plan = _plan(form) if when is not False else None
+    if plan is None:
+        return render_template("compose.html", form=form), 400
+    title = form.title.data or ""
+    if not title and form.template_id.data:
+        template = templates.get_template(db(), form.template_id.data)
+        title = template.name if template else ""
+    title = title or plan.recipients[0].text.strip().splitlines()[0][:40]
+    with write(db()) as conn:
+        broadcast_id = broadcasts.create(
+            conn, plan, title=title, actor=actor(), now=now(),
+            template_id=form.template_id.data or None, scheduled_at=when or None,
+            request_key=form.request_key.data,
+            followup_after_minutes=form.followup_after.data if form.followup_max.data else None,
+            followup_max=form.followup_max.data or 0)
+    return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
+
+
+def _get_summary(broadcast_id: int) -> dict:
+    try:
+        return broadcasts.summary(db().conn, broadcast_id)
+    except broadcasts.BroadcastError:
+        abort(404)
+
+
+@bp.route("/broadcasts/<int:broadcast_id>")
+@staff_required
+def detail(broadcast_id: int):
+    summary = _get_summary(broadcast_id)
+    people = broadcasts.recipients(db().conn, broadcast_id)
+    return render_template("broadcast.html", b=summary, people=people, labels=STATE_LABELS,
+                           live=summary["state"] in ("queued", "sending", "scheduled"))
+
+
+@bp.route("/api/broadcasts/<int:broadcast_id>")
+@staff_required
+def api_detail(broadcast_id: int):
+    summary = _get_summary(broadcast_id)
+    people = broadcasts.recipients(db().conn, broadcast_id)
+    return jsonify({"state": summary["state"], "state_label": str(STATE_LABELS[summary["state"]]),
+                    "progress": summary["progress"], "counts": summary["counts"],
+                    "acknowledged": summary["acknowledged"], "tally": summary["tally"],
+                    "recipients": [{"id": r["id"], "state": r["state"],
+                                    "label": str(STATE_LABELS[r["state"]]),
+                                    "acknowledged": bool(r["acknowledged_at"]),
+                                    "choice": r["choice"]} for r in people]})
+
+
+def _action(broadcast_id: int, do, message):
+    try:
+        with write(db()) as conn:
+            result = do(conn)
+    except broadcasts.BroadcastError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(message(result), "ok")
+        if isinstance(result, int) and do.__name__ == "resend":
+            return redirect(url_for("broadcasts.detail", broadcast_id=result))
+    return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
+
+
+@bp.route("/broadcasts/<int:broadcast_id>/cancel", methods=["POST"])
+@staff_required
+def cancel(broadcast_id: int):
+    def cancel(conn):
+        return broadcasts.cancel(conn, broadcast_id, actor=actor(), now=now())
+    return _action(broadcast_id, cancel, lambda n: _("Cancelled: %(n)d not sent.", n=n))
+
+
+@bp.route("/broadcasts/<int:broadcast_id>/retry", methods=["POST"])
+@staff_required
+def retry(broadcast_id: int):
+    def retry(conn):
+        return broadcasts.retry_failed(conn, broadcast_id, actor=actor(), now=now())
+    return _action(broadcast_id, retry, lambda n: _("%(n)d queued again.", n=n))
+
+
+@bp.route("/broadcasts/<int:broadcast_id>/resend", methods=["POST"])
+@staff_required
+def resend(broadcast_id: int):
+    def resend(conn):
+        return broadcasts.resend_unacknowledged(conn, broadcast_id, actor=actor(), now=now())
+    return _action(broadcast_id, resend,
+                   lambda new: _("Everyone has replied.") if new is None
+                   else _("Sent again to those who have not replied."))
+
+
+@bp.route("/broadcasts/<int:broadcast_id>/calls")
+@staff_required
+def call_list(broadcast_id: int):
+    summary = _get_summary(broadcast_id)
+    calls = broadcasts.call_list(db().conn, broadcast_id)
+    audit.record(db(), actor(), "call_list_view", remote(), broadcast_id=broadcast_id,
+                 people=len(calls))
+    return render_template("calls.html", b=summary, calls=calls, printed_at=now())
+
+
+@bp.route("/broadcasts")
+@staff_required
+def history():
+    page = max(1, request.args.get("page", 1, type=int))
+    rows = broadcasts.history(db().conn, limit=50, offset=(page - 1) * 50)
+    return render_template("history.html", rows=rows, labels=STATE_LABELS, page=page)
+
+
+@bp.route("/inbox")
+@staff_required
+def inbox():
+    unmatched = request.args.get("unmatched") == "1"
+    messages = replies.inbox(db().conn, unmatched_only=unmatched, limit=200)
+    choices = {}
+    for m in messages:
+        if m["broadcast_id"] and m["broadcast_id"] not in choices:
+            row = db().conn.execute("SELECT choices FROM broadcasts WHERE id = ?",
+                                    [m["broadcast_id"]]).fetchone()
+            choices[m["broadcast_id"]] = json.loads(row[0]) if row and row[0] else []
+    return render_template("inbox.html", messages=messages, unmatched=unmatched, choices=choices)
+
+
+@bp.route("/inbox/<int:inbound_id>/handled", methods=["POST"])
+@staff_required
+def handled(inbound_id: int):
+    if request.form.get("csrf_token") is None:
+        abort(400)
+    with write(db()) as conn:
+        replies.mark_handled(conn, inbound_id, actor=actor(), now=now())
+    return redirect(url_for("broadcasts.inbox"))

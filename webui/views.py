@@ -1,0 +1,80 @@
+"""The dashboard, its live status feed, the live character counter and /metrics."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask_login import current_user
+
+from appliance import broadcasts, check, health, metrics, templates
+from modem import pdu
+
+from . import db, now, tsunagu_config
+from .auth import staff_required
+
+bp = Blueprint("views", __name__)
+
+
+def _status() -> dict:
+    config = tsunagu_config()
+    conn = db().conn
+    h = health.read_health(conn, config, now())
+    active = [broadcasts.summary(conn, r[0]) for r in conn.execute(
+        "SELECT id FROM broadcasts WHERE state IN ('queued', 'sending') ORDER BY id DESC")]
+    return {"health": h, "active": active, "last_check": check.last_run(conn)}
+
+
+@bp.route("/")
+@staff_required
+def dashboard():
+    return render_template("dashboard.html", **_status(),
+                           reasons=check.REASON_TEXT.get(_lang(), check.REASON_TEXT["ja"]))
+
+
+def _lang() -> str:
+    from flask_babel import get_locale
+    return str(get_locale() or "ja")
+
+
+@bp.route("/api/status")
+@staff_required
+def api_status():
+    status = _status()
+    h = status["health"]
+    return jsonify({
+        "can_send": h.can_send, "daemon_alive": h.daemon_alive,
+        "heartbeat_age": h.heartbeat_age, "queue_depth": h.queue_depth,
+        "modems": [{"name": m.name, "ready": m.ready, "reason": m.reason,
+                    "bars": m.signal_bars, "remaining": m.remaining} for m in h.modems],
+        "active": [{"id": a["id"], "progress": a["progress"], "counts": a["counts"],
+                    "state": a["state"]} for a in status["active"]]})
+
+
+@bp.route("/api/count", methods=["POST"])
+@staff_required
+def api_count():
+    """The counter the compose page shows: the same function the sender splits with."""
+    data = request.get_json(silent=True) or {}
+    text, choices = data.get("text", ""), data.get("choices", "")
+    if not isinstance(text, str) or not isinstance(choices, str) or len(text) + len(choices) > 5000:
+        abort(400)
+    try:
+        # Count what a patient receives: placeholders filled (long sample values) and the
+        # reply choices appended, exactly as the sender will build it.
+        text = templates.render(text, clinic=tsunagu_config().clinic_name, **{
+            ("contact_name" if k == "name" else k): v for k, v in templates.SAMPLE_VALUES.items()})
+        text += broadcasts.choices_block(broadcasts.parse_choices(choices))
+    except (templates.TemplateError, broadcasts.BroadcastError) as exc:
+        return jsonify({"error": str(exc)})
+    counted = pdu.count(text)
+    return jsonify({"chars": counted.chars, "parts": counted.parts,
+                    "encoding": counted.encoding, "too_long": counted.parts > pdu.MAX_PARTS,
+                    "remaining": counted.remaining})
+
+
+@bp.route("/metrics")
+def metrics_endpoint():
+    # For a scraper on the Pi itself, or a logged-in admin; the LAN at large sees nothing.
+    if request.remote_addr not in ("127.0.0.1", "::1") and not (
+            current_user.is_authenticated and current_user.is_admin):
+        abort(403)
+    body = metrics.render(lambda: db().conn, tsunagu_config(), now)
+    return Response(body, content_type=metrics.CONTENT_TYPE)
