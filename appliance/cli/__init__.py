@@ -24,6 +24,7 @@ def _register() -> None:
     from .check import check_command; main.add_command(check_command)  # noqa: E702
     from .schedule import schedule_group; main.add_command(schedule_group)  # noqa: E702
     from .web import web_command; main.add_command(web_command)  # noqa: E702
+    from .backup import backup_command, restore_command; main.add_command(backup_command); main.add_command(restore_command)  # noqa: E702,E501
     from .demo import demo; main.add_command(demo)  # noqa: E702
     from .contacts import contacts_group; main.add_command(contacts_group)  # noqa: E702
     from .user import user_group; main.add_command(user_group)  # noqa: E702
