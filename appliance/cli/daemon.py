@@ -24,8 +24,9 @@ def daemon_command(log_level: str) -> None:
     from ..daemon import Daemon, DaemonError
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..panel import PanelService
     config = load_config()
-    daemon = Daemon(config)
+    daemon = Daemon(config, services=[PanelService(config)])
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.stop())
     try:
