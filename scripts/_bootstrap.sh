@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up for ./scripts/demo and ./scripts/test (sourced, not run).
 # Creates .venv when missing, installs the project when pyproject.toml changed,
 # and compiles the UI's message catalogs (never edited at run time).

@@ -140,8 +140,8 @@ class DaemonProcess:
         stderr = open(self.stderr_path, "ab")
         stderr.write(f"\n--- run {self.runs} ---\n".encode())
         stderr.flush()
-        env = {**os.environ, **self.env}
-        env.pop("NOTIFY_SOCKET", None)
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        env.update(self.env)  # a test may give the daemon its own NOTIFY_SOCKET
         self.proc = subprocess.Popen([*tsunagu_command(), "daemon", "--config", str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT, env=env)
         stderr.close()

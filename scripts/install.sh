@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Install Tsunagu on Raspberry Pi OS / Debian 12, or remove it. Run as root from a checkout:
+#
+#   sudo ./scripts/install.sh               install or update (idempotent)
+#   sudo ./scripts/install.sh --uninstall   remove the programs; keep data and configuration
+#   ./scripts/install.sh --root DIR [--no-venv]   write everything under DIR (for tests and
+#                                           image building): no users, no systemctl, no udevadm
+#
+# What it does: a system user "tsunagu" (groups dialout, gpio); /opt/tsunagu/venv with this
+# checkout installed; /etc/tsunagu/tsunagu.toml from the commented example ONLY when missing
+# (the clinic's configuration is never overwritten); /var/lib/tsunagu (database, backups);
+# the systemd units and the udev rule, enabled and started.
+set -euo pipefail
+
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT=""
+UNINSTALL=""
+NO_VENV=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
+        --uninstall) UNINSTALL=1; shift ;;
+        --no-venv) NO_VENV=1; shift ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+if [ -n "$ROOT" ]; then ROOT="$(mkdir -p "$ROOT" && cd "$ROOT" && pwd)"; fi
+
+OPT="$ROOT/opt/tsunagu"
+ETC="$ROOT/etc/tsunagu"
+DATA="$ROOT/var/lib/tsunagu"
+UNITS="$ROOT/etc/systemd/system"
+RULES="$ROOT/etc/udev/rules.d"
+UNIT_FILES=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.service
+            tsunagu-check.timer tsunagu-backup.service tsunagu-backup.timer)
+ENABLE=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.timer tsunagu-backup.timer)
+
+say() { echo "==> $*"; }
+live() { [ -z "$ROOT" ]; }   # acting on this machine, not on a directory
+
+if live && [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root (sudo), or use --root DIR" >&2
+    exit 1
+fi
+
+if [ -n "$UNINSTALL" ]; then
+    if live; then
+        systemctl disable --now "${ENABLE[@]}" 2>/dev/null || true
+    fi
+    for unit in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$unit"; done
+    rm -f "$RULES/99-tsunagu-modem.rules"
+    rm -rf "$OPT"
+    if live; then
+        systemctl daemon-reload
+        udevadm control --reload-rules || true
+    fi
+    say "removed the programs, units and udev rule"
+    say "kept: $DATA (database, backups) and $ETC (configuration); delete them yourself if wanted"
+    exit 0
+fi
+
+# The user and groups the services run as.
+if live; then
+    getent group gpio >/dev/null || groupadd --system gpio
+    if ! id tsunagu >/dev/null 2>&1; then
+        useradd --system --home-dir /var/lib/tsunagu --shell /usr/sbin/nologin \
+            --groups dialout,gpio tsunagu
+        say "created the system user tsunagu"
+    else
+        usermod -a -G dialout,gpio tsunagu
+    fi
+else
+    say "(--root) would create the system user tsunagu in groups dialout, gpio"
+fi
+
+install -d -m 0755 "$OPT" "$ETC" "$UNITS" "$RULES"
+install -d -m 0750 "$DATA" "$DATA/backups"
+if live; then chown -R tsunagu:tsunagu "$DATA"; chgrp tsunagu "$ETC"; fi
+
+# The programs: a copy of this checkout and a venv with it installed.
+say "copying the program to $OPT/src"
+rm -rf "$OPT/src.new"
+mkdir -p "$OPT/src.new"
+(cd "$SRC" && tar --exclude=.git --exclude=.venv --exclude=var --exclude=test-output \
+    --exclude='__pycache__' -cf - .) | (cd "$OPT/src.new" && tar -xf -)
+rm -rf "$OPT/src"
+mv "$OPT/src.new" "$OPT/src"
+if [ -z "$NO_VENV" ]; then
+    [ -x "$OPT/venv/bin/python" ] || python3 -m venv "$OPT/venv"
+    "$OPT/venv/bin/pip" install -q --upgrade pip
+    "$OPT/venv/bin/pip" install -q "$OPT/src"
+    "$OPT/venv/bin/pybabel" compile -d "$OPT/src/webui/translations" >/dev/null
+    # The installed package carries its own copy of the catalogs.
+    site="$("$OPT/venv/bin/python" -c 'import webui, os; print(os.path.dirname(webui.__file__))')"
+    "$OPT/venv/bin/pybabel" compile -d "$site/translations" >/dev/null
+else
+    say "(--no-venv) not creating $OPT/venv"
+fi
+
+# Configuration: only when missing. The clinic's edits are never overwritten.
+if [ ! -f "$ETC/tsunagu.toml" ]; then
+    install -m 0640 "$SRC/docs/config.example.toml" "$ETC/tsunagu.toml"
+    if live; then chgrp tsunagu "$ETC/tsunagu.toml"; fi
+    say "wrote $ETC/tsunagu.toml — edit clinic_name and the [[modem]] section"
+else
+    say "kept the existing $ETC/tsunagu.toml"
+fi
+
+for unit in "${UNIT_FILES[@]}"; do install -m 0644 "$SRC/systemd/$unit" "$UNITS/$unit"; done
+install -m 0644 "$SRC/systemd/99-tsunagu-modem.rules" "$RULES/99-tsunagu-modem.rules"
+
+if live; then
+    udevadm control --reload-rules
+    udevadm trigger --subsystem-match=tty || true
+    systemctl daemon-reload
+    systemctl enable --now "${ENABLE[@]}"
+    say "services enabled and started: ${ENABLE[*]}"
+    say "next: sudo -u tsunagu $OPT/venv/bin/tsunagu user add NAME --role admin --config $ETC/tsunagu.toml"
+else
+    say "(--root) would enable and start: ${ENABLE[*]}"
+fi
+say "done"

@@ -1,0 +1,142 @@
+"""Deployment: the systemd units pass `systemd-analyze verify`, the daemon speaks sd_notify,
+the udev rule names the modem and keeps ModemManager off it, and scripts/install.sh writes
+what it should into a temporary root, idempotently, and uninstalls without touching data."""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_harness import DaemonProcess, Sim, write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = sorted((ROOT / "systemd").glob("tsunagu-*.*"))
+SERVICES = [u for u in UNITS if u.suffix == ".service"]
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_the_units_pass_systemd_analyze_verify(tmp_path):
+    for unit in UNITS:
+        # /opt/tsunagu does not exist here; verify checks that ExecStart can run.
+        text = unit.read_text().replace("/opt/tsunagu/venv/bin/tsunagu", "/bin/true")
+        (tmp_path / unit.name).write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                             *sorted(str(p) for p in tmp_path.iterdir())],
+                            capture_output=True, text=True, timeout=60)
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if "tsunagu" in line]
+    assert result.returncode == 0 and ours == [], result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("unit", SERVICES, ids=lambda p: p.name)
+def test_every_service_is_hardened(unit):
+    text = unit.read_text()
+    for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/tsunagu",
+                 "User=tsunagu", "PrivateTmp=yes"):
+        assert line in text, f"{unit.name} lacks {line}"
+
+
+def test_the_daemon_unit_is_notify_with_a_watchdog_and_serial_and_gpio_access():
+    text = (ROOT / "systemd" / "tsunagu-daemon.service").read_text()
+    assert "Type=notify" in text and re.search(r"WatchdogSec=\d+", text)
+    assert "Restart=always" in text and "SupplementaryGroups=dialout gpio" in text
+    assert "PrivateDevices" not in text  # it would hide /dev/ttyUSB* and /dev/gpiomem
+
+
+def test_the_check_timer_runs_every_ten_minutes():
+    text = (ROOT / "systemd" / "tsunagu-check.timer").read_text()
+    assert "OnUnitActiveSec=10min" in text and "Persistent=true" in text
+
+
+def test_the_daemon_tells_systemd_it_is_ready_and_alive(tmp_path):
+    sim = Sim(tmp_path, "modem0").start()
+    path = write_config(tmp_path, [sim])
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.settimeout(30)
+    daemon = DaemonProcess(path, tmp_path, env={"NOTIFY_SOCKET": str(sock_path)})
+    try:
+        daemon.start()
+        seen = set()
+        while not {"READY=1", "WATCHDOG=1"} <= seen:
+            seen |= set(listener.recv(4096).decode().split("\n"))
+        assert daemon.stop() == 0
+    finally:
+        listener.close()
+        sim.stop()
+
+
+def test_the_udev_rule_names_the_at_port_and_keeps_modemmanager_off():
+    lines = [line for line in (ROOT / "systemd" / "99-tsunagu-modem.rules").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    pair = re.compile(r'^[A-Z_]+(\{[^}]+\})?(==|!=|=|\+=)"[^"]*"$')
+    for line in lines:
+        for token in [t.strip() for t in line.split(",")]:
+            assert pair.match(token), f"not a udev key: {token!r}"
+    ports = [line for line in lines if 'SUBSYSTEM=="tty"' in line]
+    assert len(ports) >= 2
+    for line in ports:
+        assert 'SYMLINK+="tsunagu-modem0"' in line and 'ENV{ID_MM_DEVICE_IGNORE}="1"' in line
+        assert 'ENV{ID_USB_INTERFACE_NUM}=="02"' in line
+
+
+def install(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "scripts" / "install.sh"), "--root", str(root),
+                           "--no-venv", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_install_into_a_root_writes_units_rule_config_and_data_dirs(tmp_path):
+    result = install(tmp_path)
+    assert result.returncode == 0, result.stderr
+    for unit in UNITS:
+        assert (tmp_path / "etc/systemd/system" / unit.name).read_text() == unit.read_text()
+    assert (tmp_path / "etc/udev/rules.d/99-tsunagu-modem.rules").exists()
+    config = tmp_path / "etc/tsunagu/tsunagu.toml"
+    assert config.read_text() == (ROOT / "docs/config.example.toml").read_text()
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "var/lib/tsunagu").stat().st_mode) == 0o750
+    assert (tmp_path / "opt/tsunagu/src/appliance/daemon.py").exists()
+    assert not (tmp_path / "opt/tsunagu/src/.git").exists()
+    assert "would enable and start" in result.stdout
+
+
+def test_a_second_install_keeps_the_clinics_configuration_and_data(tmp_path):
+    assert install(tmp_path).returncode == 0
+    config = tmp_path / "etc/tsunagu/tsunagu.toml"
+    config.write_text('clinic_name = "さくら透析クリニック"\n', encoding="utf-8")
+    database = tmp_path / "var/lib/tsunagu/tsunagu.db"
+    database.write_bytes(b"patients")
+    again = install(tmp_path)
+    assert again.returncode == 0 and "kept the existing" in again.stdout
+    assert "さくら" in config.read_text(encoding="utf-8") and database.read_bytes() == b"patients"
+
+
+def test_uninstall_removes_the_programs_but_keeps_data_and_configuration(tmp_path):
+    assert install(tmp_path).returncode == 0
+    (tmp_path / "var/lib/tsunagu/tsunagu.db").write_bytes(b"patients")
+    result = install(tmp_path, "--uninstall")
+    assert result.returncode == 0
+    assert not (tmp_path / "opt/tsunagu").exists()
+    assert not list((tmp_path / "etc/systemd/system").glob("tsunagu-*"))
+    assert not (tmp_path / "etc/udev/rules.d/99-tsunagu-modem.rules").exists()
+    assert (tmp_path / "var/lib/tsunagu/tsunagu.db").read_bytes() == b"patients"
+    assert (tmp_path / "etc/tsunagu/tsunagu.toml").exists()
+
+
+def test_install_refuses_unknown_options(tmp_path):
+    result = install(tmp_path, "--frobnicate")
+    assert result.returncode == 2 and "unknown option --frobnicate" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck not installed")
+def test_the_scripts_pass_shellcheck():
+    scripts = [f"scripts/{n}" for n in ("install.sh", "demo", "test", "_bootstrap.sh",
+                                        "translations")]
+    result = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stdout
