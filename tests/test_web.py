@@ -15,7 +15,7 @@ DATA = __import__("pathlib").Path(__file__).parent / "data"
 
 GET_PAGES = ["/", "/send", "/broadcasts", "/inbox", "/contacts", "/contacts/new",
              "/contacts/import", "/contacts/export", "/templates", "/templates/new",
-             "/admin/users", "/admin/audit", "/admin/settings", "/api/status"]
+             "/schedules", "/admin/users", "/admin/audit", "/admin/settings", "/api/status"]
 ADMIN_PAGES = ["/admin/users", "/admin/audit", "/admin/settings"]
 
 
@@ -270,3 +270,16 @@ def test_cancel_stops_a_queued_broadcast_from_the_page(staff, app):
 def test_unknown_pages_get_a_styled_404(staff):
     response = staff.get("/nope")
     assert response.status_code == 404 and "見つかりません" in response.get_data(as_text=True)
+
+
+def test_a_recurring_message_is_added_paused_and_a_bad_time_refused(staff, app):
+    data = {"name": "採血日のお知らせ", "days": ["mon"], "at": "17:00", "groups": ["月水金 午前"],
+            "template_id": "0", "text": "{name}様 明日は採血日です", "priority": "routine"}
+    bad = staff.post("/schedules", data={**data, "at": "25:00",
+                                          "csrf_token": token(staff, "/schedules")})
+    assert "17:00 の形で" in bad.get_data(as_text=True) and count(app, "schedules") == 0
+    staff.post("/schedules", data={**data, "csrf_token": token(staff, "/schedules")})
+    row = app.extensions["test_db"].conn.execute("SELECT id, cron, enabled FROM schedules").fetchone()
+    assert (row["cron"], row["enabled"]) == ("0 17 * * mon", 1)
+    staff.post(f"/schedules/{row['id']}/disable", data={"csrf_token": token(staff, "/schedules")})
+    assert app.extensions["test_db"].conn.execute("SELECT enabled FROM schedules").fetchone()[0] == 0

@@ -50,8 +50,10 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     _headers(app)
     _errors(app)
     _filters(app)
-    from . import admin_views, auth, broadcast_views, contact_views, template_views, views
-    for module in (auth, views, broadcast_views, contact_views, template_views, admin_views):
+    from . import (admin_views, auth, broadcast_views, contact_views, schedule_views,
+                   template_views, views)
+    for module in (auth, views, broadcast_views, contact_views, template_views, schedule_views,
+                   admin_views):
         app.register_blueprint(module.bp)
     return app
 
@@ -169,4 +171,5 @@ def _filters(app: Flask) -> None:
     def globals_():
         from flask_babel import get_locale
         return {"clinic_name": tsunagu_config().clinic_name, "languages": LANGUAGES,
+                "config_tz": tsunagu_config().timezone,
                 "get_locale": get_locale}

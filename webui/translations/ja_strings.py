@@ -95,4 +95,13 @@ JA = {
  "Last login": "最終ログイン", "locked": "ロック中", "active": "有効", "New password": "新しいパスワード",
  "Unlock": "ロック解除", "Make admin": "管理者にする", "Make staff": "職員にする", "Activate": "有効にする",
  "Add a user": "ユーザーを追加", "Add": "追加",
+ "Monday": "月曜", "Tuesday": "火曜", "Wednesday": "水曜", "Thursday": "木曜", "Friday": "金曜",
+ "Saturday": "土曜", "Sunday": "日曜", "Days": "曜日", "Time (HH:MM)": "時刻（HH:MM）",
+ "Message (when no template)": "本文（テンプレートを使わない場合）", "Write the time as 17:00.": "17:00 の形で入力してください。",
+ "Schedule saved.": "定期送信を保存しました。", "Recurring messages": "定期送信", "Recurring": "定期送信",
+ "Sent automatically at these times (%(tz)s). A run missed while the appliance was off is sent when it is back if less than an hour late; older ones are skipped.": "この時刻（%(tz)s）に自動で送信します。本体が止まっていて送れなかった回は、1時間以内の遅れなら復旧時に送信し、それより古いものは送りません。",
+ "Next": "次回", "paused": "停止中", "Pause": "停止", "Resume": "再開", "Delete this schedule?": "この定期送信を削除しますか？",
+ "No recurring messages.": "定期送信はありません。", "Add a recurring message": "定期送信を追加",
+ "The SIMs have %(left)d SMS parts left today; this needs %(parts)d. The first %(fit)d of %(people)d people are sent now, the rest when the budget allows.": "本日のSIMの残りは%(left)d通ですが、この送信には%(parts)d通必要です。最初の%(fit)d名（全%(people)d名中）に今送り、残りは上限が戻りしだい送ります。",
+ "Longer than one SMS (70 characters): sent in up to %(parts)d parts that the phone joins. Shorter is safer for older phones.": "1通（70文字）を超えるため、最大%(parts)d通に分けて送り、携帯電話で1つにつながります。古い機種のためには短い方が安全です。",
 }
