@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from appliance import config as config_mod, templates, users
+from appliance import config as config_mod, contacts, templates, users
 from appliance.db import connect
 from tests.daemon_harness import (ROOT, DaemonProcess, Sim, stop_process, tsunagu_command,
                                   wait_until, write_config)
@@ -46,6 +46,9 @@ def stack(tmp_path):
     for t in json.loads((ROOT / "appliance" / "seed" / "templates_ja.json").read_text("utf-8")):
         templates.create_template(db, t["name"], t["text"], actor="test",
                                   clinic=config.clinic_name)
+    test_group = contacts.create_group(db, "テスト", actor="test", kind="test")
+    contacts.add_contact(db, name="受付の携帯", phone="090-1111-0001", actor="test",
+                         group_ids=[test_group.id])
     db.conn.close()
     daemon = DaemonProcess(path, tmp_path).start()
     port = free_port()
@@ -169,3 +172,30 @@ def test_the_ui_fits_a_phone_screen_and_switches_to_english(stack, page):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1
     shot(page, "20-phone-dashboard-en")
+
+
+def test_the_send_path_works_without_javascript(stack):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(java_script_enabled=False, locale="ja-JP")
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(stack["url"] + "/login")
+            page.fill("#username", "nurse")
+            page.fill("#password", stack["password"])
+            page.click("button.primary")
+            page.goto(stack["url"] + "/send")
+            page.select_option("#template_id", label="訓練")
+            page.click("text=このテンプレートを使う")     # a plain form post without JS
+            assert "訓練" in page.input_value("#text")
+            page.check("#drill")
+            page.click("text=送信前の確認へ")
+            page.wait_for_selector("#confirm-form")
+            page.click("#confirm-form button")
+            page.wait_for_selector("#progress")
+            assert "/broadcasts/" in page.url
+        finally:
+            context.close()
+            browser.close()

@@ -86,9 +86,10 @@ def test_a_stopped_daemon_is_critical(rig):
     _, daemon, path, _ = rig
     run_check(path, "--live")  # the daemon has answered once
     assert daemon.stop() == 0
-    status, report = wait_until(lambda: (lambda r: r if r[0] == 2 else None)(run_check(path)),
-                                30, "the heartbeat to go stale")
-    assert by_name(report)["daemon"]["status"] == 2
+    status, report = wait_until(
+        lambda: (lambda r: r if by_name(r[1])["daemon"]["status"] == 2 else None)(
+            run_check(path)), 30, "the heartbeat to go stale")
+    assert status == 2
     status, report = run_check(path, "--live", "--timeout", "2")
     assert status == 2 and by_name(report)["live"]["status"] == 2
 
