@@ -283,3 +283,22 @@ def test_a_recurring_message_is_added_paused_and_a_bad_time_refused(staff, app):
     assert (row["cron"], row["enabled"]) == ("0 17 * * mon", 1)
     staff.post(f"/schedules/{row['id']}/disable", data={"csrf_token": token(staff, "/schedules")})
     assert app.extensions["test_db"].conn.execute("SELECT enabled FROM schedules").fetchone()[0] == 0
+
+
+def test_retry_and_resend_from_the_broadcast_page(staff, app):
+    confirm = _compose(staff, app).get_data(as_text=True)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                             confirm.split('id="confirm-form"')[1].split("</form>")[0]))
+    fields["csrf_token"] = token(staff, "/send")
+    location = staff.post("/send/commit", data=fields).headers["Location"]
+    conn = app.extensions["test_db"].conn
+    conn.execute("UPDATE recipients SET state = 'failed'")
+    conn.execute("UPDATE broadcasts SET state = 'done'")
+    broadcast_id = location.rsplit("/", 1)[1]
+    staff.post(f"/broadcasts/{broadcast_id}/retry", data={"csrf_token": token(staff, location)})
+    assert conn.execute("SELECT state FROM recipients").fetchone()[0] == "queued"
+    conn.execute("UPDATE recipients SET state = 'delivered'")
+    conn.execute("UPDATE broadcasts SET state = 'done'")
+    moved = staff.post(f"/broadcasts/{broadcast_id}/resend",
+                       data={"csrf_token": token(staff, location)})
+    assert moved.headers["Location"] != location and count(app, "broadcasts") == 2

@@ -192,43 +192,43 @@ def api_detail(broadcast_id: int):
                                     "choice": r["choice"]} for r in people]})
 
 
-def _action(broadcast_id: int, do, message):
+def _act(broadcast_id: int, change, message, *, go_to_result: bool = False):
+    """Run *change(conn)* in one transaction and say what happened; errors as a message."""
     try:
         with write(db()) as conn:
-            result = do(conn)
+            result = change(conn)
     except broadcasts.BroadcastError as exc:
         flash(str(exc), "error")
-    else:
-        flash(message(result), "ok")
-        if isinstance(result, int) and do.__name__ == "resend":
-            return redirect(url_for("broadcasts.detail", broadcast_id=result))
-    return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
+        return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
+    flash(message(result), "ok")
+    target = result if go_to_result and isinstance(result, int) else broadcast_id
+    return redirect(url_for("broadcasts.detail", broadcast_id=target))
 
 
 @bp.route("/broadcasts/<int:broadcast_id>/cancel", methods=["POST"])
 @staff_required
 def cancel(broadcast_id: int):
-    def cancel(conn):
-        return broadcasts.cancel(conn, broadcast_id, actor=actor(), now=now())
-    return _action(broadcast_id, cancel, lambda n: _("Cancelled: %(n)d not sent.", n=n))
+    return _act(broadcast_id,
+                lambda conn: broadcasts.cancel(conn, broadcast_id, actor=actor(), now=now()),
+                lambda n: _("Cancelled: %(n)d not sent.", n=n))
 
 
 @bp.route("/broadcasts/<int:broadcast_id>/retry", methods=["POST"])
 @staff_required
 def retry(broadcast_id: int):
-    def retry(conn):
-        return broadcasts.retry_failed(conn, broadcast_id, actor=actor(), now=now())
-    return _action(broadcast_id, retry, lambda n: _("%(n)d queued again.", n=n))
+    return _act(broadcast_id,
+                lambda conn: broadcasts.retry_failed(conn, broadcast_id, actor=actor(), now=now()),
+                lambda n: _("%(n)d queued again.", n=n))
 
 
 @bp.route("/broadcasts/<int:broadcast_id>/resend", methods=["POST"])
 @staff_required
 def resend(broadcast_id: int):
-    def resend(conn):
-        return broadcasts.resend_unacknowledged(conn, broadcast_id, actor=actor(), now=now())
-    return _action(broadcast_id, resend,
-                   lambda new: _("Everyone has replied.") if new is None
-                   else _("Sent again to those who have not replied."))
+    return _act(broadcast_id,
+                lambda conn: broadcasts.resend_unacknowledged(conn, broadcast_id, actor=actor(),
+                                                              now=now()),
+                lambda new: _("Everyone has replied.") if new is None
+                else _("Sent again to those who have not replied."), go_to_result=True)
 
 
 @bp.route("/broadcasts/<int:broadcast_id>/calls")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
@@ -158,10 +159,16 @@ def new_group():
 
 # -- import ----------------------------------------------------------------------------------
 
+UPLOAD_MAX_AGE = 3600  # an abandoned preview's file (patient data) is removed after an hour
+
+
 def _upload_dir() -> Path:
     # Beside the database: the same private directory, never /tmp shared with others.
     path = Path(tsunagu_config().database).parent / "uploads"
     path.mkdir(mode=0o700, exist_ok=True)
+    for old in path.iterdir():
+        if old.stat().st_mtime < time.time() - UPLOAD_MAX_AGE:  # file times: the wall clock
+            old.unlink(missing_ok=True)
     return path
 
 
