@@ -215,8 +215,22 @@ def _record(row: int, cells: list[str], index: dict[str, int], width: int) -> Re
                            row=row)
     if not any(cell.strip() for cell in cells):
         return None  # a blank line or a row of empty cells: Excel leaves these
-    values = {f: (cells[i] if i < len(cells) else "") for f, i in index.items()}
+    values = {f: undefuse(cells[i] if i < len(cells) else "") for f, i in index.items()}
     return Record(row=row, cells=values, width=len(cells))
+
+
+# A cell starting with one of these is a formula to Excel: a name like "=HYPERLINK(…)" would
+# run when the exported roster is opened. Written with a leading apostrophe (Excel's own
+# "this is text" mark, OWASP's advice) and read back without it.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse(cell: str) -> str:
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def undefuse(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
 
 
 def write(header: list[str], rows: list[list[str]], encoding: str) -> bytes:
@@ -227,6 +241,6 @@ def write(header: list[str], rows: list[list[str]], encoding: str) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([[defuse(cell) for cell in row] for row in rows])
     codec = "utf-8-sig" if encoding in ("utf-8", "utf-8-sig") else encoding
     return out.getvalue().encode(codec)

@@ -366,3 +366,18 @@ def test_cli_without_a_config_says_how_to_give_one(monkeypatch):
     monkeypatch.delenv("TSUNAGU_CONFIG", raising=False)
     result = CliRunner().invoke(main, ["contacts", "list"])
     assert result.exit_code == 1 and "--config FILE" in result.output
+
+
+def test_a_name_that_looks_like_a_formula_is_exported_as_text_and_read_back_unchanged(tmp_path):
+    from appliance import contacts
+    from appliance.db import connect
+    db = connect(tmp_path / "a.db")
+    contacts.add_contact(db, name="=HYPERLINK(\"http://x\")", phone="090-1234-0001", actor="t",
+                         note="+要確認")
+    data = contacts.export_contacts(db, "utf-8", actor="t")
+    text = data.decode("utf-8-sig")
+    assert "'=HYPERLINK" in text and "'+要確認" in text
+    other = connect(tmp_path / "b.db")
+    contacts.import_contacts(other, data, actor="t")
+    [back] = contacts.list_contacts(other)
+    assert back.name == "=HYPERLINK(\"http://x\")" and back.note == "+要確認"
