@@ -42,6 +42,14 @@ GROUP_NAME_MAX = 50
 GROUP_KINDS = ("facility", "shift", "test", "custom")
 GROUP_SEPARATORS = re.compile(r"[;；、・]")
 DAYS = "月火水木金土日"
+# English day names a roster may use ("Mon/Wed/Fri", "tue thu sat"), mapped to the same groups.
+_ENGLISH_DAYS = {"monday": "月", "mon": "月", "tuesday": "火", "tue": "火", "tues": "火",
+                 "wednesday": "水", "wed": "水", "thursday": "木", "thu": "木", "thur": "木",
+                 "thurs": "木", "friday": "金", "fri": "金", "saturday": "土", "sat": "土",
+                 "sunday": "日", "sun": "日"}
+_ENGLISH_DAY = re.compile(r"[A-Za-z]+")
+_ENGLISH_SHIFTS = {"am": "午前", "morning": "午前", "pm": "午後", "afternoon": "午後",
+                   "evening": "夜間", "night": "夜間"}
 _DAY_NOISE = re.compile(r"[\s・,、/／]|曜日|曜")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_IN_NOTE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # notes may have line breaks
@@ -226,10 +234,14 @@ def check_group_name(name: str, *, kind: str = "custom") -> str:
 def shift_group_name(days: str | None, shift: str | None) -> str | None:
     """「月水金 午前」 from the days (月・水・金, 金水月…) and the time of day, or None."""
     days = unicodedata.normalize("NFKC", days or "").strip()
+    words = _ENGLISH_DAY.findall(days)
+    if words and all(w.lower() in _ENGLISH_DAYS for w in words):
+        days = "".join(_ENGLISH_DAYS[w.lower()] for w in words)
     compact = _DAY_NOISE.sub("", days)
     if compact and all(c in DAYS for c in compact):
         days = "".join(d for d in DAYS if d in compact)
     shift = unicodedata.normalize("NFKC", shift or "").strip()
+    shift = _ENGLISH_SHIFTS.get(shift.lower(), shift)
     return " ".join(part for part in (days, shift) if part) or None
 
 

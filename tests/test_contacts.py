@@ -165,3 +165,12 @@ def test_shift_group_names_are_canonical():
     assert contacts.shift_group_name(" ", None) is None
     assert contacts.split_shift_group("月水金 午前") == ("月水金", "午前")
     assert contacts.split_shift_group("火木土") == ("火木土", "")
+
+
+@pytest.mark.parametrize("days, shift, group", [
+    ("Mon/Wed/Fri", "AM", "月水金 午前"), ("tue thu sat", "evening", "火木土 夜間"),
+    ("Friday, Monday, Wednesday", "pm", "月水金 午後"), ("月・水・金", "午前", "月水金 午前"),
+])
+def test_english_day_and_shift_names_map_to_the_same_shift_groups(days, shift, group):
+    from appliance.contacts import shift_group_name
+    assert shift_group_name(days, shift) == group
