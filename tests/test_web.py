@@ -302,3 +302,13 @@ def test_retry_and_resend_from_the_broadcast_page(staff, app):
     moved = staff.post(f"/broadcasts/{broadcast_id}/resend",
                        data={"csrf_token": token(staff, location)})
     assert moved.headers["Location"] != location and count(app, "broadcasts") == 2
+
+
+def test_the_dashboard_test_button_queues_the_test_message_or_says_why_not(staff, app):
+    response = staff.post("/test", data={"csrf_token": token(staff, "/")}, follow_redirects=True)
+    assert "テストグループに連絡先がありません" in response.get_data(as_text=True)
+    db = app.extensions["test_db"]
+    test = contacts.create_group(db, "テスト", actor="t", kind="test")
+    contacts.add_contact(db, name="受付", phone="090-5555-0001", actor="t", group_ids=[test.id])
+    staff.post("/test", data={"csrf_token": token(staff, "/")})
+    assert db.conn.execute("SELECT drill, title FROM broadcasts").fetchone()[:] == (1, "送信テスト")

@@ -34,6 +34,27 @@ def _lang() -> str:
     return str(get_locale() or "ja")
 
 
+@bp.route("/test", methods=["POST"])
+@staff_required
+def send_test():
+    """The hardware button's twin: the test message to the test group."""
+    from flask import flash, redirect, url_for
+    from flask_babel import gettext as _
+
+    from appliance.db import write
+
+    from .auth import actor
+    try:
+        with write(db()) as conn:
+            broadcast_id = broadcasts.create_test_broadcast(conn, tsunagu_config(), actor=actor(),
+                                                            now=now())
+    except broadcasts.BroadcastError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("views.dashboard"))
+    flash(_("Test message queued."), "ok")
+    return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
+
+
 @bp.route("/api/status")
 @staff_required
 def api_status():

@@ -95,6 +95,8 @@ JA = {
  "Last login": "最終ログイン", "locked": "ロック中", "active": "有効", "New password": "新しいパスワード",
  "Unlock": "ロック解除", "Make admin": "管理者にする", "Make staff": "職員にする", "Activate": "有効にする",
  "Add a user": "ユーザーを追加", "Add": "追加",
+ "Test message queued.": "テストメッセージを送信します。", "Send the test message": "テスト送信",
+ "to the test group": "テストグループへ",
  "Monday": "月曜", "Tuesday": "火曜", "Wednesday": "水曜", "Thursday": "木曜", "Friday": "金曜",
  "Saturday": "土曜", "Sunday": "日曜", "Days": "曜日", "Time (HH:MM)": "時刻（HH:MM）",
  "Message (when no template)": "本文（テンプレートを使わない場合）", "Write the time as 17:00.": "17:00 の形で入力してください。",
