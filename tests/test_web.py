@@ -312,3 +312,19 @@ def test_the_dashboard_test_button_queues_the_test_message_or_says_why_not(staff
     contacts.add_contact(db, name="受付", phone="090-5555-0001", actor="t", group_ids=[test.id])
     staff.post("/test", data={"csrf_token": token(staff, "/")})
     assert db.conn.execute("SELECT drill, title FROM broadcasts").fetchone()[:] == (1, "送信テスト")
+
+
+@pytest.mark.parametrize("path", [
+    "/send", "/send/commit", "/broadcasts/1/cancel", "/broadcasts/1/retry", "/broadcasts/1/resend",
+    "/inbox/1/handled", "/contacts/new", "/contacts/1", "/contacts/1/deactivate", "/groups",
+    "/contacts/import", "/contacts/import/confirm", "/templates/new", "/templates/1",
+    "/templates/1/delete", "/schedules", "/schedules/1/disable", "/admin/users",
+    "/admin/users/nurse1/reset", "/language", "/logout", "/test"])
+def test_every_form_post_without_its_csrf_token_is_refused(admin, app, path):
+    before = app.extensions["test_db"].conn.execute(
+        "SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM broadcasts)").fetchone()[:]
+    response = admin.post(path, data={"name": "x", "text": "x", "lang": "en"})
+    assert response.status_code == 400
+    after = app.extensions["test_db"].conn.execute(
+        "SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM broadcasts)").fetchone()[:]
+    assert after == before
