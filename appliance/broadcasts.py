@@ -441,8 +441,14 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
                           "WHERE r.broadcast_id = ? ORDER BY r.id", [root]):
         if r["phone"] in acknowledged:
             continue
-        reason = "no_reply" if r["phone"] in reached else \
-            ("not_sent" if r["state"] in ("queued", "sending", "cancelled") else "not_reached")
+        if r["phone"] in reached:
+            reason = "no_reply"
+        elif r["state"] == "uncertain":
+            reason = "uncertain"     # may have arrived: ask before reading it out again
+        elif r["state"] in ("queued", "sending", "cancelled"):
+            reason = "not_sent"
+        else:
+            reason = "not_reached"
         out.append({**dict(r), "reason": reason})
     # Those not reached at all first: they have heard nothing.
     out.sort(key=lambda x: (x["reason"] == "no_reply", x["kana"] or "", x["name"]))
