@@ -12,10 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL_STATES = ("submitted", "delivered", "failed", "uncertain", "cancelled")
@@ -30,15 +31,8 @@ def tsunagu_command() -> list[str]:
 
 
 def wait_until(predicate, timeout: float, message: str, interval: float = 0.02):
-    """Poll *predicate* until truthy; raise AssertionError naming *message* at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
-        time.sleep(interval)  # ok-sleep: a polling interval inside a deadline
+    """tests.helpers.wait_for with the argument order these tests read best in."""
+    return wait_for(predicate, timeout, interval=interval, message=message)
 
 
 def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> int | None:

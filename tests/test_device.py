@@ -16,12 +16,8 @@ OTHER = "+818011112222"
 
 
 @pytest.fixture
-def sim(tmp_path):
-    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl").start()
-    try:
-        yield modem
-    finally:
-        modem.stop()
+def sim(sim_modem):
+    return sim_modem
 
 
 @pytest.fixture

@@ -11,17 +11,7 @@ import pytest
 import serial
 
 from modem import pdu
-from modem.sim import SimulatedModem
 from tests.helpers import wait_for
-
-
-@pytest.fixture
-def sim_modem(tmp_path):
-    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl").start()
-    try:
-        yield modem
-    finally:
-        modem.stop()
 
 
 @pytest.fixture

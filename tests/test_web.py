@@ -160,14 +160,20 @@ def _compose(client, app, **extra):
     return client.post("/send", data=data)
 
 
+def _confirm_fields(client, page: str) -> dict:
+    """The hidden fields of the confirm page's send form, with a fresh CSRF token."""
+    form = page.split('id="confirm-form"')[1].split("</form>")[0]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    fields["csrf_token"] = token(client, "/send")
+    return fields
+
+
 def test_nothing_is_sent_before_the_explicit_confirm_and_a_double_submit_sends_once(staff, app):
     confirm = _compose(staff, app)
     page = confirm.get_data(as_text=True)
     assert "1名に送信する" in page and "山田 太郎様 停電のため" in page
     assert count(app, "broadcasts") == 0
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
-                             page.split('id="confirm-form"')[1].split("</form>")[0]))
-    fields["csrf_token"] = token(staff, "/send")
+    fields = _confirm_fields(staff, page)
     first = staff.post("/send/commit", data=fields)
     second = staff.post("/send/commit", data=fields)
     assert first.status_code == second.status_code == 302
@@ -256,10 +262,7 @@ def test_an_admin_adds_a_user_and_sees_the_generated_password_once(admin, app):
 
 
 def test_cancel_stops_a_queued_broadcast_from_the_page(staff, app):
-    confirm = _compose(staff, app).get_data(as_text=True)
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
-                             confirm.split('id="confirm-form"')[1].split("</form>")[0]))
-    fields["csrf_token"] = token(staff, "/send")
+    fields = _confirm_fields(staff, _compose(staff, app).get_data(as_text=True))
     location = staff.post("/send/commit", data=fields).headers["Location"]
     broadcast_id = location.rsplit("/", 1)[1]
     staff.post(f"/broadcasts/{broadcast_id}/cancel", data={"csrf_token": token(staff, location)})
@@ -286,10 +289,7 @@ def test_a_recurring_message_is_added_paused_and_a_bad_time_refused(staff, app):
 
 
 def test_retry_and_resend_from_the_broadcast_page(staff, app):
-    confirm = _compose(staff, app).get_data(as_text=True)
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
-                             confirm.split('id="confirm-form"')[1].split("</form>")[0]))
-    fields["csrf_token"] = token(staff, "/send")
+    fields = _confirm_fields(staff, _compose(staff, app).get_data(as_text=True))
     location = staff.post("/send/commit", data=fields).headers["Location"]
     conn = app.extensions["test_db"].conn
     conn.execute("UPDATE recipients SET state = 'failed'")
