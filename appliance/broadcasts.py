@@ -13,6 +13,7 @@ per-recipient table, call list, history.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import unicodedata
 from dataclasses import dataclass, field
@@ -217,7 +218,11 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
                            [request_key]).fetchone()
         if row:
             return row[0]
-    title = (title or "").strip() or p.text.strip().splitlines()[0][:40]
+    # Default: the first line as written, placeholders dropped — never one patient's name.
+    # (A line that is only "{name}様" says nothing: the first line with some words in it.)
+    written = [line.strip() for line in re.sub(r"\{[a-z_]+\}", "", p.text).splitlines()
+               if len(line.strip()) >= 4] or ["一斉送信"]
+    title = (title or "").strip() or written[0][:40]
     if followup_after_minutes is not None and (followup_after_minutes < 1 or followup_max < 1):
         raise BroadcastError("a follow-up needs at least 1 minute and 1 time",
                              field="followup_after_minutes")
@@ -453,6 +458,21 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
     # Those not reached at all first: they have heard nothing.
     out.sort(key=lambda x: (x["reason"] == "no_reply", x["kana"] or "", x["name"]))
     return out
+
+
+def mark_reached(conn: sqlite3.Connection, recipient_id: int, *, actor: str, now: float) -> int:
+    """Staff reached this person by phone: acknowledged (no reply message), off the call list.
+
+    Returns the broadcast id. Several staff phoning from one list see who is done.
+    """
+    row = conn.execute("SELECT broadcast_id FROM recipients WHERE id = ?", [recipient_id]).fetchone()
+    if row is None:
+        raise BroadcastError(f"no recipient with id {recipient_id}", field="id")
+    conn.execute("UPDATE recipients SET acknowledged_at = coalesce(acknowledged_at, ?) "
+                 "WHERE id = ?", [now, recipient_id])
+    audit.record(conn, actor, "recipient_reached_by_phone", recipient_id=recipient_id,
+                 broadcast_id=row[0])
+    return row[0]
 
 
 def history(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> list[dict]:

@@ -238,3 +238,10 @@ def test_history_lists_newest_first_with_counts(db, config):
     rows = broadcasts.history(db.conn)
     assert [r["id"] for r in rows] == [second, first] and rows[0]["people"] == 6
     assert json.loads(json.dumps(broadcasts.summary(db.conn, first)))["total"] == 6
+
+
+def test_a_default_title_never_carries_a_patients_name(db, config):
+    bid = make(db, config, text="{name}様\n本日は中止です")
+    assert broadcasts.get(db.conn, bid)["title"] == "本日は中止です"
+    only = make(db, config, text="{name}")
+    assert broadcasts.get(db.conn, only)["title"] == "一斉送信"

@@ -328,3 +328,16 @@ def test_every_form_post_without_its_csrf_token_is_refused(admin, app, path):
     after = app.extensions["test_db"].conn.execute(
         "SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM broadcasts)").fetchone()[:]
     assert after == before
+
+
+def test_staff_phoning_from_the_call_list_tick_people_off(staff, app):
+    fields = _confirm_fields(staff, _compose(staff, app).get_data(as_text=True))
+    location = staff.post("/send/commit", data=fields).headers["Location"]
+    broadcast_id = location.rsplit("/", 1)[1]
+    calls = staff.get(f"/broadcasts/{broadcast_id}/calls").get_data(as_text=True)
+    assert "山田 太郎" in calls and "電話で連絡済み" in calls
+    recipient = app.extensions["test_db"].conn.execute("SELECT id FROM recipients").fetchone()[0]
+    staff.post(f"/recipients/{recipient}/reached", data={"csrf_token": token(staff, location)})
+    calls = staff.get(f"/broadcasts/{broadcast_id}/calls").get_data(as_text=True)
+    assert "山田 太郎" not in calls
+    assert "電話で確認" in staff.get(location).get_data(as_text=True)

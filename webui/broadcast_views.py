@@ -151,7 +151,6 @@ def commit():
     if not title and form.template_id.data:
         template = templates.get_template(db(), form.template_id.data)
         title = template.name if template else ""
-    title = title or plan.recipients[0].text.strip().splitlines()[0][:40]
     with write(db()) as conn:
         broadcast_id = broadcasts.create(
             conn, plan, title=title, actor=actor(), now=now(),
@@ -239,6 +238,17 @@ def call_list(broadcast_id: int):
     audit.record(db(), actor(), "call_list_view", remote(), broadcast_id=broadcast_id,
                  people=len(calls))
     return render_template("calls.html", b=summary, calls=calls, printed_at=now())
+
+
+@bp.route("/recipients/<int:recipient_id>/reached", methods=["POST"])
+@staff_required
+def reached(recipient_id: int):
+    try:
+        with write(db()) as conn:
+            broadcast_id = broadcasts.mark_reached(conn, recipient_id, actor=actor(), now=now())
+    except broadcasts.BroadcastError:
+        abort(404)
+    return redirect(url_for("broadcasts.call_list", broadcast_id=broadcast_id))
 
 
 @bp.route("/broadcasts")
