@@ -341,3 +341,11 @@ def test_staff_phoning_from_the_call_list_tick_people_off(staff, app):
     calls = staff.get(f"/broadcasts/{broadcast_id}/calls").get_data(as_text=True)
     assert "山田 太郎" not in calls
     assert "電話で確認" in staff.get(location).get_data(as_text=True)
+
+
+def test_a_broadcast_for_later_waits_as_scheduled(staff, app):
+    page = _compose(staff, app, send_at="2027-02-01T17:00").get_data(as_text=True)
+    assert "2027-02-01 17:00 に送信予約" in page
+    staff.post("/send/commit", data=_confirm_fields(staff, page))
+    row = app.extensions["test_db"].conn.execute("SELECT state, scheduled_at FROM broadcasts").fetchone()
+    assert row["state"] == "scheduled" and row["scheduled_at"] > 1_800_000_000
