@@ -235,9 +235,14 @@ def resend(broadcast_id: int):
 def call_list(broadcast_id: int):
     summary = _get_summary(broadcast_id)
     calls = broadcasts.call_list(db().conn, broadcast_id)
+    # What the patients were sent, as staff will read it out: one person's text, name hidden.
+    first = db().conn.execute("SELECT name, text FROM recipients WHERE broadcast_id = ? "
+                              "ORDER BY id LIMIT 1", [broadcast_id]).fetchone()
+    message = first["text"].replace(first["name"], "〇〇") if first else summary["text"]
     audit.record(db(), actor(), "call_list_view", remote(), broadcast_id=broadcast_id,
                  people=len(calls))
-    return render_template("calls.html", b=summary, calls=calls, printed_at=now())
+    return render_template("calls.html", b=summary, calls=calls, printed_at=now(),
+                           message=message)
 
 
 @bp.route("/recipients/<int:recipient_id>/reached", methods=["POST"])
