@@ -202,9 +202,14 @@ class Health:
         return tuple(m for m in self.modems if m.ready)
 
     @property
+    def sendable_modems(self) -> tuple[ModemView, ...]:
+        """Ready, or only a weak signal: the worker still tries those (see SENDABLE_REASONS)."""
+        return tuple(m for m in self.modems if m.ready or m.reason == "weak_signal")
+
+    @property
     def can_send(self) -> bool:
-        """Something queued now would go out: daemon alive, a modem ready, budget left."""
-        return self.daemon_alive and bool(self.ready_modems) and self.remaining_budget > 0
+        """Something queued now would go out: daemon alive, a modem usable, budget left."""
+        return self.daemon_alive and bool(self.sendable_modems) and self.remaining_budget > 0
 
 
 def read_health(db: sqlite_utils.Database | sqlite3.Connection, config: Config,

@@ -104,3 +104,20 @@ def test_each_check_has_a_japanese_line_for_people(rig):
 def test_overall_status_is_the_worst_result():
     results = [check.Result("a", 0, ""), check.Result("b", 2, ""), check.Result("c", 1, "")]
     assert check.overall(results) == 2 and check.overall([]) == 0
+
+
+def test_a_weak_signal_still_counts_as_able_to_send(tmp_path):
+    from appliance import health
+    path = tmp_path / "tsunagu.toml"
+    path.write_text('database = "t.db"\n[[modem]]\nname = "m0"\nport = "/dev/null"\n',
+                    encoding="utf-8")
+    config = config_mod.load(path)
+    db = connect(config.database)
+    import time
+    now = time.time()
+    with write(db) as conn:
+        conn.execute("INSERT INTO heartbeat VALUES ('daemon', 1, ?, ?, '0')", [now, now])
+        conn.execute("INSERT INTO modem_status (name, port, ready, reason, checked_at) VALUES "
+                     "('m0', '/dev/null', 0, 'weak_signal', ?)", [now])
+    h = health.read_health(db, config, now)
+    assert h.can_send and not h.ready_modems

@@ -96,6 +96,7 @@ JA = {
  "Unlock": "ロック解除", "Make admin": "管理者にする", "Make staff": "職員にする", "Activate": "有効にする",
  "Add a user": "ユーザーを追加", "Add": "追加",
  "This uses %(parts)d of the %(left)d SMS parts the SIMs have left today.": "本日の残り %(left)d通のうち %(parts)d通を使います。",
+ "Sending, but the signal is weak: messages may be slow or fail and be retried.": "送信できますが電波が弱いため、遅れたり失敗して再送になることがあります。",
  "Maybe not received": "届いたか不明", "Reached by phone": "電話で連絡済み", "by phone": "電話で確認",
  "Test message queued.": "テストメッセージを送信します。", "Send the test message": "テスト送信",
  "to the test group": "テストグループへ",
