@@ -25,6 +25,8 @@ from .db import write
 
 log = logging.getLogger(__name__)
 
+GATHER_SECONDS = 0.25  # reports wait at most this long to be written with others
+
 
 def _unix(moment) -> float | None:
     return moment.timestamp() if moment is not None else None
@@ -37,6 +39,7 @@ class ModemEvents:
         self.modem = modem
         self.clock = clock
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop_gathering = threading.Event()
         self._recorder: threading.Thread | None = None
         if database is not None:
             self._recorder = threading.Thread(target=self._record_loop, args=(database,),
@@ -46,6 +49,7 @@ class ModemEvents:
     def close(self) -> None:
         """Write what is still queued, then stop the recorder."""
         if self._recorder is not None:
+            self._stop_gathering.set()
             self._jobs.put(None)
             self._recorder.join(timeout=30)
             self._recorder = None
@@ -65,6 +69,10 @@ class ModemEvents:
         try:
             while True:
                 jobs = [self._jobs.get()]
+                if jobs[0] is not None:
+                    # Gather a little: one commit for many reports takes the database's write
+                    # lock away from the sending worker once, not once per report.
+                    self._stop_gathering.wait(GATHER_SECONDS)
                 while True:  # everything that queued up meanwhile: one transaction
                     try:
                         jobs.append(self._jobs.get_nowait())

@@ -206,9 +206,10 @@ class SimulatedModem:
             self._prompt_length, self._buffer = None, bytearray()
             self._final("OK")
         elif byte == CTRL_Z:
+            received_at = time.monotonic()
             hex_pdu = self._buffer.decode("ascii", "replace").strip()
             declared, self._prompt_length, self._buffer = self._prompt_length, None, bytearray()
-            self._submit(hex_pdu, declared)
+            self._submit(hex_pdu, declared, received_at)
         else:
             if self.echo:
                 self._write(bytes([byte]))
@@ -496,7 +497,7 @@ class SimulatedModem:
         return None
 
     # -- sending -------------------------------------------------------------------------
-    def _submit(self, hex_pdu: str, declared: int) -> None:
+    def _submit(self, hex_pdu: str, declared: int, received_at: float) -> None:
         try:
             raw = bytes.fromhex(hex_pdu)
             tpdu_length = len(raw) - raw[0] - 1
@@ -506,7 +507,10 @@ class SimulatedModem:
         if tpdu_length != declared or not isinstance(submit, pdu.Submit):
             return self._final(CmsFailure(CMS_INVALID_PDU).line(self.cmee))
         self._busy = True
-        self.after(self._delay(self.send_delay), lambda: self._complete_submit(submit, hex_pdu))
+        # The send delay counts from the PDU's arrival: our own decoding is part of it, as a
+        # real modem's processing is part of its time per SMS.
+        remaining = self._delay(self.send_delay) - (time.monotonic() - received_at)
+        self.after(max(0.0, remaining), lambda: self._complete_submit(submit, hex_pdu))
 
     def _complete_submit(self, submit: pdu.Submit, hex_pdu: str) -> None:
         """The network answered (after the send delay): +CMGS with the TP-MR, or an error."""
