@@ -349,3 +349,14 @@ def test_a_broadcast_for_later_waits_as_scheduled(staff, app):
     staff.post("/send/commit", data=_confirm_fields(staff, page))
     row = app.extensions["test_db"].conn.execute("SELECT state, scheduled_at FROM broadcasts").fetchone()
     assert row["state"] == "scheduled" and row["scheduled_at"] > 1_800_000_000
+
+
+@pytest.mark.parametrize("path", GET_PAGES)
+def test_every_page_also_opens_in_english(admin, path):
+    admin.post("/language", data={"lang": "en", "csrf_token": token(admin, "/")})
+    response = admin.get(path)
+    assert response.status_code == 200
+    if path.startswith("/api") or path.endswith("export"):
+        return
+    page = response.get_data(as_text=True)
+    assert 'lang="en"' in page and "Log out" in page
