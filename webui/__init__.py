@@ -31,6 +31,9 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     app.config.update(
         SECRET_KEY=config_mod.ensure_secret_key(config),
         TESTING=testing,
+        # Not Secure: the appliance serves plain http on the clinic LAN (no certificate
+        # authority reachable in a disaster); behind a TLS proxy, set SESSION_COOKIE_SECURE.
+        SESSION_COOKIE_NAME="tsunagu_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
