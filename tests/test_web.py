@@ -319,7 +319,7 @@ def test_the_dashboard_test_button_queues_the_test_message_or_says_why_not(staff
     "/inbox/1/handled", "/contacts/new", "/contacts/1", "/contacts/1/deactivate", "/groups",
     "/contacts/import", "/contacts/import/confirm", "/templates/new", "/templates/1",
     "/templates/1/delete", "/schedules", "/schedules/1/disable", "/admin/users",
-    "/admin/users/nurse1/reset", "/language", "/logout", "/test"])
+    "/admin/users/nurse1/reset", "/language", "/logout", "/test", "/check"])
 def test_every_form_post_without_its_csrf_token_is_refused(admin, app, path):
     before = app.extensions["test_db"].conn.execute(
         "SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM broadcasts)").fetchone()[:]
@@ -360,3 +360,11 @@ def test_every_page_also_opens_in_english(admin, path):
         return
     page = response.get_data(as_text=True)
     assert 'lang="en"' in page and "Log out" in page
+
+
+def test_the_dashboard_runs_and_records_the_readiness_check(staff, app):
+    page = staff.post("/check", data={"csrf_token": token(staff, "/")},
+                      follow_redirects=True).get_data(as_text=True)
+    assert "点検結果：異常" in page             # no daemon has ever run on this database
+    assert "デーモンが一度も動いていません" in page
+    assert count(app, "check_runs") == 1

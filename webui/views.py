@@ -55,6 +55,20 @@ def send_test():
     return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
 
 
+@bp.route("/check", methods=["POST"])
+@staff_required
+def run_check():
+    """The readiness check from the dashboard (what the timer runs), recorded like any run."""
+    from flask import flash, redirect, url_for
+    from flask_babel import gettext as _
+    results = check.run_checks(db(), tsunagu_config(), now())
+    check.record(db(), results, now=now(), live=False)
+    status = check.overall(results)
+    flash([_("Check: OK"), _("Check: warning"), _("Check: critical")][status],
+          ["ok", "warn", "error"][status])
+    return redirect(url_for("views.dashboard"))
+
+
 @bp.route("/api/status")
 @staff_required
 def api_status():
