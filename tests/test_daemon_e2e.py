@@ -7,6 +7,7 @@ twice: the two promises a clinic relies on.
 from __future__ import annotations
 
 import random
+import subprocess
 from collections import Counter
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from appliance import broadcasts, config as config_mod
 from appliance.db import connect, write
 from tests.daemon_harness import (DaemonProcess, Sim, all_final, messages, messages_per_number,
-                                  recipient_states, wait_until, write_config)
+                                  recipient_states, tsunagu_command, wait_until,
+                                  write_config)
 
 TEXT = ("{name}様\n停電のため本日の透析は中止です。自宅で待機してください。"
         "明日以降の予定は改めてご連絡します。つなぐ透析クリニック")
@@ -261,3 +263,14 @@ def test_sigterm_finishes_the_message_in_flight_and_exits_0(rig_factory):
     states = recipient_states(rig.db)
     assert states["sending"] == 0 and states["uncertain"] == 0
     assert broadcasts.summary(rig.db.conn, bid)["counts"]["queued"] > 0
+
+
+def test_a_second_daemon_on_the_same_database_refuses_to_start(rig_factory):
+    rig = rig_factory()
+    rig.daemon.start()
+    wait_until(lambda: rig.db.conn.execute("SELECT count(*) FROM heartbeat").fetchone()[0],
+               30, "the first daemon's heartbeat")
+    second = subprocess.run([*tsunagu_command(), "daemon", "--config", str(rig.config_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1 and "another tsunagu daemon" in second.stderr
+    assert rig.daemon.alive()
