@@ -42,6 +42,7 @@ RECONNECT_FIRST = 0.5      # seconds before the first re-open of a failed modemâ
 RECONNECT_MAX = 15.0       # â€¦doubling up to this (a replugged USB modem is back within it)
 IDLE_WAIT = 0.1            # how long an idle worker waits for an event before looking for
                            # work again: bounds the time from "queued" to "on the wire"
+WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
 
 
@@ -111,6 +112,7 @@ class Worker:
         self.thread: threading.Thread | None = None
         self.sent_parts = 0
         self._initialised = False
+        self._pin_refused = False
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -178,10 +180,16 @@ class Worker:
             return False
         self.device = device
         try:
-            device.initialise(pin=self.modem.pin or None,
+            device.initialise(pin=self._pin(),
                               request_status_reports=self.modem.request_status_reports)
             self.identity = _identity(device.identify())
         except ModemError as exc:
+            if getattr(exc, "code", None) == WRONG_PASSWORD and self._pin():
+                # Never try a refused PIN again: three wrong PINs lock the SIM (PUK), and
+                # that cannot be undone on site in a disaster.
+                self._pin_refused = True
+                log.error("%s: the SIM refused the PIN in the configuration; not trying it "
+                          "again (fix [[modem]] pin and restart the daemon)", self.name)
             # A modem without its SIM may refuse initialisation; the poll says why.
             log.info("%s: initialisation incomplete: %s", self.name, exc)
             self._initialised = False
@@ -195,6 +203,10 @@ class Worker:
             self.events.sweep(device)
         return True
 
+    def _pin(self) -> str | None:
+        """The configured PIN, unless the SIM has refused it once."""
+        return None if self._pin_refused else (self.modem.pin or None)
+
     def poll_health(self) -> health.ModemHealth | None:
         """Ask the modem how it is and record it; None when it stopped answering."""
         if self.device is None:
@@ -206,7 +218,7 @@ class Worker:
                                   identity=self.identity)
             if current.sendable and not self._initialised:
                 # The SIM is back (or was late): PIN, message format and reports again.
-                self.device.initialise(pin=self.modem.pin or None,
+                self.device.initialise(pin=self._pin(),
                                        request_status_reports=self.modem.request_status_reports)
                 self._initialised = True
         except ModemError as exc:

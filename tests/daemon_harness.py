@@ -54,6 +54,7 @@ class Sim:
     name: str
     send_delay: float = 0.01
     report_delay: float = 0.05
+    pin: str | None = None
     proc: subprocess.Popen | None = None
 
     @property
@@ -68,7 +69,8 @@ class Sim:
         stderr = open(self.directory / f"{self.name}.stderr", "ab")
         self.proc = subprocess.Popen(
             [*tsunagu_command(), "sim", "--link", str(self.link), "--log", str(self.log),
-             "--send-delay", str(self.send_delay), "--report-delay", str(self.report_delay)],
+             "--send-delay", str(self.send_delay), "--report-delay", str(self.report_delay),
+             *(["--pin", self.pin] if self.pin else [])],
             stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
         stderr.close()
         wait_until(lambda: self.link.exists() and Path(f"{self.link}.ctl").exists()
@@ -170,6 +172,7 @@ def write_config(directory: Path, sims: list[Sim], *, pace: int = 600,
     lines += ["", "[gpio]", "enabled = false"]
     for sim in sims:
         lines += ["", "[[modem]]", f'name = "{sim.name}"', f'port = "{sim.link}"',
+                  *([f'pin = "{sim.pin}"'] if sim.pin else []),
                   f"pace = {pace}", f"daily_limit = {daily_limit}",
                   f"request_status_reports = {str(request_status_reports).lower()}"]
     path = directory / "tsunagu.toml"

@@ -274,3 +274,47 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start(rig_factory):
                             capture_output=True, text=True, timeout=60)
     assert second.returncode == 1 and "another tsunagu daemon" in second.stderr
     assert rig.daemon.alive()
+
+
+def test_the_daemon_unlocks_a_sim_with_the_pin_from_the_configuration(tmp_path):
+    sim = Sim(tmp_path, "modem0", pin="4321").start()
+    try:
+        config = config_mod.load(write_config(tmp_path, [sim]))
+        db = connect(config.database)
+        group = seed_patients(db, 3)
+        daemon = DaemonProcess(config.path, tmp_path).start()
+        try:
+            p = broadcasts.plan(db.conn, config, text=TEXT, group_ids=[group], now=_now())
+            with write(db) as conn:
+                broadcasts.create(conn, p, title="t", actor="test", now=_now())
+            wait_until(lambda: recipient_states(db)["delivered"] == 3, 60, "three delivered")
+            assert db.conn.execute("SELECT sim_state FROM modem_status").fetchone()[0] == "READY"
+        finally:
+            daemon.stop()
+            db.conn.close()
+    finally:
+        sim.stop()
+
+
+def test_a_wrong_pin_is_tried_once_never_again_so_the_sim_does_not_lock(tmp_path):
+    sim = Sim(tmp_path, "modem0", pin="4321").start()
+    path = write_config(tmp_path, [sim], daemon={"poll_interval": 0.5})
+    path.write_text(path.read_text(encoding="utf-8").replace('pin = "4321"', 'pin = "0000"'),
+                    encoding="utf-8")
+    config = config_mod.load(path)
+    db = connect(config.database)
+    daemon = DaemonProcess(path, tmp_path).start()
+    control = sim.control()
+    try:
+        wait_until(lambda: (db.conn.execute("SELECT reason FROM modem_status").fetchone()
+                            or [None])[0] == "sim_pin", 30, "the modem reported as needing its PIN")
+        control.unplug()    # a replug powers the SIM up again: it asks for the PIN again
+        control.replug()
+        wait_until(lambda: daemon.stderr().count("modem0: open") >= 2, 30,
+                   "the daemon to reopen the replugged modem")
+        assert control.status()["pin_attempts_left"] == 2
+        assert "refused the PIN" in daemon.stderr()
+    finally:
+        daemon.stop()
+        db.conn.close()
+        sim.stop()

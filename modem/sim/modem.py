@@ -665,6 +665,7 @@ class SimulatedModem:
         with self._lock:
             return {"link": str(self.link), "device": self.port.device,
                     "plugged": self.port.plugged, "sim": self.card.state(),
+                    "pin_attempts_left": self.card.attempts_left,
                     "registration_stat": self.registration_stat(), "own_number":
                     self.card.identity.number, "send_delay": self.send_delay,
                     "report_delay": self.report_delay, "cnmi": list(self.cnmi),
