@@ -216,6 +216,11 @@ class Worker:
             current = health.poll(self.device, self.modem,
                                   min_signal_dbm=self.config.daemon.min_signal_dbm, now=now,
                                   identity=self.identity)
+            if current.sendable and self._initialised and not self.device.settings_intact(
+                    request_status_reports=self.modem.request_status_reports):
+                log.warning("%s: the modem lost its settings (it rebooted?); setting it up "
+                            "again", self.name)
+                self._initialised = False
             if current.sendable and not self._initialised:
                 # The SIM is back (or was late): PIN, message format and reports again.
                 self.device.initialise(pin=self._pin(),

@@ -20,9 +20,10 @@ __all__ = ["ATSession", "ATTimeout", "CommandError", "PortGone"]
 PROMPT = object()  # the "> " of AT+CMGS, which has no line ending
 GONE = object()
 # Always unsolicited, whatever command is in flight.
-URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:", "NO CARRIER")
+URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:", "NO CARRIER",
+                "RDY")  # RDY: a Quectel announcing it has (re)started
 # Unsolicited unless the command in flight asked for them (AT+CREG? answers +CREG: too).
-QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:")
+QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:", "+CPIN:")
 TWO_LINE = ("+CMT:", "+CDS:")  # header, then the PDU on the next line
 
 

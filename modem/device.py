@@ -150,6 +150,15 @@ class Modem:
             self._pending_from_store("ME")
         return self.identify()
 
+    def settings_intact(self, *, request_status_reports: bool = True) -> bool:
+        """Whether the modem still has our settings. A modem that rebooted on its own (a
+        brown-out, a firmware watchdog) keeps its port but forgets them, and would then
+        neither announce replies nor route delivery reports."""
+        self._store = None  # a reboot also forgets the message store in use
+        lines = self.session.command("AT+CNMI?")
+        wanted = f"2,1,0,{1 if request_status_reports else 0},0"
+        return bool(lines) and lines[0].split(":", 1)[-1].strip().startswith(wanted)
+
     def _pending_from_store(self, store: str) -> None:
         """Messages that arrived while we were not listening (or before a crash)."""
         self._use_store(store)

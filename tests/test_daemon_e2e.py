@@ -318,3 +318,18 @@ def test_a_wrong_pin_is_tried_once_never_again_so_the_sim_does_not_lock(tmp_path
         daemon.stop()
         db.conn.close()
         sim.stop()
+
+
+def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive(rig_factory):
+    rig = rig_factory(daemon={"poll_interval": 0.3})
+    group = seed_patients(rig.db, 3)
+    bid = rig.broadcast(group, choices=CHOICES)
+    rig.daemon.start()
+    rig.wait_delivered(3)
+    control = rig.sims[0].control()
+    control.reboot()            # same port; CNMI and the rest are forgotten
+    wait_until(lambda: "lost its settings" in rig.daemon.stderr(), 30,
+               "the daemon to notice the reboot")
+    control.inject_sms(sender="+819010000001", text="1")
+    wait_until(lambda: broadcasts.summary(rig.db.conn, bid)["acknowledged"] == 1, 30,
+               "the reply after the reboot")

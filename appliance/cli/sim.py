@@ -115,7 +115,8 @@ for _name, _help in [("status", "Show the modem's state."),
                      ("drop_next_command", "Leave the next AT command unanswered."),
                      ("remove_sim", "Pull the SIM card out."), ("insert_sim", "Put it back."),
                      ("unplug", "Pull the USB cable: the port vanishes."),
-                     ("replug", "Plug it back in: the port returns, the modem rebooted.")]:
+                     ("replug", "Plug it back in: the port returns, the modem rebooted."),
+                     ("reboot", "The modem restarts by itself: same port, settings lost.")]:
     _simple(_name, _help)
 
 

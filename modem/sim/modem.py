@@ -661,6 +661,14 @@ class SimulatedModem:
             self.card.power_up()
             self.port.plug()
 
+    def reboot(self) -> None:
+        """The modem restarts on its own (brown-out, watchdog): same port, settings lost."""
+        with self._lock:
+            self._power_up()
+            self.card.power_up()
+            self._timers.clear()
+            self._write("\r\nRDY\r\n")
+
     def status(self) -> dict:
         with self._lock:
             return {"link": str(self.link), "device": self.port.device,
