@@ -113,6 +113,28 @@ class ATSession:
             self._send(payload.encode("ascii") + b"\x1a")
             return self._collect(cmd, timeout, echo=payload)
 
+    def resync(self, *, quiet: float = 0.3, timeout: float = 5.0) -> None:
+        """Take the modem back from whatever the last program left it in.
+
+        A daemon killed between AT+CMGS and its PDU leaves the modem at the "> " prompt,
+        where every later command would be read as PDU text and never answered; ESC ends
+        the prompt without sending (in command mode it is ignored, V.250 5.2.1). A daemon
+        killed while the modem was sending leaves an answer on its way. Either answer
+        belongs to nobody now: wait until the modem has been quiet for *quiet* seconds
+        (at most *timeout*) and drop what came.
+        """
+        with self._lock:
+            self._send(b"\x1b")
+            deadline = time.monotonic() + timeout
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    item = self._lines.get(timeout=min(quiet, remaining))
+                except queue.Empty:
+                    return
+                if item is GONE:
+                    self._lines.put(GONE)
+                    raise PortGone("port vanished (USB unplugged?)")
+
     def _send(self, data: bytes) -> None:
         try:
             self._port.write(data)

@@ -136,6 +136,7 @@ class Modem:
     # -- set-up --------------------------------------------------------------------------
     def initialise(self, *, pin: str | None = None, request_status_reports: bool = True) -> Identity:
         """Bring a just-opened (or just-rebooted) modem into the state the sender needs."""
+        self.session.resync()  # a killed daemon may have left it at the AT+CMGS prompt
         self.session.command("ATE0", timeout=3)  # echo is on after power-up; off is clearer
         self.session.command("AT+CMEE=1")       # numeric errors: we map codes to policies
         if self.sim_state() == "pin_required" and pin:

@@ -206,3 +206,54 @@ def test_an_unplugged_port_raises_port_gone_and_the_modem_reopens_after_replug(s
         assert again.send_text(PATIENT, "復旧しました")
     finally:
         again.close()
+
+
+def _abandon_at_the_prompt(sim, after_pdu: bool = False) -> None:
+    """What a daemon killed mid-send leaves behind: a modem waiting at the AT+CMGS prompt
+    (or still sending the PDU it was given, its answer to nobody)."""
+    import serial
+    submit = pdu.encode_submit(OTHER, "途中", reference=1)[0]
+    port = serial.Serial(str(sim.link), 115200, timeout=0.1, exclusive=True)
+    try:
+        port.write(b"AT+CMGF=0\r")
+        port.write(f"AT+CMGS={submit.tpdu_length}\r".encode())
+        seen = bytearray()
+        wait_for(lambda: seen.extend(port.read(64)) or b"> " in seen, message="the prompt")
+        if after_pdu:
+            port.write(submit.hex.encode() + b"\x1a")
+            # Gone while the modem is still sending (closing the pty sooner would discard
+            # the bytes, which a USB modem would already have had).
+            wait_for(lambda: sim._busy, message="the modem busy sending")
+    finally:
+        port.close()
+
+
+def test_a_modem_left_waiting_at_the_send_prompt_by_a_killed_program_is_taken_back(sim):
+    _abandon_at_the_prompt(sim)
+    modem = Modem.open(str(sim.link))
+    try:
+        modem.initialise()
+        assert modem.signal().bars >= 0
+        modem.send_text(PATIENT, "再開しました")
+        wait_for(lambda: sim.messages, message="the message at the network")
+        assert [(m["to"], m["text"]) for m in sim.messages] == [(PATIENT, "再開しました")]
+    finally:
+        modem.close()
+
+
+def test_a_send_answered_to_a_killed_program_is_not_taken_for_the_next_answers(tmp_path):
+    sim = SimulatedModem(tmp_path / "modem1", log=tmp_path / "net.jsonl", send_delay=0.8).start()
+    try:
+        _abandon_at_the_prompt(sim, after_pdu=True)
+        modem = Modem.open(str(sim.link))
+        try:
+            modem.initialise()
+            assert modem.sim_state() == "ready"
+            assert modem.registration().registered
+            assert modem.send_text(PATIENT, "再開しました")
+            wait_for(lambda: len(sim.messages) == 2, message="both messages at the network")
+            assert [m["text"] for m in sim.messages] == ["途中", "再開しました"]
+        finally:
+            modem.close()
+    finally:
+        sim.stop()

@@ -192,6 +192,8 @@ class SimulatedModem:
             if self._prompt_length is not None:
                 self._prompt_byte(byte)
                 continue
+            if byte == ESC:
+                continue  # outside a prompt, ESC is ignored like any byte before "AT"
             if self.echo:
                 self._write(bytes([byte]))
             if byte == 0x0D:
