@@ -33,8 +33,7 @@ tsunagu_bootstrap() {
         echo "$want" > "$stamp"
     fi
     if [ -d webui/translations ]; then
-        "$VENV/bin/pybabel" compile -q -d webui/translations 2>/dev/null || \
-            "$VENV/bin/pybabel" compile -d webui/translations
+        "$VENV/bin/pybabel" -q compile -d webui/translations
     fi
 }
 
