@@ -19,6 +19,7 @@ from appliance import config as config_mod
 from appliance.db import connect
 
 LANGUAGES = ("ja", "en")
+UPLOAD_LIMIT_MB = 8  # a roster CSV of thousands of rows fits
 
 # Self only: no CDN, no inline script (the CSP is what makes injected HTML inert).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -39,7 +40,7 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=config.web.session_timeout_minutes),
-        MAX_CONTENT_LENGTH=8 * 1024 * 1024,   # a roster CSV of thousands of rows fits
+        MAX_CONTENT_LENGTH=UPLOAD_LIMIT_MB * 1024 * 1024,
         BABEL_DEFAULT_LOCALE="ja",
         BABEL_TRANSLATION_DIRECTORIES="translations",
         WTF_CSRF_TIME_LIMIT=None,             # the session timeout bounds it already
@@ -146,6 +147,18 @@ def _errors(app: Flask) -> None:
     @app.errorhandler(404)
     def not_found(exc):
         return page(404, _("Not found"), _("There is no such page."))
+
+    @app.errorhandler(405)
+    def wrong_method(exc):
+        # e.g. /logout typed into the address bar: it is a button (a form post) on purpose.
+        return page(405, _("Not found"), _("There is no such page."))
+
+    @app.errorhandler(413)
+    def too_large(exc):
+        # Usually an Excel workbook or a photo picked instead of the CSV roster.
+        return page(413, _("The file is too large"),
+                    _("Files up to %(mb)d MB can be uploaded. Save the roster from Excel as "
+                      "CSV and try again. Nothing was saved.", mb=UPLOAD_LIMIT_MB))
 
     @app.errorhandler(500)
     def server_error(exc):

@@ -103,6 +103,7 @@ def login():
         else:
             chosen = session.get("lang")
             session.clear()  # a fresh session at login: no fixation
+            session.permanent = True  # clear() dropped it: the cookie expires with the timeout
             if chosen in ("ja", "en") and chosen != user.locale:
                 # Picked on the login page: that is this person's language from now on.
                 user = users.set_locale(db(), user.username, chosen, actor=user.username)

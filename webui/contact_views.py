@@ -172,6 +172,17 @@ def _upload_dir() -> Path:
     return path
 
 
+def _valid_token(token: str | None) -> bool:
+    return bool(token) and token.replace("-", "").replace("_", "").isalnum()
+
+
+def _forget_upload() -> None:
+    token = session.pop("import_token", None)
+    session.pop("import_name", None)
+    if _valid_token(token):
+        (_upload_dir() / token).unlink(missing_ok=True)
+
+
 @bp.route("/contacts/import", methods=["GET", "POST"])
 @staff_required
 def import_upload():
@@ -183,6 +194,11 @@ def import_upload():
         except contacts.ContactImportError as exc:
             return render_template("import.html", form=form, preview=exc.preview,
                                    problems=exc.problems, lang=_lang())
+        _forget_upload()  # a new file replaces any earlier preview
+        if preview.error_count:
+            # Nothing to confirm: the patient data in the file is not kept on disk.
+            return render_template("import.html", form=form, preview=preview, problems=[],
+                                   lang=_lang())
         token = secrets.token_urlsafe(16)
         (_upload_dir() / token).write_bytes(data)
         session["import_token"] = token
@@ -198,7 +214,7 @@ def import_confirm():
     if not ConfirmImportForm().validate_on_submit():
         abort(400)
     token = session.pop("import_token", None)
-    if not token or not token.replace("-", "").replace("_", "").isalnum():
+    if not _valid_token(token):
         flash(_("Upload the file again: the preview has expired."), "error")
         return redirect(url_for("contacts.import_upload"))
     path = _upload_dir() / token

@@ -1,7 +1,7 @@
 """Message templates: list, create, edit, delete, with a preview and the SMS count."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -19,7 +19,7 @@ bp = Blueprint("templates", __name__)
 
 
 class TemplateForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=60)])
+    name = StringField(_l("Template name"), validators=[DataRequired(), Length(max=60)])
     text = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=2000)])
 
 
@@ -46,9 +46,17 @@ def index():
     return render_template("templates_list.html", items=items, delete=DeleteForm())
 
 
+def _previewing() -> bool:
+    """The form's Preview button: check and show the text, save nothing (works without JS)."""
+    return "preview" in request.form
+
+
 def _save(form: TemplateForm, template_id: int | None):
     clinic = tsunagu_config().clinic_name
     try:
+        if _previewing():
+            templates.validate(form.name.data, form.text.data, clinic=clinic)
+            return None
         if template_id is None:
             return templates.create_template(db(), form.name.data, form.text.data, actor=actor(),
                                              clinic=clinic, remote_addr=remote())
@@ -93,6 +101,12 @@ def edit(template_id: int):
 def delete(template_id: int):
     if not DeleteForm().validate_on_submit():
         abort(400)
-    templates.delete_template(db(), template_id, actor=actor(), remote_addr=remote())
-    flash(_("Template deleted."), "ok")
+    if templates.get_template(db(), template_id) is None:
+        abort(404)  # already deleted, e.g. by a double click or a colleague
+    try:
+        templates.delete_template(db(), template_id, actor=actor(), remote_addr=remote())
+    except templates.TemplateError as exc:  # a recurring message still uses it
+        flash(str(exc), "error")
+    else:
+        flash(_("Template deleted."), "ok")
     return redirect(url_for("templates.index"))
