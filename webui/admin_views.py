@@ -11,10 +11,11 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from appliance import audit, check, users
 
-from . import db, tsunagu_config
+from . import db, now, tsunagu_config
 from .auth import actor, admin_required, remote
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+AUDIT_PAGE = 100  # entries per page of the audit log, newest first
 
 
 class UserForm(FlaskForm):
@@ -44,7 +45,7 @@ def users_page():
             created = (user.username, generated)
             form = UserForm(formdata=None)
     return render_template("users.html", form=form, users=users.list_users(db()),
-                           created=created, action=UserActionForm())
+                           created=created, action=UserActionForm(), now=now())
 
 
 @bp.route("/users/<username>/<action>", methods=["POST"])
@@ -81,9 +82,10 @@ def user_action(username: str, action: str):
 def audit_page():
     page = max(1, request.args.get("page", 1, type=int))
     action = request.args.get("action") or None
-    entries = audit.entries(db(), limit=100, offset=(page - 1) * 100, action=action)
+    entries = audit.entries(db(), limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE, action=action)
     total = audit.count(db(), action=action)
-    return render_template("audit.html", entries=entries, page=page, total=total, action=action)
+    return render_template("audit.html", entries=entries, page=page, total=total, action=action,
+                           per_page=AUDIT_PAGE)
 
 
 @bp.route("/settings")

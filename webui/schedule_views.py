@@ -23,7 +23,7 @@ DAYS = [("mon", _l("Monday")), ("tue", _l("Tuesday")), ("wed", _l("Wednesday")),
 
 
 class ScheduleForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=60)])
+    name = StringField(_l("Schedule name"), validators=[DataRequired(), Length(max=60)])
     days = SelectMultipleField(_l("Days"), choices=[C(v, label) for v, label in DAYS],
                                validators=[DataRequired()])
     at = StringField(_l("Time (HH:MM)"), validators=[DataRequired(), Length(max=5)])
