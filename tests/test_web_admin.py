@@ -1,0 +1,152 @@
+"""Admin pages: user accounts (add, role, password, unlock, deactivate), the audit log and the
+settings page; staff are refused all of it."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from appliance import audit, users
+from tests import web_support
+from tests.web_support import ADMIN, STAFF, field_errors, log_in, post_form
+
+web, staff, admin = web_support.web, web_support.staff, web_support.admin  # shared fixtures
+
+
+def act(client, username: str, action: str, **kwargs):
+    return post_form(client, f"/admin/users/{username}/{action}", form_page="/", **kwargs)
+
+
+@pytest.mark.parametrize("action", ["admin", "reset", "unlock", "deactivate"])
+def test_staff_cannot_change_accounts_and_nothing_changes(web, staff, action):
+    before = users.get_user(web.db, STAFF[0])
+    assert act(staff, STAFF[0], action).status_code == 403
+    assert users.get_user(web.db, STAFF[0]) == before
+
+
+def test_staff_cannot_add_a_user(web, staff):
+    response = post_form(staff, "/admin/users", {"username": "mallory", "role": "admin"},
+                         form_page="/")
+    assert response.status_code == 403 and users.get_user(web.db, "mallory") is None
+
+
+def test_an_admin_adds_a_user_with_a_chosen_password_who_can_then_log_in(web, admin):
+    post_form(admin, "/admin/users", {"username": "clerk", "role": "staff",
+                                      "password": "spring-rain-2026"})
+    assert users.get_user(web.db, "clerk").role == "staff"
+    assert log_in(web.client(), "clerk", "spring-rain-2026").status_code == 302
+    assert "user_create" in web.audit_actions()
+
+
+@pytest.mark.parametrize("data, field, message", [
+    ({"username": "nurse1", "role": "staff"}, "username", "既に"),
+    ({"username": "two words", "role": "staff"}, "username", "空白"),
+    ({"username": "clerk", "role": "staff", "password": "short"}, "password", "文字以上"),
+])
+def test_a_bad_new_user_is_refused_beside_its_field_and_nothing_saved(web, admin, data, field,
+                                                                     message):
+    before = web.count("users")
+    page = post_form(admin, "/admin/users", data).get_data(as_text=True)
+    assert any(message in e for e in field_errors(page, field)), field_errors(page, field)
+    assert web.count("users") == before
+
+
+def test_roles_change_both_ways_and_the_role_opens_the_admin_pages(web, admin):
+    act(admin, STAFF[0], "admin")
+    promoted = web.logged_in(*STAFF)
+    assert promoted.get("/admin/users").status_code == 200
+    act(admin, STAFF[0], "staff")
+    assert promoted.get("/admin/users").status_code == 403
+    assert web.audit_actions().count("user_role") == 2
+
+
+def test_a_reset_shows_a_new_password_once_and_the_old_one_stops_working(web, admin):
+    page = act(admin, STAFF[0], "reset", follow_redirects=True).get_data(as_text=True)
+    new = re.search(r"nurse1 の新しいパスワード: (\S+)（一度だけ", page).group(1)
+    assert log_in(web.client(), *STAFF).status_code == 200
+    assert log_in(web.client(), STAFF[0], new).status_code == 302
+    assert new not in admin.get("/admin/users").get_data(as_text=True)
+
+
+def test_an_admin_unlocks_a_locked_account(web, admin):
+    client = web.client()
+    for _ in range(web.config.web.max_failed_logins):
+        log_in(client, STAFF[0], "wrong-password-1")
+    assert "ロック中" in admin.get("/admin/users").get_data(as_text=True)
+    act(admin, STAFF[0], "unlock")
+    assert log_in(client, *STAFF).status_code == 302
+
+
+def test_a_lock_that_has_run_out_is_not_shown_as_locked(web, admin):
+    client = web.client()
+    for _ in range(web.config.web.max_failed_logins):
+        log_in(client, STAFF[0], "wrong-password-1")
+    web.clock.t += (web.config.web.lockout_minutes + 1) * 60
+    row = admin.get("/admin/users").get_data(as_text=True).split("<td>nurse1</td>")[1]
+    assert "ロック中" not in row.split("</tr>")[0]
+
+
+def test_a_deactivated_user_cannot_log_in_and_can_be_activated_again(web, admin):
+    act(admin, STAFF[0], "deactivate")
+    assert log_in(web.client(), *STAFF).status_code == 200
+    act(admin, STAFF[0], "activate")
+    assert log_in(web.client(), *STAFF).status_code == 302
+
+
+def test_the_last_admin_cannot_be_deactivated(web, admin):
+    page = act(admin, ADMIN[0], "deactivate", follow_redirects=True).get_data(as_text=True)
+    assert "最後の管理者は無効にできません" in page
+    assert users.get_user(web.db, ADMIN[0]).active
+
+
+def test_an_unknown_action_or_user_changes_nothing(web, admin):
+    assert act(admin, STAFF[0], "delete").status_code == 404
+    page = act(admin, "nobody", "unlock", follow_redirects=True).get_data(as_text=True)
+    assert 'class="flash error"' in page
+
+
+def test_roles_are_shown_in_the_page_language(web, admin):
+    page = admin.get("/admin/users").get_data(as_text=True)
+    assert "<td>管理者</td>" in page and "<td>職員</td>" in page
+
+
+# -- audit log -------------------------------------------------------------------------------
+
+def test_the_audit_log_is_newest_first_and_paged(web, admin):
+    for i in range(150):
+        audit.record(web.db.conn, "test", "probe", n=i)
+    first = admin.get("/admin/audit").get_data(as_text=True)
+    numbers = [int(n) for n in re.findall(r"n: (\d+)", first)]
+    assert numbers[:3] == [149, 148, 147] and len(numbers) == 100
+    assert "page=2" in first and "page=0" not in first
+    second = admin.get("/admin/audit?page=2").get_data(as_text=True)
+    assert re.findall(r"n: (\d+)", second)[0] == "49" and "page=1" in second
+
+
+def test_the_audit_log_filters_by_action_and_keeps_the_filter_when_paging(web, admin):
+    for i in range(120):
+        audit.record(web.db.conn, "test", "probe", n=i)
+    page = admin.get("/admin/audit?action=probe").get_data(as_text=True)
+    assert "<td>login</td>" not in page and "action=probe" in page.split('class="pager"')[1]
+
+
+def test_audit_details_are_readable_japanese_and_escaped(web, admin):
+    audit.record(web.db.conn, "test", "group_create", name="<b>月水金</b> 午前")
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    assert "name: &lt;b&gt;月水金&lt;/b&gt; 午前" in page and "\\u" not in page
+
+
+def test_logins_and_user_changes_appear_in_the_audit_log(web, admin):
+    log_in(web.client(), STAFF[0], "wrong-password-1")
+    act(admin, STAFF[0], "unlock")
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    for action in ("login_failed", "login", "user_unlock"):
+        assert f"<td>{action}</td>" in page, action
+
+
+# -- settings --------------------------------------------------------------------------------
+
+def test_settings_show_the_config_file_values_read_only(web, admin):
+    page = admin.get("/admin/settings").get_data(as_text=True)
+    assert "つなぐ透析クリニック" in page and "テスト" in page and "/dev/null" in page
+    assert str(web.config.path) in page and "<form method=\"post\"" not in page.split("<main>")[1]

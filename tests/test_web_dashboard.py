@@ -1,0 +1,105 @@
+"""The dashboard reads what the daemon last wrote (modem_status, heartbeat, broadcasts) and says
+plainly, in Japanese, whether the appliance can send and why not."""
+from __future__ import annotations
+
+import pytest
+
+from appliance import broadcasts
+from appliance.db import write
+from tests import web_support
+
+web, staff, admin = web_support.web, web_support.staff, web_support.admin  # shared fixtures
+
+RED_BANNER = "現在送信できません"
+
+
+def beat(web, age: float = 1.0) -> None:
+    web.db.conn.execute("INSERT OR REPLACE INTO heartbeat (name, pid, started_at, beat_at) "
+                        "VALUES ('daemon', 4242, ?, ?)", [web.clock() - 3600, web.clock() - age])
+
+
+def modem(web, *, ready: bool, reason: str | None = None, bars: int = 3, dbm: int = -71,
+          operator: str = "NTT DOCOMO", age: float = 5.0) -> None:
+    web.db.conn.execute(
+        "INSERT OR REPLACE INTO modem_status (name, port, ready, reason, signal_dbm, signal_bars, "
+        "operator, checked_at) VALUES ('m0', '/dev/null', ?, ?, ?, ?, ?, ?)",
+        [int(ready), reason, dbm, bars, operator, web.clock() - age])
+
+
+def dashboard(client) -> str:
+    return client.get("/").get_data(as_text=True)
+
+
+def test_a_healthy_appliance_says_it_can_send_with_signal_and_operator(web, staff):
+    beat(web)
+    modem(web, ready=True, bars=3)
+    page = dashboard(staff)
+    assert "送信できます" in page and RED_BANNER not in page
+    assert "NTT DOCOMO" in page and 'aria-label="3/4"' in page and "-71 dBm" in page
+    assert "180 / 180" in page                         # today's budget, from the config
+
+
+@pytest.mark.parametrize("reason, japanese", [
+    ("no_sim", "SIMカードがありません"),
+    ("not_registered", "ネットワークに登録されていません"),
+    ("not_answering", "モデムが応答しません"),
+    ("port_missing", "モデムが接続されていません"),
+    ("sim_pin", "SIMのPINが必要です"),
+])
+def test_a_modem_that_cannot_send_shows_the_red_banner_and_the_reason_in_japanese(
+        web, staff, reason, japanese):
+    beat(web)
+    modem(web, ready=False, reason=reason, bars=0)
+    page = dashboard(staff)
+    assert RED_BANNER in page and japanese in page and "送信不可" in page
+
+
+def test_a_weak_signal_warns_without_the_red_banner(web, staff):
+    beat(web)
+    modem(web, ready=False, reason="weak_signal", bars=1)
+    page = dashboard(staff)
+    assert "電波が弱い" in page and RED_BANNER not in page
+
+
+def test_a_stale_heartbeat_is_the_red_banner_even_with_a_ready_modem(web, staff):
+    beat(web, age=web.config.check.heartbeat_max_age + 5)
+    modem(web, ready=True)
+    page = dashboard(staff)
+    assert RED_BANNER in page and "送信サービスが動いていません" in page
+    assert "停止" in page
+
+
+def test_a_daemon_that_never_ran_is_the_red_banner(web, staff):
+    page = dashboard(staff)
+    assert RED_BANNER in page and "まだ確認されていません" in page
+    assert "not polled yet" not in page                # no English diagnostics in the ja page
+
+
+def test_broadcasts_in_progress_are_listed_and_finished_ones_are_not(web, staff):
+    beat(web)
+    modem(web, ready=True)
+    with write(web.db) as conn:
+        plan = broadcasts.plan(conn, web.config, text="{name}様 本日は休診です。",
+                               group_ids=[web.group_id], now=web.clock())
+        sending = broadcasts.create(conn, plan, title="休診のお知らせ", actor="test",
+                                    now=web.clock())
+        done = broadcasts.create(conn, plan, title="先週の訓練", actor="test", now=web.clock())
+        conn.execute("UPDATE broadcasts SET state = 'done' WHERE id = ?", [done])
+    page = dashboard(staff)
+    assert "休診のお知らせ" in page and f"/broadcasts/{sending}" in page
+    assert "先週の訓練" not in page
+
+
+def test_the_status_feed_agrees_with_the_page(web, staff):
+    beat(web)
+    modem(web, ready=False, reason="no_sim", bars=0)
+    status = staff.get("/api/status").get_json()
+    assert status["can_send"] is False and status["modems"][0]["reason"] == "no_sim"
+
+
+def test_the_dashboard_is_in_english_for_an_english_user(web, staff):
+    beat(web)
+    modem(web, ready=False, reason="no_sim", bars=0)
+    web_support.post_form(staff, "/language", {"lang": "en"}, form_page="/")
+    page = dashboard(staff)
+    assert "Cannot send right now" in page and "no SIM card" in page
