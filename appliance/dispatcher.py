@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_FIRST = 0.5      # seconds before the first re-open of a failed modem…
 RECONNECT_MAX = 15.0       # …doubling up to this (a replugged USB modem is back within it)
-IDLE_WAIT = 0.1            # how long an idle worker waits for an event before looking for
+IDLE_WAIT = 0.05           # how long an idle worker waits for an event before looking for
                            # work again: bounds the time from "queued" to "on the wire"
 WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
@@ -61,7 +61,8 @@ class Device(Protocol):
     """What the worker needs of modem.device.Modem (a real or a simulated modem)."""
     def initialise(self, *, pin: str | None, request_status_reports: bool) -> Any: ...
     def identify(self) -> Any: ...
-    def send_pdu(self, submit: pdu.SubmitPdu) -> int: ...
+    def send_pdu(self, submit: pdu.SubmitPdu, *,
+                 meanwhile: Callable[[], None] | None = None) -> int: ...
     def next_event(self, timeout: float) -> Any: ...
     def close(self) -> None: ...
 
@@ -113,6 +114,9 @@ class Worker:
         self.sent_parts = 0
         self._initialised = False
         self._pin_refused = False
+        # The next message, claimed while the modem sent the last part of the one before,
+        # so that the claim's commit does not sit between two sends.
+        self._ahead: outbox.Claim | None = None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class Worker:
                                                   self.clock.now(), self.identity))
                     self.stop.wait(ERROR_PAUSE)
         finally:
+            self._give_back_ahead()
             self._close()
             self._answer_probes()
             self.events.close()
@@ -256,6 +261,7 @@ class Worker:
                         current.detail)
 
     def _close(self) -> None:
+        self._give_back_ahead()  # another modem may send it now
         device, self.device = self.device, None
         if device is not None:
             try:
@@ -267,6 +273,8 @@ class Worker:
         changed = self.health is None or (self.health.ready, self.health.reason) != \
             (current.ready, current.reason)
         self.health = current
+        if not current.sendable:
+            self._give_back_ahead()
         with write(self.db) as conn:
             health.write_status(conn, current)
         if changed:
@@ -311,19 +319,33 @@ class Worker:
     def process_one(self) -> bool:
         """Claim and send one recipient message if one is due; True when one was handled."""
         if not self.sendable:
+            self._give_back_ahead()
             return False
         now = self.clock.now()
         if budget.next_send_allowed_at(self.db.conn, self.modem, now) > now:
             return False
-        room = budget.remaining(self.db.conn, self.modem, now)
-        claim = outbox.claim(self.db, self.name, now, max_parts=room)
+        claim, self._ahead = self._ahead or self._claim(now), None
         if claim is None:
             return False
         self.send(claim)
         return True
 
+    def _claim(self, now: float) -> outbox.Claim | None:
+        room = budget.remaining(self.db.conn, self.modem, now)
+        return outbox.claim(self.db, self.name, now, max_parts=room)
+
+    def _give_back_ahead(self) -> None:
+        if self._ahead is not None:
+            outbox.unclaim(self.db, self._ahead, self.clock.now())
+            self._ahead = None
+
     def send(self, claim: outbox.Claim) -> str:
-        """Send every part of a claimed message; returns the message's new state."""
+        """Send every part of a claimed message; returns the message's new state.
+
+        Each part is committed 'sending' before its AT+CMGS. The bookkeeping that need not
+        come first (the previous part's TP-MR, marking the next part, claiming the next
+        message) is done while the modem is busy sending: see outbox.part_in_flight.
+        """
         try:
             submits = pdu.encode_submit(claim.phone, claim.text, reference=self._next_reference(),
                                         request_status_report=self.modem.request_status_reports)
@@ -331,18 +353,40 @@ class Worker:
             return self._finish(claim, outbox.retry_or_fail(
                 self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
                 permanent=True, max_attempts=1, backoff=0))
+        prepared = False                          # this part already marked 'sending'
+        previous: tuple[int, float] | None = None  # the last part's TP-MR, not yet written
         for submit in submits:
-            if submit.seq > 1:
+            seq, last = submit.seq, submit.seq == submit.total
+            if previous is not None and not self._pace_allows_now():
+                # A wait for the pace: nothing may be marked 'sending' while we wait.
+                outbox.part_submitted(self.db, claim, seq - 1, *previous, last=False,
+                                      unprepare=prepared)
+                previous, prepared = None, False
                 self._wait_for_pace()
-            outbox.part_sending(self.db, claim, submit.seq, self.clock.now())
+            if not prepared:
+                outbox.part_sending(self.db, claim, seq, self.clock.now())
+            written = []
+
+            def meanwhile(seq=seq, last=last, previous=previous) -> None:
+                outbox.part_in_flight(self.db, claim, seq, self.clock.now(), previous=previous,
+                                      prepare=not last)
+                written.append(seq)
+                if last and self._ahead is None and not self.stop.is_set():
+                    self._ahead = self._claim(self.clock.now())
             try:
-                mr = self.device.send_pdu(submit)
+                mr = self.device.send_pdu(submit, meanwhile=meanwhile)
             except ModemError as exc:
-                return self._finish(claim, self._send_failed(claim, submit.seq, exc))
+                if previous is not None and not written:
+                    outbox.part_submitted(self.db, claim, seq - 1, *previous, last=False)
+                return self._finish(claim, self._send_failed(claim, seq, exc))
             self.sent_parts += 1
-            outbox.part_submitted(self.db, claim, submit.seq, mr, self.clock.now(),
-                                  last=submit.seq == submit.total)
+            previous, prepared = (mr, self.clock.now()), bool(written)
+        outbox.part_submitted(self.db, claim, submits[-1].seq, *previous, last=True)
         return self._finish(claim, "submitted")
+
+    def _pace_allows_now(self) -> bool:
+        now = self.clock.now()
+        return budget.next_send_allowed_at(self.db.conn, self.modem, now) <= now
 
     def _send_failed(self, claim: outbox.Claim, seq: int, exc: ModemError) -> str:
         now = self.clock.now()

@@ -6,8 +6,11 @@ transaction, so the database always says what the modem may have done:
 
 - `claim()` takes one whole recipient message for one modem (a conditional UPDATE whose
   row count is checked), emergency before routine, then in creation order;
-- `part_sending()` is committed *before* the AT+CMGS that may send a part, and
-  `part_submitted()` right after the modem returned its TP-MR;
+- a part is committed 'sending' *before* the AT+CMGS that may send it: by `part_sending()`,
+  or, for the next part of the same message, by `part_in_flight()` while the modem is
+  busy with the part before (which also writes that part's hand-over time and the TP-MR
+  of the one before it); the last part's TP-MR is committed by `part_submitted()` as
+  soon as the modem returns it;
 - a failed send ends in `retry_or_fail()` (the modem refused the message), `release()`
   (the modem itself is at fault: the message goes back for any modem, the attempt is not
   held against it) or `uncertain()` (the modem may or may not have sent it).
@@ -96,29 +99,81 @@ def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int
 def part_sending(db: sqlite_utils.Database, c: Claim, seq: int, now: float) -> None:
     """Record, before the AT command, that part *seq* is about to be handed to the modem."""
     with write(db) as conn:
-        conn.execute(
-            "INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
-            "VALUES (?, ?, 'sending', ?, ?) ON CONFLICT (recipient_id, seq) DO UPDATE SET "
-            "state = 'sending', modem = excluded.modem, sending_at = excluded.sending_at, "
-            "mr = NULL, submitted_at = NULL, report_at = NULL, report_status = NULL, "
-            "error = NULL", [c.recipient_id, seq, c.modem, now])
+        _mark_sending(conn, c, seq, now)
+
+
+def _mark_sending(conn: sqlite3.Connection, c: Claim, seq: int, now: float | None) -> None:
+    conn.execute(
+        "INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
+        "VALUES (?, ?, 'sending', ?, ?) ON CONFLICT (recipient_id, seq) DO UPDATE SET "
+        "state = 'sending', modem = excluded.modem, sending_at = excluded.sending_at, "
+        "mr = NULL, submitted_at = NULL, report_at = NULL, report_status = NULL, "
+        "error = NULL", [c.recipient_id, seq, c.modem, now])
 
 
 def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: float, *,
-                   last: bool) -> None:
-    """Record the modem's TP-MR for part *seq*; the last part makes the message submitted."""
+                   last: bool, unprepare: bool = False) -> None:
+    """Record the modem's TP-MR for part *seq*; the last part makes the message submitted.
+
+    *unprepare*: the next part, marked 'sending' ahead (see part_in_flight), must wait for
+    the SIM's pace after all; it goes back to 'queued' so that a crash during the wait is
+    "stopped between two parts" (resent visibly), not "in flight" (uncertain).
+    """
     with write(db) as conn:
-        conn.execute("UPDATE parts SET state = 'submitted', mr = ?, submitted_at = ? "
-                     "WHERE recipient_id = ? AND seq = ?", [mr, now, c.recipient_id, seq])
+        _submitted(conn, c, seq, mr, now)
+        if unprepare:
+            conn.execute("UPDATE parts SET state = 'queued', sending_at = NULL "
+                         "WHERE recipient_id = ? AND seq = ? AND state = 'sending'",
+                         [c.recipient_id, seq + 1])
         if last:
             # Only a message still ours: a report may already have moved it on (fast SMSC).
             conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
                          "WHERE id = ? AND state = 'sending'", [now, c.recipient_id])
 
 
+def _submitted(conn: sqlite3.Connection, c: Claim, seq: int, mr: int, now: float) -> None:
+    conn.execute("UPDATE parts SET state = 'submitted', mr = ?, submitted_at = ? "
+                 "WHERE recipient_id = ? AND seq = ?", [mr, now, c.recipient_id, seq])
+
+
+def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: float, *,
+                   previous: tuple[int, float] | None, prepare: bool) -> None:
+    """The bookkeeping done while the modem sends part *seq*, off the critical path.
+
+    In one transaction: when part *seq* was handed over (the pace and the daily budget
+    count from it); the TP-MR of the part before it (*previous*: mr and when it came),
+    which is why that part's 'submitted' need not hold up this one; and, with *prepare*,
+    part seq+1 marked 'sending' ahead of its AT+CMGS. That mark is what crash recovery
+    relies on, and it costs nothing in certainty: if the daemon dies before part seq+1
+    goes out, part *seq* is in flight, so the message is uncertain either way.
+    """
+    with write(db) as conn:
+        conn.execute("UPDATE parts SET sending_at = ? WHERE recipient_id = ? AND seq = ?",
+                     [handed_at, c.recipient_id, seq])
+        if previous is not None:
+            _submitted(conn, c, seq - 1, previous[0], previous[1])
+        if prepare:
+            # sending_at stays empty until the part is handed over: the pace counts from then.
+            _mark_sending(conn, c, seq + 1, None)
+
+
+def unclaim(db: sqlite_utils.Database, c: Claim, now: float) -> None:
+    """Hand back a message claimed ahead (during the previous message's last part) that
+    was never begun: the modem stopped, or the daemon is stopping. Nothing of it reached
+    the modem, so it is queued again for any modem and the attempt is not counted."""
+    with write(db) as conn:
+        conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
+                     "attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'sending' "
+                     "AND NOT EXISTS (SELECT 1 FROM parts WHERE recipient_id = ? "
+                     "AND state != 'queued')", [now, c.recipient_id, c.recipient_id])
+
+
 def _end_part(conn: sqlite3.Connection, c: Claim, seq: int, state: str, error: str) -> None:
     conn.execute("UPDATE parts SET state = ?, error = ? WHERE recipient_id = ? AND seq = ?",
                  [state, error, c.recipient_id, seq])
+    # The part after it may have been marked 'sending' ahead (part_in_flight); it was not.
+    conn.execute("UPDATE parts SET state = 'queued', sending_at = NULL WHERE recipient_id = ? "
+                 "AND seq > ? AND state = 'sending'", [c.recipient_id, seq])
 
 
 def retry_or_fail(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,

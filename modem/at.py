@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import serial
 
@@ -97,8 +98,14 @@ class ATSession:
             self._send(cmd.encode("ascii") + b"\r")
             return self._collect(cmd, timeout)
 
-    def command_with_prompt(self, cmd: str, payload: str, *, timeout: float = 30.0) -> list[str]:
-        """For AT+CMGS: wait for "> ", send payload + Ctrl-Z; ESC when no prompt comes."""
+    def command_with_prompt(self, cmd: str, payload: str, *, timeout: float = 30.0,
+                            meanwhile: Callable[[], None] | None = None) -> list[str]:
+        """For AT+CMGS: wait for "> ", send payload + Ctrl-Z; ESC when no prompt comes.
+
+        *meanwhile* runs once the payload is on its way, while the modem is busy with it
+        (the caller's bookkeeping need not wait for the network); the answer is collected
+        even when it raises, and its error is raised after.
+        """
         with self._lock:
             self._drain()
             self._in_flight = cmd
@@ -111,7 +118,16 @@ class ATSession:
                 if isinstance(item, str) and _is_final(item):
                     raise error_from(item)
             self._send(payload.encode("ascii") + b"\x1a")
-            return self._collect(cmd, timeout, echo=payload)
+            failure: Exception | None = None
+            if meanwhile is not None:
+                try:
+                    meanwhile()
+                except Exception as exc:  # raised below, once the modem's answer is read
+                    failure = exc
+            lines = self._collect(cmd, timeout, echo=payload)
+            if failure is not None:
+                raise failure
+            return lines
 
     def resync(self, *, quiet: float = 0.3, timeout: float = 5.0) -> None:
         """Take the modem back from whatever the last program left it in.

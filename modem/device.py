@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -231,10 +232,14 @@ class Modem:
         return match.group(1) if match else None
 
     # -- sending ---------------------------------------------------------------------------
-    def send_pdu(self, submit: pdu.SubmitPdu) -> int:
-        """Submit one part; returns its TP-MR (the key of its status report)."""
+    def send_pdu(self, submit: pdu.SubmitPdu, *,
+                 meanwhile: Callable[[], None] | None = None) -> int:
+        """Submit one part; returns its TP-MR (the key of its status report).
+
+        *meanwhile* runs while the modem is sending (see ATSession.command_with_prompt).
+        """
         lines = self.session.command_with_prompt(f"AT+CMGS={submit.tpdu_length}", submit.hex,
-                                                 timeout=SEND_TIMEOUT)
+                                                 timeout=SEND_TIMEOUT, meanwhile=meanwhile)
         for line in lines:
             match = _CMGS.search(line)
             if match:

@@ -253,6 +253,28 @@ def test_kill_9_at_random_points_loses_nobody_and_sends_nobody_twice(rig_factory
     assert rig.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_a_kill_while_waiting_for_the_pace_between_parts_resends_visibly_not_uncertain(
+        rig_factory):
+    # pace 30/min: two seconds between parts, and the daemon is killed inside them.
+    rig = rig_factory(pace=30)
+    group = seed_patients(rig.db, 1)
+    # Routine, so an uncertain message would not be resent; the choices make two parts.
+    bid = rig.broadcast(group, choices=CHOICES)
+
+    def part_states():
+        return [r[0] for r in rig.db.conn.execute(
+            "SELECT state FROM parts ORDER BY seq").fetchall()]
+    rig.daemon.start()
+    wait_until(lambda: part_states()[:1] == ["submitted"], 30, "part 1 submitted")
+    assert "sending" not in part_states()  # part 2 waits unmarked: nothing is in flight
+    rig.daemon.kill()
+    rig.daemon.start()
+    states = rig.wait_final(bid)
+    assert states["submitted"] + states["delivered"] == 1 and states["uncertain"] == 0
+    row = broadcasts.recipients(rig.db.conn, bid)[0]
+    assert "after part 1/2" in row["last_error"]
+
+
 def test_sigterm_finishes_the_message_in_flight_and_exits_0(rig_factory):
     rig = rig_factory(send_delay=0.3)
     group = seed_patients(rig.db, 10)

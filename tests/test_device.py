@@ -257,3 +257,25 @@ def test_a_send_answered_to_a_killed_program_is_not_taken_for_the_next_answers(t
             modem.close()
     finally:
         sim.stop()
+
+
+def test_work_done_while_the_modem_sends_runs_once_and_its_error_comes_after_the_answer(
+        tmp_path):
+    sim = SimulatedModem(tmp_path / "slow", send_delay=0.5).start()  # the network is slow
+    device = Modem.open(str(sim.link))
+    try:
+        device.initialise()
+        submit = pdu.encode_submit(PATIENT, "中止です")[0]
+        ran = []
+        assert device.send_pdu(submit, meanwhile=lambda: ran.append(len(sim.messages))) >= 0
+        assert ran == [0]  # ran while the modem was sending, not after
+
+        def broken() -> None:
+            raise RuntimeError("database is locked")
+        with pytest.raises(RuntimeError, match="locked"):
+            device.send_pdu(submit, meanwhile=broken)
+        wait_for(lambda: len(sim.messages) == 2, message="the second send at the network")
+        assert device.sim_state() == "ready"  # nothing left over to misalign the session
+    finally:
+        device.close()
+        sim.stop()

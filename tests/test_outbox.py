@@ -178,3 +178,54 @@ def test_an_uncertain_send_follows_the_policy_and_is_recorded(db, policy, priori
     action = "recipient_resent" if expected == "queued" else "recipient_uncertain"
     assert [e.detail["recipient_id"] for e in audit.entries(db, action=action)] == [rid]
     assert states(db) == {expected: 1}
+
+
+def test_while_a_part_is_in_flight_the_one_before_is_submitted_and_the_next_marked_sending(db):
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 101.0)
+    outbox.part_in_flight(db, c, 1, 101.1, previous=None, prepare=True)
+    assert [(p["seq"], p["state"], p["sending_at"]) for p in parts(db, rid)] == \
+        [(1, "sending", 101.1), (2, "sending", None)]  # part 2's pace counts from its send
+    outbox.part_in_flight(db, c, 2, 101.6, previous=(7, 101.5), prepare=False)
+    assert [(p["state"], p["mr"], p["sending_at"]) for p in parts(db, rid)] == \
+        [("submitted", 7, 101.1), ("sending", None, 101.6)]
+    outbox.part_submitted(db, c, 2, 8, 102.0, last=True)
+    assert recipient(db, rid)["state"] == "submitted"
+
+
+def test_a_part_marked_ahead_goes_back_to_queued_when_the_pace_makes_it_wait(db):
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 101.0)
+    outbox.part_in_flight(db, c, 1, 101.0, previous=None, prepare=True)
+    outbox.part_submitted(db, c, 1, 7, 101.5, last=False, unprepare=True)
+    assert [(p["seq"], p["state"]) for p in parts(db, rid)] == [(1, "submitted"), (2, "queued")]
+
+
+def test_a_failed_part_leaves_no_later_part_marked_sending(db):
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 101.0)
+    outbox.part_in_flight(db, c, 1, 101.0, previous=None, prepare=True)
+    outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 500", 101.5, permanent=False, max_attempts=3,
+                         backoff=10)
+    assert [(p["seq"], p["state"]) for p in parts(db, rid)] == [(1, "failed"), (2, "queued")]
+    assert recipient(db, rid)["state"] == "queued"
+
+
+def test_a_message_claimed_ahead_and_never_begun_is_handed_back_uncounted(db):
+    _, [rid] = add_broadcast(db, 1)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.unclaim(db, c, 105.0)
+    row = recipient(db, rid)
+    assert (row["state"], row["attempts"], row["next_attempt_at"]) == ("queued", 0, 105.0)
+    assert outbox.claim(db, "m1", 106.0, max_parts=10).recipient_id == rid
+
+
+def test_unclaim_never_takes_back_a_message_that_has_begun(db):
+    _, [rid] = add_broadcast(db, 1)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 101.0)
+    outbox.unclaim(db, c, 105.0)
+    assert recipient(db, rid)["state"] == "sending"

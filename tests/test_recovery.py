@@ -98,3 +98,15 @@ def test_recovery_leaves_finished_and_queued_work_alone(db):
     result = recover(db, policy="always", now=200.0)
     assert result.total == 0
     assert [recipient(db, i) for i in ids] == before
+
+
+def test_a_crash_with_the_next_part_marked_ahead_is_uncertain_not_resent(db):
+    """Part 1 in flight and part 2 marked 'sending' during it (outbox.part_in_flight)."""
+    _, [rid] = add_broadcast(db, 1, priority="routine", text=TEXT_2_PARTS)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, c, 1, 100.0)
+    outbox.part_in_flight(db, c, 1, 100.0, previous=None, prepare=True)
+    result = recover(db, policy="emergency", now=200.0)
+    assert result.uncertain == [rid]
+    assert [p["state"] for p in parts(db, rid)] == ["uncertain", "uncertain"]
+    assert "part 1/2" in recipient(db, rid)["last_error"]
