@@ -22,8 +22,8 @@ _SPENT = "('sending', 'submitted', 'delivered', 'failed', 'uncertain')"
 
 def sent_today(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> int:
     return conn.execute(
-        f"SELECT count(*) FROM parts WHERE modem = ? AND state IN {_SPENT} "
-        "AND coalesce(submitted_at, sending_at) > ?", [modem.name, now - DAY]).fetchone()[0]
+        f"SELECT count(*) FROM parts WHERE modem = ? AND sending_at > ? "
+        f"AND state IN {_SPENT}", [modem.name, now - DAY]).fetchone()[0]
 
 
 def remaining(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> int:
