@@ -117,6 +117,9 @@ class Worker:
         # The next message, claimed while the modem sent the last part of the one before,
         # so that the claim's commit does not sit between two sends.
         self._ahead: outbox.Claim | None = None
+        # The last part's TP-MR of the message just sent, written while the modem sends the
+        # next message's first part (or at once when no part follows straight away).
+        self._carry: tuple[outbox.Claim, int, int, float] | None = None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -141,11 +144,14 @@ class Worker:
                     # A bug or a database error must not end sending for good: say it
                     # loudly, drop the modem (it is re-opened) and go on after a pause.
                     log.exception("%s: unexpected error in the worker", self.name)
+                    self._carry = None  # unwritten: the message stays 'sending' until the
+                    # next start, where recovery makes it uncertain (it may have gone out)
                     self._drop(health.unavailable(self.modem, "not_answering",
                                                   "worker error (see the daemon log)",
                                                   self.clock.now(), self.identity))
                     self.stop.wait(ERROR_PAUSE)
         finally:
+            self._flush_carry()
             self._give_back_ahead()
             self._close()
             self._answer_probes()
@@ -167,6 +173,7 @@ class Worker:
         if self.process_one():
             self.drain_events()
         else:
+            self._flush_carry()  # nothing follows straight away: write it now
             self.drain_events(timeout=IDLE_WAIT)
 
     # -- the modem's connection and health ----------------------------------------------
@@ -369,20 +376,33 @@ class Worker:
 
             def meanwhile(seq=seq, last=last, previous=previous) -> None:
                 outbox.part_in_flight(self.db, claim, seq, self.clock.now(), previous=previous,
-                                      prepare=not last)
+                                      prepare=not last, finished=self._carry)
+                self._carry_written()
                 written.append(seq)
                 if last and self._ahead is None and not self.stop.is_set():
                     self._ahead = self._claim(self.clock.now())
             try:
                 mr = self.device.send_pdu(submit, meanwhile=meanwhile)
             except ModemError as exc:
+                self._flush_carry()
                 if previous is not None and not written:
                     outbox.part_submitted(self.db, claim, seq - 1, *previous, last=False)
                 return self._finish(claim, self._send_failed(claim, seq, exc))
             self.sent_parts += 1
             previous, prepared = (mr, self.clock.now()), bool(written)
-        outbox.part_submitted(self.db, claim, submits[-1].seq, *previous, last=True)
-        return self._finish(claim, "submitted")
+        self._carry = (claim, submits[-1].seq, *previous)
+        return "submitted"
+
+    def _carry_written(self) -> None:
+        if self._carry is not None:
+            self._finish(self._carry[0], "submitted")
+            self._carry = None
+
+    def _flush_carry(self) -> None:
+        if self._carry is not None:
+            claim, seq, mr, at = self._carry
+            outbox.part_submitted(self.db, claim, seq, mr, at, last=True)
+            self._carry_written()
 
     def _pace_allows_now(self) -> bool:
         now = self.clock.now()

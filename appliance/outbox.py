@@ -9,8 +9,9 @@ transaction, so the database always says what the modem may have done:
 - a part is committed 'sending' *before* the AT+CMGS that may send it: by `part_sending()`,
   or, for the next part of the same message, by `part_in_flight()` while the modem is
   busy with the part before (which also writes that part's hand-over time and the TP-MR
-  of the one before it); the last part's TP-MR is committed by `part_submitted()` as
-  soon as the modem returns it;
+  of the one before it); the last part's TP-MR is committed the same way while the
+  modem sends the next message's first part, or by `part_submitted()` at once when
+  nothing follows straight away;
 - a failed send ends in `retry_or_fail()` (the modem refused the message), `release()`
   (the modem itself is at fault: the message goes back for any modem, the attempt is not
   held against it) or `uncertain()` (the modem may or may not have sent it).
@@ -126,9 +127,13 @@ def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: 
                          "WHERE recipient_id = ? AND seq = ? AND state = 'sending'",
                          [c.recipient_id, seq + 1])
         if last:
-            # Only a message still ours: a report may already have moved it on (fast SMSC).
-            conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
-                         "WHERE id = ? AND state = 'sending'", [now, c.recipient_id])
+            _message_submitted(conn, c, now)
+
+
+def _message_submitted(conn: sqlite3.Connection, c: Claim, now: float) -> None:
+    # Only a message still ours: a report may already have moved it on (fast SMSC).
+    conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
+                 "WHERE id = ? AND state = 'sending'", [now, c.recipient_id])
 
 
 def _submitted(conn: sqlite3.Connection, c: Claim, seq: int, mr: int, now: float) -> None:
@@ -137,7 +142,8 @@ def _submitted(conn: sqlite3.Connection, c: Claim, seq: int, mr: int, now: float
 
 
 def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: float, *,
-                   previous: tuple[int, float] | None, prepare: bool) -> None:
+                   previous: tuple[int, float] | None, prepare: bool,
+                   finished: tuple[Claim, int, int, float] | None = None) -> None:
     """The bookkeeping done while the modem sends part *seq*, off the critical path.
 
     In one transaction: when part *seq* was handed over (the pace and the daily budget
@@ -146,8 +152,15 @@ def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: flo
     part seq+1 marked 'sending' ahead of its AT+CMGS. That mark is what crash recovery
     relies on, and it costs nothing in certainty: if the daemon dies before part seq+1
     goes out, part *seq* is in flight, so the message is uncertain either way.
+
+    *finished*: the last part of the message sent just before (claim, seq, mr, when),
+    whose TP-MR makes that message submitted.
     """
     with write(db) as conn:
+        if finished is not None:
+            done, done_seq, mr, at = finished
+            _submitted(conn, done, done_seq, mr, at)
+            _message_submitted(conn, done, at)
         conn.execute("UPDATE parts SET sending_at = ? WHERE recipient_id = ? AND seq = ?",
                      [handed_at, c.recipient_id, seq])
         if previous is not None:

@@ -229,3 +229,16 @@ def test_unclaim_never_takes_back_a_message_that_has_begun(db):
     outbox.part_sending(db, c, 1, 101.0)
     outbox.unclaim(db, c, 105.0)
     assert recipient(db, rid)["state"] == "sending"
+
+
+def test_the_last_part_of_one_message_is_written_while_the_next_message_is_sent(db):
+    _, [first, second] = add_broadcast(db, 2)
+    a = outbox.claim(db, "m0", 100.0, max_parts=10)
+    outbox.part_sending(db, a, 1, 100.0)
+    b = outbox.claim(db, "m0", 100.1, max_parts=10)  # claimed while a's part was in flight
+    outbox.part_sending(db, b, 1, 100.3)
+    assert recipient(db, first)["state"] == "sending"
+    outbox.part_in_flight(db, b, 1, 100.3, previous=None, prepare=False,
+                          finished=(a, 1, 9, 100.2))
+    assert (recipient(db, first)["state"], parts(db, first)[0]["mr"]) == ("submitted", 9)
+    assert recipient(db, second)["state"] == "sending"
