@@ -490,32 +490,51 @@ EDITABLE = ("patient_id", "name", "kana", "phone", "facility", "note", "active")
 def update_contact(db: sqlite_utils.Database, contact_id: int, *, actor: str,
                    remote_addr: str | None = None, **changes: Any) -> Contact:
     """Change some of: patient_id, name, kana, phone, facility, note, active."""
+    with write(db) as conn:
+        _update_contact(conn, contact_id, actor, remote_addr, changes)
+    return get_contact(db, contact_id)
+
+
+def edit_contact(db: sqlite_utils.Database, contact_id: int, *, group_ids: Iterable[int],
+                 actor: str, remote_addr: str | None = None, **changes: Any) -> Contact:
+    """The edit form's save: fields and groups in one transaction (all or nothing).
+
+    Facility groups follow the facility field, so any in *group_ids* are ignored: a form
+    that still shows the old facility ticked must not undo a move to another facility.
+    """
+    with write(db) as conn:
+        _update_contact(conn, contact_id, actor, remote_addr, changes)
+        _set_groups(conn, contact_id, group_ids, actor, remote_addr, keep_facility=True)
+    return get_contact(db, contact_id)
+
+
+def _update_contact(conn: sqlite3.Connection, contact_id: int, actor: str,
+                    remote_addr: str | None, changes: dict[str, Any]) -> None:
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise TypeError(f"update_contact() cannot change {sorted(unknown)}")
+    changes = dict(changes)
     active = changes.pop("active", None)
     fields, problems = check_fields(changes)
     _raise_if(problems)
-    with write(db) as conn:
-        current = conn.execute("SELECT * FROM contacts WHERE id = ?", [contact_id]).fetchone()
-        if current is None:
-            raise NotFound(f"no contact with id {contact_id}")
-        _raise_if(_check_unique(conn, fields, contact_id))
-        if active is not None:
-            fields["active"] = 1 if active else 0
-        changed = sorted(k for k, v in fields.items() if current[k] != v)
-        if changed:
-            sets = ", ".join(f"{k} = ?" for k in changed)
-            conn.execute(f"UPDATE contacts SET {sets}, updated_at = ? WHERE id = ?",
-                         [*(fields[k] for k in changed), now(), contact_id])
-            if "facility" in changed:
-                _move_facility(conn, contact_id, current["facility"], fields["facility"])
-            action = "contact_update"
-            if changed == ["active"]:
-                action = "contact_reactivate" if active else "contact_deactivate"
-            audit.record(conn, actor, action, remote_addr, contact_id=contact_id,
-                         fields=changed)
-    return get_contact(db, contact_id)
+    current = conn.execute("SELECT * FROM contacts WHERE id = ?", [contact_id]).fetchone()
+    if current is None:
+        raise NotFound(f"no contact with id {contact_id}")
+    _raise_if(_check_unique(conn, fields, contact_id))
+    if active is not None:
+        fields["active"] = 1 if active else 0
+    changed = sorted(k for k, v in fields.items() if current[k] != v)
+    if changed:
+        sets = ", ".join(f"{k} = ?" for k in changed)
+        conn.execute(f"UPDATE contacts SET {sets}, updated_at = ? WHERE id = ?",
+                     [*(fields[k] for k in changed), now(), contact_id])
+        if "facility" in changed:
+            _move_facility(conn, contact_id, current["facility"], fields["facility"])
+        action = "contact_update"
+        if changed == ["active"]:
+            action = "contact_reactivate" if active else "contact_deactivate"
+        audit.record(conn, actor, action, remote_addr, contact_id=contact_id,
+                     fields=changed)
 
 
 def deactivate_contact(db: sqlite_utils.Database, contact_id: int, *, actor: str,
@@ -583,15 +602,26 @@ def set_contact_groups(db: sqlite_utils.Database, contact_id: int, group_ids: It
                        *, actor: str, remote_addr: str | None = None) -> Contact:
     """Make the contact a member of exactly these groups (facility group included)."""
     with write(db) as conn:
-        if not conn.execute("SELECT 1 FROM contacts WHERE id = ?", [contact_id]).fetchone():
-            raise NotFound(f"no contact with id {contact_id}")
-        ids = _check_group_ids(conn, group_ids)
-        conn.execute("DELETE FROM contact_groups WHERE contact_id = ?", [contact_id])
-        conn.executemany("INSERT INTO contact_groups (contact_id, group_id) VALUES (?, ?)",
-                         [(contact_id, g) for g in ids])
-        audit.record(conn, actor, "contact_groups", remote_addr, contact_id=contact_id,
-                     group_ids=ids)
+        _set_groups(conn, contact_id, group_ids, actor, remote_addr, keep_facility=False)
     return get_contact(db, contact_id)
+
+
+def _set_groups(conn: sqlite3.Connection, contact_id: int, group_ids: Iterable[int],
+                actor: str, remote_addr: str | None, *, keep_facility: bool) -> None:
+    if not conn.execute("SELECT 1 FROM contacts WHERE id = ?", [contact_id]).fetchone():
+        raise NotFound(f"no contact with id {contact_id}")
+    ids = _check_group_ids(conn, group_ids)
+    if keep_facility:
+        ids = [g for g in ids if conn.execute(
+            "SELECT kind FROM groups WHERE id = ?", [g]).fetchone()[0] != "facility"]
+        conn.execute("DELETE FROM contact_groups WHERE contact_id = ? AND group_id NOT IN "
+                     "(SELECT id FROM groups WHERE kind = 'facility')", [contact_id])
+    else:
+        conn.execute("DELETE FROM contact_groups WHERE contact_id = ?", [contact_id])
+    conn.executemany("INSERT OR IGNORE INTO contact_groups (contact_id, group_id) "
+                     "VALUES (?, ?)", [(contact_id, g) for g in ids])
+    audit.record(conn, actor, "contact_groups", remote_addr, contact_id=contact_id,
+                 group_ids=ids)
 
 
 def add_to_group(db: sqlite_utils.Database, group_id: int, contact_ids: Iterable[int], *,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from appliance import contacts
 from tests import web_support
 from tests.web_support import DATA, field_errors, post_form
@@ -68,6 +70,30 @@ def test_editing_changes_the_name_and_groups_and_is_audited(web, staff):
     changed = contacts.get_contact(web.db, web.contact_id)
     assert changed.name == "山田 太朗" and changed.groups == ("火木土 午後",)
     assert {"contact_update", "contact_groups"} <= set(web.audit_actions())
+
+
+def test_moving_a_patient_to_another_facility_moves_the_facility_group_too(web, staff):
+    contacts.update_contact(web.db, web.contact_id, facility="本院", actor="test")
+    page = staff.get(f"/contacts/{web.contact_id}").get_data(as_text=True)
+    assert ">本院</option>" not in page  # facility groups follow the facility field only
+    response = post_form(staff, f"/contacts/{web.contact_id}", {
+        "name": "山田 太郎", "phone": "090-1234-5678", "facility": "分院", "active": "y",
+        "groups": [str(web.group_id)]})
+    assert response.status_code == 302
+    moved = contacts.get_contact(web.db, web.contact_id)
+    assert set(moved.groups) == {"分院", "月水金 午前"}
+
+
+def test_a_bad_group_in_an_edit_saves_none_of_the_fields_either(web, staff):
+    bogus = contacts.create_group(web.db, "消えるグループ", actor="test")
+    staff_page = staff.get(f"/contacts/{web.contact_id}")  # the form lists it…
+    assert staff_page.status_code == 200
+    with web.db.conn:
+        web.db.conn.execute("DELETE FROM groups WHERE id = ?", [bogus.id])  # …then it is gone
+    with pytest.raises(contacts.ContactValidationError):
+        contacts.edit_contact(web.db, web.contact_id, group_ids=[bogus.id], actor="test",
+                              name="別の 名前")
+    assert contacts.get_contact(web.db, web.contact_id).name == "山田 太郎"
 
 
 def test_a_bad_edit_changes_nothing_at_all(web, staff):

@@ -57,7 +57,10 @@ def _lang() -> str:
 
 
 def _group_choices(form: ContactForm) -> None:
-    form.groups.choices = [C(g.id, g.name) for g in contacts.list_groups(db())]
+    # Facility groups follow the facility field; offering them here as well would let the
+    # two disagree (the patient moved, the old facility still ticked).
+    form.groups.choices = [C(g.id, g.name) for g in contacts.list_groups(db())
+                           if g.kind != "facility"]
 
 
 def _apply_problems(form: FlaskForm, error: contacts.ContactValidationError) -> None:
@@ -112,13 +115,12 @@ def edit(contact_id: int):
         form.phone.data = contact.display_phone
     if form.validate_on_submit():
         try:
-            contacts.update_contact(
-                db(), contact_id, actor=actor(), remote_addr=remote(), name=form.name.data,
-                kana=form.kana.data or "", phone=form.phone.data,
-                patient_id=form.patient_id.data or None, facility=form.facility.data or "",
-                note=form.note.data or "", active=form.active.data)
-            contacts.set_contact_groups(db(), contact_id, form.groups.data or [], actor=actor(),
-                                        remote_addr=remote())
+            contacts.edit_contact(
+                db(), contact_id, group_ids=form.groups.data or [], actor=actor(),
+                remote_addr=remote(), name=form.name.data, kana=form.kana.data or "",
+                phone=form.phone.data, patient_id=form.patient_id.data or None,
+                facility=form.facility.data or "", note=form.note.data or "",
+                active=form.active.data)
         except contacts.ContactValidationError as exc:
             _apply_problems(form, exc)
         else:

@@ -114,4 +114,5 @@ JA = {
  "Newer": "新しいもの", "The file is too large": "ファイルが大きすぎます",
  "Files up to %(mb)d MB can be uploaded. Save the roster from Excel as CSV and try again. Nothing was saved.": "アップロードできるのは%(mb)d MBまでです。名簿をExcelからCSV形式で保存して、もう一度試してください。何も保存されていません。",
  "Template name": "テンプレート名", "Schedule name": "名前", "Modem": "モデム",
+ "The facility's group follows this field.": "施設のグループはこの欄に合わせて自動で変わります。",
 }
