@@ -117,9 +117,6 @@ class Worker:
         # The next message, claimed while the modem sent the last part of the one before,
         # so that the claim's commit does not sit between two sends.
         self._ahead: outbox.Claim | None = None
-        # The last part's TP-MR of the message just sent, written while the modem sends the
-        # next message's first part (or at once when no part follows straight away).
-        self._carry: tuple[outbox.Claim, int, int, float] | None = None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -144,14 +141,11 @@ class Worker:
                     # A bug or a database error must not end sending for good: say it
                     # loudly, drop the modem (it is re-opened) and go on after a pause.
                     log.exception("%s: unexpected error in the worker", self.name)
-                    self._carry = None  # unwritten: the message stays 'sending' until the
-                    # next start, where recovery makes it uncertain (it may have gone out)
                     self._drop(health.unavailable(self.modem, "not_answering",
                                                   "worker error (see the daemon log)",
                                                   self.clock.now(), self.identity))
                     self.stop.wait(ERROR_PAUSE)
         finally:
-            self._flush_carry()
             self._give_back_ahead()
             self._close()
             self._answer_probes()
@@ -173,7 +167,6 @@ class Worker:
         if self.process_one():
             self.drain_events()
         else:
-            self._flush_carry()  # nothing follows straight away: write it now
             self.drain_events(timeout=IDLE_WAIT)
 
     # -- the modem's connection and health ----------------------------------------------
@@ -349,9 +342,10 @@ class Worker:
     def send(self, claim: outbox.Claim) -> str:
         """Send every part of a claimed message; returns the message's new state.
 
-        Each part is committed 'sending' before its AT+CMGS. The bookkeeping that need not
-        come first (the previous part's TP-MR, marking the next part, claiming the next
-        message) is done while the modem is busy sending: see outbox.part_in_flight.
+        Each part is committed 'sending' before its AT+CMGS and 'submitted' (with its
+        TP-MR) right after the modem's answer. What else need not come first — the hand-over
+        time, marking the next part of this message, claiming the next message — is done
+        while the modem is busy sending: see outbox.part_in_flight.
         """
         try:
             submits = pdu.encode_submit(claim.phone, claim.text, reference=self._next_reference(),
@@ -360,49 +354,33 @@ class Worker:
             return self._finish(claim, outbox.retry_or_fail(
                 self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
                 permanent=True, max_attempts=1, backoff=0))
-        prepared = False                          # this part already marked 'sending'
-        previous: tuple[int, float] | None = None  # the last part's TP-MR, not yet written
+        prepared = False  # this part was marked 'sending' while the one before was sent
         for submit in submits:
             seq, last = submit.seq, submit.seq == submit.total
-            if previous is not None and not self._pace_allows_now():
-                # A wait for the pace: nothing may be marked 'sending' while we wait.
-                outbox.part_submitted(self.db, claim, seq - 1, *previous, last=False,
-                                      unprepare=prepared)
-                previous, prepared = None, False
+            if seq > 1:
                 self._wait_for_pace()
             if not prepared:
                 outbox.part_sending(self.db, claim, seq, self.clock.now())
             written = []
 
-            def meanwhile(seq=seq, last=last, previous=previous) -> None:
-                outbox.part_in_flight(self.db, claim, seq, self.clock.now(), previous=previous,
-                                      prepare=not last, finished=self._carry)
-                self._carry_written()
+            def meanwhile(seq=seq, last=last) -> None:
+                outbox.part_in_flight(self.db, claim, seq, self.clock.now(), prepare=not last)
                 written.append(seq)
                 if last and self._ahead is None and not self.stop.is_set():
                     self._ahead = self._claim(self.clock.now())
             try:
                 mr = self.device.send_pdu(submit, meanwhile=meanwhile)
             except ModemError as exc:
-                self._flush_carry()
-                if previous is not None and not written:
-                    outbox.part_submitted(self.db, claim, seq - 1, *previous, last=False)
                 return self._finish(claim, self._send_failed(claim, seq, exc))
             self.sent_parts += 1
-            previous, prepared = (mr, self.clock.now()), bool(written)
-        self._carry = (claim, submits[-1].seq, *previous)
-        return "submitted"
-
-    def _carry_written(self) -> None:
-        if self._carry is not None:
-            self._finish(self._carry[0], "submitted")
-            self._carry = None
-
-    def _flush_carry(self) -> None:
-        if self._carry is not None:
-            claim, seq, mr, at = self._carry
-            outbox.part_submitted(self.db, claim, seq, mr, at, last=True)
-            self._carry_written()
+            prepared = bool(written) and not last
+            # A wait for the pace must not find the next part marked 'sending': a crash
+            # then would make a message "in flight" that was only half sent.
+            keep = prepared and self._pace_allows_now()
+            outbox.part_submitted(self.db, claim, seq, mr, self.clock.now(), last=last,
+                                  unprepare=prepared and not keep)
+            prepared = keep
+        return self._finish(claim, "submitted")
 
     def _pace_allows_now(self) -> bool:
         now = self.clock.now()

@@ -8,10 +8,8 @@ transaction, so the database always says what the modem may have done:
   row count is checked), emergency before routine, then in creation order;
 - a part is committed 'sending' *before* the AT+CMGS that may send it: by `part_sending()`,
   or, for the next part of the same message, by `part_in_flight()` while the modem is
-  busy with the part before (which also writes that part's hand-over time and the TP-MR
-  of the one before it); the last part's TP-MR is committed the same way while the
-  modem sends the next message's first part, or by `part_submitted()` at once when
-  nothing follows straight away;
+  busy with the part before (which also writes that part's hand-over time); its TP-MR
+  is committed by `part_submitted()` right after the modem's answer;
 - a failed send ends in `retry_or_fail()` (the modem refused the message), `release()`
   (the modem itself is at fault: the message goes back for any modem, the attempt is not
   held against it) or `uncertain()` (the modem may or may not have sent it).
@@ -142,29 +140,19 @@ def _submitted(conn: sqlite3.Connection, c: Claim, seq: int, mr: int, now: float
 
 
 def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: float, *,
-                   previous: tuple[int, float] | None, prepare: bool,
-                   finished: tuple[Claim, int, int, float] | None = None) -> None:
+                   prepare: bool) -> None:
     """The bookkeeping done while the modem sends part *seq*, off the critical path.
 
     In one transaction: when part *seq* was handed over (the pace and the daily budget
-    count from it); the TP-MR of the part before it (*previous*: mr and when it came),
-    which is why that part's 'submitted' need not hold up this one; and, with *prepare*,
-    part seq+1 marked 'sending' ahead of its AT+CMGS. That mark is what crash recovery
-    relies on, and it costs nothing in certainty: if the daemon dies before part seq+1
-    goes out, part *seq* is in flight, so the message is uncertain either way.
-
-    *finished*: the last part of the message sent just before (claim, seq, mr, when),
-    whose TP-MR makes that message submitted.
+    count from it) and, with *prepare*, part seq+1 of the same message marked 'sending'
+    ahead of its AT+CMGS. That mark is what crash recovery relies on, and it costs nothing
+    in certainty: if the daemon dies before part seq+1 goes out, part *seq* is in flight
+    or just answered, so the message is uncertain either way. part_submitted() takes the
+    mark back when the SIM's pace makes part seq+1 wait.
     """
     with write(db) as conn:
-        if finished is not None:
-            done, done_seq, mr, at = finished
-            _submitted(conn, done, done_seq, mr, at)
-            _message_submitted(conn, done, at)
         conn.execute("UPDATE parts SET sending_at = ? WHERE recipient_id = ? AND seq = ?",
                      [handed_at, c.recipient_id, seq])
-        if previous is not None:
-            _submitted(conn, c, seq - 1, previous[0], previous[1])
         if prepare:
             # sending_at stays empty until the part is handed over: the pace counts from then.
             _mark_sending(conn, c, seq + 1, None)

@@ -25,7 +25,7 @@ def test_parts_handed_over_in_the_last_24_hours_count_against_the_daily_limit(db
     outbox.part_submitted(db, first, 1, 1, 1.0, last=False)
     second = outbox.claim(db, "m0", 90_000.0, max_parts=10)
     outbox.part_sending(db, second, 1, 90_000.0)
-    outbox.part_in_flight(db, second, 1, 90_000.0, previous=None, prepare=True)
+    outbox.part_in_flight(db, second, 1, 90_000.0, prepare=True)
     # A day later the first part no longer counts; part 2, marked ahead, not yet handed
     # over, does not count either.
     assert budget.sent_today(db.conn, MODEM, 90_001.0) == 1
@@ -36,7 +36,7 @@ def test_the_next_part_waits_for_the_pace_after_the_last_hand_over(db):
     _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
     c = outbox.claim(db, "m0", 100.0, max_parts=10)
     outbox.part_sending(db, c, 1, 100.0)
-    outbox.part_in_flight(db, c, 1, 100.5, previous=None, prepare=True)
+    outbox.part_in_flight(db, c, 1, 100.5, prepare=True)
     assert budget.next_send_allowed_at(db.conn, MODEM, 101.0) == 102.5  # 60 s / 30
 
 

@@ -180,14 +180,15 @@ def test_an_uncertain_send_follows_the_policy_and_is_recorded(db, policy, priori
     assert states(db) == {expected: 1}
 
 
-def test_while_a_part_is_in_flight_the_one_before_is_submitted_and_the_next_marked_sending(db):
+def test_while_a_part_is_in_flight_its_hand_over_is_written_and_the_next_marked_sending(db):
     _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
     c = outbox.claim(db, "m0", 100.0, max_parts=10)
     outbox.part_sending(db, c, 1, 101.0)
-    outbox.part_in_flight(db, c, 1, 101.1, previous=None, prepare=True)
+    outbox.part_in_flight(db, c, 1, 101.1, prepare=True)
     assert [(p["seq"], p["state"], p["sending_at"]) for p in parts(db, rid)] == \
         [(1, "sending", 101.1), (2, "sending", None)]  # part 2's pace counts from its send
-    outbox.part_in_flight(db, c, 2, 101.6, previous=(7, 101.5), prepare=False)
+    outbox.part_submitted(db, c, 1, 7, 101.5, last=False)
+    outbox.part_in_flight(db, c, 2, 101.6, prepare=False)
     assert [(p["state"], p["mr"], p["sending_at"]) for p in parts(db, rid)] == \
         [("submitted", 7, 101.1), ("sending", None, 101.6)]
     outbox.part_submitted(db, c, 2, 8, 102.0, last=True)
@@ -198,7 +199,7 @@ def test_a_part_marked_ahead_goes_back_to_queued_when_the_pace_makes_it_wait(db)
     _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
     c = outbox.claim(db, "m0", 100.0, max_parts=10)
     outbox.part_sending(db, c, 1, 101.0)
-    outbox.part_in_flight(db, c, 1, 101.0, previous=None, prepare=True)
+    outbox.part_in_flight(db, c, 1, 101.0, prepare=True)
     outbox.part_submitted(db, c, 1, 7, 101.5, last=False, unprepare=True)
     assert [(p["seq"], p["state"]) for p in parts(db, rid)] == [(1, "submitted"), (2, "queued")]
 
@@ -207,7 +208,7 @@ def test_a_failed_part_leaves_no_later_part_marked_sending(db):
     _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
     c = outbox.claim(db, "m0", 100.0, max_parts=10)
     outbox.part_sending(db, c, 1, 101.0)
-    outbox.part_in_flight(db, c, 1, 101.0, previous=None, prepare=True)
+    outbox.part_in_flight(db, c, 1, 101.0, prepare=True)
     outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 500", 101.5, permanent=False, max_attempts=3,
                          backoff=10)
     assert [(p["seq"], p["state"]) for p in parts(db, rid)] == [(1, "failed"), (2, "queued")]
@@ -230,15 +231,3 @@ def test_unclaim_never_takes_back_a_message_that_has_begun(db):
     outbox.unclaim(db, c, 105.0)
     assert recipient(db, rid)["state"] == "sending"
 
-
-def test_the_last_part_of_one_message_is_written_while_the_next_message_is_sent(db):
-    _, [first, second] = add_broadcast(db, 2)
-    a = outbox.claim(db, "m0", 100.0, max_parts=10)
-    outbox.part_sending(db, a, 1, 100.0)
-    b = outbox.claim(db, "m0", 100.1, max_parts=10)  # claimed while a's part was in flight
-    outbox.part_sending(db, b, 1, 100.3)
-    assert recipient(db, first)["state"] == "sending"
-    outbox.part_in_flight(db, b, 1, 100.3, previous=None, prepare=False,
-                          finished=(a, 1, 9, 100.2))
-    assert (recipient(db, first)["state"], parts(db, first)[0]["mr"]) == ("submitted", 9)
-    assert recipient(db, second)["state"] == "sending"

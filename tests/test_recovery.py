@@ -105,7 +105,7 @@ def test_a_crash_with_the_next_part_marked_ahead_is_uncertain_not_resent(db):
     _, [rid] = add_broadcast(db, 1, priority="routine", text=TEXT_2_PARTS)
     c = outbox.claim(db, "m0", 100.0, max_parts=10)
     outbox.part_sending(db, c, 1, 100.0)
-    outbox.part_in_flight(db, c, 1, 100.0, previous=None, prepare=True)
+    outbox.part_in_flight(db, c, 1, 100.0, prepare=True)
     result = recover(db, policy="emergency", now=200.0)
     assert result.uncertain == [rid]
     assert [p["state"] for p in parts(db, rid)] == ["uncertain", "uncertain"]
