@@ -265,8 +265,12 @@ def cancel(conn: sqlite3.Connection, broadcast_id: int, *, actor: str, now: floa
         raise BroadcastError(f"broadcast {broadcast_id} is already {row['state']}", field="id")
     conn.execute("UPDATE broadcasts SET state = 'cancelled', cancelled_at = ?, finished_at = ? "
                  "WHERE id = ?", [now, now, broadcast_id])
-    cancelled = conn.execute("UPDATE recipients SET state = 'cancelled' WHERE broadcast_id = ? "
-                             "AND state = 'queued'", [broadcast_id]).rowcount
+    # Queued messages, and those a modem claimed ahead but has not begun (no part handed
+    # over: see outbox.part_in_flight) — the worker checks before it begins one.
+    cancelled = conn.execute(
+        "UPDATE recipients SET state = 'cancelled' WHERE broadcast_id = ? AND (state = 'queued' "
+        "OR (state = 'sending' AND NOT EXISTS (SELECT 1 FROM parts WHERE recipient_id = "
+        "recipients.id AND state != 'queued')))", [broadcast_id]).rowcount
     audit.record(conn, actor, "broadcast_cancel", broadcast_id=broadcast_id,
                  cancelled=cancelled)
     return cancelled

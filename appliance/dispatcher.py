@@ -324,7 +324,10 @@ class Worker:
         now = self.clock.now()
         if budget.next_send_allowed_at(self.db.conn, self.modem, now) > now:
             return False
-        claim, self._ahead = self._ahead or self._claim(now), None
+        claim, self._ahead = self._ahead, None
+        if claim is not None and not outbox.still_claimed(self.db, claim):
+            claim = None  # its broadcast was cancelled while it waited
+        claim = claim or self._claim(now)
         if claim is None:
             return False
         self.send(claim)

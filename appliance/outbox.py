@@ -158,6 +158,13 @@ def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: flo
             _mark_sending(conn, c, seq + 1, None)
 
 
+def still_claimed(db: sqlite_utils.Database, c: Claim) -> bool:
+    """Whether a message claimed ahead is still ours to begin (not cancelled meanwhile)."""
+    row = db.conn.execute("SELECT state FROM recipients WHERE id = ?",
+                          [c.recipient_id]).fetchone()
+    return row is not None and row["state"] == "sending"
+
+
 def unclaim(db: sqlite_utils.Database, c: Claim, now: float) -> None:
     """Hand back a message claimed ahead (during the previous message's last part) that
     was never begun: the modem stopped, or the daemon is stopping. Nothing of it reached

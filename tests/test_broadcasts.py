@@ -115,6 +115,20 @@ def test_cancel_stops_the_queued_and_keeps_what_was_sent(db, config):
         broadcasts.cancel(conn, bid, actor="a", now=NOW)
 
 
+def test_cancel_also_stops_a_message_claimed_ahead_but_keeps_one_on_the_air(db, config):
+    from appliance import outbox
+    bid = make(db, config)
+    on_air = outbox.claim(db, "m0", NOW, max_parts=10)
+    outbox.part_sending(db, on_air, 1, NOW)
+    ahead = outbox.claim(db, "m0", NOW, max_parts=10)  # claimed while on_air was sent
+    with write(db) as conn:
+        assert broadcasts.cancel(conn, bid, actor="a", now=NOW) == 5
+    assert not outbox.still_claimed(db, ahead)  # the worker will not begin it
+    assert outbox.still_claimed(db, on_air)     # this one finishes, as on a real modem
+    outbox.unclaim(db, ahead, NOW)               # a later hand-back changes nothing
+    assert broadcasts.summary(db.conn, bid)["counts"]["cancelled"] == 5
+
+
 def test_retry_queues_the_failed_and_uncertain_again(db, config):
     bid = make(db, config)
     db.conn.execute("UPDATE recipients SET state = 'failed', attempts = 5 WHERE id IN (1, 2)")

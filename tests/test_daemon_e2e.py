@@ -225,6 +225,32 @@ def test_when_one_of_two_modems_dies_for_good_the_other_sends_the_rest(rig_facto
     assert len(rig.sims[1].events("message")) >= 20
 
 
+def test_after_a_cancel_no_message_is_begun_and_the_one_on_the_air_finishes(rig_factory):
+    rig = rig_factory(send_delay=0.05)
+    group = seed_patients(rig.db, 30)
+    bid = rig.broadcast(group, choices=CHOICES)  # two parts each
+    rig.daemon.start()
+    wait_until(lambda: len(rig.sims[0].events("message")) >= 3, 30, "three sent")
+    # Cancel while the modem sends a last part, when the worker has claimed the next
+    # message ahead: that one must not be begun.
+    wait_until(lambda: rig.db.conn.execute(
+        "SELECT count(*) FROM recipients AS r WHERE state = 'sending' AND NOT EXISTS "
+        "(SELECT 1 FROM parts WHERE recipient_id = r.id)").fetchone()[0], 30,
+        "a message claimed ahead")
+    with write(rig.db) as conn:
+        cancelled_at = _now()
+        broadcasts.cancel(conn, bid, actor="test", now=cancelled_at)
+    wait_until(lambda: all_final(rig.db, bid), 30, "the message on the air finished")
+    begun_after = rig.db.conn.execute(
+        "SELECT count(*) FROM parts WHERE seq = 1 AND sending_at > ?", [cancelled_at]
+    ).fetchone()[0]
+    assert begun_after == 0
+    states = recipient_states(rig.db)
+    sent = states["submitted"] + states["delivered"]
+    assert states["cancelled"] == 30 - sent and sent >= 3
+    wait_until(lambda: len(rig.sims[0].events("message")) == sent, 30, "the last one whole")
+
+
 # -- crash safety -------------------------------------------------------------------------
 
 @pytest.mark.slow
