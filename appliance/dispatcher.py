@@ -327,6 +327,9 @@ class Worker:
         claim, self._ahead = self._ahead, None
         if claim is not None and not outbox.still_claimed(self.db, claim):
             claim = None  # its broadcast was cancelled while it waited
+        elif claim is not None and outbox.outranked(self.db, claim, now):
+            outbox.unclaim(self.db, claim, now)
+            claim = None
         claim = claim or self._claim(now)
         if claim is None:
             return False

@@ -165,6 +165,18 @@ def still_claimed(db: sqlite_utils.Database, c: Claim) -> bool:
     return row is not None and row["state"] == "sending"
 
 
+def outranked(db: sqlite_utils.Database, c: Claim, now: float) -> bool:
+    """Whether an emergency message became due after *c*, a routine one, was claimed
+    ahead: the emergency goes first, and *c* is handed back."""
+    if c.priority_rank == 0:
+        return False
+    return db.conn.execute(
+        "SELECT 1 FROM recipients AS r JOIN broadcasts AS b ON b.id = r.broadcast_id "
+        "WHERE r.state = 'queued' AND r.priority_rank < ? AND r.next_attempt_at <= ? "
+        "AND b.state NOT IN ('cancelled', 'scheduled') LIMIT 1",
+        [c.priority_rank, now]).fetchone() is not None
+
+
 def unclaim(db: sqlite_utils.Database, c: Claim, now: float) -> None:
     """Hand back a message claimed ahead (during the previous message's last part) that
     was never begun: the modem stopped, or the daemon is stopping. Nothing of it reached

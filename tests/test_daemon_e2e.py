@@ -251,6 +251,31 @@ def test_after_a_cancel_no_message_is_begun_and_the_one_on_the_air_finishes(rig_
     wait_until(lambda: len(rig.sims[0].events("message")) == sent, 30, "the last one whole")
 
 
+def test_an_emergency_created_mid_broadcast_goes_before_the_next_routine_message(
+        rig_factory):
+    rig = rig_factory(send_delay=0.05)
+    group = seed_patients(rig.db, 30)
+    routine = rig.broadcast(group, choices=CHOICES)  # two parts each
+    rig.daemon.start()
+    wait_until(lambda: len(rig.sims[0].events("message")) >= 2, 30, "routine sending")
+    # While a last part is on the air and the next routine message is claimed ahead.
+    wait_until(lambda: rig.db.conn.execute(
+        "SELECT count(*) FROM recipients AS r WHERE state = 'sending' AND NOT EXISTS "
+        "(SELECT 1 FROM parts WHERE recipient_id = r.id)").fetchone()[0], 30,
+        "a message claimed ahead")
+    created_at = _now()
+    urgent = rig.broadcast(group, priority="emergency")
+    rig.wait_final(urgent)
+    first_urgent = rig.db.conn.execute(
+        "SELECT min(p.sending_at) FROM parts AS p JOIN recipients AS r ON r.id = p.recipient_id "
+        "WHERE r.broadcast_id = ?", [urgent]).fetchone()[0]
+    routine_begun_between = rig.db.conn.execute(
+        "SELECT count(*) FROM parts AS p JOIN recipients AS r ON r.id = p.recipient_id "
+        "WHERE r.broadcast_id = ? AND p.seq = 1 AND p.sending_at > ? AND p.sending_at < ?",
+        [routine, created_at, first_urgent]).fetchone()[0]
+    assert routine_begun_between == 0
+
+
 # -- crash safety -------------------------------------------------------------------------
 
 @pytest.mark.slow

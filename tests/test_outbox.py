@@ -231,3 +231,13 @@ def test_unclaim_never_takes_back_a_message_that_has_begun(db):
     outbox.unclaim(db, c, 105.0)
     assert recipient(db, rid)["state"] == "sending"
 
+
+
+def test_an_emergency_queued_after_a_routine_claim_ahead_outranks_it(db):
+    add_broadcast(db, 2)
+    routine = outbox.claim(db, "m0", 100.0, max_parts=10)
+    assert not outbox.outranked(db, routine, 100.0)
+    _, [urgent] = add_broadcast(db, 1, priority="emergency")
+    assert outbox.outranked(db, routine, 100.0)
+    outbox.unclaim(db, routine, 100.0)
+    assert outbox.claim(db, "m0", 100.0, max_parts=10).recipient_id == urgent
