@@ -82,7 +82,9 @@ def test_logging_out_ends_the_session_and_is_audited(web, staff):
 
 def test_logout_by_address_bar_gets_a_styled_page_not_a_logout(web, staff):
     response = staff.get("/logout")
-    assert response.status_code == 405 and "つなぐ透析クリニック" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 405 and "つなぐ透析クリニック" in page
+    assert "画面のボタンから操作してください" in page
     assert staff.get("/").status_code == 200
 
 

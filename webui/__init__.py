@@ -151,7 +151,9 @@ def _errors(app: Flask) -> None:
     @app.errorhandler(405)
     def wrong_method(exc):
         # e.g. /logout typed into the address bar: it is a button (a form post) on purpose.
-        return page(405, _("Not found"), _("There is no such page."))
+        return page(405, _("Use the buttons on the page"),
+                    _("This address does not open on its own. Go back and use the page's "
+                      "button (for example, 'Log out' at the top)."))
 
     @app.errorhandler(413)
     def too_large(exc):

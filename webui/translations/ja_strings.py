@@ -115,4 +115,6 @@ JA = {
  "Files up to %(mb)d MB can be uploaded. Save the roster from Excel as CSV and try again. Nothing was saved.": "アップロードできるのは%(mb)d MBまでです。名簿をExcelからCSV形式で保存して、もう一度試してください。何も保存されていません。",
  "Template name": "テンプレート名", "Schedule name": "名前", "Modem": "モデム",
  "The facility's group follows this field.": "施設のグループはこの欄に合わせて自動で変わります。",
+ "Use the buttons on the page": "画面のボタンから操作してください",
+ "This address does not open on its own. Go back and use the page's button (for example, 'Log out' at the top).": "このアドレスは直接開けません。前の画面に戻り、画面のボタン（例：上部の「ログアウト」）を使ってください。",
 }
