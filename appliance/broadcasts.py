@@ -21,7 +21,7 @@ from typing import Any
 
 from modem import pdu
 
-from . import audit, budget, templates
+from . import audit, budget, outbox, templates
 from .config import Config
 
 PRIORITIES = ("emergency", "routine")
@@ -269,8 +269,7 @@ def cancel(conn: sqlite3.Connection, broadcast_id: int, *, actor: str, now: floa
     # over: see outbox.part_in_flight) — the worker checks before it begins one.
     cancelled = conn.execute(
         "UPDATE recipients SET state = 'cancelled' WHERE broadcast_id = ? AND (state = 'queued' "
-        "OR (state = 'sending' AND NOT EXISTS (SELECT 1 FROM parts WHERE recipient_id = "
-        "recipients.id AND state != 'queued')))", [broadcast_id]).rowcount
+        f"OR (state = 'sending' AND {outbox.NOT_BEGUN}))", [broadcast_id]).rowcount
     audit.record(conn, actor, "broadcast_cancel", broadcast_id=broadcast_id,
                  cancelled=cancelled)
     return cancelled

@@ -321,9 +321,9 @@ class Worker:
         if not self.sendable:
             self._give_back_ahead()
             return False
-        now = self.clock.now()
-        if budget.next_send_allowed_at(self.db.conn, self.modem, now) > now:
+        if not self._pace_allows_now():
             return False
+        now = self.clock.now()
         claim, self._ahead = self._ahead, None
         if claim is not None and not outbox.still_claimed(self.db, claim):
             claim = None  # its broadcast was cancelled while it waited
@@ -363,8 +363,8 @@ class Worker:
         prepared = False  # this part was marked 'sending' while the one before was sent
         for submit in submits:
             seq, last = submit.seq, submit.seq == submit.total
-            if seq > 1:
-                self._wait_for_pace()
+            if seq > 1 and not prepared:
+                self._wait_for_pace()  # a prepared part found the pace allowing it already
             if not prepared:
                 outbox.part_sending(self.db, claim, seq, self.clock.now())
             written = []

@@ -30,14 +30,20 @@ from .db import write
 ACTOR = "daemon"
 RESEND_POLICIES = ("emergency", "always", "never")
 
-_CLAIM_NEXT = """
-SELECT r.id, r.broadcast_id, r.phone, r.text, r.parts_count, r.attempts, r.priority_rank
+# Due to be sent: queued, its retry time reached, its broadcast neither cancelled nor held.
+_DUE = """
 FROM recipients AS r JOIN broadcasts AS b ON b.id = r.broadcast_id
-WHERE r.state = 'queued' AND r.next_attempt_at <= :now AND r.parts_count <= :max_parts
-  AND b.state NOT IN ('cancelled', 'scheduled')
+WHERE r.state = 'queued' AND r.next_attempt_at <= :now
+  AND b.state NOT IN ('cancelled', 'scheduled')"""
+_CLAIM_NEXT = f"""
+SELECT r.id, r.broadcast_id, r.phone, r.text, r.parts_count, r.attempts, r.priority_rank
+{_DUE} AND r.parts_count <= :max_parts
 ORDER BY r.priority_rank, r.id
 LIMIT 1
 """
+# A message claimed but not begun: no part of it handed to a modem (or marked to be).
+NOT_BEGUN = ("NOT EXISTS (SELECT 1 FROM parts WHERE parts.recipient_id = recipients.id "
+             "AND parts.state != 'queued')")
 
 
 @dataclass(frozen=True)
@@ -119,24 +125,20 @@ def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: 
     "stopped between two parts" (resent visibly), not "in flight" (uncertain).
     """
     with write(db) as conn:
-        _submitted(conn, c, seq, mr, now)
+        conn.execute("UPDATE parts SET state = 'submitted', mr = ?, submitted_at = ? "
+                     "WHERE recipient_id = ? AND seq = ?", [mr, now, c.recipient_id, seq])
         if unprepare:
-            conn.execute("UPDATE parts SET state = 'queued', sending_at = NULL "
-                         "WHERE recipient_id = ? AND seq = ? AND state = 'sending'",
-                         [c.recipient_id, seq + 1])
+            _unmark_after(conn, c, seq)
         if last:
-            _message_submitted(conn, c, now)
+            # Only a message still ours: a report may already have moved it on (fast SMSC).
+            conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
+                         "WHERE id = ? AND state = 'sending'", [now, c.recipient_id])
 
 
-def _message_submitted(conn: sqlite3.Connection, c: Claim, now: float) -> None:
-    # Only a message still ours: a report may already have moved it on (fast SMSC).
-    conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
-                 "WHERE id = ? AND state = 'sending'", [now, c.recipient_id])
-
-
-def _submitted(conn: sqlite3.Connection, c: Claim, seq: int, mr: int, now: float) -> None:
-    conn.execute("UPDATE parts SET state = 'submitted', mr = ?, submitted_at = ? "
-                 "WHERE recipient_id = ? AND seq = ?", [mr, now, c.recipient_id, seq])
+def _unmark_after(conn: sqlite3.Connection, c: Claim, seq: int) -> None:
+    """Parts after *seq* marked 'sending' ahead (part_in_flight) that were not handed over."""
+    conn.execute("UPDATE parts SET state = 'queued', sending_at = NULL WHERE recipient_id = ? "
+                 "AND seq > ? AND state = 'sending'", [c.recipient_id, seq])
 
 
 def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: float, *,
@@ -170,11 +172,8 @@ def outranked(db: sqlite_utils.Database, c: Claim, now: float) -> bool:
     ahead: the emergency goes first, and *c* is handed back."""
     if c.priority_rank == 0:
         return False
-    return db.conn.execute(
-        "SELECT 1 FROM recipients AS r JOIN broadcasts AS b ON b.id = r.broadcast_id "
-        "WHERE r.state = 'queued' AND r.priority_rank < ? AND r.next_attempt_at <= ? "
-        "AND b.state NOT IN ('cancelled', 'scheduled') LIMIT 1",
-        [c.priority_rank, now]).fetchone() is not None
+    return db.conn.execute(f"SELECT 1 {_DUE} AND r.priority_rank < :rank LIMIT 1",
+                           {"now": now, "rank": c.priority_rank}).fetchone() is not None
 
 
 def unclaim(db: sqlite_utils.Database, c: Claim, now: float) -> None:
@@ -184,16 +183,13 @@ def unclaim(db: sqlite_utils.Database, c: Claim, now: float) -> None:
     with write(db) as conn:
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
                      "attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'sending' "
-                     "AND NOT EXISTS (SELECT 1 FROM parts WHERE recipient_id = ? "
-                     "AND state != 'queued')", [now, c.recipient_id, c.recipient_id])
+                     f"AND {NOT_BEGUN}", [now, c.recipient_id])
 
 
 def _end_part(conn: sqlite3.Connection, c: Claim, seq: int, state: str, error: str) -> None:
     conn.execute("UPDATE parts SET state = ?, error = ? WHERE recipient_id = ? AND seq = ?",
                  [state, error, c.recipient_id, seq])
-    # The part after it may have been marked 'sending' ahead (part_in_flight); it was not.
-    conn.execute("UPDATE parts SET state = 'queued', sending_at = NULL WHERE recipient_id = ? "
-                 "AND seq > ? AND state = 'sending'", [c.recipient_id, seq])
+    _unmark_after(conn, c, seq)
 
 
 def retry_or_fail(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,

@@ -1,8 +1,9 @@
-"""Fixtures shared by the modem tests."""
+"""Fixtures shared by the tests: a simulated modem, an empty migrated database."""
 from __future__ import annotations
 
 import pytest
 
+from appliance.db import connect
 from modem.sim import SimulatedModem
 
 
@@ -14,3 +15,11 @@ def sim_modem(tmp_path):
         yield modem
     finally:
         modem.stop()
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A fresh database with every migration applied (modules may define their own)."""
+    database = connect(tmp_path / "t.db")
+    yield database
+    database.conn.close()

@@ -5,17 +5,9 @@ import pytest
 
 from appliance import budget, outbox
 from appliance.config import ModemConfig
-from appliance.db import connect
 from tests.queue_rows import TEXT_2_PARTS, add_broadcast
 
 MODEM = ModemConfig(name="m0", port="/dev/null", pace=30, daily_limit=5)
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = connect(tmp_path / "t.db")
-    yield database
-    database.conn.close()
 
 
 def test_parts_handed_over_in_the_last_24_hours_count_against_the_daily_limit(db):

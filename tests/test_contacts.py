@@ -3,15 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import audit, contacts, db as db_mod
+from appliance import audit, contacts
 from appliance.contacts import ContactValidationError, NotFound
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = db_mod.connect(tmp_path / "t.db")
-    yield database
-    database.conn.close()
 
 
 def add(db, name="山田 太郎", phone="090-2000-0001", **kw):

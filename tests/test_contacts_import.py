@@ -17,13 +17,6 @@ EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 HEADER = "患者ID,氏名,フリガナ,携帯電話,施設,透析曜日,時間帯,備考\r\n"
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = db_mod.connect(tmp_path / "t.db")
-    yield database
-    database.conn.close()
-
-
 def snapshot(db) -> tuple:
     """Everything an import may touch, to prove a refused import touched nothing."""
     queries = ("SELECT * FROM contacts ORDER BY id", "SELECT * FROM groups ORDER BY id",

@@ -10,13 +10,6 @@ from appliance.db import connect
 from tests.queue_rows import TEXT_2_PARTS, add_broadcast, parts, recipient, states
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = connect(tmp_path / "t.db")
-    yield database
-    database.conn.close()
-
-
 def test_emergency_is_claimed_before_routine_then_creation_order(db):
     _, routine = add_broadcast(db, 3)
     _, emergency = add_broadcast(db, 2, priority="emergency")

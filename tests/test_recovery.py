@@ -4,16 +4,8 @@ from __future__ import annotations
 import pytest
 
 from appliance import audit, outbox
-from appliance.db import connect
 from appliance.recovery import recover
 from tests.queue_rows import TEXT_2_PARTS, add_broadcast, parts, recipient
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = connect(tmp_path / "t.db")
-    yield database
-    database.conn.close()
 
 
 def crash_with_part_in_flight(db, *, priority="routine", text="中止です", sent=0):

@@ -5,17 +5,10 @@ import datetime as dt
 
 import pytest
 
-from appliance import audit, db as db_mod, templates
+from appliance import audit, templates
 from appliance.templates import TemplateError
 
 CLINIC = "つなぐ透析クリニック"
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = db_mod.connect(tmp_path / "t.db")
-    yield database
-    database.conn.close()
 
 
 def test_placeholders_and_unknown_placeholders():

@@ -12,13 +12,6 @@ PASSWORD = "correct horse 42"
 T0 = 1_750_000_000.0
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = db_mod.connect(tmp_path / "t.db")
-    yield database
-    database.conn.close()
-
-
 def login(db, password=PASSWORD, *, at=T0, name="sato", **kw):
     return users.verify_login(db, name, password, now=at, max_failed=3, lockout_minutes=15,
                               remote_addr="192.0.2.7", **kw)
