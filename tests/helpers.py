@@ -1,8 +1,10 @@
 """Small test helpers shared by every test module."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -23,3 +25,19 @@ def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float 
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)  # ok-sleep: a polling interval inside a deadline, not a timing
+
+
+def network_log(path, *, until: Callable[[list[dict]], bool], timeout: float = 10.0) -> list[dict]:
+    """The simulated network's log, once *until* holds for its events.
+
+    The simulated modem answers +CMGS before it writes the log line (as a network
+    acknowledges before anything downstream happens), so a client that has just read
+    "+CMGS:" may look a moment too early: wait for the line instead of reading once.
+    """
+    def events() -> list[dict] | None:
+        log = Path(path)
+        lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+        parsed = [json.loads(line) for line in lines]
+        return parsed if until(parsed) else None
+
+    return wait_for(events, timeout=timeout, message=f"the network log {path} to show it")

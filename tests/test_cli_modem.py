@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from modem import pdu
-from tests.helpers import wait_for
+from tests.helpers import network_log, wait_for
 
 TSUNAGU = [sys.executable, "-m", "appliance.cli"]
 
@@ -54,7 +54,8 @@ def test_modem_send_normalises_the_number_and_the_network_gets_the_text(sim_proc
     assert result.returncode == 0, result.stderr
     assert "+819012345678" in result.stdout
     assert f"{pdu.count(text).parts} part(s)" in result.stdout
-    messages = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    messages = network_log(log, until=lambda events: any(
+        e["event"] == "message" for e in events))
     whole = [m for m in messages if m["event"] == "message"]
     assert whole[-1]["to"] == "+819012345678" and whole[-1]["text"] == text
 

@@ -1,13 +1,13 @@
 """The realism bar: Debian's gammu, a third-party AT client, works against the simulated modem."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 
 import pytest
 
 from modem.sim import SimulatedModem
+from tests.helpers import network_log
 
 pytestmark = pytest.mark.skipif(shutil.which("gammu") is None,
                                 reason="gammu not installed (./scripts/test installs it)")
@@ -44,8 +44,8 @@ def test_gammu_sendsms_of_150_japanese_characters_arrives_as_exactly_that_text(g
     assert len(TEXT) == 150
     result = gammu(rc, "sendsms", "TEXT", "+819012345678", "-unicode", "-len", "400", "-text", TEXT)
     assert result.returncode == 0, result.stdout + result.stderr
-    with open(modem.log_path, encoding="utf-8") as f:
-        events = [json.loads(line) for line in f]
+    events = network_log(modem.log_path, until=lambda events: any(
+        e["event"] == "message" for e in events))
     messages = [e for e in events if e["event"] == "message"]
     assert len(messages) == 1
     assert messages[0]["text"] == TEXT and messages[0]["to"] == "+819012345678"

@@ -1,7 +1,6 @@
 """The simulated modem answers AT over a real pty, as a third-party client sees it."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import pytest
 import serial
 
 from modem import pdu
-from tests.helpers import wait_for
+from tests.helpers import network_log, wait_for
 
 
 @pytest.fixture
@@ -62,8 +61,8 @@ def test_cmgs_prompt_is_exact_and_a_japanese_message_reaches_the_network_log(por
         assert exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ") == b"\r\n> "
         out = exchange(port, part.hex.encode() + b"\x1a")
         assert b"+CMGS: " in out
-    with open(sim_modem.log_path, encoding="utf-8") as f:
-        log = [json.loads(line) for line in f]
+    log = network_log(sim_modem.log_path, until=lambda events: any(
+        e["event"] == "message" for e in events))
     assert [e["event"] for e in log] == ["submit"] * len(parts) + ["message"]
     assert log[-1]["text"] == text and log[-1]["to"] == "+819012345678"
 
