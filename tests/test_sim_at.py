@@ -83,6 +83,21 @@ def test_esc_cancels_the_prompt_and_sends_nothing(port, sim_modem):
     assert exchange(port, b"AT\r") == b"\r\nOK\r\n"
 
 
+def test_a_network_holding_sends_answers_nothing_until_released_then_answers_in_order(
+        port, sim_modem):
+    exchange(port, b"ATE0\r")
+    sim_modem.hold_sends()
+    part = pdu.encode_submit("+819012345678", "停電です")[0]
+    exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ")
+    port.write(part.hex.encode() + b"\x1a")
+    wait_for(lambda: sim_modem.status()["held_sends"] == 1, message="the send held")
+    assert port.in_waiting == 0 and sim_modem.messages == []  # no answer while held
+    sim_modem.release_sends()
+    assert exchange(port, b"").startswith(b"\r\n+CMGS: ")
+    wait_for(lambda: sim_modem.messages, message="the message at the network")
+    assert sim_modem.status()["held_sends"] == 0 and not sim_modem.status()["holding_sends"]
+
+
 def test_tsunagu_sim_runs_as_a_command_and_stops_on_sigterm(tmp_path):
     link = tmp_path / "modem0"
     proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "sim", "--link", str(link)],

@@ -116,7 +116,9 @@ for _name, _help in [("status", "Show the modem's state."),
                      ("remove_sim", "Pull the SIM card out."), ("insert_sim", "Put it back."),
                      ("unplug", "Pull the USB cable: the port vanishes."),
                      ("replug", "Plug it back in: the port returns, the modem rebooted."),
-                     ("reboot", "The modem restarts by itself: same port, settings lost.")]:
+                     ("reboot", "The modem restarts by itself: same port, settings lost."),
+                     ("hold_sends", "The network stops acknowledging sends (they wait)."),
+                     ("release_sends", "The network acknowledges again, held sends first.")]:
     _simple(_name, _help)
 
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "insert_sim": "insert_sim", "set_registration": "set_registration", "reboot": "reboot",
     "set_signal": "set_signal", "unplug": "unplug", "replug": "replug",
     "set_send_delay": "set_send_delay", "set_report_delay": "set_report_delay",
+    "hold_sends": "hold_sends", "release_sends": "release_sends",
 }
 
 

@@ -78,6 +78,10 @@ class SimulatedModem:
         self.drop_commands = 0
         self.radio_on = True
         self.mr = 0  # TP-MR lives on the SIM (EF-SMSS): a reset does not restart it
+        # A network that has stopped acknowledging: sends that come due wait here, in order,
+        # until release_sends(). Tests use it to act while a send is certainly in flight.
+        self.holding_sends = False
+        self._held_sends: list[tuple[pdu.Submit, str]] = []
         self._power_up()
 
     # -- state ---------------------------------------------------------------------------
@@ -527,6 +531,9 @@ class SimulatedModem:
         """The network answered (after the send delay): +CMGS with the TP-MR, or an error."""
         if not self.port.plugged:
             return  # unplugged mid-send: whether it went out is unknown, as in real life
+        if self.holding_sends:
+            self._held_sends.append((submit, hex_pdu))
+            return
         code = None
         if not self.registered:
             code = CMS_NO_NETWORK
@@ -651,6 +658,19 @@ class SimulatedModem:
         with self._lock:
             self.network.csq = csq
 
+    def hold_sends(self) -> None:
+        """The network stops acknowledging: a send in flight (or begun later) gets no answer."""
+        with self._lock:
+            self.holding_sends = True
+
+    def release_sends(self) -> None:
+        """The network answers again, first the sends it held, in the order they came due."""
+        with self._lock:
+            self.holding_sends = False
+            held, self._held_sends = self._held_sends, []
+            for submit, hex_pdu in held:
+                self._complete_submit(submit, hex_pdu)
+
     def set_send_delay(self, delay: Delay) -> None:
         with self._lock:
             self.send_delay = delay
@@ -664,6 +684,7 @@ class SimulatedModem:
         with self._lock:
             self.port.unplug()
             self._timers.clear()  # the send in flight and the reports due are lost with it
+            self._held_sends.clear()
 
     def replug(self) -> None:
         """Plugged back in: a fresh port at the same link, the modem booted again."""
@@ -678,6 +699,7 @@ class SimulatedModem:
             self._power_up()
             self.card.power_up()
             self._timers.clear()
+            self._held_sends.clear()
             self._write("\r\nRDY\r\n")
 
     def status(self) -> dict:
@@ -688,6 +710,7 @@ class SimulatedModem:
                     "registration_stat": self.registration_stat(), "own_number":
                     self.card.identity.number, "send_delay": self.send_delay,
                     "report_delay": self.report_delay, "cnmi": list(self.cnmi),
+                    "holding_sends": self.holding_sends, "held_sends": len(self._held_sends),
                     "stored": {"SM": len(self.card.store), "ME": len(self.me_store)},
                     **self.network.describe()}
 
