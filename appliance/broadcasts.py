@@ -396,8 +396,9 @@ def summary(conn: sqlite3.Connection, broadcast_id: int) -> dict:
     b = get(conn, broadcast_id)
     counts = {s: 0 for s in ("queued", "sending", "submitted", "delivered", "failed",
                              "uncertain", "cancelled")}
-    for state, n in conn.execute("SELECT state, count(*) FROM recipients WHERE broadcast_id = ? "
-                                 "GROUP BY state", [broadcast_id]):
+    for state, n in conn.execute(f"SELECT {outbox.SHOWN_STATE} AS shown, count(*) FROM "
+                                 "recipients WHERE broadcast_id = ? GROUP BY shown",
+                                 [broadcast_id]):
         counts[state] = n
     total = sum(counts.values())
     acknowledged = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ? AND "
@@ -423,10 +424,12 @@ def summary(conn: sqlite3.Connection, broadcast_id: int) -> dict:
 
 
 def recipients(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
-    rows = conn.execute("SELECT r.*, i.text AS reply_text FROM recipients r LEFT JOIN "
-                        "inbound_messages i ON i.id = r.reply_id WHERE r.broadcast_id = ? "
-                        "ORDER BY r.id", [broadcast_id]).fetchall()
-    return [dict(r) for r in rows]
+    rows = conn.execute(f"SELECT recipients.*, {outbox.SHOWN_STATE} AS shown_state, "
+                        "i.text AS reply_text FROM recipients LEFT JOIN inbound_messages i ON "
+                        "i.id = recipients.reply_id WHERE recipients.broadcast_id = ? "
+                        "ORDER BY recipients.id", [broadcast_id]).fetchall()
+    return [{**{k: r[k] for k in r.keys() if k != "shown_state"}, "state": r["shown_state"]}
+            for r in rows]
 
 
 def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:

@@ -44,6 +44,10 @@ LIMIT 1
 # A message claimed but not begun: no part of it handed to a modem (or marked to be).
 NOT_BEGUN = ("NOT EXISTS (SELECT 1 FROM parts WHERE parts.recipient_id = recipients.id "
              "AND parts.state != 'queued')")
+# The state staff see: a message a modem has claimed ahead but not begun is still waiting,
+# so one modem never shows two messages "sending" (and a cancel still stops it).
+SHOWN_STATE = (f"CASE WHEN recipients.state = 'sending' AND {NOT_BEGUN} THEN 'queued' "
+               "ELSE recipients.state END")
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,21 @@ def test_cancel_also_stops_a_message_claimed_ahead_but_keeps_one_on_the_air(db, 
     assert broadcasts.summary(db.conn, bid)["counts"]["cancelled"] == 5
 
 
+def test_staff_see_a_message_claimed_ahead_as_waiting_and_only_the_one_on_the_air_sending(
+        db, config):
+    from appliance import outbox
+    bid = make(db, config)
+    on_air = outbox.claim(db, "m0", NOW, max_parts=10)
+    outbox.part_sending(db, on_air, 1, NOW)
+    ahead = outbox.claim(db, "m0", NOW, max_parts=10)  # claimed while on_air was sent
+    counts = broadcasts.summary(db.conn, bid)["counts"]
+    assert counts["sending"] == 1 and counts["queued"] == 5
+    shown = {r["id"]: r["state"] for r in broadcasts.recipients(db.conn, bid)}
+    assert shown[on_air.recipient_id] == "sending" and shown[ahead.recipient_id] == "queued"
+    outbox.part_sending(db, ahead, 1, NOW)  # begun: now it is sending
+    assert broadcasts.summary(db.conn, bid)["counts"]["sending"] == 2
+
+
 def test_retry_queues_the_failed_and_uncertain_again(db, config):
     bid = make(db, config)
     db.conn.execute("UPDATE recipients SET state = 'failed', attempts = 5 WHERE id IN (1, 2)")
