@@ -30,9 +30,9 @@ def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float 
 def network_log(path, *, until: Callable[[list[dict]], bool], timeout: float = 10.0) -> list[dict]:
     """The simulated network's log, once *until* holds for its events.
 
-    The simulated modem answers +CMGS before it writes the log line (as a network
-    acknowledges before anything downstream happens), so a client that has just read
-    "+CMGS:" may look a moment too early: wait for the line instead of reading once.
+    A submitted message is in the log before the modem answers +CMGS, but other events
+    (status reports, inbound messages, a daemon's work in another process) land whenever
+    they land: wait for the line instead of reading once.
     """
     def events() -> list[dict] | None:
         log = Path(path)

@@ -544,9 +544,10 @@ class SimulatedModem:
             return self._resume_input()
         self.mr = (self.mr + 1) % 256
         mr = self.mr
-        # Answer first, as the network acknowledges before anything is written down here.
-        self._write(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
+        # The network has the message before it acknowledges it: record it first, so that
+        # whoever saw +CMGS (a test, the demo's log viewer) also finds it in the network log.
         self.network.submitted(submit, hex_pdu, mr)
+        self._write(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
         if submit.status_report_requested:
             self._schedule_report(submit.number, mr)
         self._resume_input()
