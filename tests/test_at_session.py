@@ -79,7 +79,13 @@ def scripted():
 
 def test_a_urc_in_the_middle_of_a_response_goes_to_the_urc_queue(scripted):
     at, master = scripted
-    os.write(master, b"\r\n+CSQ: 20,99\r\n\r\n+CMTI: \"ME\",0\r\n\r\nOK\r\n")
+
+    def modem():  # answers once it has read the command, as a modem does
+        seen = b""
+        while not seen.endswith(b"AT+CSQ\r"):
+            seen += os.read(master, 64)
+        os.write(master, b"\r\n+CSQ: 20,99\r\n\r\n+CMTI: \"ME\",0\r\n\r\nOK\r\n")
+    threading.Thread(target=modem, daemon=True).start()
     assert at.command("AT+CSQ", timeout=5) == ["+CSQ: 20,99"]
     assert at.urcs.get(timeout=5) == '+CMTI: "ME",0'
 
