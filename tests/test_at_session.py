@@ -59,6 +59,21 @@ def test_wrong_length_gives_a_permanent_cms_error(session):
     assert err.value.code == 304 and err.value.permanent
 
 
+def modem_answers(master: int, *exchanges: tuple[bytes, bytes]) -> threading.Thread:
+    """A scripted modem on the pty's other end: for each (end, answer), it reads until what
+    it has read ends with *end*, then writes *answer* in one write. It answers only what it
+    has read, as a modem does: a session drains lines that come before its command."""
+    def run() -> None:
+        for end, answer in exchanges:
+            got = b""
+            while not got.endswith(end):
+                got += os.read(master, 1)
+            os.write(master, answer)
+    peer = threading.Thread(target=run, daemon=True)
+    peer.start()
+    return peer
+
+
 @pytest.fixture
 def scripted():
     master, slave = os.openpty()
@@ -79,13 +94,7 @@ def scripted():
 
 def test_a_urc_in_the_middle_of_a_response_goes_to_the_urc_queue(scripted):
     at, master = scripted
-
-    def modem():  # answers once it has read the command, as a modem does
-        seen = b""
-        while not seen.endswith(b"AT+CSQ\r"):
-            seen += os.read(master, 64)
-        os.write(master, b"\r\n+CSQ: 20,99\r\n\r\n+CMTI: \"ME\",0\r\n\r\nOK\r\n")
-    threading.Thread(target=modem, daemon=True).start()
+    modem_answers(master, (b"AT+CSQ\r", b"\r\n+CSQ: 20,99\r\n\r\n+CMTI: \"ME\",0\r\n\r\nOK\r\n"))
     assert at.command("AT+CSQ", timeout=5) == ["+CSQ: 20,99"]
     assert at.urcs.get(timeout=5) == '+CMTI: "ME",0'
 
@@ -96,15 +105,7 @@ def test_no_answer_times_out_and_a_late_answer_is_not_taken_for_the_next(scripte
         at.command("AT+CSQ", timeout=0.3)
     os.write(master, b"\r\n+CSQ: 5,99\r\n\r\nOK\r\n")  # the late answer
     wait_for(lambda: at._lines.qsize() >= 2, message="the late answer read")
-
-    def modem_answers_next_command():
-        seen = b""
-        while not seen.endswith(b"AT+CGMI\r"):
-            seen += os.read(master, 64)
-        os.write(master, b"\r\nQuectel\r\n\r\nOK\r\n")
-
-    peer = threading.Thread(target=modem_answers_next_command)
-    peer.start()
+    peer = modem_answers(master, (b"AT+CGMI\r", b"\r\nQuectel\r\n\r\nOK\r\n"))
     assert at.command("AT+CGMI", timeout=5) == ["Quectel"]
     peer.join(timeout=5)
 
@@ -122,18 +123,8 @@ def test_the_port_vanishing_raises_port_gone(scripted):
 ])
 def test_a_prompt_in_the_same_read_as_a_status_report_is_still_seen(scripted, burst):
     session, master = scripted
-
-    def read_until(end: bytes) -> None:
-        got = b""
-        while not got.endswith(end):
-            got += os.read(master, 1)
-
-    def modem():
-        read_until(b"\r")
-        os.write(master, burst)  # one write: one read on our side
-        read_until(b"\x1a")
-        os.write(master, b"\r\n+CMGS: 9\r\n\r\nOK\r\n")
-    threading.Thread(target=modem, daemon=True).start()
+    # The burst goes in one write: one read on our side.
+    modem_answers(master, (b"\r", burst), (b"\x1a", b"\r\n+CMGS: 9\r\n\r\nOK\r\n"))
     lines = session.command_with_prompt("AT+CMGS=10", "00AA", timeout=5)
     assert "+CMGS: 9" in lines
     assert session.urcs.get(timeout=5).startswith("+CDS: 6\n")

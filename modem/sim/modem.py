@@ -545,7 +545,7 @@ class SimulatedModem:
         self.mr = (self.mr + 1) % 256
         mr = self.mr
         # The network has the message before it acknowledges it: record it first, so that
-        # whoever saw +CMGS (a test, the demo's log viewer) also finds it in the network log.
+        # whoever saw +CMGS (a test, someone tailing the demo's log) also finds it in the log.
         self.network.submitted(submit, hex_pdu, mr)
         self._write(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
         if submit.status_report_requested:
