@@ -93,11 +93,12 @@ def check_queue(h: health_mod.Health, config: Config, lang: str) -> list[Result]
     waited = (h.now - h.oldest_queued_at) / 60 if h.oldest_queued_at else 0
     if waited > config.check.stuck_queue_minutes:
         out.append(Result("queue", WARNING, _t(
-            lang, f"{h.queue_depth}件が送信待ち、最も古いものは{waited:.0f}分待っています",
-            f"{h.queue_depth} waiting; the oldest for {waited:.0f} minutes")))
+            lang, f"未送信 {h.queue_depth}件、最も古いものは{waited:.0f}分待っています",
+            f"{h.queue_depth} not yet sent; the oldest for {waited:.0f} minutes")))
     else:
-        out.append(Result("queue", OK, _t(lang, f"送信待ち {h.queue_depth}件",
-                                          f"{h.queue_depth} waiting to be sent")))
+        # "Not yet sent", not "waiting": the count includes a message on the air now.
+        out.append(Result("queue", OK, _t(lang, f"未送信 {h.queue_depth}件",
+                                          f"{h.queue_depth} not yet sent")))
     if h.uncertain:
         out.append(Result("uncertain", WARNING, _t(
             lang, f"{h.uncertain}件が送信済みか不明です（画面で確認してください）",

@@ -90,6 +90,21 @@ def test_broadcasts_in_progress_are_listed_and_finished_ones_are_not(web, staff)
     assert "先週の訓練" not in page
 
 
+def test_the_count_not_yet_sent_includes_the_message_on_the_air(web, staff):
+    beat(web)
+    modem(web, ready=True)
+    with write(web.db) as conn:
+        plan = broadcasts.plan(conn, web.config, text="本日は休診です。",
+                               group_ids=[web.group_id], now=web.clock())
+        bid = broadcasts.create(conn, plan, title="休診", actor="test", now=web.clock())
+        conn.execute("UPDATE recipients SET state = 'sending' WHERE id = "
+                     "(SELECT min(id) FROM recipients WHERE broadcast_id = ?)", [bid])
+        total = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ?",
+                             [bid]).fetchone()[0]
+    # One of them is on the air, not waiting: the label says 未送信, and counts it.
+    assert f"未送信: {total}" in dashboard(staff)
+
+
 def test_the_status_feed_agrees_with_the_page(web, staff):
     beat(web)
     modem(web, ready=False, reason="no_sim", bars=0)

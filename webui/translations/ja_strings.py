@@ -70,7 +70,7 @@ JA = {
  "Ready to send": "送信できます", "Ready": "送信可能", "Not ready": "送信不可", "Signal": "電波", "Operator": "通信事業者",
  "Left today": "本日の残り", "parts": "通", "Checked": "確認日時", "Sending service": "送信サービス",
  "Running": "稼働中", "Stopped": "停止", "last seen %(s)d s ago": "%(s)d秒前に応答", "Never started": "未起動",
- "Waiting to send": "送信待ち", "uncertain": "送信不明", "Last readiness check": "最新の点検", "OK": "正常",
+ "Not yet sent": "未送信", "uncertain": "送信不明", "Last readiness check": "最新の点検", "OK": "正常",
  "Warning": "注意", "Critical": "異常", "Broadcasts in progress": "送信中の一斉送信", "None.": "ありません。",
  "Back to the dashboard": "ダッシュボードへ戻る", "Title": "件名", "No broadcasts yet.": "まだ送信していません。",
  "Import contacts": "連絡先の取り込み", "Import contacts from CSV": "CSVから連絡先を取り込む",
