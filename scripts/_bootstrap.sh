@@ -26,6 +26,11 @@ tsunagu_bootstrap() {
     local stamp="$VENV/.tsunagu-installed-$extras"
     local want
     want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    # The dev install is a superset: after ./scripts/test, ./scripts/demo installs nothing.
+    local dev_stamp="$VENV/.tsunagu-installed-dev"
+    if [ -z "$extras" ] && [ -f "$dev_stamp" ] && [ "$(cat "$dev_stamp")" = "$want" ]; then
+        stamp="$dev_stamp"
+    fi
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "==> installing tsunagu $spec into .venv"
         "$PY" -m pip install -q --upgrade pip
