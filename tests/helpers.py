@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,3 +42,10 @@ def network_log(path, *, until: Callable[[list[dict]], bool], timeout: float = 1
         return parsed if until(parsed) else None
 
     return wait_for(events, timeout=timeout, message=f"the network log {path} to show it")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for a web server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ from appliance import config as config_mod, contacts, templates, users
 from appliance.db import connect
 from tests.daemon_harness import (ROOT, DaemonProcess, Sim, stop_process, tsunagu_command,
                                   wait_until, write_config)
+from tests.helpers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -26,12 +26,6 @@ ROSTER = Path(__file__).parent / "data" / "roster_200_cp932.csv"
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                  reason="Debian's chromium is not installed (./scripts/test installs it)")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 
 import click
 
@@ -36,15 +35,17 @@ def sim(link: str, log: str | None, send_delay: str, report_delay: str, pin: str
     """
     from modem.sim import SimulatedModem
 
+    # Block the stop signals before the modem's threads start (they inherit the mask) and
+    # take them with sigwait: a signal handler setting an Event the main thread waits on
+    # never ran when the kernel gave the signal to another thread, and Ctrl-C then hung.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     modem = SimulatedModem(link, log=log, send_delay=_delay(send_delay, "--send-delay"),
                            report_delay=_delay(report_delay, "--report-delay"), pin=pin,
                            seed=seed, control=True).start()
-    stopped = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopped.set())
     click.echo(f"simulated modem on {link} (SIM number {modem.card.identity.number}; "
                f"control: tsunagu sim-ctl --link {link})", err=True)
-    stopped.wait()
+    signal.sigwait(stop_signals)
     modem.stop()
 
 
