@@ -129,27 +129,28 @@ class ATSession:
                 raise failure
             return lines
 
-    def resync(self, *, quiet: float = 0.3, timeout: float = 5.0) -> None:
+    def resync(self, *, timeout: float = 10.0) -> None:
         """Take the modem back from whatever the last program left it in.
 
         A daemon killed between AT+CMGS and its PDU leaves the modem at the "> " prompt,
         where every later command would be read as PDU text and never answered; ESC ends
         the prompt without sending (in command mode it is ignored, V.250 5.2.1). A daemon
-        killed while the modem was sending leaves an answer on its way. Either answer
-        belongs to nobody now: wait until the modem has been quiet for *quiet* seconds
-        (at most *timeout*) and drop what came.
+        killed while the modem was sending leaves an answer on its way, which may come
+        seconds later. Waiting for a quiet moment cannot tell "nothing more is coming" from
+        "still sending", so we ask for a marker only our own command can produce: echo on,
+        then a bare "AT", whose echo the modem writes only when it reads it — after any
+        answer still owed to the dead program. Everything before that echo's OK is dropped.
         """
         with self._lock:
-            self._send(b"\x1b")
+            self._send(b"\x1bATE1\rAT\r")
             deadline = time.monotonic() + timeout
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    item = self._lines.get(timeout=min(quiet, remaining))
-                except queue.Empty:
+            echoed = False
+            while True:
+                item = self._next(deadline, "AT (resync)")
+                if item == "AT":
+                    echoed = True
+                elif echoed and item == "OK":
                     return
-                if item is GONE:
-                    self._lines.put(GONE)
-                    raise PortGone("port vanished (USB unplugged?)")
 
     def _send(self, data: bytes) -> None:
         try:
