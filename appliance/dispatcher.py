@@ -16,6 +16,7 @@ and take time from an injectable clock, so each can be tested alone; `run()` loo
 from __future__ import annotations
 
 import logging
+import sqlite3
 import os
 import random
 import threading
@@ -63,7 +64,9 @@ class Device(Protocol):
     def identify(self) -> Any: ...
     def send_pdu(self, submit: pdu.SubmitPdu, *,
                  meanwhile: Callable[[], None] | None = None) -> int: ...
-    def next_event(self, timeout: float) -> Any: ...
+    def next_event(self, timeout: float, *, read_stored: bool = True) -> Any: ...
+    @property
+    def has_announced(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -114,9 +117,16 @@ class Worker:
         self.sent_parts = 0
         self._initialised = False
         self._pin_refused = False
-        # The next message, claimed while the modem sent the last part of the one before,
-        # so that the claim's commit does not sit between two sends.
+        # The next message, claimed (and its PDUs made) while the modem sent the last part
+        # of the one before, so that neither sits between two sends.
         self._ahead: outbox.Claim | None = None
+        self._ahead_submits: list[pdu.SubmitPdu] | None = None
+        # The modem's answer to the part sent last, until it is committed with the next
+        # write (the next part's mark or hand-over): see outbox.Accepted.
+        self._accepted: outbox.Accepted | None = None
+        # When this SIM last handed a part to the network (the pace counts from it); None
+        # until known, then the database is asked once.
+        self._last_handed_at: float | None = None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -146,7 +156,6 @@ class Worker:
                                                   self.clock.now(), self.identity))
                     self.stop.wait(ERROR_PAUSE)
         finally:
-            self._give_back_ahead()
             self._close()
             self._answer_probes()
             self.events.close()
@@ -161,12 +170,16 @@ class Worker:
             if self.device is None:
                 self.stop.wait(min(IDLE_WAIT * 5, max(0.0, self._next_connect - now)))
             return
-        self._answer_probes()
-        if now >= self._next_poll:
-            self.poll_health()
-        if self.process_one():
+        if not self._probes.empty() or now >= self._next_poll or self.device.has_announced:
+            # Each of these gives the modem commands: not between two sends, so the answer
+            # to the last part is committed first.
+            self.record_accepted()
+            self._answer_probes()
+            if now >= self._next_poll:
+                self.poll_health()
             self.drain_events()
-        else:
+        if not self.process_one():
+            self.record_accepted()
             self.drain_events(timeout=IDLE_WAIT)
 
     # -- the modem's connection and health ----------------------------------------------
@@ -261,6 +274,11 @@ class Worker:
                         current.detail)
 
     def _close(self) -> None:
+        try:
+            self.record_accepted()  # what the modem answered before it failed still counts
+        except sqlite3.Error:
+            # Kept for the next write to try again; the modem is closed regardless.
+            log.exception("%s: recording the last answer failed", self.name)
         self._give_back_ahead()  # another modem may send it now
         device, self.device = self.device, None
         if device is not None:
@@ -317,80 +335,140 @@ class Worker:
     # -- sending -----------------------------------------------------------------------
 
     def process_one(self) -> bool:
-        """Claim and send one recipient message if one is due; True when one was handled."""
+        """Claim and send one recipient message if one is due; True when one was handled.
+
+        A message claimed ahead is begun in the same commit as the answer to the part sent
+        before it, so that one commit sits between the two sends.
+        """
         if not self.sendable:
+            self.record_accepted()
             self._give_back_ahead()
             return False
         if not self._pace_allows_now():
             return False
         now = self.clock.now()
-        claim, self._ahead = self._ahead, None
-        if claim is not None and not outbox.still_claimed(self.db, claim):
-            claim = None  # its broadcast was cancelled while it waited
-        elif claim is not None and outbox.outranked(self.db, claim, now):
-            outbox.unclaim(self.db, claim, now)
-            claim = None
-        claim = claim or self._claim(now)
+        claim, submits = self._ahead, self._ahead_submits
+        self._ahead = self._ahead_submits = None
+        begun = False
+        if claim is not None:
+            accepted = self._accepted
+            begun = outbox.begin_claimed(self.db, claim, now, accepted=accepted) == "begun"
+            self._committed(accepted)
+            if not begun:  # cancelled, or handed back for an emergency
+                claim = submits = None
+        if claim is None:
+            self.record_accepted()
+            claim = self._claim(now)
         if claim is None:
             return False
-        self.send(claim)
+        self.send(claim, submits, begun=begun)
         return True
 
     def _claim(self, now: float) -> outbox.Claim | None:
         room = budget.remaining(self.db.conn, self.modem, now)
         return outbox.claim(self.db, self.name, now, max_parts=room)
 
+    def _claim_ahead(self) -> None:
+        """During a message's last part: claim the next one and make its PDUs."""
+        self._ahead = self._claim(self.clock.now())
+        if self._ahead is not None:
+            try:
+                self._ahead_submits = self._encode(self._ahead)
+            except (ModemError, ValueError):
+                self._ahead_submits = None  # send() encodes again and records why it fails
+
     def _give_back_ahead(self) -> None:
         if self._ahead is not None:
             outbox.unclaim(self.db, self._ahead, self.clock.now())
-            self._ahead = None
+            self._ahead = self._ahead_submits = None
 
-    def send(self, claim: outbox.Claim) -> str:
+    def record_accepted(self) -> None:
+        """Commit the answer to the last part sent, if the next write has not taken it."""
+        if self._accepted is not None:
+            a = self._accepted
+            outbox.part_submitted(self.db, a.claim, a.seq, a.mr, a.at, last=a.last)
+            self._committed(a)
+
+    def _committed(self, accepted: outbox.Accepted | None) -> None:
+        """*accepted* is in the database: forget it; a last part may end its broadcast."""
+        if accepted is None:
+            return
+        if self._accepted is accepted:
+            self._accepted = None
+        if accepted.last:
+            self.events.refresh_later(accepted.claim.broadcast_id)
+
+    def _encode(self, claim: outbox.Claim) -> list[pdu.SubmitPdu]:
+        return pdu.encode_submit(claim.phone, claim.text, reference=self._next_reference(),
+                                 request_status_report=self.modem.request_status_reports)
+
+    def send(self, claim: outbox.Claim, submits: list[pdu.SubmitPdu] | None = None, *,
+             begun: bool = False) -> str:
         """Send every part of a claimed message; returns the message's new state.
 
         Each part is committed 'sending' before its AT+CMGS and 'submitted' (with its
-        TP-MR) right after the modem's answer. What else need not come first — the hand-over
-        time, marking the next part of this message, claiming the next message — is done
-        while the modem is busy sending: see outbox.part_in_flight.
+        TP-MR) right after the modem's answer, in the next commit: with the next part's
+        hand-over while the modem sends it, or with the next message's first mark. What
+        else need not come first — the hand-over time, marking the next part of this
+        message, claiming and encoding the next message, delivery reports — is done while
+        the modem is busy sending: see outbox.part_in_flight. *begun*: part 1 is already
+        marked 'sending' (outbox.begin_claimed).
         """
-        try:
-            submits = pdu.encode_submit(claim.phone, claim.text, reference=self._next_reference(),
-                                        request_status_report=self.modem.request_status_reports)
-        except (ModemError, ValueError) as exc:
-            return self._finish(claim, outbox.retry_or_fail(
-                self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
-                permanent=True, max_attempts=1, backoff=0))
-        prepared = False  # this part was marked 'sending' while the one before was sent
+        if submits is None:
+            try:
+                submits = self._encode(claim)
+            except (ModemError, ValueError) as exc:
+                self.record_accepted()
+                return self._finish(claim, outbox.retry_or_fail(
+                    self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
+                    permanent=True, max_attempts=1, backoff=0))
+        prepared = begun  # this part is marked 'sending' already
         for submit in submits:
             seq, last = submit.seq, submit.seq == submit.total
-            if seq > 1 and not prepared:
-                self._wait_for_pace()  # a prepared part found the pace allowing it already
             if not prepared:
+                self.record_accepted()
+                if seq > 1:
+                    self._wait_for_pace()
                 outbox.part_sending(self.db, claim, seq, self.clock.now())
             written = []
 
             def meanwhile(seq=seq, last=last) -> None:
-                outbox.part_in_flight(self.db, claim, seq, self.clock.now(), prepare=not last)
+                handed_at = self.clock.now()
+                accepted = self._accepted
+                outbox.part_in_flight(self.db, claim, seq, handed_at, prepare=not last,
+                                      accepted=accepted)
+                self._committed(accepted)
+                self._last_handed_at = handed_at
                 written.append(seq)
+                self._drain_reports()
                 if last and self._ahead is None and not self.stop.is_set():
-                    self._ahead = self._claim(self.clock.now())
+                    self._claim_ahead()
             try:
                 mr = self.device.send_pdu(submit, meanwhile=meanwhile)
             except ModemError as exc:
+                self.record_accepted()
                 return self._finish(claim, self._send_failed(claim, seq, exc))
             self.sent_parts += 1
+            self._accepted = outbox.Accepted(claim, seq, mr, self.clock.now(), last)
             prepared = bool(written) and not last
-            # A wait for the pace must not find the next part marked 'sending': a crash
-            # then would make a message "in flight" that was only half sent.
-            keep = prepared and self._pace_allows_now()
-            outbox.part_submitted(self.db, claim, seq, mr, self.clock.now(), last=last,
-                                  unprepare=prepared and not keep)
-            prepared = keep
-        return self._finish(claim, "submitted")
+            if prepared and not self._pace_allows_now():
+                # A wait for the pace must not find the next part marked 'sending': a crash
+                # then would make a message "in flight" that was only half sent.
+                outbox.part_submitted(self.db, claim, seq, mr, self._accepted.at, last=last,
+                                      unprepare=True)
+                self._committed(self._accepted)
+                prepared = False
+        return "submitted"  # its broadcast is looked at once the answer is committed
 
     def _pace_allows_now(self) -> bool:
         now = self.clock.now()
-        return budget.next_send_allowed_at(self.db.conn, self.modem, now) <= now
+        return self._next_send_allowed_at(now) <= now
+
+    def _next_send_allowed_at(self, now: float) -> float:
+        if self._last_handed_at is None:
+            return budget.next_send_allowed_at(self.db.conn, self.modem, now)
+        # min(): a clock set back after the last send must not stop the SIM for hours.
+        return min(self._last_handed_at, now) + 60.0 / self.modem.pace
 
     def _send_failed(self, claim: outbox.Claim, seq: int, exc: ModemError) -> str:
         now = self.clock.now()
@@ -421,7 +499,7 @@ class Worker:
         """Between two parts of one message: keep the SIM's pace, reading events meanwhile."""
         while True:
             now = self.clock.now()
-            allowed = budget.next_send_allowed_at(self.db.conn, self.modem, now)
+            allowed = self._next_send_allowed_at(now)
             if allowed <= now:
                 return
             self.drain_events()
@@ -432,6 +510,16 @@ class Worker:
         return self._reference
 
     # -- what the modem reports ----------------------------------------------------------
+
+    def _drain_reports(self) -> None:
+        """While the modem sends: what came whole in a URC (delivery reports, replies routed
+        straight to us). Stored ones need a command and wait for drain_events()."""
+        try:
+            while (event := self.device.next_event(0.0, read_stored=False)) is not None:
+                self.events.handle(self.device, event)
+        except ModemError as exc:
+            # The port is going: the send in flight finds out and says so.
+            log.info("%s: reading reports during a send: %s", self.name, exc)
 
     def drain_events(self, timeout: float = 0.0) -> int:
         """Handle every event the modem has queued (waiting up to *timeout* for the first)."""

@@ -7,9 +7,11 @@ transaction, so the database always says what the modem may have done:
 - `claim()` takes one whole recipient message for one modem (a conditional UPDATE whose
   row count is checked), emergency before routine, then in creation order;
 - a part is committed 'sending' *before* the AT+CMGS that may send it: by `part_sending()`,
-  or, for the next part of the same message, by `part_in_flight()` while the modem is
-  busy with the part before (which also writes that part's hand-over time); its TP-MR
-  is committed by `part_submitted()` right after the modem's answer;
+  by `begin_claimed()` for the first part of a message claimed ahead, or, for the next
+  part of the same message, by `part_in_flight()` while the modem is busy with the part
+  before (which also writes that part's hand-over time); its TP-MR (`Accepted`) goes into
+  the first commit after the modem's answer: the next part's `part_in_flight()`, the next
+  message's `begin_claimed()`, or `part_submitted()` when nothing follows at once;
 - a failed send ends in `retry_or_fail()` (the modem refused the message), `release()`
   (the modem itself is at fault: the message goes back for any modem, the attempt is not
   held against it) or `uncertain()` (the modem may or may not have sent it).
@@ -120,6 +122,21 @@ def _mark_sending(conn: sqlite3.Connection, c: Claim, seq: int, now: float | Non
         "error = NULL", [c.recipient_id, seq, c.modem, now])
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The modem's answer to one part (its TP-MR), to be committed with the next write.
+
+    The worker commits it in the same transaction as the next part's 'sending' mark (or
+    that part's hand-over, while the modem sends it), so one commit, not two, sits between
+    two sends; see docs/crash-safety.md for why no crash outcome changes.
+    """
+    claim: Claim
+    seq: int
+    mr: int
+    at: float
+    last: bool
+
+
 def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: float, *,
                    last: bool, unprepare: bool = False) -> None:
     """Record the modem's TP-MR for part *seq*; the last part makes the message submitted.
@@ -129,14 +146,42 @@ def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: 
     "stopped between two parts" (resent visibly), not "in flight" (uncertain).
     """
     with write(db) as conn:
-        conn.execute("UPDATE parts SET state = 'submitted', mr = ?, submitted_at = ? "
-                     "WHERE recipient_id = ? AND seq = ?", [mr, now, c.recipient_id, seq])
+        record_accepted(conn, Accepted(c, seq, mr, now, last))
         if unprepare:
             _unmark_after(conn, c, seq)
-        if last:
-            # Only a message still ours: a report may already have moved it on (fast SMSC).
-            conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
-                         "WHERE id = ? AND state = 'sending'", [now, c.recipient_id])
+
+
+def record_accepted(conn: sqlite3.Connection, a: Accepted) -> None:
+    """Part *a.seq* submitted with its TP-MR, inside the caller's transaction."""
+    conn.execute("UPDATE parts SET state = 'submitted', mr = ?, submitted_at = ? "
+                 "WHERE recipient_id = ? AND seq = ?", [a.mr, a.at, a.claim.recipient_id, a.seq])
+    if a.last:
+        # Only a message still ours: a report may already have moved it on (fast SMSC).
+        conn.execute("UPDATE recipients SET state = 'submitted', submitted_at = ? "
+                     "WHERE id = ? AND state = 'sending'", [a.at, a.claim.recipient_id])
+
+
+def begin_claimed(db: sqlite_utils.Database, c: Claim, now: float, *,
+                  accepted: Accepted | None = None) -> str:
+    """Begin a message claimed ahead: its part 1 marked 'sending', in one transaction with
+    the answer to the part before (*accepted*), if the claim still stands.
+
+    Returns 'begun'; 'cancelled' when its broadcast was cancelled meanwhile (nothing is
+    begun after a cancel); 'outranked' when an emergency message became due meanwhile
+    (the claim is handed back, the emergency goes first).
+    """
+    with write(db) as conn:
+        if accepted is not None:
+            record_accepted(conn, accepted)
+        state = conn.execute("SELECT state FROM recipients WHERE id = ?",
+                             [c.recipient_id]).fetchone()
+        if state is None or state["state"] != "sending":
+            return "cancelled"
+        if _outranked(conn, c, now):
+            _unclaim(conn, c, now)
+            return "outranked"
+        _mark_sending(conn, c, 1, now)
+        return "begun"
 
 
 def _unmark_after(conn: sqlite3.Connection, c: Claim, seq: int) -> None:
@@ -146,17 +191,21 @@ def _unmark_after(conn: sqlite3.Connection, c: Claim, seq: int) -> None:
 
 
 def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: float, *,
-                   prepare: bool) -> None:
+                   prepare: bool, accepted: Accepted | None = None) -> None:
     """The bookkeeping done while the modem sends part *seq*, off the critical path.
 
-    In one transaction: when part *seq* was handed over (the pace and the daily budget
-    count from it) and, with *prepare*, part seq+1 of the same message marked 'sending'
-    ahead of its AT+CMGS. That mark is what crash recovery relies on, and it costs nothing
-    in certainty: if the daemon dies before part seq+1 goes out, part *seq* is in flight
-    or just answered, so the message is uncertain either way. part_submitted() takes the
-    mark back when the SIM's pace makes part seq+1 wait.
+    In one transaction: the answer to the part before (*accepted*: the part of the same
+    message the modem answered just before it was given this one), when part *seq* was
+    handed over (the pace and the daily budget count from it) and, with *prepare*, part
+    seq+1 of the same message marked 'sending' ahead of its AT+CMGS. That mark is what
+    crash recovery relies on, and it costs nothing in certainty: if the daemon dies before
+    part seq+1 goes out, part *seq* is in flight or just answered, so the message is
+    uncertain either way. part_submitted() takes the mark back when the SIM's pace makes
+    part seq+1 wait.
     """
     with write(db) as conn:
+        if accepted is not None:
+            record_accepted(conn, accepted)
         conn.execute("UPDATE parts SET sending_at = ? WHERE recipient_id = ? AND seq = ?",
                      [handed_at, c.recipient_id, seq])
         if prepare:
@@ -174,10 +223,14 @@ def still_claimed(db: sqlite_utils.Database, c: Claim) -> bool:
 def outranked(db: sqlite_utils.Database, c: Claim, now: float) -> bool:
     """Whether an emergency message became due after *c*, a routine one, was claimed
     ahead: the emergency goes first, and *c* is handed back."""
+    return _outranked(db.conn, c, now)
+
+
+def _outranked(conn: sqlite3.Connection, c: Claim, now: float) -> bool:
     if c.priority_rank == 0:
         return False
-    return db.conn.execute(f"SELECT 1 {_DUE} AND r.priority_rank < :rank LIMIT 1",
-                           {"now": now, "rank": c.priority_rank}).fetchone() is not None
+    return conn.execute(f"SELECT 1 {_DUE} AND r.priority_rank < :rank LIMIT 1",
+                        {"now": now, "rank": c.priority_rank}).fetchone() is not None
 
 
 def unclaim(db: sqlite_utils.Database, c: Claim, now: float) -> None:
@@ -185,9 +238,13 @@ def unclaim(db: sqlite_utils.Database, c: Claim, now: float) -> None:
     was never begun: the modem stopped, or the daemon is stopping. Nothing of it reached
     the modem, so it is queued again for any modem and the attempt is not counted."""
     with write(db) as conn:
-        conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
-                     "attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'sending' "
-                     f"AND {NOT_BEGUN}", [now, c.recipient_id])
+        _unclaim(conn, c, now)
+
+
+def _unclaim(conn: sqlite3.Connection, c: Claim, now: float) -> None:
+    conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
+                 "attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'sending' "
+                 f"AND {NOT_BEGUN}", [now, c.recipient_id])
 
 
 def _end_part(conn: sqlite3.Connection, c: Claim, seq: int, state: str, error: str) -> None:

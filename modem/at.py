@@ -7,6 +7,7 @@ opened here, so tests and the daemon decide what it is.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -120,6 +121,11 @@ class ATSession:
             self._send(payload.encode("ascii") + b"\x1a")
             failure: Exception | None = None
             if meanwhile is not None:
+                # Whoever takes the PDU in — the kernel's tty worker, a simulated modem on
+                # this machine — was just woken, usually onto this CPU, and would wait
+                # behind the bookkeeping (a quarter of a millisecond measured): let it go
+                # first, as the modem's answer is what the next send waits for.
+                os.sched_yield()
                 try:
                     meanwhile()
                 except Exception as exc:  # raised below, once the modem's answer is read

@@ -7,6 +7,7 @@ worker) never sees AT syntax.
 """
 from __future__ import annotations
 
+import collections
 import queue
 import re
 from collections.abc import Callable
@@ -113,6 +114,9 @@ class Modem:
         self.path = path
         self._partial: dict[tuple[str, int, int], dict[int, tuple[pdu.Deliver, tuple]]] = {}
         self._events: queue.SimpleQueue = queue.SimpleQueue()
+        # Announcements of stored messages (+CMTI/+CDSI) seen while the modem was busy
+        # sending: reading them takes a command, so they wait for the next chance.
+        self._announced: collections.deque[str] = collections.deque()
         self._store: str | None = None  # the modem's current read/delete store (CPMS mem1)
 
     @classmethod
@@ -271,11 +275,14 @@ class Modem:
         self.session.command(f"AT+CMGD={index}")
 
     # -- events ----------------------------------------------------------------------------
-    def next_event(self, timeout: float) -> Inbound | StatusReport | Unsolicited | None:
+    def next_event(self, timeout: float, *, read_stored: bool = True
+                   ) -> Inbound | StatusReport | Unsolicited | None:
         """The next parsed event, waiting up to *timeout* seconds; None when there is none.
 
         Reads stored messages announced by +CMTI/+CDSI (so call it from the thread that
-        sends: the session does one command at a time).
+        sends: the session does one command at a time). With read_stored=False — while the
+        modem is busy with a send, when no command can be given — those announcements are
+        kept for a later call and only what came whole in the URC (+CDS, +CMT) is returned.
         """
         try:
             return self._events.get_nowait()
@@ -283,15 +290,26 @@ class Modem:
             pass
         if self.session.gone.is_set():
             raise PortGone(f"{self.path or 'the port'} vanished (USB unplugged?)")
-        try:
-            line = self.session.urcs.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        if read_stored and self._announced:
+            line = self._announced.popleft()
+        else:
+            try:
+                line = self.session.urcs.get(timeout=timeout)
+                while not read_stored and _STORED.match(line):
+                    self._announced.append(line)
+                    line = self.session.urcs.get_nowait()
+            except queue.Empty:
+                return None
         self._parse_urc(line)
         try:
             return self._events.get_nowait()
         except queue.Empty:
             return None  # a part of a longer message; the rest will follow
+
+    @property
+    def has_announced(self) -> bool:
+        """Whether stored messages were announced that next_event() has not read yet."""
+        return bool(self._announced)
 
     def _parse_urc(self, line: str) -> None:
         if line.startswith(("+CMT:", "+CDS:")) and "\n" in line:

@@ -113,6 +113,19 @@ def test_a_multipart_japanese_reply_is_read_from_storage_whole_and_then_deleted(
     assert device.read_stored() == []
 
 
+def test_a_reply_announced_during_a_send_is_kept_until_a_command_can_read_it(sim, device):
+    # While the modem sends, only what came whole in a URC can be taken; a stored reply
+    # (+CMTI) needs AT+CMGR, so it waits for the first call that may give commands.
+    sim.inject_sms(PATIENT, "２ 行けません")
+    wait_for(lambda: device.session.urcs.qsize() or device.has_announced, 10,
+             message="the +CMTI announcement read")
+    assert device.next_event(0.2, read_stored=False) is None
+    assert device.has_announced
+    event = next_of(device, Inbound)
+    assert (event.sender, event.text) == (PATIENT, "２ 行けません")
+    assert not device.has_announced
+
+
 def test_replies_stored_while_nobody_listened_are_found_at_initialise(sim, tmp_path):
     sim.cnmi[1] = 1  # as the previous run left it: store and announce
     sim.inject_sms(PATIENT, "２")  # announced to nobody: the port was not open

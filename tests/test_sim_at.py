@@ -67,6 +67,21 @@ def test_cmgs_prompt_is_exact_and_a_japanese_message_reaches_the_network_log(por
     assert log[-1]["text"] == text and log[-1]["to"] == "+819012345678"
 
 
+def test_a_pdu_in_pieces_is_echoed_whole_and_a_command_behind_ctrl_z_waits_for_the_answer(
+        port, sim_modem):
+    # Echo stays on (as after power-up): the PDU text comes back as typed, whatever pieces
+    # it arrived in, and "AT" written in the same piece as Ctrl-Z is answered after +CMGS.
+    part = pdu.encode_submit("+819012345678", "停電です𠮷")[0]
+    exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ")
+    text = part.hex.encode()
+    for piece in (text[:1], text[1:7], text[7:]):
+        port.write(piece)
+    out = exchange(port, b"\x1aAT\r", until=b"OK\r\nAT\r\r\nOK\r\n")
+    assert out.startswith(text) and b"+CMGS: " in out
+    wait_for(lambda: sim_modem.messages, message="the message at the network")
+    assert sim_modem.messages[0]["text"] == "停電です𠮷"
+
+
 def test_cmgs_with_a_wrong_declared_length_is_refused_and_nothing_is_sent(port, sim_modem):
     exchange(port, b"ATE0\rAT+CMEE=1\r")
     part = pdu.encode_submit("+819012345678", "test")[0]

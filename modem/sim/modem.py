@@ -24,7 +24,7 @@ from .card import (MANUFACTURER, ME_CAPACITY, MODEL, OPERATOR_LONG, OPERATOR_NUM
 from .codes import (CMS_INVALID_INDEX, CMS_INVALID_PDU, CMS_NO_NETWORK, CMS_NOT_ALLOWED,
                     CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED, CmeFailure, CmsFailure, Failure,
                     bad_parameters)
-from .network import OUTCOME_STATUS, OUTCOMES, REGISTRATION, Network
+from .network import OUTCOME_STATUS, OUTCOMES, REGISTRATION, Network, PreparedSubmit
 from .pty import PtyPort
 from .storage import ALL, REC_READ, REC_UNREAD, STAT_WORDS, MessageStore, StoredMessage
 
@@ -81,7 +81,7 @@ class SimulatedModem:
         # A network that has stopped acknowledging: sends that come due wait here, in order,
         # until release_sends(). Tests use it to act while a send is certainly in flight.
         self.holding_sends = False
-        self._held_sends: list[tuple[pdu.Submit, str]] = []
+        self._held_sends: list[tuple[pdu.Submit, PreparedSubmit]] = []
         self._power_up()
 
     # -- state ---------------------------------------------------------------------------
@@ -152,10 +152,11 @@ class SimulatedModem:
                 except (OSError, ValueError):  # unplugged while we waited
                     readable = []
                 if readable:
+                    arrived_at = time.monotonic()
                     with self._lock:
                         data = self.port.read() if self.port.master == master else b""
                         if data:
-                            self.feed(data)
+                            self.feed(data, arrived_at)
                     if not data:
                         # Hang-up (no client): select keeps saying readable; do not spin.
                         self._stop.wait(TICK)
@@ -195,16 +196,24 @@ class SimulatedModem:
         self._write(f"\r\n{code}\r\n")
 
     # -- input ---------------------------------------------------------------------------
-    def feed(self, data: bytes) -> None:
-        """Bytes from the client, in any pieces (caller holds the lock)."""
-        for byte in data:
+    def feed(self, data: bytes, arrived_at: float | None = None) -> None:
+        """Bytes from the client, in any pieces (caller holds the lock).
+
+        *arrived_at*: when they reached the port (before our own parsing), which is when a
+        PDU's send delay starts.
+        """
+        arrived_at = time.monotonic() if arrived_at is None else arrived_at
+        i = 0
+        while i < len(data):
             if self._busy:
                 # Still sending: a real modem takes no new command until it answered.
-                self._buffer.append(byte)
-                continue
+                self._buffer += data[i:]
+                return
             if self._prompt_length is not None:
-                self._prompt_byte(byte)
+                i = self._prompt_input(data, i, arrived_at)
                 continue
+            byte = data[i]
+            i += 1
             if byte == ESC:
                 continue  # outside a prompt, ESC is ignored like any byte before "AT"
             if self.echo:
@@ -216,19 +225,26 @@ class SimulatedModem:
             elif byte != 0x0A:
                 self._buffer.append(byte)
 
-    def _prompt_byte(self, byte: int) -> None:
-        if byte == ESC:  # the client gave up on the prompt: nothing is sent
+    def _prompt_input(self, data: bytes, start: int, arrived_at: float) -> int:
+        """PDU text after the "> " prompt, up to Ctrl-Z (send) or ESC (give up); returns
+        where the rest of *data* begins. Taken a run at a time, not byte by byte: the sim's
+        own parsing must not add to the time a send takes."""
+        ends = [i for i in (data.find(CTRL_Z, start), data.find(ESC, start)) if i >= 0]
+        end = min(ends) if ends else len(data)
+        if end > start:
+            if self.echo:
+                self._write(data[start:end])
+            self._buffer += data[start:end]
+        if end == len(data):
+            return end
+        if data[end] == ESC:  # the client gave up on the prompt: nothing is sent
             self._prompt_length, self._buffer = None, bytearray()
             self._final("OK")
-        elif byte == CTRL_Z:
-            received_at = time.monotonic()
+        else:
             hex_pdu = self._buffer.decode("ascii", "replace").strip()
             declared, self._prompt_length, self._buffer = self._prompt_length, None, bytearray()
-            self._submit(hex_pdu, declared, received_at)
-        else:
-            if self.echo:
-                self._write(bytes([byte]))
-            self._buffer.append(byte)
+            self._submit(hex_pdu, declared, arrived_at)
+        return end + 1
 
     def _resume_input(self) -> None:
         """Feed what arrived while the modem was busy."""
@@ -522,17 +538,19 @@ class SimulatedModem:
         if tpdu_length != declared or not isinstance(submit, pdu.Submit):
             return self._final(CmsFailure(CMS_INVALID_PDU).line(self.cmee))
         self._busy = True
-        # The send delay counts from the PDU's arrival: our own decoding is part of it, as a
-        # real modem's processing is part of its time per SMS.
+        # The send delay counts from the PDU's arrival: our own decoding, and preparing what
+        # the network will log, are part of it, as a real modem's processing is part of its
+        # time per SMS.
+        accepted = self.network.prepare(submit, hex_pdu)
         remaining = self._delay(self.send_delay) - (time.monotonic() - received_at)
-        self.after(max(0.0, remaining), lambda: self._complete_submit(submit, hex_pdu))
+        self.after(max(0.0, remaining), lambda: self._complete_submit(submit, accepted))
 
-    def _complete_submit(self, submit: pdu.Submit, hex_pdu: str) -> None:
+    def _complete_submit(self, submit: pdu.Submit, accepted: PreparedSubmit) -> None:
         """The network answered (after the send delay): +CMGS with the TP-MR, or an error."""
         if not self.port.plugged:
             return  # unplugged mid-send: whether it went out is unknown, as in real life
         if self.holding_sends:
-            self._held_sends.append((submit, hex_pdu))
+            self._held_sends.append((submit, accepted))
             return
         code = None
         if not self.registered:
@@ -546,7 +564,7 @@ class SimulatedModem:
         mr = self.mr
         # The network has the message before it acknowledges it: record it first, so that
         # whoever saw +CMGS (a test, someone tailing the demo's log) also finds it in the log.
-        self.network.submitted(submit, hex_pdu, mr)
+        self.network.submitted(accepted, mr)
         self._write(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
         if submit.status_report_requested:
             self._schedule_report(submit.number, mr)
@@ -669,8 +687,8 @@ class SimulatedModem:
         with self._lock:
             self.holding_sends = False
             held, self._held_sends = self._held_sends, []
-            for submit, hex_pdu in held:
-                self._complete_submit(submit, hex_pdu)
+            for submit, accepted in held:
+                self._complete_submit(submit, accepted)
 
     def set_send_delay(self, delay: Delay) -> None:
         with self._lock:

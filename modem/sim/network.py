@@ -33,6 +33,16 @@ class SendFault:
     remaining: int | None = None
 
 
+@dataclass(frozen=True)
+class PreparedSubmit:
+    """An SMS-SUBMIT the network has received but not yet acknowledged (see prepare())."""
+    submit: pdu.Submit
+    part: int
+    parts: int
+    log_fields: str            # its fields in the log line, JSON without the braces
+    as_received: pdu.Deliver   # what the phone will reassemble
+
+
 class Network:
     def __init__(self, *, log: str | Path | None = None, seed: int = 0, own_number: str = "",
                  clock=time.time) -> None:
@@ -72,20 +82,28 @@ class Network:
             return fault.code
         return None
 
-    def submitted(self, submit: pdu.Submit, pdu_hex: str, mr: int) -> dict | None:
-        """One SMS-SUBMIT accepted; returns the whole message once its last part is in."""
+    def prepare(self, submit: pdu.Submit, pdu_hex: str) -> PreparedSubmit:
+        """What the log will say of *submit* once accepted, made while the modem "sends"
+        (its send delay), so that accepting it costs no more than writing one line."""
         part, parts = (submit.concat.seq, submit.concat.total) if submit.concat else (1, 1)
+        fields = json.dumps({"to": submit.number, "pdu": pdu_hex, "part": part, "parts": parts},
+                            ensure_ascii=False)[1:-1]
+        return PreparedSubmit(submit, part, parts, fields,
+                              pdu.Deliver(sender=submit.number, text=submit.text, sent_at=None,
+                                          concat=submit.concat))
+
+    def submitted(self, accepted: PreparedSubmit, mr: int) -> dict | None:
+        """One SMS-SUBMIT accepted; returns the whole message once its last part is in."""
         self.submits += 1
-        self.log({"event": "submit", "t": self._clock(), "to": submit.number, "pdu": pdu_hex,
-                  "part": part, "parts": parts, "mr": mr})
-        as_received = pdu.Deliver(sender=submit.number, text=submit.text, sent_at=None,
-                                  concat=submit.concat)
-        whole = self._reassembler.add(submit.number, as_received)
+        self.log_line(f'{{"event": "submit", "t": {self._clock()!r}, {accepted.log_fields}, '
+                      f'"mr": {mr}}}')
+        number = accepted.submit.number
+        whole = self._reassembler.add(number, accepted.as_received)
         if whole is None:
             return None
-        message = {"event": "message", "t": self._clock(), "to": submit.number, "text": whole,
-                   "parts": parts, "from": self.own_number,
-                   "outcome": self.outcome_for(submit.number)}
+        message = {"event": "message", "t": self._clock(), "to": number, "text": whole,
+                   "parts": accepted.parts, "from": self.own_number,
+                   "outcome": self.outcome_for(number)}
         self._messages.append(message)
         self.log(message)
         return message
@@ -100,10 +118,14 @@ class Network:
 
     # -- the log ---------------------------------------------------------------------------
     def log(self, event: dict) -> None:
+        self.log_line(json.dumps(event, ensure_ascii=False))
+
+    def log_line(self, line: str) -> None:
+        """One JSON object, already serialised, as one line of the log."""
         if self._log_file is None:
             return
         with self._log_lock:
-            self._log_file.write(json.dumps(event, ensure_ascii=False) + "\n")
+            self._log_file.write(line + "\n")
             self._log_file.flush()  # readers (tests, the demo) see whole lines at once
 
     def close(self) -> None:
