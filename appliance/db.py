@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,14 +49,44 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     instead of failing half-way with SQLITE_BUSY on upgrade.
     """
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
+    lock = _writer_lock(db)
+    if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        raise sqlite3.OperationalError("database is locked (by another thread of this process)")
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+    finally:
+        lock.release()
+
+
+_WRITER_LOCKS: dict[str, threading.Lock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(db: sqlite_utils.Database) -> threading.Lock:
+    """One lock per database file for the threads of this process (the daemon's workers,
+    its report recorder, its heartbeat).
+
+    SQLite's own wait for a busy database sleeps 1, 2, 5… ms between tries, so a worker
+    beginning a message while another thread commits would lose at least a millisecond; a
+    thread waiting here goes on the moment the other commits. Other processes (the web UI)
+    still meet the busy timeout.
+    """
+    lock = getattr(db, "_tsunagu_writer_lock", None)
+    if lock is None:
+        row = db.conn.execute("PRAGMA database_list").fetchone()
+        path = row[2] if row is not None else ""
+        with _WRITER_LOCKS_GUARD:
+            # In-memory or temporary databases: a lock of their own (nobody shares them).
+            lock = _WRITER_LOCKS.setdefault(path, threading.Lock()) if path else threading.Lock()
+        db._tsunagu_writer_lock = lock
+    return lock
 
 
 def now() -> float:

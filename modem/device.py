@@ -125,7 +125,6 @@ class Modem:
         return cls(ATSession(open_port(path, baudrate=baudrate)), path=path)
 
     def close(self) -> None:
-        self.session.close()
         port = getattr(self.session, "_port", None)
         if port is not None:
             try:
@@ -294,10 +293,10 @@ class Modem:
             line = self._announced.popleft()
         else:
             try:
-                line = self.session.urcs.get(timeout=timeout)
+                line = self._next_urc(timeout)
                 while not read_stored and _STORED.match(line):
                     self._announced.append(line)
-                    line = self.session.urcs.get_nowait()
+                    line = self._next_urc(0.0)
             except queue.Empty:
                 return None
         self._parse_urc(line)
@@ -305,6 +304,14 @@ class Modem:
             return self._events.get_nowait()
         except queue.Empty:
             return None  # a part of a longer message; the rest will follow
+
+    def _next_urc(self, timeout: float) -> str:
+        """The next unsolicited line, reading the port up to *timeout*; queue.Empty if none."""
+        try:
+            return self.session.urcs.get_nowait()
+        except queue.Empty:
+            self.session.poll(timeout)
+            return self.session.urcs.get_nowait()
 
     @property
     def has_announced(self) -> bool:

@@ -5,7 +5,7 @@ import serial
 
 from .errors import PortGone
 
-# Short reads let the AT session's reader notice a stop request and a vanished port quickly.
+# Bounds each read of a pyserial URL port (device and pty reads wait in select instead).
 READ_TIMEOUT = 0.1
 
 

@@ -22,7 +22,6 @@ def session(tmp_path):
     try:
         yield at, modem
     finally:
-        at.close()
         port.close()
         modem.stop()
 
@@ -83,7 +82,6 @@ def scripted():
     try:
         yield at, master
     finally:
-        at.close()
         port.close()
         for fd in (master, slave):
             try:
@@ -103,11 +101,25 @@ def test_no_answer_times_out_and_a_late_answer_is_not_taken_for_the_next(scripte
     at, master = scripted
     with pytest.raises(ATTimeout):
         at.command("AT+CSQ", timeout=0.3)
-    os.write(master, b"\r\n+CSQ: 5,99\r\n\r\nOK\r\n")  # the late answer
-    wait_for(lambda: at._lines.qsize() >= 2, message="the late answer read")
+    late = b"\r\n+CSQ: 5,99\r\n\r\nOK\r\n"
+    os.write(master, late)
+    wait_for(lambda: at._port.in_waiting >= len(late), message="the late answer arrived")
     peer = modem_answers(master, (b"AT+CGMI\r", b"\r\nQuectel\r\n\r\nOK\r\n"))
     assert at.command("AT+CGMI", timeout=5) == ["Quectel"]
     peer.join(timeout=5)
+
+
+def test_a_urc_while_idle_is_read_by_poll_and_a_partial_line_waits_for_its_end(scripted):
+    at, master = scripted
+    os.write(master, b"\r\n+CMTI: \"ME\",3\r\n\r\n+CDS: 6\r\n0006")
+    def urcs_after_poll() -> int:
+        at.poll(0.05)  # nothing reads the port behind our back: this does
+        return at.urcs.qsize()
+    wait_for(lambda: urcs_after_poll() == 1, message="the +CMTI read")
+    assert at.urcs.get_nowait() == '+CMTI: "ME",3'
+    os.write(master, b"070B911809214365F7\r\n")
+    wait_for(lambda: urcs_after_poll() == 1, message="the whole +CDS read")
+    assert at.urcs.get_nowait() == "+CDS: 6\n0006070B911809214365F7"
 
 
 def test_the_port_vanishing_raises_port_gone(scripted):

@@ -117,10 +117,8 @@ def test_a_reply_announced_during_a_send_is_kept_until_a_command_can_read_it(sim
     # While the modem sends, only what came whole in a URC can be taken; a stored reply
     # (+CMTI) needs AT+CMGR, so it waits for the first call that may give commands.
     sim.inject_sms(PATIENT, "２ 行けません")
-    wait_for(lambda: device.session.urcs.qsize() or device.has_announced, 10,
-             message="the +CMTI announcement read")
-    assert device.next_event(0.2, read_stored=False) is None
-    assert device.has_announced
+    assert wait_for(lambda: device.next_event(0.05, read_stored=False) or device.has_announced,
+                    10, message="the +CMTI announcement read") is True
     event = next_of(device, Inbound)
     assert (event.sender, event.text) == (PATIENT, "２ 行けません")
     assert not device.has_announced
@@ -292,3 +290,19 @@ def test_work_done_while_the_modem_sends_runs_once_and_its_error_comes_after_the
     finally:
         device.close()
         sim.stop()
+
+
+def test_reports_can_be_read_while_the_modem_sends_without_blocking_the_send(sim, device):
+    # The worker reads delivery reports during a send; the session must let that same
+    # thread read the port while the send waits for its answer.
+    first = pdu.encode_submit(PATIENT, "中止です")[0]
+    first_mr = device.send_pdu(first)
+    seen = []
+
+    def read_reports() -> None:
+        wait_for(lambda: seen.append(device.next_event(0.05, read_stored=False)) or
+                 any(isinstance(e, StatusReport) for e in seen), 10,
+                 interval=0, message="the first part's report during the second send")
+    second = pdu.encode_submit(OTHER, "再開は未定です")[0]
+    assert device.send_pdu(second, meanwhile=read_reports) >= 0
+    assert [e.mr for e in seen if isinstance(e, StatusReport)] == [first_mr]
