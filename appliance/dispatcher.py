@@ -180,7 +180,14 @@ class Worker:
             self.drain_events()
         if not self.process_one():
             self.record_accepted()
-            self.drain_events(timeout=IDLE_WAIT)
+            # Held back only by the SIM's pace: wait just until it allows the next part.
+            wait = IDLE_WAIT
+            if self.sendable:
+                now = self.clock.now()
+                allowed = self._next_send_allowed_at(now)
+                if allowed > now:
+                    wait = min(wait, allowed - now)
+            self.drain_events(timeout=wait)
 
     # -- the modem's connection and health ----------------------------------------------
 

@@ -37,6 +37,12 @@ TICK = 0.02  # how often the modem looks at its timers when the client is silent
 SPIN = 0.001
 
 
+def _until(due: float) -> None:
+    """Spin to *due*, at most SPIN away: see SPIN."""
+    while time.monotonic() < due:
+        pass
+
+
 def parse_delay(text: str | float | None) -> Delay:
     """"2" → 2.0, "1-3" → (1.0, 3.0): a fixed delay or a uniform range, in seconds."""
     if text is None or text == "":
@@ -71,7 +77,7 @@ class SimulatedModem:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, Callable[..., None], bool]] = []
         self._timer_ids = itertools.count()
         self._control_enabled = control
         self.control_server = None
@@ -168,10 +174,15 @@ class SimulatedModem:
                 return TICK * 5
             return max(0.0, min(TICK * 5, self._timers[0][0] - time.monotonic() - SPIN))
 
-    def after(self, seconds: float, action: Callable[[], None]) -> None:
-        """Run *action* on the modem's thread after *seconds*."""
+    def after(self, seconds: float, action: Callable[..., None], *, early: bool = False) -> None:
+        """Run *action* on the modem's thread after *seconds*.
+
+        An *early* action is called up to SPIN before, with the due time, to do its own
+        preparation first and wait for the due time itself before it answers the client.
+        """
         with self._lock:
-            heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._timer_ids), action))
+            heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._timer_ids),
+                                          action, early))
 
     def _fire_due(self) -> None:
         while True:
@@ -181,10 +192,12 @@ class SimulatedModem:
                 due = self._timers[0][0]
                 if due > time.monotonic() + SPIN:
                     return
-                while time.monotonic() < due:
-                    pass  # at most SPIN: see SPIN
-                _, _, action = heapq.heappop(self._timers)
-                action()
+                _, _, action, early = heapq.heappop(self._timers)
+                if early:
+                    action(due)
+                else:
+                    _until(due)
+                    action()
 
     def _delay(self, delay: Delay) -> float:
         return self._rng.uniform(*delay) if isinstance(delay, tuple) else float(delay)
@@ -543,10 +556,18 @@ class SimulatedModem:
         # time per SMS.
         accepted = self.network.prepare(submit, hex_pdu)
         remaining = self._delay(self.send_delay) - (time.monotonic() - received_at)
-        self.after(max(0.0, remaining), lambda: self._complete_submit(submit, accepted))
+        self.after(max(0.0, remaining),
+                   lambda due: self._complete_submit(submit, accepted, due), early=True)
 
-    def _complete_submit(self, submit: pdu.Submit, accepted: PreparedSubmit) -> None:
-        """The network answered (after the send delay): +CMGS with the TP-MR, or an error."""
+    def _complete_submit(self, submit: pdu.Submit, accepted: PreparedSubmit,
+                         due: float | None = None) -> None:
+        """The network answered (after the send delay): +CMGS with the TP-MR, or an error.
+
+        Called just before *due*: the network's side (its decision, its log) is done first,
+        and the modem tells the client at *due*, so that the send takes its delay and not
+        our bookkeeping on top.
+        """
+        due = time.monotonic() if due is None else due
         if not self.port.plugged:
             return  # unplugged mid-send: whether it went out is unknown, as in real life
         if self.holding_sends:
@@ -558,14 +579,17 @@ class SimulatedModem:
         else:
             code = self.network.fault_for(submit.number)
         if code is not None:
+            _until(due)
             self._final(CmsFailure(code).line(self.cmee))
             return self._resume_input()
         self.mr = (self.mr + 1) % 256
         mr = self.mr
         # The network has the message before it acknowledges it: record it first, so that
         # whoever saw +CMGS (a test, someone tailing the demo's log) also finds it in the log.
-        self.network.submitted(accepted, mr)
-        self._write(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
+        self.network.submitted(accepted, mr, at=time.time() + (due - time.monotonic()))
+        answer = f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n"
+        _until(due)
+        self._write(answer)
         if submit.status_report_requested:
             self._schedule_report(submit.number, mr)
         self._resume_input()

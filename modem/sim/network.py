@@ -92,16 +92,19 @@ class Network:
                               pdu.Deliver(sender=submit.number, text=submit.text, sent_at=None,
                                           concat=submit.concat))
 
-    def submitted(self, accepted: PreparedSubmit, mr: int) -> dict | None:
-        """One SMS-SUBMIT accepted; returns the whole message once its last part is in."""
+    def submitted(self, accepted: PreparedSubmit, mr: int, *, at: float | None = None
+                  ) -> dict | None:
+        """One SMS-SUBMIT accepted (at *at*, by default now); returns the whole message once
+        its last part is in."""
         self.submits += 1
-        self.log_line(f'{{"event": "submit", "t": {self._clock()!r}, {accepted.log_fields}, '
+        at = self._clock() if at is None else at
+        self.log_line(f'{{"event": "submit", "t": {at!r}, {accepted.log_fields}, '
                       f'"mr": {mr}}}')
         number = accepted.submit.number
         whole = self._reassembler.add(number, accepted.as_received)
         if whole is None:
             return None
-        message = {"event": "message", "t": self._clock(), "to": number, "text": whole,
+        message = {"event": "message", "t": at, "to": number, "text": whole,
                    "parts": accepted.parts, "from": self.own_number,
                    "outcome": self.outcome_for(number)}
         self._messages.append(message)
