@@ -42,7 +42,10 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST = 0.5      # seconds before the first re-open of a failed modem…
 RECONNECT_MAX = 15.0       # …doubling up to this (a replugged USB modem is back within it)
 IDLE_WAIT = 0.05           # how long an idle worker waits for an event before looking for
-                           # work again: bounds the time from "queued" to "on the wire"
+                           # work again: bounds the time from "queued" to "on the wire".
+                           # 0.02 measured 1.75 % CPU idle against 1.0 % here: not worth
+                           # 15 ms, on a box that may be running on its UPS
+AWAY_WAIT = 0.25           # while the modem is away: how often probes are answered
 WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
 
@@ -168,7 +171,7 @@ class Worker:
                 self.connect()
             self._answer_probes()
             if self.device is None:
-                self.stop.wait(min(IDLE_WAIT * 5, max(0.0, self._next_connect - now)))
+                self.stop.wait(min(AWAY_WAIT, max(0.0, self._next_connect - now)))
             return
         if not self._probes.empty() or now >= self._next_poll or self.device.has_announced:
             # Each of these gives the modem commands: not between two sends, so the answer

@@ -85,8 +85,13 @@ def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int
     """
     if max_parts <= 0:
         return None
+    params = {"now": now, "max_parts": max_parts}
+    # An idle worker looks often: a read first, so that finding nothing takes no write lock
+    # from the web UI (the claim below reads again, under the lock).
+    if db.conn.execute(_CLAIM_NEXT, params).fetchone() is None:
+        return None
     with write(db) as conn:
-        row = conn.execute(_CLAIM_NEXT, {"now": now, "max_parts": max_parts}).fetchone()
+        row = conn.execute(_CLAIM_NEXT, params).fetchone()
         if row is None:
             return None
         changed = conn.execute(
