@@ -218,9 +218,10 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
                            [request_key]).fetchone()
         if row:
             return row[0]
-    # Default: the first line as written, placeholders dropped — never one patient's name.
-    # (A line that is only "{name}様" says nothing: the first line with some words in it.)
-    written = [line.strip() for line in re.sub(r"\{[a-z_]+\}", "", p.text).splitlines()
+    # Default: the first line as written, placeholders shown as 〇〇 — never one patient's
+    # name, and no "。さん、" left where a name was. (A line that is only "{name}様" says
+    # nothing: the first line with some words in it.)
+    written = [line.strip() for line in re.sub(r"\{[a-z_]+\}", "〇〇", p.text).splitlines()
                if len(line.strip()) >= 4] or ["一斉送信"]
     title = (title or "").strip() or written[0][:40]
     if followup_after_minutes is not None and (followup_after_minutes < 1 or followup_max < 1):

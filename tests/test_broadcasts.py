@@ -274,3 +274,5 @@ def test_a_default_title_never_carries_a_patients_name(db, config):
     assert broadcasts.get(db.conn, bid)["title"] == "本日は中止です"
     only = make(db, config, text="{name}")
     assert broadcasts.get(db.conn, only)["title"] == "一斉送信"
+    within = make(db, config, text="停電です。{name}さん、自宅で待機してください")
+    assert broadcasts.get(db.conn, within)["title"] == "停電です。〇〇さん、自宅で待機してください"
