@@ -124,9 +124,10 @@ class Worker:
         # of the one before, so that neither sits between two sends.
         self._ahead: outbox.Claim | None = None
         self._ahead_submits: list[pdu.SubmitPdu] | None = None
-        # The modem's answer to the part sent last, until it is committed with the next
-        # write (the next part's mark or hand-over): see outbox.Accepted.
-        self._accepted: outbox.Accepted | None = None
+        # The modem's answers to parts sent (normally the last one only), until they are
+        # committed with the next write (the next part's mark or hand-over): see
+        # outbox.Accepted. Kept until a commit succeeds: an answer is never forgotten.
+        self._unrecorded: list[outbox.Accepted] = []
         # When this SIM last handed a part to the network (the pace counts from it); None
         # until known, then the database is asked once.
         self._last_handed_at: float | None = None
@@ -358,12 +359,13 @@ class Worker:
             return False
         now = self.clock.now()
         claim, submits = self._ahead, self._ahead_submits
-        self._ahead = self._ahead_submits = None
         begun = False
         if claim is not None:
-            accepted = self._accepted
-            begun = outbox.begin_claimed(self.db, claim, now, accepted=accepted) == "begun"
-            self._committed(accepted)
+            answers = list(self._unrecorded)
+            # On a database error the claim stays ahead, to be handed back (_close).
+            begun = outbox.begin_claimed(self.db, claim, now, accepted=answers) == "begun"
+            self._ahead = self._ahead_submits = None
+            self._committed(answers)
             if not begun:  # cancelled, or handed back for an emergency
                 claim = submits = None
         if claim is None:
@@ -392,21 +394,19 @@ class Worker:
             outbox.unclaim(self.db, self._ahead, self.clock.now())
             self._ahead = self._ahead_submits = None
 
-    def record_accepted(self) -> None:
-        """Commit the answer to the last part sent, if the next write has not taken it."""
-        if self._accepted is not None:
-            a = self._accepted
-            outbox.part_submitted(self.db, a.claim, a.seq, a.mr, a.at, last=a.last)
-            self._committed(a)
+    def record_accepted(self, *, unprepare: bool = False) -> None:
+        """Commit the answers to the parts sent that the next write has not taken."""
+        if self._unrecorded:
+            answers = list(self._unrecorded)
+            outbox.record_answers(self.db, answers, unprepare=unprepare)
+            self._committed(answers)
 
-    def _committed(self, accepted: outbox.Accepted | None) -> None:
-        """*accepted* is in the database: forget it; a last part may end its broadcast."""
-        if accepted is None:
-            return
-        if self._accepted is accepted:
-            self._accepted = None
-        if accepted.last:
-            self.events.refresh_later(accepted.claim.broadcast_id)
+    def _committed(self, answers: list[outbox.Accepted]) -> None:
+        """*answers* are in the database: forget them; a last part may end its broadcast."""
+        for a in answers:
+            self._unrecorded.remove(a)
+            if a.last:
+                self.events.refresh_later(a.claim.broadcast_id)
 
     def _encode(self, claim: outbox.Claim) -> list[pdu.SubmitPdu]:
         return pdu.encode_submit(claim.phone, claim.text, reference=self._next_reference(),
@@ -443,30 +443,34 @@ class Worker:
             written = []
 
             def meanwhile(seq=seq, last=last) -> None:
-                handed_at = self.clock.now()
-                accepted = self._accepted
-                outbox.part_in_flight(self.db, claim, seq, handed_at, prepare=not last,
-                                      accepted=accepted)
-                self._committed(accepted)
-                self._last_handed_at = handed_at
-                written.append(seq)
-                self._drain_reports()
-                if last and self._ahead is None and not self.stop.is_set():
-                    self._claim_ahead()
+                handed_at = self._last_handed_at = self.clock.now()
+                answers = list(self._unrecorded)
+                try:
+                    outbox.part_in_flight(self.db, claim, seq, handed_at, prepare=not last,
+                                          accepted=answers)
+                    self._committed(answers)
+                    written.append(seq)
+                    self._drain_reports()
+                    if last and self._ahead is None and not self.stop.is_set():
+                        self._claim_ahead()
+                except sqlite3.Error:
+                    # Nothing here may cost the answer to the part on the air. What was not
+                    # written is written by the next commit (the answers are kept; the next
+                    # part is then marked before its AT+CMGS), which meets the error again
+                    # if it lasts.
+                    log.exception("%s: bookkeeping during a send failed", self.name)
             try:
                 mr = self.device.send_pdu(submit, meanwhile=meanwhile)
             except ModemError as exc:
                 self.record_accepted()
                 return self._finish(claim, self._send_failed(claim, seq, exc))
             self.sent_parts += 1
-            self._accepted = outbox.Accepted(claim, seq, mr, self.clock.now(), last)
+            self._unrecorded.append(outbox.Accepted(claim, seq, mr, self.clock.now(), last))
             prepared = bool(written) and not last
             if prepared and not self._pace_allows_now():
                 # A wait for the pace must not find the next part marked 'sending': a crash
                 # then would make a message "in flight" that was only half sent.
-                outbox.part_submitted(self.db, claim, seq, mr, self._accepted.at, last=last,
-                                      unprepare=True)
-                self._committed(self._accepted)
+                self.record_accepted(unprepare=True)
                 prepared = False
         return "submitted"  # its broadcast is looked at once the answer is committed
 

@@ -22,6 +22,7 @@ so and an audit row records it (see docs/crash-safety.md).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -142,6 +143,17 @@ class Accepted:
     last: bool
 
 
+def record_answers(db: sqlite_utils.Database, answers: Sequence[Accepted], *,
+                   unprepare: bool = False) -> None:
+    """Commit the modem's answers to parts sent (normally one); with *unprepare*, the part
+    after the last of them goes back to 'queued' in the same commit (see part_submitted)."""
+    with write(db) as conn:
+        for a in answers:
+            record_accepted(conn, a)
+        if unprepare and answers:
+            _unmark_after(conn, answers[-1].claim, answers[-1].seq)
+
+
 def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: float, *,
                    last: bool, unprepare: bool = False) -> None:
     """Record the modem's TP-MR for part *seq*; the last part makes the message submitted.
@@ -150,10 +162,7 @@ def part_submitted(db: sqlite_utils.Database, c: Claim, seq: int, mr: int, now: 
     the SIM's pace after all; it goes back to 'queued' so that a crash during the wait is
     "stopped between two parts" (resent visibly), not "in flight" (uncertain).
     """
-    with write(db) as conn:
-        record_accepted(conn, Accepted(c, seq, mr, now, last))
-        if unprepare:
-            _unmark_after(conn, c, seq)
+    record_answers(db, [Accepted(c, seq, mr, now, last)], unprepare=unprepare)
 
 
 def record_accepted(conn: sqlite3.Connection, a: Accepted) -> None:
@@ -167,7 +176,7 @@ def record_accepted(conn: sqlite3.Connection, a: Accepted) -> None:
 
 
 def begin_claimed(db: sqlite_utils.Database, c: Claim, now: float, *,
-                  accepted: Accepted | None = None) -> str:
+                  accepted: Sequence[Accepted] = ()) -> str:
     """Begin a message claimed ahead: its part 1 marked 'sending', in one transaction with
     the answer to the part before (*accepted*), if the claim still stands.
 
@@ -176,8 +185,8 @@ def begin_claimed(db: sqlite_utils.Database, c: Claim, now: float, *,
     (the claim is handed back, the emergency goes first).
     """
     with write(db) as conn:
-        if accepted is not None:
-            record_accepted(conn, accepted)
+        for a in accepted:
+            record_accepted(conn, a)
         state = conn.execute("SELECT state FROM recipients WHERE id = ?",
                              [c.recipient_id]).fetchone()
         if state is None or state["state"] != "sending":
@@ -196,11 +205,12 @@ def _unmark_after(conn: sqlite3.Connection, c: Claim, seq: int) -> None:
 
 
 def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: float, *,
-                   prepare: bool, accepted: Accepted | None = None) -> None:
+                   prepare: bool, accepted: Sequence[Accepted] = ()) -> None:
     """The bookkeeping done while the modem sends part *seq*, off the critical path.
 
     In one transaction: the answer to the part before (*accepted*: the part of the same
-    message the modem answered just before it was given this one), when part *seq* was
+    message the modem answered just before it was given this one, and any answer an
+    earlier commit failed to record), when part *seq* was
     handed over (the pace and the daily budget count from it) and, with *prepare*, part
     seq+1 of the same message marked 'sending' ahead of its AT+CMGS. That mark is what
     crash recovery relies on, and it costs nothing in certainty: if the daemon dies before
@@ -209,8 +219,8 @@ def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: flo
     part seq+1 wait.
     """
     with write(db) as conn:
-        if accepted is not None:
-            record_accepted(conn, accepted)
+        for a in accepted:
+            record_accepted(conn, a)
         conn.execute("UPDATE parts SET sending_at = ? WHERE recipient_id = ? AND seq = ?",
                      [handed_at, c.recipient_id, seq])
         if prepare:

@@ -161,6 +161,26 @@ def test_a_permanent_error_fails_only_those_numbers_at_once(rig_factory):
     assert set(messages_per_number(rig.sims)) == {f"+81901{i:07d}" for i in range(20)} - refused
 
 
+def test_a_database_error_during_the_bookkeeping_of_a_send_loses_no_answer(rig_factory):
+    # The database refuses what the worker writes while the modem sends part 1 (part 2
+    # marked ahead, with the answer to the message before): the send must still be
+    # answered and recorded, and the work left undone done by the next commit.
+    rig = rig_factory()
+    group = seed_patients(rig.db, 10)
+    rig.db.conn.execute(
+        "CREATE TRIGGER refuse_marking_ahead BEFORE INSERT ON parts WHEN NEW.seq = 2 AND "
+        "NEW.sending_at IS NULL BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+    bid = rig.broadcast(group, choices=CHOICES)  # two parts each
+    rig.daemon.start()
+    rig.wait_final(bid)
+    rig.wait_delivered(10)
+    assert recipient_states(rig.db)["delivered"] == 10
+    assert messages_per_number(rig.sims) == Counter({f"+81901{i:07d}": 1 for i in range(10)})
+    assert rig.db.conn.execute("SELECT count(*) FROM parts WHERE state != 'delivered' OR "
+                               "mr IS NULL").fetchone()[0] == 0
+    assert "bookkeeping during a send failed" in rig.daemon.stderr()
+
+
 def test_commands_with_no_answer_leave_every_recipient_final_and_none_twice(rig_factory):
     rig = rig_factory()
     group = seed_patients(rig.db, 20)

@@ -242,7 +242,7 @@ def test_beginning_a_message_claimed_ahead_records_the_answer_before_it_in_the_s
     outbox.part_sending(db, a, 1, 100.0)
     b = outbox.claim(db, "m0", 100.5, max_parts=10)  # claimed while a's part was on the air
     answer = outbox.Accepted(a, 1, mr=42, at=101.0, last=True)
-    assert outbox.begin_claimed(db, b, 101.0, accepted=answer) == "begun"
+    assert outbox.begin_claimed(db, b, 101.0, accepted=[answer]) == "begun"
     assert (recipient(db, before)["state"], parts(db, before)[0]["mr"]) == ("submitted", 42)
     assert [(p["seq"], p["state"], p["sending_at"]) for p in parts(db, ahead)] == \
         [(1, "sending", 101.0)]
@@ -255,7 +255,7 @@ def test_a_message_claimed_ahead_of_a_cancel_is_not_begun_but_the_answer_is_reco
     b = outbox.claim(db, "m0", 100.5, max_parts=10)
     db.conn.execute("UPDATE recipients SET state = 'cancelled' WHERE id = ?", [ahead])
     answer = outbox.Accepted(a, 1, mr=7, at=101.0, last=True)
-    assert outbox.begin_claimed(db, b, 101.0, accepted=answer) == "cancelled"
+    assert outbox.begin_claimed(db, b, 101.0, accepted=[answer]) == "cancelled"
     assert recipient(db, before)["state"] == "submitted"
     assert parts(db, ahead) == [] and recipient(db, ahead)["state"] == "cancelled"
 
@@ -275,7 +275,7 @@ def test_the_answer_to_a_part_is_recorded_with_the_next_parts_hand_over(db):
     outbox.part_sending(db, c, 1, 100.0)
     outbox.part_in_flight(db, c, 1, 100.0, prepare=True)
     answer = outbox.Accepted(c, 1, mr=9, at=101.0, last=False)
-    outbox.part_in_flight(db, c, 2, 101.1, prepare=False, accepted=answer)
+    outbox.part_in_flight(db, c, 2, 101.1, prepare=False, accepted=[answer])
     assert [(p["state"], p["mr"], p["sending_at"]) for p in parts(db, rid)] == \
         [("submitted", 9, 100.0), ("sending", None, 101.1)]
     assert recipient(db, rid)["state"] == "sending"
