@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import os
+import select
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -32,6 +33,7 @@ from .clock import Clock, SystemClock
 from .config import Config
 from .db import connect, write
 from .dispatcher import Worker
+from .doorbell import Doorbell, ring
 from .recovery import recover
 
 log = logging.getLogger(__name__)
@@ -186,10 +188,13 @@ class Daemon:
         self.started_at = 0.0
         self._next_beat = 0.0
         self._next_timers = 0.0
+        self.doorbell: Doorbell | None = None
 
     def stop(self) -> None:
         """Ask the daemon to stop (safe from a signal handler)."""
         self.stopping.set()
+        if self.doorbell is not None:
+            ring(self.config.database)  # ends the main thread's wait at once
 
     def run(self) -> int:
         """Start, loop until stop(), stop cleanly; returns the exit status."""
@@ -200,17 +205,38 @@ class Daemon:
             log.info("ready: %d modem(s)", len(self.workers))
             while not self.stopping.is_set():
                 self.tick()
-                self.stopping.wait(TICK)
+                self.wait(TICK)
             self.notify("STOPPING=1")
             log.info("stopping: finishing the messages in flight")
             return self.shutdown()
         finally:
+            if self.doorbell is not None:
+                self.doorbell.close()
             if self.db is not None:
                 self.db.conn.close()
             self.lock.release()
 
+    def wait(self, seconds: float) -> None:
+        """Until the next tick; a ring of the doorbell (work queued by the web UI or the
+        CLI) wakes the idle workers at once on the way."""
+        fd = self.doorbell.fileno() if self.doorbell is not None else None
+        if fd is None:
+            self.stopping.wait(seconds)
+            return
+        if select.select([fd], [], [], seconds)[0] and self.doorbell.clear():
+            self.wake_workers()
+
+    def wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
     def start(self) -> None:
         self.started_at = self.clock.now()
+        try:
+            self.doorbell = Doorbell(self.config.database)
+        except OSError as exc:
+            # Sending does not depend on it: workers look for work every IDLE_WAIT anyway.
+            log.warning("no doorbell (%s); queued work is found within a moment instead", exc)
         self.db = connect(self.config.database)
         result = recover(self.db, policy=self.config.daemon.resend_uncertain,
                          now=self.started_at)
@@ -262,15 +288,20 @@ class Daemon:
             recurring = schedules.run_due(conn, self.config, now)
         if recurring:
             log.info("recurring schedule(s) queued broadcast(s) %s", recurring)
+        queued = bool(promoted or recurring)
         for broadcast_id in broadcasts.due_followups(self.db.conn, now):
             with write(self.db) as conn:
                 created = broadcasts.create_followup(conn, broadcast_id, now)
             if created:
+                queued = True
                 log.info("follow-up of broadcast %d queued as %d", broadcast_id, created)
         if promoted:
             log.info("scheduled broadcast(s) now queued: %s", promoted)
+        if queued:
+            self.wake_workers()  # it goes now, not at the end of the workers' wait
 
     def shutdown(self) -> int:
+        self.wake_workers()  # an idle worker sees the stop at once
         for service in reversed(self.services):
             service.stop()
         stuck = [w.name for w in self.workers if not w.join(WORKER_JOIN_TIMEOUT)]

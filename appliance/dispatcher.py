@@ -67,7 +67,8 @@ class Device(Protocol):
     def identify(self) -> Any: ...
     def send_pdu(self, submit: pdu.SubmitPdu, *,
                  meanwhile: Callable[[], None] | None = None) -> int: ...
-    def next_event(self, timeout: float, *, read_stored: bool = True) -> Any: ...
+    def next_event(self, timeout: float, *, read_stored: bool = True,
+                   wake: int | None = None) -> Any: ...
     @property
     def has_announced(self) -> bool: ...
     def close(self) -> None: ...
@@ -131,6 +132,11 @@ class Worker:
         # When this SIM last handed a part to the network (the pace counts from it); None
         # until known, then the database is asked once.
         self._last_handed_at: float | None = None
+        # Written to by wake() (the daemon's doorbell: work was queued); an idle worker's
+        # wait ends when it is readable.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -191,7 +197,22 @@ class Worker:
                 allowed = self._next_send_allowed_at(now)
                 if allowed > now:
                     wait = min(wait, allowed - now)
-            self.drain_events(timeout=wait)
+            self.drain_events(timeout=wait, wake=self._wake_r)
+            self._take_wakes()
+
+    def wake(self) -> None:
+        """Work was queued: an idle worker looks now instead of at the end of its wait."""
+        try:
+            os.write(self._wake_w, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full of wakes already: one is as good as many
+
+    def _take_wakes(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass  # all taken
 
     # -- the modem's connection and health ----------------------------------------------
 
@@ -535,12 +556,13 @@ class Worker:
             # The port is going: the send in flight finds out and says so.
             log.info("%s: reading reports during a send: %s", self.name, exc)
 
-    def drain_events(self, timeout: float = 0.0) -> int:
-        """Handle every event the modem has queued (waiting up to *timeout* for the first)."""
+    def drain_events(self, timeout: float = 0.0, *, wake: int | None = None) -> int:
+        """Handle every event the modem has queued (waiting up to *timeout* for the first,
+        or until *wake* is readable)."""
         handled = 0
         while self.device is not None:
             try:
-                event = self.device.next_event(timeout)
+                event = self.device.next_event(timeout, wake=wake)
                 if event is None:
                     break
                 self.events.handle(self.device, event)

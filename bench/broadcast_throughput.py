@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import broadcasts, config as config_mod  # noqa: E402
+from appliance import broadcasts, config as config_mod, doorbell  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
 from tests.daemon_harness import DaemonProcess, Sim, wait_until, write_config  # noqa: E402
 from tests.test_daemon_e2e import CHOICES, TEXT, seed_patients  # noqa: E402
@@ -82,6 +82,7 @@ def run(people: int, modems: int, delay: float) -> dict:
             queued_at = time.time()
             with write(db) as conn:
                 broadcasts.create(conn, p, title="bench", actor="bench", now=queued_at)
+            doorbell.ring(config.database)  # as the web UI does after its commit
             total_parts = p.parts
             tails = [SubmitCounter(s.log) for s in sims]
             wait_until(lambda: sum(t.count() for t in tails) >= total_parts,

@@ -18,7 +18,7 @@ from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, Select
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import Length, NumberRange, Optional
 
-from appliance import audit, broadcasts, replies, templates
+from appliance import audit, broadcasts, doorbell, replies, templates
 from appliance.db import write
 
 from . import db, now, tsunagu_config
@@ -158,6 +158,7 @@ def commit():
             request_key=form.request_key.data,
             followup_after_minutes=form.followup_after.data if form.followup_max.data else None,
             followup_max=form.followup_max.data or 0)
+    doorbell.ring(tsunagu_config().database)  # the daemon begins now, not in a moment
     return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
 
 
@@ -199,6 +200,7 @@ def _act(broadcast_id: int, change, message, *, go_to_result: bool = False):
     except broadcasts.BroadcastError as exc:
         flash(str(exc), "error")
         return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
+    doorbell.ring(tsunagu_config().database)
     flash(message(result), "ok")
     target = result if go_to_result and isinstance(result, int) else broadcast_id
     return redirect(url_for("broadcasts.detail", broadcast_id=target))

@@ -41,6 +41,7 @@ def send_test():
     from flask import flash, redirect, url_for
     from flask_babel import gettext as _
 
+    from appliance import doorbell
     from appliance.db import write
 
     from .auth import actor
@@ -51,6 +52,7 @@ def send_test():
     except broadcasts.BroadcastError as exc:
         flash(str(exc), "error")
         return redirect(url_for("views.dashboard"))
+    doorbell.ring(tsunagu_config().database)
     flash(_("Test message queued."), "ok")
     return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
 

@@ -10,6 +10,7 @@ import uuid
 
 import click
 
+from .. import doorbell
 from .common import cli_actor, config_option, friendly_errors, load_config_and_db
 
 
@@ -92,6 +93,7 @@ def send(groups, everyone, text, template_name, title, priority, drill, choices,
         broadcast_id = broadcasts.create(conn, plan, title=title, actor=cli_actor(), now=now,
                                          template_id=template_id, scheduled_at=scheduled_at,
                                          request_key=str(uuid.uuid4()))
+    doorbell.ring(config.database)
     click.echo(f"broadcast {broadcast_id} {'scheduled' if scheduled_at else 'queued'}")
 
 
@@ -158,9 +160,10 @@ def retry(broadcast_id: int) -> None:
     """Send again to the failed and uncertain recipients of BROADCAST_ID."""
     from .. import broadcasts
     from ..db import now, write
-    _, db = load_config_and_db()
+    config, db = load_config_and_db()
     with write(db) as conn:
         count = broadcasts.retry_failed(conn, broadcast_id, actor=cli_actor(), now=now())
+    doorbell.ring(config.database)
     click.echo(f"{count} recipient(s) queued again")
 
 
@@ -172,10 +175,11 @@ def resend(broadcast_id: int) -> None:
     """A new broadcast to everyone who has not replied to BROADCAST_ID."""
     from .. import broadcasts
     from ..db import now, write
-    _, db = load_config_and_db()
+    config, db = load_config_and_db()
     with write(db) as conn:
         new_id = broadcasts.resend_unacknowledged(conn, broadcast_id, actor=cli_actor(),
                                                   now=now())
+    doorbell.ring(config.database)
     click.echo("everyone has replied" if new_id is None else f"broadcast {new_id} queued")
 
 
