@@ -64,21 +64,23 @@ class ATSession:
         self.gone = threading.Event()  # set when the port vanished; every command fails then
 
     # -- reading -------------------------------------------------------------------------
-    def poll(self, timeout: float) -> None:
+    def poll(self, timeout: float, *, wake: int | None = None) -> None:
         """Read what the modem said unprompted (URCs go to `urcs`), waiting up to *timeout*
-        seconds for something to arrive; PortGone when the port vanished."""
+        seconds for something to arrive, or until *wake* (a file descriptor) is readable;
+        PortGone when the port vanished."""
         with self._lock:
-            if self._read(timeout):
+            if self._read(timeout, wake=wake):
                 while self._read(0.0):
                     pass
 
-    def _read(self, timeout: float) -> bool:
+    def _read(self, timeout: float, *, wake: int | None = None) -> bool:
         """One read of what has arrived, waiting up to *timeout*; True when bytes came."""
         if self.gone.is_set():
             raise PortGone("port vanished (USB unplugged?)")
         try:
             if self._fd is not None:
-                if not select.select([self._fd], [], [], max(0.0, timeout))[0]:
+                watched = [self._fd] if wake is None else [self._fd, wake]
+                if self._fd not in select.select(watched, [], [], max(0.0, timeout))[0]:
                     return False
                 try:
                     chunk = os.read(self._fd, READ_SIZE)

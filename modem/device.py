@@ -274,7 +274,7 @@ class Modem:
         self.session.command(f"AT+CMGD={index}")
 
     # -- events ----------------------------------------------------------------------------
-    def next_event(self, timeout: float, *, read_stored: bool = True
+    def next_event(self, timeout: float, *, read_stored: bool = True, wake: int | None = None
                    ) -> Inbound | StatusReport | Unsolicited | None:
         """The next parsed event, waiting up to *timeout* seconds; None when there is none.
 
@@ -282,6 +282,8 @@ class Modem:
         sends: the session does one command at a time). With read_stored=False — while the
         modem is busy with a send, when no command can be given — those announcements are
         kept for a later call and only what came whole in the URC (+CDS, +CMT) is returned.
+        *wake*: a file descriptor that ends the wait early when readable (the caller's
+        "there is work" signal); it is not read here.
         """
         try:
             return self._events.get_nowait()
@@ -293,7 +295,7 @@ class Modem:
             line = self._announced.popleft()
         else:
             try:
-                line = self._next_urc(timeout)
+                line = self._next_urc(timeout, wake=wake)
                 while not read_stored and _STORED.match(line):
                     self._announced.append(line)
                     line = self._next_urc(0.0)
@@ -305,12 +307,12 @@ class Modem:
         except queue.Empty:
             return None  # a part of a longer message; the rest will follow
 
-    def _next_urc(self, timeout: float) -> str:
+    def _next_urc(self, timeout: float, *, wake: int | None = None) -> str:
         """The next unsolicited line, reading the port up to *timeout*; queue.Empty if none."""
         try:
             return self.session.urcs.get_nowait()
         except queue.Empty:
-            self.session.poll(timeout)
+            self.session.poll(timeout, wake=wake)
             return self.session.urcs.get_nowait()
 
     @property
