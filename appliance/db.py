@@ -11,6 +11,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
 
 
 _WRITER_LOCKS: dict[str, threading.Lock] = {}
+# Each connection's lock, looked up once (the path query is not free on the send path).
+_LOCK_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _WRITER_LOCKS_GUARD = threading.Lock()
 
 
@@ -78,14 +81,14 @@ def _writer_lock(db: sqlite_utils.Database) -> threading.Lock:
     thread waiting here goes on the moment the other commits. Other processes (the web UI)
     still meet the busy timeout.
     """
-    lock = getattr(db, "_tsunagu_writer_lock", None)
-    if lock is None:
-        row = db.conn.execute("PRAGMA database_list").fetchone()
-        path = row[2] if row is not None else ""
-        with _WRITER_LOCKS_GUARD:
+    with _WRITER_LOCKS_GUARD:
+        lock = _LOCK_OF.get(db)
+        if lock is None:
+            row = db.conn.execute("PRAGMA database_list").fetchone()
+            path = row[2] if row is not None else ""
             # In-memory or temporary databases: a lock of their own (nobody shares them).
             lock = _WRITER_LOCKS.setdefault(path, threading.Lock()) if path else threading.Lock()
-        db._tsunagu_writer_lock = lock
+            _LOCK_OF[db] = lock
     return lock
 
 

@@ -16,9 +16,9 @@ and take time from an injectable clock, so each can be tested alone; `run()` loo
 from __future__ import annotations
 
 import logging
-import sqlite3
 import os
 import random
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -205,14 +205,16 @@ class Worker:
         try:
             os.write(self._wake_w, b"!")
         except BlockingIOError:
-            pass  # the pipe is full of wakes already: one is as good as many
+            return  # the pipe is full of wakes already: one is as good as many
 
     def _take_wakes(self) -> None:
-        try:
-            while os.read(self._wake_r, 512):
-                pass
-        except BlockingIOError:
-            pass  # all taken
+        """Empty the wake pipe, so the next wait waits again."""
+        taken = b"!"
+        while taken:
+            try:
+                taken = os.read(self._wake_r, 512)
+            except BlockingIOError:
+                return  # all taken
 
     # -- the modem's connection and health ----------------------------------------------
 

@@ -11,7 +11,7 @@ transaction, so the database always says what the modem may have done:
   part of the same message, by `part_in_flight()` while the modem is busy with the part
   before (which also writes that part's hand-over time); its TP-MR (`Accepted`) goes into
   the first commit after the modem's answer: the next part's `part_in_flight()`, the next
-  message's `begin_claimed()`, or `part_submitted()` when nothing follows at once;
+  message's `begin_claimed()`, or `record_answers()` when nothing follows at once;
 - a failed send ends in `retry_or_fail()` (the modem refused the message), `release()`
   (the modem itself is at fault: the message goes back for any modem, the attempt is not
   held against it) or `uncertain()` (the modem may or may not have sent it).
@@ -187,9 +187,7 @@ def begin_claimed(db: sqlite_utils.Database, c: Claim, now: float, *,
     with write(db) as conn:
         for a in accepted:
             record_accepted(conn, a)
-        state = conn.execute("SELECT state FROM recipients WHERE id = ?",
-                             [c.recipient_id]).fetchone()
-        if state is None or state["state"] != "sending":
+        if not _still_claimed(conn, c):
             return "cancelled"
         if _outranked(conn, c, now):
             _unclaim(conn, c, now)
@@ -230,8 +228,11 @@ def part_in_flight(db: sqlite_utils.Database, c: Claim, seq: int, handed_at: flo
 
 def still_claimed(db: sqlite_utils.Database, c: Claim) -> bool:
     """Whether a message claimed ahead is still ours to begin (not cancelled meanwhile)."""
-    row = db.conn.execute("SELECT state FROM recipients WHERE id = ?",
-                          [c.recipient_id]).fetchone()
+    return _still_claimed(db.conn, c)
+
+
+def _still_claimed(conn: sqlite3.Connection, c: Claim) -> bool:
+    row = conn.execute("SELECT state FROM recipients WHERE id = ?", [c.recipient_id]).fetchone()
     return row is not None and row["state"] == "sending"
 
 

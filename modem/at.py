@@ -70,8 +70,13 @@ class ATSession:
         PortGone when the port vanished."""
         with self._lock:
             if self._read(timeout, wake=wake):
-                while self._read(0.0):
-                    pass
+                self._read_arrived()
+
+    def _read_arrived(self) -> None:
+        """Read everything that has arrived, without waiting for more."""
+        more = True
+        while more:
+            more = self._read(0.0)
 
     def _read(self, timeout: float, *, wake: int | None = None) -> bool:
         """One read of what has arrived, waiting up to *timeout*; True when bytes came."""
@@ -244,6 +249,5 @@ class ATSession:
     def _drain(self) -> None:
         # A late answer to a command that timed out must not be taken as this one's: read
         # what has arrived (its URCs are kept) and drop the responses nobody asked for.
-        while self._read(0.0):
-            pass
+        self._read_arrived()
         self._responses.clear()

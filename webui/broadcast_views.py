@@ -192,15 +192,18 @@ def api_detail(broadcast_id: int):
                                     "choice": r["choice"]} for r in people]})
 
 
-def _act(broadcast_id: int, change, message, *, go_to_result: bool = False):
-    """Run *change(conn)* in one transaction and say what happened; errors as a message."""
+def _act(broadcast_id: int, change, message, *, go_to_result: bool = False,
+         queues: bool = True):
+    """Run *change(conn)* in one transaction and say what happened; errors as a message.
+    *queues*: the change queues messages, so the daemon is rung to send them now."""
     try:
         with write(db()) as conn:
             result = change(conn)
     except broadcasts.BroadcastError as exc:
         flash(str(exc), "error")
         return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
-    doorbell.ring(tsunagu_config().database)
+    if queues:
+        doorbell.ring(tsunagu_config().database)
     flash(message(result), "ok")
     target = result if go_to_result and isinstance(result, int) else broadcast_id
     return redirect(url_for("broadcasts.detail", broadcast_id=target))
@@ -211,7 +214,7 @@ def _act(broadcast_id: int, change, message, *, go_to_result: bool = False):
 def cancel(broadcast_id: int):
     return _act(broadcast_id,
                 lambda conn: broadcasts.cancel(conn, broadcast_id, actor=actor(), now=now()),
-                lambda n: _("Cancelled: %(n)d not sent.", n=n))
+                lambda n: _("Cancelled: %(n)d not sent.", n=n), queues=False)
 
 
 @bp.route("/broadcasts/<int:broadcast_id>/retry", methods=["POST"])

@@ -40,7 +40,7 @@ SPIN = 0.001
 def _until(due: float) -> None:
     """Spin to *due*, at most SPIN away: see SPIN."""
     while time.monotonic() < due:
-        pass
+        continue  # a busy wait: a sleep this short would wake up late
 
 
 def parse_delay(text: str | float | None) -> Delay:
@@ -87,7 +87,7 @@ class SimulatedModem:
         # A network that has stopped acknowledging: sends that come due wait here, in order,
         # until release_sends(). Tests use it to act while a send is certainly in flight.
         self.holding_sends = False
-        self._held_sends: list[tuple[pdu.Submit, PreparedSubmit]] = []
+        self._held_sends: list[PreparedSubmit] = []
         self._power_up()
 
     # -- state ---------------------------------------------------------------------------
@@ -557,10 +557,9 @@ class SimulatedModem:
         accepted = self.network.prepare(submit, hex_pdu)
         remaining = self._delay(self.send_delay) - (time.monotonic() - received_at)
         self.after(max(0.0, remaining),
-                   lambda due: self._complete_submit(submit, accepted, due), early=True)
+                   lambda due: self._complete_submit(accepted, due), early=True)
 
-    def _complete_submit(self, submit: pdu.Submit, accepted: PreparedSubmit,
-                         due: float | None = None) -> None:
+    def _complete_submit(self, accepted: PreparedSubmit, due: float | None = None) -> None:
         """The network answered (after the send delay): +CMGS with the TP-MR, or an error.
 
         Called just before *due*: the network's side (its decision, its log) is done first,
@@ -568,10 +567,11 @@ class SimulatedModem:
         our bookkeeping on top.
         """
         due = time.monotonic() if due is None else due
+        submit = accepted.submit
         if not self.port.plugged:
             return  # unplugged mid-send: whether it went out is unknown, as in real life
         if self.holding_sends:
-            self._held_sends.append((submit, accepted))
+            self._held_sends.append(accepted)
             return
         code = None
         if not self.registered:
@@ -711,8 +711,8 @@ class SimulatedModem:
         with self._lock:
             self.holding_sends = False
             held, self._held_sends = self._held_sends, []
-            for submit, accepted in held:
-                self._complete_submit(submit, accepted)
+            for accepted in held:
+                self._complete_submit(accepted)
 
     def set_send_delay(self, delay: Delay) -> None:
         with self._lock:
