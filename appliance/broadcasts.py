@@ -406,20 +406,33 @@ def summary(conn: sqlite3.Connection, broadcast_id: int) -> dict:
                                 "acknowledged_at IS NOT NULL", [broadcast_id]).fetchone()[0]
     choices = json.loads(b["choices"]) if b["choices"] else []
     tally = {c: 0 for c in choices}
+    # Replies that picked no choice are counted too, and listed: 「はい」 or a question.
+    other_replies = [dict(r) for r in conn.execute(
+        "SELECT r.id AS recipient_id, r.name, r.phone, i.text, i.received_at FROM recipients r "
+        "JOIN inbound_messages i ON i.id = r.reply_id WHERE r.broadcast_id = ? AND "
+        "(r.choice IS NULL OR r.choice NOT BETWEEN 1 AND ?) ORDER BY i.received_at, i.id",
+        [broadcast_id, len(choices)])] if choices else []
+    by_phone = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ? AND "
+                            "acknowledged_at IS NOT NULL AND reply_id IS NULL",
+                            [broadcast_id]).fetchone()[0]
     for choice, n in conn.execute("SELECT choice, count(*) FROM recipients WHERE "
                                   "broadcast_id = ? AND choice IS NOT NULL GROUP BY choice",
                                   [broadcast_id]):
         if 1 <= choice <= len(choices):
             tally[choices[choice - 1]] = n
-    parts = conn.execute("SELECT coalesce(sum(parts_count), 0) FROM recipients WHERE "
-                         "broadcast_id = ?", [broadcast_id]).fetchone()[0]
+    parts, parts_waiting = conn.execute(
+        "SELECT coalesce(sum(parts_count), 0), coalesce(sum(CASE WHEN state IN "
+        "('queued', 'sending') THEN parts_count END), 0) FROM recipients WHERE "
+        "broadcast_id = ?", [broadcast_id]).fetchone()
     finished = sum(counts[s] for s in FINAL)
     return {"id": b["id"], "title": b["title"], "text": b["text"], "state": b["state"],
             "priority": b["priority"], "drill": bool(b["drill"]), "created_by": b["created_by"],
             "created_at": b["created_at"], "scheduled_at": b["scheduled_at"],
             "started_at": b["started_at"], "finished_at": b["finished_at"],
             "parent_id": b["parent_id"], "choices": choices, "tally": tally,
-            "total": total, "parts": parts, "counts": counts, "acknowledged": acknowledged,
+            "other_replies": other_replies, "by_phone": by_phone,
+            "total": total, "parts": parts, "parts_waiting": parts_waiting, "counts": counts,
+            "acknowledged": acknowledged,
             "sent": counts["submitted"] + counts["delivered"],
             "progress": round(100 * (finished + counts["submitted"]) / total) if total else 100}
 
@@ -433,53 +446,76 @@ def recipients(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
             for r in rows]
 
 
-def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
-    """Everyone to phone: not reached (failed, uncertain, never sent) or no reply yet.
+# The order of the call list: those who heard nothing or asked for a call first.
+CALL_ORDER = ("not_reached", "not_sent", "asked", "free_text", "uncertain", "no_reply")
 
-    Counted over the whole family, so a patient who answered a resend is not on the list.
+
+def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
+              now: float | None = None) -> list[dict]:
+    """Everyone to phone, and why: not reached (failed, uncertain, never sent), no reply
+    yet, or a reply that asks for a call — any choice but the first ("1" is the answer
+    that needs nothing more) or words that match no choice.
+
+    Counted over the whole family, so a patient who answered a resend is judged by that
+    answer. Each row carries the latest call made from the list (`call`) and `done` once
+    the person was reached by phone; done rows stay, below the others. With *now*, a
+    silent person's row says how many minutes ago the message went.
     """
-    root = root_of(conn, broadcast_id)
+    from . import calls
+    root_row = get(conn, root_of(conn, broadcast_id))
+    root = root_row["id"]
+    choices = json.loads(root_row["choices"]) if root_row["choices"] else []
     ids = family(conn, root)
     marks = ",".join("?" * len(ids))
-    acknowledged = {r[0] for r in conn.execute(
-        f"SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
-        f"AND acknowledged_at IS NOT NULL", ids)}
-    reached = {r[0] for r in conn.execute(
-        f"SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
-        f"AND state IN ('submitted', 'delivered')", ids)}
+    latest_reply: dict[str, sqlite3.Row] = {}
+    for r in conn.execute(f"SELECT r.phone, r.choice, i.text FROM recipients r JOIN "
+                          f"inbound_messages i ON i.id = r.reply_id WHERE r.broadcast_id IN "
+                          f"({marks}) ORDER BY r.reply_id", ids):
+        latest_reply[r["phone"]] = r
+    reached = {r[0]: r[1] for r in conn.execute(
+        f"SELECT phone, max(coalesce(submitted_at, delivered_at)) FROM recipients "
+        f"WHERE broadcast_id IN ({marks}) AND state IN ('submitted', 'delivered') "
+        f"GROUP BY phone", ids)}
+    rows = conn.execute("SELECT r.*, c.note AS contact_note, c.facility, c.kana FROM "
+                        "recipients r LEFT JOIN contacts c ON c.id = r.contact_id "
+                        "WHERE r.broadcast_id = ? ORDER BY r.id", [root]).fetchall()
+    called = calls.latest(conn, [r["id"] for r in rows])
     out = []
-    for r in conn.execute("SELECT r.*, c.note AS contact_note, c.facility, c.kana FROM "
-                          "recipients r LEFT JOIN contacts c ON c.id = r.contact_id "
-                          "WHERE r.broadcast_id = ? ORDER BY r.id", [root]):
-        if r["phone"] in acknowledged:
+    for r in rows:
+        reason, answer = _call_reason(r, latest_reply.get(r["phone"]), choices, reached)
+        call = called.get(r["id"])
+        if reason is None:
             continue
-        if r["phone"] in reached:
-            reason = "no_reply"
-        elif r["state"] == "uncertain":
-            reason = "uncertain"     # may have arrived: ask before reading it out again
-        elif r["state"] in ("queued", "sending", "cancelled"):
-            reason = "not_sent"
-        else:
-            reason = "not_reached"
-        out.append({**dict(r), "reason": reason})
-    # Those not reached at all first: they have heard nothing.
-    out.sort(key=lambda x: (x["reason"] == "no_reply", x["kana"] or "", x["name"]))
+        sent_at = reached.get(r["phone"])
+        done = bool(call and call["outcome"] == "reached") or bool(
+            call is None and r["acknowledged_at"] and not r["reply_id"])
+        out.append({**dict(r), "reason": reason, "answer": answer, "call": call,
+                    "done": done, "minutes_since_sent":
+                        int((now - sent_at) // 60) if now and sent_at and reason == "no_reply"
+                        else None})
+    out.sort(key=lambda x: (x["done"], CALL_ORDER.index(x["reason"]), x["kana"] or "",
+                            x["name"]))
     return out
 
 
-def mark_reached(conn: sqlite3.Connection, recipient_id: int, *, actor: str, now: float) -> int:
-    """Staff reached this person by phone: acknowledged (no reply message), off the call list.
-
-    Returns the broadcast id. Several staff phoning from one list see who is done.
-    """
-    row = conn.execute("SELECT broadcast_id FROM recipients WHERE id = ?", [recipient_id]).fetchone()
-    if row is None:
-        raise BroadcastError(f"no recipient with id {recipient_id}", field="id")
-    conn.execute("UPDATE recipients SET acknowledged_at = coalesce(acknowledged_at, ?) "
-                 "WHERE id = ?", [now, recipient_id])
-    audit.record(conn, actor, "recipient_reached_by_phone", recipient_id=recipient_id,
-                 broadcast_id=row[0])
-    return row[0]
+def _call_reason(r: sqlite3.Row, reply: sqlite3.Row | None, choices: list[str],
+                 reached: dict[str, float]) -> tuple[str | None, str | None]:
+    """(why this person is to be phoned, their answer) or (None, None): nothing to do."""
+    if reply is not None:
+        if reply["choice"] is not None and 1 <= reply["choice"] <= len(choices):
+            if reply["choice"] == 1:
+                return None, None
+            return "asked", f"{reply['choice']} {choices[reply['choice'] - 1]}"
+        if not choices:
+            return None, None   # no choices offered: any reply says they have it
+        return "free_text", reply["text"]
+    if r["phone"] in reached:
+        return "no_reply", None
+    if r["state"] == "uncertain":
+        return "uncertain", None    # may have arrived: ask before reading it out again
+    if r["state"] in ("queued", "sending", "cancelled"):
+        return "not_sent", None
+    return "not_reached", None
 
 
 def history(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> list[dict]:

@@ -23,6 +23,26 @@ def m0002_parts_pace_index(db) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS parts_pace ON parts(modem, sending_at)")
 
 
+@migrations(name="0003_ui_call_outcomes")
+def m0003_ui_call_outcomes(db) -> None:
+    # What came of each phone call from the call list, kept (not overwritten) so a wrong tap
+    # can be undone and the list shows who called whom, when, and what they noted.
+    db.executescript("""
+    CREATE TABLE call_outcomes (
+        id              INTEGER PRIMARY KEY,
+        recipient_id    INTEGER NOT NULL REFERENCES recipients(id),
+        broadcast_id    INTEGER NOT NULL REFERENCES broadcasts(id),
+        outcome         TEXT NOT NULL CHECK (outcome IN ('reached','no_answer','message_left')),
+        note            TEXT NOT NULL DEFAULT '',
+        called_by       TEXT NOT NULL,
+        called_at       REAL NOT NULL,
+        undone_by       TEXT,
+        undone_at       REAL
+    );
+    CREATE INDEX call_outcomes_recipient ON call_outcomes(recipient_id, id);
+    """)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.

@@ -16,6 +16,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from appliance import config as config_mod
+from appliance import wording
 from appliance.db import connect
 
 LANGUAGES = ("ja", "en")
@@ -185,9 +186,29 @@ def _filters(app: Flask) -> None:
     def number(value) -> str:
         return format_decimal(value or 0)
 
+    @app.template_filter("note")
+    def note(value: str | None) -> str:
+        """What the daemon stored about a recipient, in the page's language."""
+        return wording.recipient_note(value, lang())
+
+    @app.template_filter("day")
+    def day(value: float | None, fmt: str = "%m/%d") -> str:
+        """A date with its weekday in the page's language: 12/06(日)."""
+        if not value:
+            return "-"
+        moment = dt.datetime.fromtimestamp(value, tsunagu_config().zone)
+        return f"{moment.strftime(fmt)}({wording.weekday_of(moment, lang())})"
+
     @app.context_processor
     def globals_():
         from flask_babel import get_locale
         return {"clinic_name": tsunagu_config().clinic_name, "languages": LANGUAGES,
                 "config_tz": tsunagu_config().timezone,
-                "get_locale": get_locale}
+                "get_locale": get_locale, "lang": lang(), "words": wording,
+                "labels": {key: wording.state(key, lang()) for key in wording.STATES}}
+
+
+def lang() -> str:
+    """The page's language, 'ja' or 'en' (what Flask-Babel chose for this request)."""
+    from flask_babel import get_locale
+    return "en" if str(get_locale() or "ja") == "en" else "ja"

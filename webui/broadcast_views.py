@@ -18,19 +18,14 @@ from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, Select
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import Length, NumberRange, Optional
 
-from appliance import audit, broadcasts, doorbell, replies, templates
+from appliance import audit, broadcasts, calls, doorbell, replies, templates, wording
 from appliance.db import write
 
-from . import db, now, tsunagu_config
+from . import db, lang, now, tsunagu_config
 from .auth import actor, remote, staff_required
 
 bp = Blueprint("broadcasts", __name__)
 
-STATE_LABELS = {
-    "queued": _l("Waiting"), "sending": _l("Sending"), "submitted": _l("Sent"),
-    "delivered": _l("Delivered"), "failed": _l("Failed"), "uncertain": _l("Uncertain"),
-    "cancelled": _l("Cancelled"), "scheduled": _l("Scheduled"), "done": _l("Finished"),
-}
 
 
 class ComposeForm(FlaskForm):
@@ -174,8 +169,19 @@ def _get_summary(broadcast_id: int) -> dict:
 def detail(broadcast_id: int):
     summary = _get_summary(broadcast_id)
     people = broadcasts.recipients(db().conn, broadcast_id)
-    return render_template("broadcast.html", b=summary, people=people, labels=STATE_LABELS,
+    return render_template("broadcast.html", b=summary, people=people,
+                           remaining=_remaining_minutes(summary),
                            live=summary["state"] in ("queued", "sending", "scheduled"))
+
+
+def _remaining_minutes(summary: dict) -> int | None:
+    """About how many minutes until the last message is sent, at the SIMs' pace."""
+    from math import ceil
+
+    from appliance import budget
+    if not summary["parts_waiting"]:
+        return None
+    return max(1, ceil(budget.seconds_for(summary["parts_waiting"], tsunagu_config()) / 60))
 
 
 @bp.route("/api/broadcasts/<int:broadcast_id>")
@@ -183,11 +189,12 @@ def detail(broadcast_id: int):
 def api_detail(broadcast_id: int):
     summary = _get_summary(broadcast_id)
     people = broadcasts.recipients(db().conn, broadcast_id)
-    return jsonify({"state": summary["state"], "state_label": str(STATE_LABELS[summary["state"]]),
+    return jsonify({"state": summary["state"], "state_label": wording.state(summary["state"], lang()),
                     "progress": summary["progress"], "counts": summary["counts"],
                     "acknowledged": summary["acknowledged"], "tally": summary["tally"],
+                    "remaining_minutes": _remaining_minutes(summary),
                     "recipients": [{"id": r["id"], "state": r["state"],
-                                    "label": str(STATE_LABELS[r["state"]]),
+                                    "label": wording.state(r["state"], lang()),
                                     "acknowledged": bool(r["acknowledged_at"]),
                                     "choice": r["choice"]} for r in people]})
 
@@ -239,25 +246,54 @@ def resend(broadcast_id: int):
 @staff_required
 def call_list(broadcast_id: int):
     summary = _get_summary(broadcast_id)
-    calls = broadcasts.call_list(db().conn, broadcast_id)
+    rows = broadcasts.call_list(db().conn, broadcast_id, now=now())
     # What the patients were sent, as staff will read it out: one person's text, name hidden.
     first = db().conn.execute("SELECT name, text FROM recipients WHERE broadcast_id = ? "
                               "ORDER BY id LIMIT 1", [broadcast_id]).fetchone()
     message = first["text"].replace(first["name"], "〇〇") if first else summary["text"]
     audit.record(db(), actor(), "call_list_view", remote(), broadcast_id=broadcast_id,
-                 people=len(calls))
-    return render_template("calls.html", b=summary, calls=calls, printed_at=now(),
-                           message=message)
+                 people=len(rows))
+    return render_template("calls.html", b=summary, calls=rows, printed_at=now(),
+                           message=message, open_count=sum(not r["done"] for r in rows))
 
 
-@bp.route("/recipients/<int:recipient_id>/reached", methods=["POST"])
+@bp.route("/recipients/<int:recipient_id>/call", methods=["POST"])
 @staff_required
-def reached(recipient_id: int):
+def record_call(recipient_id: int):
+    """What came of a phone call from the call list (a note, undo beside it)."""
+    outcome = request.form.get("outcome", "")
     try:
         with write(db()) as conn:
-            broadcast_id = broadcasts.mark_reached(conn, recipient_id, actor=actor(), now=now())
-    except broadcasts.BroadcastError:
-        abort(404)
+            calls.record(conn, recipient_id, outcome, note=request.form.get("note", ""),
+                         actor=actor(), now=now())
+            row = conn.execute("SELECT broadcast_id, name FROM recipients WHERE id = ?",
+                               [recipient_id]).fetchone()
+    except calls.CallError as exc:
+        if exc.field == "recipient":
+            abort(404)
+        if exc.field == "outcome":
+            flash(_("Choose what came of the call."), "error")
+        else:
+            flash(_("The note is too long (500 characters at most)."), "error")
+        row = db().conn.execute("SELECT broadcast_id FROM recipients WHERE id = ?",
+                                [recipient_id]).fetchone()
+        return redirect(url_for("broadcasts.call_list", broadcast_id=row["broadcast_id"],
+                                _anchor=f"c{recipient_id}"))
+    flash(_("%(name)s: %(outcome)s — recorded.", name=row["name"],
+            outcome=wording.word(wording.CALL_OUTCOMES, outcome, lang())), "ok")
+    return redirect(url_for("broadcasts.call_list", broadcast_id=row["broadcast_id"],
+                            _anchor=f"c{recipient_id}"))
+
+
+@bp.route("/calls/<int:call_id>/undo", methods=["POST"])
+@staff_required
+def undo_call(call_id: int):
+    try:
+        with write(db()) as conn:
+            broadcast_id = calls.undo(conn, call_id, actor=actor(), now=now())
+    except calls.CallError:
+        abort(404)  # already undone, e.g. by a colleague or a double click
+    flash(_("The call record was taken back."), "ok")
     return redirect(url_for("broadcasts.call_list", broadcast_id=broadcast_id))
 
 
@@ -266,7 +302,7 @@ def reached(recipient_id: int):
 def history():
     page = max(1, request.args.get("page", 1, type=int))
     rows = broadcasts.history(db().conn, limit=50, offset=(page - 1) * 50)
-    return render_template("history.html", rows=rows, labels=STATE_LABELS, page=page)
+    return render_template("history.html", rows=rows, page=page)
 
 
 @bp.route("/inbox")

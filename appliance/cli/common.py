@@ -40,7 +40,8 @@ def config_option(f: F) -> F:
     return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
         envvar="TSUNAGU_CONFIG", expose_value=False, callback=_remember_config,
-        help="Configuration file (TOML; default: $TSUNAGU_CONFIG). "
+        help="Configuration file (TOML; default: $TSUNAGU_CONFIG, else "
+             "/etc/tsunagu/tsunagu.toml). "
              "See docs/config.example.toml.")(f)
 
 
@@ -68,6 +69,11 @@ def load_config_and_db(ctx: click.Context | None = None):
         raise click.ClickException(f"cannot open the database {config.database}: {exc}") \
             from None
     return config, database
+
+
+def say(lang: str, ja: str, en: str) -> str:
+    """The configured language's sentence (`language` in the config): ja unless 'en'."""
+    return en if lang == "en" else ja
 
 
 def cli_actor() -> str:

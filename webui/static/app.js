@@ -67,6 +67,8 @@ function setupProgress() {
       const el = box.querySelector(`[data-count="${k}"]`); if (el) el.textContent = v;
     }
     const ack = box.querySelector('[data-count="acknowledged"]'); if (ack) ack.textContent = d.acknowledged;
+    const left = document.getElementById("remaining");
+    if (left) left.textContent = d.remaining_minutes ? left.dataset.template.replace("{m}", d.remaining_minutes) : "";
     for (const r of d.recipients) {
       const cell = document.querySelector(`#r${r.id} [data-state]`);
       if (cell) { cell.innerHTML = ""; const s = document.createElement("span");

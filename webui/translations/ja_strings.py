@@ -117,4 +117,19 @@ JA = {
  "The facility's group follows this field.": "施設のグループはこの欄に合わせて自動で変わります。",
  "Use the buttons on the page": "画面のボタンから操作してください",
  "This address does not open on its own. Go back and use the page's button (for example, 'Log out' at the top).": "このアドレスは直接開けません。前の画面に戻り、画面のボタン（例：上部の「ログアウト」）を使ってください。",
+
+ # issue 11: the call list as a work list, the tally, the progress page
+ "Choose what came of the call.": "電話の結果を選んでください。",
+ "The note is too long (500 characters at most).": "メモが長すぎます（500文字まで）。",
+ "%(name)s: %(outcome)s — recorded.": "%(name)s さん：「%(outcome)s」を記録しました。",
+ "The call record was taken back.": "電話の記録を取り消しました。",
+ "%(n)d done": "済み %(n)d名", "The message they were sent": "送った本文",
+ "Phone from the top. After each call, choose what came of it and press Record; it can be taken back.": "上から順に電話してください。電話のあと、結果を選んで「記録する」を押します（取り消せます）。",
+ "Done": "済", "Call": "電話の結果", "sent %(m)d minutes ago": "送信から%(m)d分",
+ "Take back": "取り消す", "What came of the call to %(name)s": "%(name)s さんへの電話の結果",
+ "e.g. coming tomorrow morning": "例：明日の午前に来院", "Record": "記録する",
+ "Nobody to phone: everyone has answered.": "電話が必要な人はいません。",
+ "Progress": "進み具合", "About %(m)s minute(s) until the last one is sent.": "あと約%(m)s分で全員に送り終わります。",
+ "What the states mean": "状態の意味", "Answers": "返信の内訳", "Replies that match no choice": "選択肢に当てはまらない返信",
+ "They are on the call list.": "この人たちは電話リストに載っています。",
 }
