@@ -21,7 +21,7 @@ from typing import Any
 
 from modem import pdu
 
-from . import audit, budget, outbox, templates
+from . import audit, budget, outbox, templates, wording
 from .config import Config
 
 PRIORITIES = ("emergency", "routine")
@@ -32,11 +32,17 @@ ACTIVE = ("queued", "sending")
 
 
 class BroadcastError(ValueError):
-    """A broadcast cannot be planned or changed as asked; `field` names the form field."""
+    """A broadcast cannot be planned or changed as asked; `field` names the form field.
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
+    `en` and `ja` are the message in each language (wording.error_text picks one for the
+    reader); str() gives both, for logs.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 ja: str | None = None) -> None:
+        super().__init__(f"{message} / {ja}" if ja else message)
         self.field = field
+        self.en, self.ja = message, ja
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,8 @@ def parse_choices(text: str | list[str] | None) -> list[str]:
     choices = [c.strip() for c in items if c and c.strip()]
     if len(choices) > MAX_CHOICES:
         raise BroadcastError(f"at most {MAX_CHOICES} reply choices (a reply is one digit), "
-                             f"got {len(choices)} / 返信の選択肢は{MAX_CHOICES}個までです",
-                             field="choices")
+                             f"got {len(choices)}", field="choices",
+                             ja=f"返信の選択肢は{MAX_CHOICES}個までです（{len(choices)}個あります）")
     return choices
 
 
@@ -120,8 +126,9 @@ def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] =
             "JOIN groups g ON g.id = cg.group_id WHERE g.name = ? AND c.active = 1 "
             "ORDER BY c.kana, c.name, c.id", [config.test.group]).fetchall()
         if not rows:
-            raise BroadcastError(f"the test group 「{config.test.group}」 has no active members "
-                                 "/ テストグループに連絡先がありません", field="groups")
+            raise BroadcastError(f"the test group 「{config.test.group}」 has no active members",
+                                 field="groups", ja=f"テストグループに連絡先がありません（「"
+                                 f"{config.test.group}」）。連絡先の画面でスタッフの携帯を入れてください")
         return rows
     if everyone:
         return conn.execute("SELECT * FROM contacts WHERE active = 1 "
@@ -133,7 +140,8 @@ def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] =
         known = {r[0] for r in conn.execute(f"SELECT id FROM groups WHERE id IN ({marks})",
                                             group_ids)}
         if missing := sorted(set(group_ids) - known):
-            raise BroadcastError(f"no such group: {missing}", field="groups")
+            raise BroadcastError(f"no such group: {missing}", field="groups",
+                                 ja="選んだグループがありません（削除された可能性があります）")
         for row in conn.execute(
                 f"SELECT c.* FROM contacts c JOIN contact_groups cg ON cg.contact_id = c.id "
                 f"WHERE cg.group_id IN ({marks}) AND c.active = 1", group_ids):
@@ -144,8 +152,8 @@ def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] =
                                 contact_ids):
             wanted[row["id"]] = row
     if not wanted:
-        raise BroadcastError("choose at least one group or person with an active contact "
-                             "/ 送信先を選んでください", field="groups")
+        raise BroadcastError("choose at least one group or person with an active contact",
+                             field="groups", ja="送信先を選んでください（グループか個人を1つ以上）")
     return sorted(wanted.values(), key=lambda r: (r["kana"], r["name"], r["id"]))
 
 
@@ -156,12 +164,19 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
     """Everything a broadcast would do, checked; BroadcastError names the field at fault."""
     if priority not in PRIORITIES:
         raise BroadcastError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}",
-                             field="priority")
+                             field="priority", ja="優先度を選んでください")
     if not text or not text.strip():
-        raise BroadcastError("the message is empty / 本文が空です", field="text")
-    if unknown := templates.unknown_placeholders(text):
-        raise BroadcastError(f"unknown placeholder(s) {', '.join(unknown)} "
-                             f"(allowed: {templates.allowed_list()})", field="text")
+        raise BroadcastError("the message is empty", field="text", ja="本文が空です")
+    try:
+        unknown = templates.unknown_placeholders(text)
+    except templates.TemplateError as exc:
+        raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
+    if unknown:
+        names = ", ".join("{" + n + "}" for n in unknown)
+        raise BroadcastError(f"unknown placeholder(s) {names} "
+                             f"(allowed: {templates.allowed_list()})", field="text",
+                             ja=f"使えない差し込み項目です: {names}（使えるもの: "
+                                f"{templates.allowed_list()}）")
     choice_list = parse_choices(choices)
     rows = audience(conn, config, group_ids=group_ids, contact_ids=contact_ids,
                     everyone=everyone, drill=drill)
@@ -172,14 +187,15 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
             body = templates.render(text, contact_name=row["name"], kana=row["kana"],
                                     clinic=config.clinic_name, **values)
         except templates.TemplateError as exc:
-            raise BroadcastError(str(exc), field="text") from None
+            raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
         body += choices_block(choice_list)
         parts = pdu.count(body).parts
         if parts > pdu.MAX_PARTS:
             raise BroadcastError(
                 f"the message for {row['name']} needs {parts} SMS parts; at most "
-                f"{pdu.MAX_PARTS} (670 full-width characters) can be sent "
-                f"/ 本文が長すぎます", field="text")
+                f"{pdu.MAX_PARTS} (670 full-width characters) can be sent", field="text",
+                ja=f"本文が長すぎます（{row['name']}さんへは{parts}通必要です。"
+                   f"送れるのは{pdu.MAX_PARTS}通＝全角670文字まで）")
         planned.append(PlannedRecipient(row["id"], row["name"], row["phone"], body, parts))
     result = Plan(text=text, recipients=planned, priority=priority, drill=drill,
                   choices=choice_list)
@@ -226,7 +242,8 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
     title = (title or "").strip() or written[0][:40]
     if followup_after_minutes is not None and (followup_after_minutes < 1 or followup_max < 1):
         raise BroadcastError("a follow-up needs at least 1 minute and 1 time",
-                             field="followup_after_minutes")
+                             field="followup_after_minutes",
+                             ja="再送は1分以上あけて、1回以上にしてください")
     state = "scheduled" if scheduled_at and scheduled_at > now else "queued"
     cursor = conn.execute(
         "INSERT INTO broadcasts (title, text, template_id, priority, drill, choices, created_by, "
@@ -252,7 +269,8 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
 def get(conn: sqlite3.Connection, broadcast_id: int) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM broadcasts WHERE id = ?", [broadcast_id]).fetchone()
     if row is None:
-        raise BroadcastError(f"no broadcast with id {broadcast_id}", field="id")
+        raise BroadcastError(f"no broadcast with id {broadcast_id}", field="id",
+                             ja=f"一斉送信 #{broadcast_id} はありません")
     return row
 
 
@@ -263,7 +281,9 @@ def cancel(conn: sqlite3.Connection, broadcast_id: int, *, actor: str, now: floa
     """
     row = get(conn, broadcast_id)
     if row["state"] in ("done", "cancelled"):
-        raise BroadcastError(f"broadcast {broadcast_id} is already {row['state']}", field="id")
+        raise BroadcastError(f"broadcast {broadcast_id} is already {row['state']}", field="id",
+                             ja=f"一斉送信 #{broadcast_id} はすでに「"
+                                f"{wording.state(row['state'], 'ja')}」です")
     conn.execute("UPDATE broadcasts SET state = 'cancelled', cancelled_at = ?, finished_at = ? "
                  "WHERE id = ?", [now, now, broadcast_id])
     # Queued messages, and those a modem claimed ahead but has not begun (no part handed
@@ -356,6 +376,48 @@ def create_followup(conn: sqlite3.Connection, broadcast_id: int, now: float) -> 
     conn.execute("UPDATE broadcasts SET followup_done = followup_done + 1 WHERE id = ?",
                  [broadcast_id])
     return resend_unacknowledged(conn, broadcast_id, actor="daemon", now=now)
+
+
+def reply_to_inbound(conn: sqlite3.Connection, config: Config, inbound_id: int, text: str, *,
+                     actor: str, now: float) -> int:
+    """Answer one inbound SMS from the inbox: a broadcast of one, through the same queue
+    and checks as any other, audited; the inbound message is then handled. Returns the
+    new broadcast's id."""
+    from . import phone
+    row = conn.execute("SELECT id, number FROM inbound_messages WHERE id = ?",
+                       [inbound_id]).fetchone()
+    if row is None:
+        raise BroadcastError(f"no inbound message {inbound_id}", field="id",
+                             ja="返信するメッセージが見つかりません")
+    if not (text or "").strip():
+        raise BroadcastError("the message is empty", field="text", ja="本文が空です")
+    try:
+        number = phone.normalise_mobile(row["number"])
+    except phone.PhoneError:
+        raise BroadcastError(f"{row['number']} cannot receive SMS", field="number",
+                             ja="この番号にはSMSを送れません（携帯電話の番号ではありません）") from None
+    contact = conn.execute("SELECT id, name, kana FROM contacts WHERE phone = ?",
+                           [number]).fetchone()
+    name = contact["name"] if contact else row["number"]
+    try:
+        body = templates.render(text.strip(), contact_name=name, clinic=config.clinic_name,
+                                kana=contact["kana"] if contact else None)
+    except templates.TemplateError as exc:
+        raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
+    parts = pdu.count(body).parts
+    if parts > pdu.MAX_PARTS:
+        raise BroadcastError("the message is too long for SMS", field="text",
+                             ja="本文が長すぎます（全角670文字まで）")
+    p = Plan(text=body, priority="routine", drill=False, choices=[],
+             recipients=[PlannedRecipient(contact["id"] if contact else None, name, number,
+                                          body, parts)])
+    p.parts = parts
+    broadcast_id = create(conn, p, title=f"返信: {name}", actor=actor, now=now)
+    conn.execute("UPDATE inbound_messages SET handled_by = coalesce(handled_by, ?), "
+                 "handled_at = coalesce(handled_at, ?) WHERE id = ?", [actor, now, inbound_id])
+    audit.record(conn, actor, "inbound_reply", inbound_id=inbound_id,
+                 broadcast_id=broadcast_id)
+    return broadcast_id
 
 
 def promote_scheduled(conn: sqlite3.Connection, now: float) -> list[int]:
@@ -522,7 +584,8 @@ def history(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> li
     rows = conn.execute(
         "SELECT b.*, count(r.id) AS people, "
         "sum(r.state IN ('submitted','delivered')) AS sent, "
-        "sum(r.state = 'delivered') AS delivered, sum(r.state = 'failed') AS failed, "
+        "sum(r.state = 'delivered') AS delivered, sum(r.state = 'submitted') AS submitted, "
+        "sum(r.state = 'failed') AS failed, sum(r.state = 'uncertain') AS uncertain, "
         "sum(r.acknowledged_at IS NOT NULL) AS acknowledged "
         "FROM broadcasts b LEFT JOIN recipients r ON r.broadcast_id = b.id "
         "GROUP BY b.id ORDER BY b.id DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()

@@ -43,6 +43,18 @@ def m0003_ui_call_outcomes(db) -> None:
     """)
 
 
+@migrations(name="0004_ui_template_defaults")
+def m0004_ui_template_defaults(db) -> None:
+    # A template carries how it is sent: 停電・透析中止 is an emergency with reply choices,
+    # to the same groups each time. choices and group_ids are JSON lists (NULL: none).
+    db.executescript("""
+    ALTER TABLE templates ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'
+        CHECK (priority IN ('emergency','routine'));
+    ALTER TABLE templates ADD COLUMN choices TEXT;
+    ALTER TABLE templates ADD COLUMN group_ids TEXT;
+    """)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.

@@ -79,7 +79,7 @@ MODEM_REASONS: dict[str, tuple[str, str]] = {
 
 # Why someone is on the call list (broadcasts.call_list).
 CALL_REASONS: dict[str, tuple[str, str]] = {
-    "asked": ("返信の内容", "Their reply"),
+    "asked": ("返信", "Replied"),
     "free_text": ("選択肢以外の返信", "A reply outside the choices"),
     "not_reached": ("届かなかった", "Not reached"),
     "uncertain": ("届いたか不明", "Maybe not received"),
@@ -101,6 +101,14 @@ RESEND_UNCERTAIN: dict[str, tuple[str, str]] = {
     "always": ("すべて自動で送り直す", "always resend"),
     "never": ("送り直さず「送信不明」として残す", "never resend; leave them as 'uncertain'"),
 }
+
+# A CSV file's encoding, as people know it.
+ENCODINGS: dict[str, tuple[str, str]] = {
+    "cp932": ("Shift_JIS（Excelの標準）", "Shift_JIS (Excel's default)"),
+    "utf-8": ("UTF-8", "UTF-8"), "utf-8-sig": ("UTF-8（BOM付き）", "UTF-8 with BOM"),
+}
+
+ROLES: dict[str, tuple[str, str]] = {"admin": ("管理者", "admin"), "staff": ("職員", "staff")}
 
 WEEKDAYS: dict[str, tuple[str, str]] = {
     "mon": ("月", "Mon"), "tue": ("火", "Tue"), "wed": ("水", "Wed"), "thu": ("木", "Thu"),
@@ -180,6 +188,7 @@ AUDIT_DETAILS: dict[str, tuple[str, str]] = {
     "until": ("ロック期限", "locked until"), "source": ("元のファイル", "from"),
     "path": ("ファイル", "file"), "previous_kept": ("元のデータの保存先", "previous kept at"),
     "group_ids": ("グループ", "groups"), "added": ("追加", "added"), "kind": ("種類", "kind"),
+    "contact_ids": ("連絡先", "contacts"),
 }
 
 
@@ -231,6 +240,12 @@ def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, s
             shown = "はい" if lang != "en" else "yes"
         elif key == "priority":
             shown = word(PRIORITIES, value, lang)
+        elif key == "role":
+            shown = word(ROLES, value, lang)
+        elif key == "encoding":
+            shown = word(ENCODINGS, value, lang)
+        elif key == "cron":
+            shown = schedule_when(str(value), lang)
         elif key == "outcome":
             shown = word(CALL_OUTCOMES, value, lang) if value in CALL_OUTCOMES else str(value)
         elif key in ("reason", "error") and isinstance(value, str):
@@ -329,3 +344,59 @@ def recipient_note(text: str | None, lang: str | None = "ja") -> str:
     if not found:
         return text
     return "; ".join(found) if lang == "en" else "。".join(found)
+
+
+# -- errors in the reader's language ---------------------------------------------------------
+
+# Messages written in both languages at once, as much of appliance/ does:
+# "最後の管理者の権限は外せません (cannot demote the last admin)" or "the message is empty / 本文が空です".
+_JA_THEN_EN = re.compile(r"^(?P<ja>.*[^\x00-\x7f].*?)\s*[(（](?P<en>[\x00-\x7f]+)[)）]\s*$", re.S)
+_EN_THEN_JA = re.compile(r"^(?P<en>[\x00-\x7f]+?)\s*(?:/|[(（])\s*(?P<ja>[^\x00-\x7f].*?)[)）]?\s*$",
+                         re.S)
+
+
+def in_language(text: str, lang: str | None = "ja") -> str:
+    """The *lang* half of a message written in both languages; other text as it is."""
+    for pattern in (_JA_THEN_EN, _EN_THEN_JA):
+        if (match := pattern.match(text)) is not None:
+            return match.group("en" if lang == "en" else "ja").strip()
+    return text
+
+
+def error_text(exc: BaseException, lang: str | None = "ja") -> str:
+    """An error's message for a person reading *lang*: the error's own `ja` / `en` when it
+    carries them, else the matching half of a message written in both languages."""
+    ja, en = getattr(exc, "ja", None), getattr(exc, "en", None)
+    if lang == "en" and en:
+        return en
+    if lang != "en" and ja:
+        return ja
+    return in_language(str(exc), lang)
+
+
+def schedule_when(cron: str, lang: str | None = "ja") -> str:
+    """A schedule's crontab line as people say it: '0 17 * * tue,sun' → '火・日 17:00'.
+
+    Handles what the web form writes (days of the week at a time), every day, and a day of
+    the month; anything else is shown as written.
+    """
+    fields = cron.split()
+    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()):
+        return cron
+    minute, hour, day, month, dow = fields
+    at = f"{int(hour)}:{int(minute):02d}"
+    if month != "*":
+        return cron
+    if day == "*" and dow in ("*", "?"):
+        return f"{'every day' if lang == 'en' else '毎日'} {at}"
+    if day == "*":
+        names = [d.strip().lower()[:3] for d in dow.split(",")]
+        # Numbers as APScheduler 3 reads them (it runs the schedules): 0 is Monday.
+        numbered = {str(i): d for i, d in enumerate(WEEKDAY_ORDER)}
+        names = [numbered.get(n, n) for n in names]
+        if all(n in WEEKDAYS for n in names):
+            return f"{weekdays(names, lang)} {at}"
+        return cron
+    if day.isdigit() and dow in ("*", "?"):
+        return f"monthly on day {day}, {at}" if lang == "en" else f"毎月{day}日 {at}"
+    return cron

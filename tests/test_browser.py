@@ -102,7 +102,7 @@ def test_a_nurse_imports_the_roster_sends_a_broadcast_and_sees_replies(stack, pa
     page.set_input_files("#file", str(ROSTER))
     page.click("text=ファイルを確認する")
     page.wait_for_selector("#preview")
-    assert "200 OK" in page.inner_text("#preview")
+    assert "問題なし 200行" in page.inner_text("#preview")
     shot(page, "03-import-preview")
     page.click("text=200行を取り込む")
     page.wait_for_selector("text=取り込みました")

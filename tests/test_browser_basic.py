@@ -6,13 +6,13 @@ The full stack (daemon, simulated modem, sending) is driven by tests/test_browse
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from appliance import config as config_mod, users
 from appliance.db import connect
+from tests.nurse_scenario import served
 from tests.web_support import CONFIG, DATA
 from webui import create_app
 
@@ -27,31 +27,15 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.fixture
 def url(tmp_path):
-    """The app on a free port, served by waitress in a thread; stopped and joined after."""
-    import waitress
+    """The app on a free port, served by waitress in a thread as `tsunagu web` serves it."""
     path = tmp_path / "tsunagu.toml"
     path.write_text(CONFIG, encoding="utf-8")
     config = config_mod.load(path)
     db = connect(config.database)
     users.create_user(db, "nurse", "admin", password=PASSWORD, actor="test")
     db.conn.close()
-    server = waitress.create_server(create_app(config), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        def stop():
-            # Runs in the server's own loop: close every connection, then the listener and
-            # its trigger; the loop's map empties and run() returns.
-            for channel in list(server._map.values()):
-                if channel not in (server, server.trigger):
-                    channel.handle_close()
-            server.close()
-        server.trigger.pull_trigger(stop)
-        thread.join(15)
-        server.task_dispatcher.shutdown()
-        assert not thread.is_alive(), "waitress did not stop"
+    with served(create_app(config)) as address:
+        yield address
 
 
 @pytest.fixture

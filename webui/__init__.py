@@ -205,7 +205,18 @@ def _filters(app: Flask) -> None:
         return {"clinic_name": tsunagu_config().clinic_name, "languages": LANGUAGES,
                 "config_tz": tsunagu_config().timezone,
                 "get_locale": get_locale, "lang": lang(), "words": wording,
+                "unhandled_replies": unhandled_replies,
                 "labels": {key: wording.state(key, lang()) for key in wording.STATES}}
+
+
+def unhandled_replies() -> int:
+    """Replies nobody has handled yet, for the menu (0 when logged out)."""
+    from flask_login import current_user
+
+    from appliance import replies
+    if not getattr(current_user, "is_authenticated", False):
+        return 0
+    return replies.unhandled_count(db().conn)
 
 
 def lang() -> str:

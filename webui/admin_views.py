@@ -9,9 +9,9 @@ from wtforms.fields.choices import SelectChoice as C
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import audit, check, users
+from appliance import audit, check, users, wording
 
-from . import db, now, tsunagu_config
+from . import db, lang, now, tsunagu_config
 from .auth import actor, admin_required, remote
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -40,7 +40,7 @@ def users_page():
                                                 actor=actor())
         except users.UserError as exc:
             field = getattr(form, exc.field or "username", form.username)
-            field.errors = list(field.errors or []) + [str(exc)]
+            field.errors = list(field.errors or []) + [wording.error_text(exc, lang())]
         else:
             created = (user.username, generated)
             form = UserForm(formdata=None)
@@ -65,13 +65,14 @@ def user_action(username: str, action: str):
         elif action == "reset":
             password = users.generate_password()
             users.set_password(db(), username, password, actor=actor())
-            flash(_("New password for %(user)s: %(pw)s (shown once)", user=username,
-                    pw=password), "ok")
-            return redirect(url_for("admin.users_page"))
+            # Shown on the page, large (not in a one-line notice), and once.
+            return render_template("users.html", form=UserForm(formdata=None),
+                                   users=users.list_users(db()), created=(username, password),
+                                   reset=True, action=UserActionForm(), now=now())
         else:
             abort(404)
     except users.UserError as exc:
-        flash(str(exc), "error")
+        flash(wording.error_text(exc, lang()), "error")
     else:
         flash(_("Done."), "ok")
     return redirect(url_for("admin.users_page"))
@@ -84,8 +85,11 @@ def audit_page():
     action = request.args.get("action") or None
     entries = audit.entries(db(), limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE, action=action)
     total = audit.count(db(), action=action)
+    # Every action the log holds, and every one we have a name for, to pick from.
+    actions = sorted(set(audit.actions(db())) | set(wording.AUDIT_ACTIONS),
+                     key=lambda a: wording.audit_action(a, lang()))
     return render_template("audit.html", entries=entries, page=page, total=total, action=action,
-                           per_page=AUDIT_PAGE)
+                           per_page=AUDIT_PAGE, actions=actions)
 
 
 @bp.route("/settings")

@@ -116,7 +116,8 @@ def login():
                 target = url_for("views.dashboard")
             return redirect(target)
     expired = request.args.get("expired")
-    return render_template("login.html", form=form, error=error, expired=expired)
+    return render_template("login.html", form=form, error=error, expired=expired,
+                           logged_out=request.args.get("logged_out"))
 
 
 @bp.route("/logout", methods=["POST"])
@@ -126,7 +127,7 @@ def logout():
     audit.record(with_db, actor(), "logout", remote())
     logout_user()
     session.clear()
-    return redirect(url_for("auth.login"))
+    return redirect(url_for("auth.login", logged_out=1))
 
 
 @bp.route("/language", methods=["POST"])
@@ -137,5 +138,11 @@ def language():
         abort(400)
     users.set_locale(db(), current_user.username, chosen, actor=actor())
     session["lang"] = chosen
-    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url)
-                    else url_for("views.dashboard"))
+    # Back to the page the switch was pressed on (the form says which: no Referer is sent).
+    target = request.form.get("next") or ""
+    return redirect(target if _own_path(target) else url_for("views.dashboard"))
+
+
+def _own_path(target: str) -> bool:
+    """A path on this site, never an open redirect to another one."""
+    return target.startswith("/") and not target.startswith("//") and "\\" not in target

@@ -11,7 +11,8 @@ import uuid
 import click
 
 from .. import doorbell, wording
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db, say
+from .common import (cli_actor, config_option, error_text, friendly_errors, load_config_and_db,
+                     say)
 
 
 def _errors(f):
@@ -23,7 +24,7 @@ def _errors(f):
             return f(*args, **kwargs)
         except BroadcastError as exc:
             where = f"{exc.field}: " if exc.field else ""
-            raise click.ClickException(f"{where}{exc}") from None
+            raise click.ClickException(f"{where}{error_text(exc)}") from None
     wrapper.__name__, wrapper.__doc__ = f.__name__, f.__doc__
     return wrapper
 

@@ -1,0 +1,298 @@
+"""Issue 11 in Debian's Chromium: the web UI as a stressed nurse and an office manager meet it
+on the day of a power cut (tests/nurse_scenario.py), at a reception PC's 1280×800 and a
+phone's 390×844. One browser for the whole module; each test opens its own context.
+
+The walk of every page (test_walk_…) fails on horizontal overflow, on Latin-script words
+in the Japanese pages outside an allowed list, and on axe-core serious or critical
+violations, and saves a screenshot of each page at both widths under
+test-output/screenshots/walk-*.png for people to look at.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.nurse_scenario import MANAGER, NURSE, build, served
+from webui import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                 reason="Debian's chromium is not installed (./scripts/test installs it)")]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("nurse"))
+
+
+@pytest.fixture(scope="module")
+def url(scenario):
+    with served(create_app(scenario.config)) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Visit:
+    """One person's browser tab, logged in; page errors (uncaught JS) are collected."""
+
+    def __init__(self, chromium, url: str, who=NURSE, viewport=DESKTOP) -> None:
+        self.context = chromium.new_context(viewport=viewport, locale="ja-JP")
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(15_000)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.url = url
+        if who:
+            self.page.goto(url + "/login")
+            self.page.fill("#username", who[0])
+            self.page.fill("#password", who[1])
+            self.page.click("button.primary")
+            self.page.wait_for_selector("nav")
+
+    def go(self, path: str):
+        self.page.goto(self.url + path)
+        return self.page
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(chromium, url):
+    opened = []
+
+    def open_(who=NURSE, viewport=DESKTOP) -> Visit:
+        opened.append(Visit(chromium, url, who, viewport))
+        return opened[-1]
+    yield open_
+    for v in opened:
+        v.close()
+
+
+def in_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    return box is not None and 0 <= box["y"] and box["y"] + box["height"] <= size["height"]
+
+
+# -- finding 3: the schedules page ------------------------------------------------------------
+
+def test_choosing_a_template_on_the_schedule_form_shows_its_text_without_a_script_error(visit):
+    v = visit()
+    page = v.go("/schedules")
+    page.select_option("#template_id", label="採血日のお知らせ")
+    page.wait_for_selector("#schedule-preview:has-text('採血日です')")
+    assert v.errors == []
+    assert "つなぐ透析クリニック" in page.inner_text("#schedule-preview")
+
+
+def test_the_schedule_list_says_when_and_what_in_words(visit):
+    page = visit().go("/schedules")
+    row = page.inner_text("table.schedules tbody tr:first-child")
+    assert "火・日 17:00" in row and "明日は採血日です" in row
+    assert "tue" not in row and "* *" not in row
+
+
+# -- finding 4: an error sits where the eye is -------------------------------------------
+
+def test_a_compose_error_is_shown_where_the_nurse_is_looking(visit):
+    page = visit().go("/send")
+    page.select_option("#template_id", label="停電・透析中止")
+    expect(page.locator("#text")).to_have_value(re.compile("停電"))
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.click("text=送信前の確認へ")
+    page.wait_for_selector(".error-summary")
+    assert in_viewport(page, ".error-summary")
+    summary = page.inner_text(".error-summary")
+    assert "送信先を選んでください" in summary and "choose" not in summary
+
+
+# -- findings 8 and 9: templates carry their settings; groups are check boxes -------------
+
+def test_choosing_the_power_cut_template_sets_emergency_choices_and_groups(visit):
+    page = visit().go("/send")
+    page.select_option("#template_id", label="停電・透析中止")
+    expect(page.locator("#text")).to_have_value(re.compile("停電"))
+    assert page.is_checked("input[name=priority][value=emergency]")
+    assert page.input_value("#choices") == "来院できる\n来院できない\n連絡がほしい"
+
+
+@pytest.mark.parametrize("path", ["/send", "/contacts/new", "/schedules"])
+def test_groups_are_check_boxes_and_every_group_can_be_seen(visit, path):
+    page = visit().go(path)
+    assert page.locator("select[multiple]").count() == 0
+    boxes = page.locator("input[type=checkbox][name=groups]")
+    assert boxes.count() >= 7
+    last = boxes.nth(boxes.count() - 1)
+    assert last.is_visible()
+    label = page.locator(f"label[for='{last.get_attribute('id')}']").inner_text()
+    assert label.strip()
+
+
+# -- finding 11: a phone ----------------------------------------------------------------
+
+def test_on_a_phone_buttons_fit_numbers_call_and_the_menu_is_short(visit, scenario):
+    v = visit(viewport=PHONE)
+    page = v.go("/inbox")
+    button = page.locator("text=対応済みにする").first
+    box = button.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert box["height"] < 60, "the button's text wraps"
+    message = page.locator("td.msg").first.bounding_box()
+    assert message["width"] > 150, "the message wraps every two characters"
+    assert page.locator("header.top").bounding_box()["height"] < 130, "the menu takes many lines"
+    page = v.go(f"/broadcasts/{scenario.power_cut}/calls")
+    rows = page.locator("table.calls tbody tr")
+    assert page.locator("table.calls a[href^='tel:']").count() == rows.count()
+    record = page.locator("table.calls button:has-text('記録する')").first.bounding_box()
+    assert record["height"] < 60 and record["width"] > 60
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
+
+
+# -- finding 14 ---------------------------------------------------------------------------
+
+def test_the_language_switch_stays_on_the_page(visit):
+    page = visit(who=MANAGER).go("/contacts?q=高橋")
+    page.click("header button:has-text('English')")
+    page.wait_for_selector("html[lang=en]")
+    assert page.url.endswith("/contacts?q=%E9%AB%98%E6%A9%8B") or "/contacts" in page.url
+    assert "/contacts" in page.url
+    page.click("header button:has-text('日本語')")
+    page.wait_for_selector("html[lang=ja]")
+
+
+def test_logging_out_says_so(visit):
+    page = visit().go("/")
+    page.click("header button:has-text('ログアウト')")
+    page.wait_for_selector("text=ログアウトしました")
+
+
+# -- keyboard only ------------------------------------------------------------------------
+
+def tab_to(page, selector: str, limit: int = 120) -> None:
+    """Press Tab until *selector* has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_the_send_flow_works_with_the_keyboard_alone(visit):
+    page = visit().go("/send")
+    tab_to(page, "#template_id")
+    page.keyboard.press("ArrowDown")          # the first template, by keyboard
+    tab_to(page, "#text")
+    page.keyboard.type("【訓練】キーボードだけで送ります。")
+    tab_to(page, "input[name=drill]")
+    page.keyboard.press("Space")
+    tab_to(page, "button.primary.big")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#confirm-form")
+    tab_to(page, "#confirm-form button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#progress")
+    assert "/broadcasts/" in page.url
+
+
+# -- the walk of every page ---------------------------------------------------------------
+
+# Words in Latin script that belong in a Japanese page: names of things, units, formats.
+ALLOWED_LATIN = {
+    "SMS", "SIM", "SIMs", "CSV", "Excel", "UTF", "Shift_JIS", "ID", "MB", "dBm", "English",
+    "LAN", "USB", "PIN", "A4", "HH", "MM", "YYYY", "DD", "No", "Asia", "Tokyo",
+    "NTT", "DOCOMO", "KDDI", "SoftBank", "Quectel", "EC25", "JP",
+    MANAGER[0], NURSE[0], "modem0", "test", "seed", "daemon", "cli",
+}
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# Not words: placeholders as typed ({name}), paths, error codes (0x41), file names.
+NOT_WORDS = re.compile(r"\{[a-z_]+\}|(?:/[\w.-]+)+|0x[0-9A-Fa-f]+|#\d+|[\w.-]+\.(?:csv|toml|db)\b")
+
+
+def latin_words(text: str) -> set[str]:
+    return {w for w in LATIN_WORD.findall(NOT_WORDS.sub(" ", text)) if w not in ALLOWED_LATIN}
+
+
+def pages(scenario) -> list[tuple[str, str]]:
+    b = scenario.power_cut
+    return [("dashboard", "/"), ("compose", "/send"), ("history", "/broadcasts"),
+            ("broadcast", f"/broadcasts/{b}"), ("calls", f"/broadcasts/{b}/calls"),
+            ("inbox", "/inbox"), ("inbox-unhandled", "/inbox?unhandled=1"),
+            ("contacts", "/contacts"), ("contact-search", "/contacts?q=高橋"),
+            ("contact-new", "/contacts/new"), ("contact-edit", f"/contacts/{scenario.a_contact}"),
+            ("import", "/contacts/import"), ("templates", "/templates"),
+            ("template-new", "/templates/new"), ("template-edit", "/templates/1"),
+            ("schedules", "/schedules"), ("users", "/admin/users"), ("audit", "/admin/audit"),
+            ("settings", "/admin/settings"), ("not-found", "/no-such-page")]
+
+
+def check_page(page, name: str, width: int, problems: list[str], *, axe) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth") - width
+    if overflow > 1:
+        problems.append(f"{name} @{width}: {overflow}px wider than the screen")
+    words = latin_words(page.inner_text("body"))
+    if words:
+        problems.append(f"{name} @{width}: Latin-script words {sorted(words)}")
+    if axe is not None:
+        found = axe.run(page).response["violations"]
+        for v in found:
+            if v["impact"] in ("serious", "critical"):
+                targets = [n["target"] for n in v["nodes"][:3]]
+                problems.append(f"{name} @{width}: axe {v['id']} ({v['impact']}): {targets}")
+    page.screenshot(path=str(SHOTS / f"walk-{width}-{name}.png"), full_page=True)
+
+
+def test_walk_every_page_in_japanese_at_desktop_and_phone_width(visit, url, scenario):
+    from axe_playwright_python.sync_playwright import Axe
+    axe = Axe()
+    problems: list[str] = []
+    for viewport in (DESKTOP, PHONE):
+        width = viewport["width"]
+        v = visit(who=None, viewport=viewport)
+        check_page(v.go("/login"), "login", width, problems, axe=axe)
+        v.close()
+        v = visit(who=MANAGER, viewport=viewport)
+        for name, path in pages(scenario):
+            v.go(path)
+            check_page(v.page, name, width, problems, axe=axe if width == 1280 else None)
+        page = v.go("/send")
+        page.select_option("#template_id", label="停電・透析中止")
+        expect(page.locator("#text")).to_have_value(re.compile("停電"))
+        page.check("input[name=groups] >> nth=2")
+        page.click("text=送信前の確認へ")
+        page.wait_for_selector("#confirm-form")
+        check_page(page, "confirm", width, problems, axe=axe if width == 1280 else None)
+        page.evaluate("window.scrollTo(0, 0)")
+        page = v.go("/contacts/import")
+        page.set_input_files("#file", str(Path(__file__).parent / "data" / "csv_corpus" /
+                                          "landlines.csv"))
+        page.click("text=ファイルを確認する")
+        page.wait_for_selector("#preview")
+        check_page(page, "import-preview", width, problems, axe=axe if width == 1280 else None)
+        page = v.go(f"/broadcasts/{scenario.power_cut}/calls")
+        page.emulate_media(media="print")
+        page.screenshot(path=str(SHOTS / f"walk-{width}-calls-print.png"), full_page=True)
+        page.emulate_media(media="screen")
+        assert v.errors == [], v.errors
+        v.close()
+    assert problems == [], "\n".join(problems)
