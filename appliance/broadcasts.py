@@ -167,20 +167,17 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
                              field="priority", ja="優先度を選んでください")
     if not text or not text.strip():
         raise BroadcastError("the message is empty", field="text", ja="本文が空です")
+    values = values or {}
     try:
-        unknown = templates.unknown_placeholders(text)
+        # The same check a schedule and a template pass when they are saved.
+        templates.check_text(text, clinic=config.clinic_name,
+                             supplied=[k for k, v in values.items() if _given(v)],
+                             length=False)
     except templates.TemplateError as exc:
         raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
-    if unknown:
-        names = ", ".join("{" + n + "}" for n in unknown)
-        raise BroadcastError(f"unknown placeholder(s) {names} "
-                             f"(allowed: {templates.allowed_list()})", field="text",
-                             ja=f"使えない差し込み項目です: {names}（使えるもの: "
-                                f"{templates.allowed_list()}）")
     choice_list = parse_choices(choices)
     rows = audience(conn, config, group_ids=group_ids, contact_ids=contact_ids,
                     everyone=everyone, drill=drill)
-    values = values or {}
     planned = []
     for row in rows:
         try:
@@ -215,6 +212,10 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
         result.notes.append(("multipart", {"parts": max(r.parts for r in planned)}))
         result.warnings.append("longer than one SMS: it is sent in parts that the phone joins")
     return result
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 # -- creating and changing ----------------------------------------------------------------
@@ -551,7 +552,9 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
         sent_at = reached.get(r["phone"])
         done = bool(call and call["outcome"] == "reached") or bool(
             call is None and r["acknowledged_at"] and not r["reply_id"])
-        out.append({**dict(r), "reason": reason, "answer": answer, "call": call,
+        # "reason" is why to phone; the send's own reason key (error_policy) is reason_key.
+        out.append({**dict(r), "reason_key": r["reason"], "reason": reason, "answer": answer,
+                    "call": call,
                     "done": done, "minutes_since_sent":
                         int((now - sent_at) // 60) if now and sent_at and reason == "no_reply"
                         else None})

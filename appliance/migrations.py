@@ -23,8 +23,18 @@ def m0002_parts_pace_index(db) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS parts_pace ON parts(modem, sending_at)")
 
 
-@migrations(name="0003_ui_call_outcomes")
-def m0003_ui_call_outcomes(db) -> None:
+@migrations(name="0003_never_stop_sending")
+def m0003_never_stop_sending(db) -> None:
+    db.executescript(SCHEMA_0003)
+
+
+@migrations(name="0004_error_policy")
+def m0004_error_policy(db) -> None:
+    db.executescript(SCHEMA_0004)
+
+
+@migrations(name="0005_ui_call_outcomes")
+def m0005_ui_call_outcomes(db) -> None:
     # What came of each phone call from the call list, kept (not overwritten) so a wrong tap
     # can be undone and the list shows who called whom, when, and what they noted.
     db.executescript("""
@@ -43,8 +53,8 @@ def m0003_ui_call_outcomes(db) -> None:
     """)
 
 
-@migrations(name="0004_ui_template_defaults")
-def m0004_ui_template_defaults(db) -> None:
+@migrations(name="0006_ui_template_defaults")
+def m0006_ui_template_defaults(db) -> None:
     # A template carries how it is sent: 停電・透析中止 is an emergency with reply choices,
     # to the same groups each time. choices and group_ids are JSON lists (NULL: none).
     db.executescript("""
@@ -293,4 +303,32 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"""
+
+SCHEMA_0003 = r"""
+-- A recurring schedule that could not run is shown failed, with why, until a run succeeds.
+ALTER TABLE schedules ADD COLUMN last_error TEXT;
+ALTER TABLE schedules ADD COLUMN last_error_at REAL;
+ALTER TABLE schedules ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+
+-- The daemon's jobs (heartbeat, requests, timers…) that failed: written when one fails and
+-- when it works again, never on every run. A job failing again and again is paused.
+CREATE TABLE daemon_jobs (
+    name            TEXT PRIMARY KEY,
+    failures        INTEGER NOT NULL DEFAULT 0,  -- in a row; 0 once it works again
+    last_error      TEXT,
+    last_error_at   REAL,
+    paused_until    REAL,
+    recovered_at    REAL
+);
+"""
+
+SCHEMA_0004 = r"""
+-- Why a recipient is failed, waiting or was resent, as a key of appliance.error_policy
+-- ("cms:42", "report:0x41", "no_prompt"…) that each page words in its own language;
+-- last_error keeps the technical detail.
+ALTER TABLE recipients ADD COLUMN reason TEXT;
+-- The share of this modem's recent sends that failed for reasons of the modem or the
+-- network (not of the recipient); a modem at or above 0.5 is flagged and takes less work.
+ALTER TABLE modem_status ADD COLUMN error_rate REAL;
 """

@@ -260,41 +260,10 @@ def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, s
 
 # -- what the daemon stored about a recipient, in the reader's language ------------------
 
-# +CMS ERROR codes (TS 27.005 3.2.5) a modem gives for a send, as staff need to hear them.
-SEND_ERRORS: dict[int, tuple[str, str]] = {
-    1: ("番号が使われていません", "unassigned number"),
-    8: ("携帯電話会社がこの送信を拒否しました", "barred by the operator"),
-    10: ("この回線ではSMSを送れません", "call barred"),
-    21: ("相手の電話が受け取りを拒否しました", "rejected by the phone"),
-    27: ("相手の電話につながりません", "destination out of service"),
-    28: ("番号の形が正しくありません", "unidentified subscriber"),
-    29: ("この送信は許可されていません", "facility rejected"),
-    30: ("相手の番号が分かりません", "unknown subscriber"),
-    38: ("携帯電話網の故障です", "network out of order"),
-    41: ("携帯電話網が一時的に使えません", "temporary network failure"),
-    42: ("携帯電話網が混み合っています", "network congestion"),
-    47: ("携帯電話網の資源が足りません", "resources unavailable"),
-    300: ("モデムの故障です", "modem failure"),
-    302: ("この操作はできません", "operation not allowed"),
-    304: ("送信データが正しくありません", "invalid PDU"),
-    310: ("SIMカードがありません", "SIM not inserted"),
-    311: ("SIMのPINが必要です", "SIM PIN required"),
-    313: ("SIMカードの故障です", "SIM failure"),
-    314: ("SIMカードが使用中です", "SIM busy"),
-    322: ("SIMの保存領域がいっぱいです", "memory full"),
-    330: ("SMSセンターの番号が分かりません", "SMSC address unknown"),
-    331: ("圏外です（ネットワークがありません）", "no network service"),
-    332: ("携帯電話網が応答しません", "network timeout"),
-    500: ("原因不明のエラー", "unknown error"),
-}
-
 # (pattern, Japanese, English): the notes the daemon writes, in the order they are tried.
 # Each may take the values the pattern captured ({0}, {1}…); unmatched text is kept as is
 # behind a plain sentence (see recipient_note).
 _NOTES: list[tuple[re.Pattern, str, str]] = [
-    (re.compile(r"the network could not deliver it \(status 0x([0-9A-Fa-f]{2})\)"),
-     "相手の携帯電話に届きませんでした（電源が切れている・圏外・番号が使われていない など。状態 0x{0}）",
-     "the network could not deliver it (status 0x{0})"),
     (re.compile(r"gave up after (\d+) attempts"),
      "{0}回試しましたが送れませんでした", "gave up after {0} attempts"),
     (re.compile(r"— retried by (\S+)"), "{0} が再送しました", "retried by {0}"),
@@ -320,14 +289,19 @@ _NOTES: list[tuple[re.Pattern, str, str]] = [
     (re.compile(r"port .*(gone|vanished)|PortGone", re.I),
      "モデムが外れました", "the modem was unplugged"),
 ]
-_CMS = re.compile(r"\+CMS ERROR: ?(\d+)")
+# Codes in a note written before the daemon kept a reason key: worded by the error policy.
+_CODES = [(re.compile(r"\+CMS ERROR: ?(\d+)"), "cms:{0}"),
+          (re.compile(r"\(status 0x([0-9A-Fa-f]{2})\)"), "report:0x{0}")]
 
 
-def send_error(code: int, lang: str | None = "ja") -> str:
-    """The reason a +CMS ERROR code stands for, in words staff understand."""
-    text = word(SEND_ERRORS, code, lang) if code in SEND_ERRORS else (
-        "送信できませんでした" if lang != "en" else "the send was refused")
-    return f"{text}（コード {code}）" if lang != "en" else f"{text} (code {code})"
+def recipient_reason(reason: str | None, note: str | None, lang: str | None = "ja") -> str:
+    """Why a recipient failed, waits or was resent, in *lang*: the error policy's words for
+    its reason key (appliance.error_policy: 'cms:42', 'report:0x41'…) when the daemon
+    recorded one, else what recipient_note reads from the stored note."""
+    if reason:
+        from . import error_policy
+        return error_policy.describe(reason, "en" if lang == "en" else "ja") or ""
+    return recipient_note(note, lang)
 
 
 def recipient_note(text: str | None, lang: str | None = "ja") -> str:
@@ -335,9 +309,12 @@ def recipient_note(text: str | None, lang: str | None = "ja") -> str:
     translated, joined with '。' or '; '. Unknown text is shown as written (None → '')."""
     if not text:
         return ""
+    from . import error_policy
     found: list[str] = []
-    if (cms := _CMS.search(text)) is not None:
-        found.append(send_error(int(cms.group(1)), lang))
+    for pattern, key in _CODES:
+        if (match := pattern.search(text)) is not None:
+            found.append(error_policy.describe(key.format(match.group(1).lower()),
+                                               "en" if lang == "en" else "ja") or "")
     for pattern, ja, en in _NOTES:
         if (match := pattern.search(text)) is not None:
             found.append((en if lang == "en" else ja).format(*match.groups()))

@@ -76,14 +76,18 @@ def build(directory: Path, now: float | None = None) -> Scenario:
         conn.execute("UPDATE recipients SET state = 'delivered', submitted_at = ?, "
                      "delivered_at = ?, modem = 'modem0' WHERE broadcast_id = ?",
                      [now - 1700, now - 1690, power_cut])
-        notes = {ids[-1]: ("failed", "the network could not deliver it (status 0x41)"),
-                 ids[-2]: ("failed", "modem0: +CMS ERROR: 500 (gave up after 5 attempts)"),
-                 ids[-3]: ("uncertain", "uncertain (part 1/1: modem0: timed out) — may or "
-                                        "may not have been sent; not resent"),
-                 ids[-4]: ("submitted", None)}
-        for rid, (state, note) in notes.items():
-            conn.execute("UPDATE recipients SET state = ?, last_error = ?, delivered_at = "
-                         "NULL WHERE id = ?", [state, note, rid])
+        # As the daemon records them: a reason key (appliance.error_policy) and the
+        # technical note; one older row with a note only, as written before reason keys.
+        notes = {ids[-1]: ("failed", "report:0x41", "the network could not deliver it "
+                                                   "(status 0x41)"),
+                 ids[-2]: ("failed", None, "modem0: +CMS ERROR: 500 (gave up after 5 "
+                                           "attempts)"),
+                 ids[-3]: ("uncertain", None, "uncertain (part 1/1: modem0: timed out) — may "
+                                              "or may not have been sent; not resent"),
+                 ids[-4]: ("submitted", None, None)}
+        for rid, (state, reason, note) in notes.items():
+            conn.execute("UPDATE recipients SET state = ?, reason = ?, last_error = ?, "
+                         "delivered_at = NULL WHERE id = ?", [state, reason, note, rid])
         phones = [r[0] for r in conn.execute("SELECT phone FROM recipients WHERE id IN "
                                              f"({','.join('?' * 6)}) ORDER BY id", ids[:6])]
         for i, (phone, text) in enumerate(zip(phones, REPLIES)):

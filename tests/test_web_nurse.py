@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from appliance import config as config_mod, templates
+from appliance import config as config_mod, error_policy, templates
 from appliance.db import connect
 from tests.nurse_scenario import MANAGER, NURSE, build
 from tests.web_support import csrf_token, field_errors, log_in, post_form
@@ -104,8 +104,9 @@ def test_a_missing_value_is_asked_for_in_japanese(nurse, db):
 def test_a_failed_recipients_note_is_in_the_page_language(nurse, scenario):
     page = nurse.get(f"/broadcasts/{scenario.power_cut}").get_data(as_text=True)
     text = visible_text(page)
-    assert "相手の携帯電話に届きませんでした" in text and "状態 0x41" in text
-    assert "原因不明のエラー（コード 500）" in text and "5回試しましたが送れませんでした" in text
+    assert error_policy.describe("report:0x41", "ja") in text       # the reason key
+    assert error_policy.describe("cms:500", "ja") in text           # a note without one
+    assert "5回試しましたが送れませんでした" in text
     assert not JAPANESE_PAGE_ENGLISH.search(text), JAPANESE_PAGE_ENGLISH.search(text)
 
 

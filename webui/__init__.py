@@ -186,11 +186,6 @@ def _filters(app: Flask) -> None:
     def number(value) -> str:
         return format_decimal(value or 0)
 
-    @app.template_filter("note")
-    def note(value: str | None) -> str:
-        """What the daemon stored about a recipient, in the page's language."""
-        return wording.recipient_note(value, lang())
-
     @app.template_filter("day")
     def day(value: float | None, fmt: str = "%m/%d") -> str:
         """A date with its weekday in the page's language: 12/06(日)."""

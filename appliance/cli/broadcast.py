@@ -129,9 +129,11 @@ def show(broadcast_id: int, as_json: bool) -> None:
     summary = broadcasts.summary(db.conn, broadcast_id)
     people = broadcasts.recipients(db.conn, broadcast_id)
     if as_json:
-        summary["recipients"] = [{k: r[k] for k in ("name", "phone", "state", "parts_count",
-                                                     "attempts", "modem", "last_error",
-                                                     "acknowledged_at", "choice")}
+        summary["recipients"] = [{**{k: r[k] for k in ("name", "phone", "state", "parts_count",
+                                                        "attempts", "modem", "last_error",
+                                                        "reason", "acknowledged_at", "choice")},
+                                  "reason_text": wording.recipient_reason(
+                                      r["reason"], r["last_error"], lang) or None}
                                  for r in people]
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
         return
@@ -148,9 +150,10 @@ def show(broadcast_id: int, as_json: bool) -> None:
         click.echo(f"  {say(lang, 'その他', 'other')}: {len(summary['other_replies'])}")
     for r in people:
         ack = " ✓" if r["acknowledged_at"] else ""
-        note = wording.recipient_note(r["last_error"], lang)
+        why = wording.recipient_reason(r["reason"], r["last_error"], lang) \
+            if r["state"] != "delivered" else ""
         click.echo(f"  {wording.state(r['state'], lang):<10} {r['phone']:<14} {r['name']}{ack}"
-                   + (f"  ({note})" if note else ""))
+                   + (f"  ({why})" if why else ""))
 
 
 @broadcast_group.command("cancel")

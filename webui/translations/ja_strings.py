@@ -157,4 +157,8 @@ JA = {
  "Write it down or hand it over now: it is not shown again. Letters are case-sensitive.": "今すぐ書き写すか本人に渡してください。もう表示されません。大文字と小文字は区別されます。",
  "e.g. %(x)s": "例：%(x)s", "Address": "接続元",
  "A mobile number (070, 080, 090), e.g. 090-1234-5678. Landlines cannot receive SMS.": "携帯電話の番号（070・080・090）。例：090-1234-5678。固定電話はSMSを受け取れません。",
+ "Could not be sent at %(when)s:": "%(when)s に送信できませんでした：",
+ "Fix the text or the groups (delete this schedule and add it again).": "本文か送信先を直してください（この定期送信を削除して、もう一度追加してください）。",
+ "Sending goes on, but this needs attention:": "送信は続いていますが、確認が必要です：",
+ "Many sends fail (%(p)d%% of recent ones): they are retried. If it goes on, check the antenna's position and the SIM.": "送信の失敗が多くなっています（最近の送信の%(p)d%%）。送り直しは自動です。続く場合はアンテナの位置とSIMを確認してください。",
 }
