@@ -183,10 +183,21 @@ def needs_values(text: str) -> list[str]:
             and n not in PER_CONTACT and n != "clinic"]
 
 
-def preview(text: str, *, clinic: str) -> str:
-    """*text* as a patient would read it, with ordinary example values (PREVIEW_VALUES)."""
+def preview(text: str, *, clinic: str, supplied=None, who: str | None = None) -> str:
+    """*text* as a patient would read it, with ordinary example values (PREVIEW_VALUES).
+
+    With *supplied* (and *who*), as check_text: TemplateError when the text could not be
+    sent with only those values — a schedule's preview says so instead of inventing a date.
+    """
+    if supplied is not None:
+        check_text(text, clinic=clinic, supplied=supplied, who=who, length=False)
     return render(text, clinic=clinic, **{
         ("contact_name" if k == "name" else k): v for k, v in PREVIEW_VALUES.items()})
+
+
+def schedule_preview(text: str, *, clinic: str) -> str:
+    """The preview of a text a recurring schedule sends (it fills no date or time)."""
+    return preview(text, clinic=clinic, supplied=SCHEDULE_SUPPLIES, who="定期送信")
 
 
 def check_text(text: str, *, clinic: str, supplied=None, who: str | None = None,

@@ -100,10 +100,18 @@ def in_viewport(page, selector: str) -> bool:
 def test_choosing_a_template_on_the_schedule_form_shows_its_text_without_a_script_error(visit):
     v = visit()
     page = v.go("/schedules")
-    page.select_option("#template_id", label="採血日のお知らせ")
-    page.wait_for_selector("#schedule-preview:has-text('採血日です')")
-    assert v.errors == []
+    page.select_option("#template_id", label="復旧・通常どおり")
+    page.wait_for_selector("#schedule-preview:has-text('本日の透析は通常どおり')")
     assert "つなぐ透析クリニック" in page.inner_text("#schedule-preview")
+    # A template a schedule cannot fill ({date}) says so, in Japanese, before it is saved.
+    page.select_option("#template_id", label="採血日のお知らせ")
+    page.wait_for_selector("#schedule-problem:has-text('{date}')")
+    assert "定期送信" in page.inner_text("#schedule-problem")
+    assert not page.is_visible("#schedule-preview")
+    page.select_option("#template_id", index=0)
+    page.fill("#text", "【{clinic}】{name}様 明日は採血日です。")
+    page.wait_for_selector("#schedule-preview:has-text('山田 花子様 明日は採血日です')")
+    assert v.errors == []
 
 
 def test_the_schedule_list_says_when_and_what_in_words(visit):
@@ -135,6 +143,22 @@ def test_choosing_the_power_cut_template_sets_emergency_choices_and_groups(visit
     expect(page.locator("#text")).to_have_value(re.compile("停電"))
     assert page.is_checked("input[name=priority][value=emergency]")
     assert page.input_value("#choices") == "来院できる\n来院できない\n連絡がほしい"
+
+
+def test_the_counter_counts_the_message_as_the_confirm_page_shows_it(visit):
+    """{clinic} counted as the clinic's name, with the reply choices: the same number of
+    characters on both pages (finding 14: 66 on one, 68 on the other)."""
+    page = visit().go("/send")
+    page.select_option("#template_id", label="停電・透析中止")
+    expect(page.locator("#text")).to_have_value(re.compile("停電"))
+    expect(page.locator("#counter")).to_have_text(re.compile(r"^[1-9]\d*文字"))
+    counted = int(re.match(r"(\d+)文字", page.inner_text("#counter")).group(1))
+    page.check("input[name=groups] >> nth=2")
+    page.click("text=送信前の確認へ")
+    page.wait_for_selector("#confirm-form")
+    shown = int(re.search(r"(\d+)文字", page.inner_text(".sms .to")).group(1))
+    assert counted == shown
+    assert "{clinic}" not in page.inner_text(".sms pre")
 
 
 @pytest.mark.parametrize("path", ["/send", "/contacts/new", "/schedules"])

@@ -67,7 +67,7 @@ def _preview(message: str) -> tuple[str | None, str | None]:
     if not message.strip():
         return None, None
     try:
-        return templates.preview(message, clinic=tsunagu_config().clinic_name), None
+        return templates.schedule_preview(message, clinic=tsunagu_config().clinic_name), None
     except templates.TemplateError as exc:
         return None, wording.error_text(exc, lang())
 

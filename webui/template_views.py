@@ -130,8 +130,10 @@ def api_template(template_id: int):
     if template is None:
         abort(404)
     clinic = tsunagu_config().clinic_name
+    show = templates.schedule_preview if request.args.get("for") == "schedule" \
+        else templates.preview
     try:
-        sample = templates.preview(template.text, clinic=clinic)
+        sample = show(template.text, clinic=clinic)
     except templates.TemplateError as exc:
         # e.g. {date} with no value yet: say which, the text itself is still shown.
         sample = None

@@ -101,7 +101,9 @@ def api_count():
         block = broadcasts.choices_block(broadcasts.parse_choices(choices))
         counted_text = templates.render(text, clinic=clinic, **{
             ("contact_name" if k == "name" else k): v for k, v in templates.SAMPLE_VALUES.items()})
-        sample = templates.preview(text, clinic=clinic) + block
+        show = templates.schedule_preview if data.get("for") == "schedule" \
+            else templates.preview
+        sample = show(text, clinic=clinic) + block
     except (templates.TemplateError, broadcasts.BroadcastError) as exc:
         return jsonify({"error": wording.error_text(exc, lang())})
     counted = pdu.count(counted_text + block)

@@ -55,7 +55,7 @@ function setupPreview() {
   if (!area) return;
   const update = debounce(async () => {
     if (select && select.value !== "0") return;  // the template's text is what is sent
-    const c = await postJson(area.dataset.countUrl, { text: area.value, choices: "" });
+    const c = await postJson(area.dataset.countUrl, { text: area.value, choices: "", for: area.dataset.for || "" });
     if (c) showPreview(area.dataset.preview, c.sample, c.error);
   }, 200);
   area.addEventListener("input", update);
@@ -73,7 +73,8 @@ function setupTemplates() {
       if (select.dataset.preview) showPreview(select.dataset.preview, "", "");
       return;
     }
-    const res = await fetch(select.dataset.templateUrl.replace(/\/0$/, `/${select.value}`), { credentials: "same-origin" });
+    const url = select.dataset.templateUrl.replace(/\/0$/, `/${select.value}`) + (select.dataset.for ? `?for=${select.dataset.for}` : "");
+    const res = await fetch(url, { credentials: "same-origin" });
     if (!res.ok) return;
     const t = await res.json();
     if (select.dataset.preview) { showPreview(select.dataset.preview, t.sample, t.problem); return; }
