@@ -174,11 +174,13 @@ def check_jobs(conn: sqlite3.Connection, config: Config, lang: str) -> list[Resu
     for s in schedules.failed(conn):
         when = _local(s["last_error_at"], config)
         paused = not s["enabled"]
+        # The stored error is written in both languages: the reader's half.
+        error = {lang_: wording.in_language(s["last_error"] or "", lang_) for lang_ in ("ja", "en")}
         out.append(Result(f"schedule:{s['id']}", WARNING, _t(
             lang, f"定期送信「{s['name']}」が{when}に送れませんでした{'（停止中）' if paused else ''}"
-                  f": {wording.in_language(s['last_error'] or '', 'ja')} — 定期送信の画面で本文と送信先を直してください",
+                  f": {error['ja']} — 定期送信の画面で本文と送信先を直してください",
             f"recurring schedule 「{s['name']}」 could not run at {when}"
-            f"{' (paused)' if paused else ''}: {wording.in_language(s['last_error'] or '', 'en')} — fix its text or groups "
+            f"{' (paused)' if paused else ''}: {error['en']} — fix its text or groups "
             "on the schedules page")))
     for p in jobs.problems(conn):
         label = _job_label(p.name, lang)

@@ -7,7 +7,8 @@ unknown number, a drill, a recurring schedule and a call already made. The send 
 are written as the daemon writes them (recipient states and notes), so the pages can be
 looked at without a modem; the replies go through replies.record like the daemon's.
 
-Also serves a Flask app with waitress in a thread, as `tsunagu web` does.
+Also serves a Flask app with waitress in a thread, as `tsunagu web` does, and opens
+Debian's Chromium for the browser tests.
 """
 from __future__ import annotations
 
@@ -109,6 +110,23 @@ def build(directory: Path, now: float | None = None) -> Scenario:
     db.conn.close()
     return Scenario(config=config, power_cut=power_cut, drill=drill, schedule=schedule,
                     a_contact=contact)
+
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Debian's Chromium through Playwright (no browser is downloaded), closed after."""
+    from playwright.sync_api import sync_playwright
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @contextlib.contextmanager

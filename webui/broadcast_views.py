@@ -215,7 +215,8 @@ def _remaining_minutes(summary: dict) -> int | None:
 def api_detail(broadcast_id: int):
     summary = _get_summary(broadcast_id)
     people = broadcasts.recipients(db().conn, broadcast_id)
-    return jsonify({"state": summary["state"], "state_label": wording.state(summary["state"], lang()),
+    return jsonify({"state": summary["state"],
+                    "state_label": wording.state(summary["state"], lang()),
                     "progress": summary["progress"], "counts": summary["counts"],
                     "acknowledged": summary["acknowledged"], "tally": summary["tally"],
                     "remaining_minutes": _remaining_minutes(summary),
