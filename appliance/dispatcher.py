@@ -48,6 +48,9 @@ IDLE_WAIT = 0.05           # how long an idle worker waits for an event before l
 AWAY_WAIT = 0.25           # while the modem is away: how often probes are answered
 WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
+STORED_BATCH = 8           # announced stored messages (reports, replies) read together…
+STORED_WAIT = 2.0          # …or once the first has waited this long, while there is work;
+                           # well within any modem's storage (an EC25 holds 255)
 
 
 def _open_device(path: str):
@@ -71,6 +74,8 @@ class Device(Protocol):
                    wake: int | None = None) -> Any: ...
     @property
     def has_announced(self) -> bool: ...
+    @property
+    def announced(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -117,6 +122,7 @@ class Worker:
         # anywhere so a restart does not reuse the references the phones just saw.
         self._reference = random.randrange(256)
         self._probes: SimpleQueue[Future] = SimpleQueue()
+        self._announced_since: float | None = None  # when stored messages were first waiting
         self.thread: threading.Thread | None = None
         self.sent_parts = 0
         self._initialised = False
@@ -180,7 +186,7 @@ class Worker:
             if self.device is None:
                 self.stop.wait(min(AWAY_WAIT, max(0.0, self._next_connect - now)))
             return
-        if not self._probes.empty() or now >= self._next_poll or self.device.has_announced:
+        if not self._probes.empty() or now >= self._next_poll or self._stored_due(now):
             # Each of these gives the modem commands: not between two sends, so the answer
             # to the last part is committed first.
             self.record_accepted()
@@ -199,6 +205,21 @@ class Worker:
                     wait = min(wait, allowed - now)
             self.drain_events(timeout=wait, wake=self._wake_r)
             self._take_wakes()
+
+    def _stored_due(self, now: float) -> bool:
+        """Whether to read the messages the modem announced as stored before the next send.
+
+        Reading takes commands between two sends, so while there is work they are read a
+        batch at a time (one commit for the batch), or once the first has waited
+        STORED_WAIT; an idle worker reads them at once (drain_events in step()).
+        """
+        waiting = self.device.announced if self.device is not None else 0
+        if not waiting:
+            self._announced_since = None
+            return False
+        if self._announced_since is None:
+            self._announced_since = now
+        return waiting >= STORED_BATCH or now - self._announced_since >= STORED_WAIT
 
     def wake(self) -> None:
         """Work was queued: an idle worker looks now instead of at the end of its wait."""
@@ -562,18 +583,30 @@ class Worker:
         """Handle every event the modem has queued (waiting up to *timeout* for the first,
         or until *wake* is readable)."""
         handled = 0
-        while self.device is not None:
-            try:
-                event = self.device.next_event(timeout, wake=wake)
-                if event is None:
+        device = self.device
+        try:
+            while self.device is not None:
+                try:
+                    event = self.device.next_event(timeout, wake=wake)
+                    if event is None:
+                        break
+                    self.events.handle(self.device, event)
+                except ModemError as exc:
+                    self._lost(exc)
                     break
-                self.events.handle(self.device, event)
-            except ModemError as exc:
-                self._lost(exc)
-                break
-            handled += 1
-            timeout = 0.0
+                handled += 1
+                timeout = 0.0
+        finally:
+            self._save_stored_reports(device)
         return handled
+
+    def _save_stored_reports(self, device: Device | None) -> None:
+        """Save the reports read from the modem's storage in one commit, then delete them
+        there (a modem gone meanwhile keeps them: they are read again when it is back)."""
+        try:
+            self.events.save_stored_reports(device)
+        except ModemError as exc:
+            log.info("%s: deleting saved reports from the modem: %s", self.name, exc)
 
 
 def _identity(raw: Any) -> health.Identity:

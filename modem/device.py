@@ -108,6 +108,18 @@ _CMGS = re.compile(r"\+CMGS:\s*(\d+)")
 _STORED = re.compile(r'\+(CMTI|CDSI):\s*"(\w+)",(\d+)')
 
 
+def cnmi_setting(request_status_reports: bool) -> str:
+    """AT+CNMI's arguments: what the modem does with what it receives.
+
+    mt=1: replies are stored, then announced (+CMTI); ds=2: delivery reports likewise
+    (+CDSI). Both wait in the modem's storage until we have saved them and delete them, so
+    neither is lost while the daemon is stopped, starting or killed. A report routed whole
+    to the port (ds=1, +CDS) is acknowledged by the modem at once and gone if nobody reads
+    it then. ds=0 when no report was asked for.
+    """
+    return f"2,1,0,{2 if request_status_reports else 0},0"
+
+
 class Modem:
     def __init__(self, session: ATSession, *, path: str | None = None) -> None:
         self.session = session
@@ -147,11 +159,14 @@ class Modem:
             self.enter_pin(pin)
         self.session.command("AT+CMGF=0")       # PDU mode: UCS2 and concatenation in our hands
         if self.sim_state() == "ready":
+            # Service 0: the modem acknowledges to the network what it receives. Nothing is
+            # routed to us whole (see CNMI below), so nothing waits for our +CNMA; a modem
+            # left in service 1 by another program would hold every report until +CNMA
+            # and, with none in time, turn routing off (TS 27.005 3.4.1).
+            self.session.command("AT+CSMS=0")
             self._pending_from_store("SM")  # where a modem keeps replies by default
             self._use_store("ME")  # the modem's own store: larger than the SIM's
-            # mt=1: replies stored then announced (+CMTI), so a crash cannot lose them;
-            # ds=1: status reports routed directly (+CDS), or none when not requested.
-            self.session.command(f"AT+CNMI=2,1,0,{1 if request_status_reports else 0},0")
+            self.session.command(f"AT+CNMI={cnmi_setting(request_status_reports)}")
             self._pending_from_store("ME")
         return self.identify()
 
@@ -161,7 +176,7 @@ class Modem:
         neither announce replies nor route delivery reports."""
         self._store = None  # a reboot also forgets the message store in use
         lines = self.session.command("AT+CNMI?")
-        wanted = f"2,1,0,{1 if request_status_reports else 0},0"
+        wanted = cnmi_setting(request_status_reports)
         return bool(lines) and lines[0].split(":", 1)[-1].strip().startswith(wanted)
 
     def _pending_from_store(self, store: str) -> None:
@@ -319,6 +334,11 @@ class Modem:
     def has_announced(self) -> bool:
         """Whether stored messages were announced that next_event() has not read yet."""
         return bool(self._announced)
+
+    @property
+    def announced(self) -> int:
+        """How many stored messages were announced that next_event() has not read yet."""
+        return len(self._announced)
 
     def _parse_urc(self, line: str) -> None:
         if line.startswith(("+CMT:", "+CDS:")) and "\n" in line:

@@ -458,3 +458,34 @@ def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive
     control.inject_sms(sender="+819010000001", text="1")
     wait_until(lambda: broadcasts.summary(rig.db.conn, bid)["acknowledged"] == 1, 30,
                "the reply after the reboot")
+
+
+@pytest.mark.slow
+def test_delivery_reports_survive_five_sigterms_and_five_kill_9s(rig_factory):
+    # Reports fall due 0.3 s after each send, so some always fall due while the daemon is
+    # stopping, dead or starting: a real modem keeps them only if they were routed to its
+    # storage (+CDSI); a +CDS written to a port nobody reads is gone.
+    rig = rig_factory(send_delay=0.05, report_delay=0.3)
+    group = seed_patients(rig.db, 40)
+    # Emergency: a message left uncertain by a kill is resent (visibly), so it too can end
+    # delivered.
+    bid = rig.broadcast(group, priority="emergency")
+    rng = random.Random(20261202)
+    rig.daemon.start()
+    for round_ in range(10):
+        target = len(rig.sims[0].events("submit")) + rng.randint(2, 4)
+        wait_until(lambda: len(rig.sims[0].events("submit")) >= target or
+                   all_final(rig.db, bid), 60, "progress before the stop")
+        if round_ % 2:
+            rig.daemon.kill()
+        else:
+            assert rig.daemon.stop() == 0
+        rig.daemon.start()
+    rig.wait_final(bid, timeout=120)
+    wait_until(lambda: recipient_states(rig.db)["delivered"] == 40 or not rig.daemon.alive(),
+               30, "every patient 配達済み")
+    got = messages_per_number(rig.sims)
+    assert len(got) == 40
+    for r in broadcasts.recipients(rig.db.conn, bid):
+        # Nobody twice without it being said: a second copy is recorded as a resend.
+        assert got[r["phone"]] == 1 or "resent" in (r["last_error"] or ""), r
