@@ -48,6 +48,7 @@ IDLE_WAIT = 0.05           # how long an idle worker waits for an event before l
 AWAY_WAIT = 0.25           # while the modem is away: how often probes are answered
 WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
+NOTICE_GAP = 0.5           # at most one look per this long brought forward by the modem's notices
 STORED_BATCH = 8           # announced stored messages (reports, replies) read together…
 STORED_WAIT = 2.0          # …or once the first has waited this long, while there is work;
                            # well within any modem's storage (an EC25 holds 255)
@@ -123,6 +124,8 @@ class Worker:
         self._reference = random.randrange(256)
         self._probes: SimpleQueue[Future] = SimpleQueue()
         self._announced_since: float | None = None  # when stored messages were first waiting
+        self._port_was_missing = False
+        self._noticed_at = 0.0  # when a notice from the modem last brought a look forward
         self.thread: threading.Thread | None = None
         self.sent_parts = 0
         self._initialised = False
@@ -180,7 +183,7 @@ class Worker:
         """One turn of the loop: (re)connect, answer probes, poll, send or wait."""
         now = self.clock.now()
         if self.device is None:
-            if now >= self._next_connect:
+            if now >= self._next_connect or self._port_came_back():
                 self.connect()
             self._answer_probes()
             if self.device is None:
@@ -205,6 +208,17 @@ class Worker:
                     wait = min(wait, allowed - now)
             self.drain_events(timeout=wait, wake=self._wake_r)
             self._take_wakes()
+
+    def _port_came_back(self) -> bool:
+        """Whether the modem's port, missing when last looked at, is there again (a USB
+        modem replugged, or booted after a reset): worth opening now, not at the end of the
+        back-off. Once per appearance, so a port that exists but will not open still backs off."""
+        if "://" in self.modem.port:
+            return False
+        present = os.path.exists(self.modem.port)
+        came_back = present and self._port_was_missing
+        self._port_was_missing = not present
+        return came_back
 
     def _stored_due(self, now: float) -> bool:
         """Whether to read the messages the modem announced as stored before the next send.
@@ -294,8 +308,10 @@ class Worker:
                 log.warning("%s: the modem lost its settings (it rebooted?); setting it up "
                             "again", self.name)
                 self._initialised = False
-            if current.sendable and not self._initialised:
-                # The SIM is back (or was late): PIN, message format and reports again.
+            if current.sim_state == "READY" and not self._initialised:
+                # The SIM is back (or was late): PIN, message format, reports and the
+                # registration notices again — before registration, so that the modem
+                # tells us the moment it registers.
                 self.device.initialise(pin=self._pin(),
                                        request_status_reports=self.modem.request_status_reports)
                 self._initialised = True
@@ -307,10 +323,28 @@ class Worker:
             self.backoff.reset()
             self._next_poll = now + self.config.daemon.poll_interval
         else:
-            # Not usable yet: look again soon, so a reinserted SIM is used quickly.
-            self._initialised = False
+            # Not usable yet: the modem's notices (heard()) say when it is back; this
+            # doubling look is the backstop for a modem that says nothing.
+            if current.sim_state != "READY":
+                self._initialised = False
             self._next_poll = now + self.backoff.failed()
         return current
+
+    def heard(self, event: Any) -> None:
+        """A notice from the modem about itself (modem.device.StateChange): look at it now
+        instead of at the next poll. A modem that says it restarted has forgotten our
+        settings and is set up again as soon as its SIM is ready."""
+        from modem.device import StateChange
+        if not isinstance(event, StateChange):
+            return
+        kind = event.kind
+        if kind == "restarted":
+            self._initialised = False
+        now = self.clock.now()
+        # At most one look per NOTICE_GAP, however fast a flapping network talks.
+        self._next_poll = min(self._next_poll, max(now, self._noticed_at + NOTICE_GAP))
+        self._noticed_at = self._next_poll
+        log.info("%s: the modem says %s", self.name, event.line)
 
     def _lost(self, exc: ModemError) -> None:
         from modem.errors import PortGone
@@ -591,6 +625,7 @@ class Worker:
                     if event is None:
                         break
                     self.events.handle(self.device, event)
+                    self.heard(event)
                 except ModemError as exc:
                     self._lost(exc)
                     break

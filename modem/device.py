@@ -95,6 +95,24 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
+class StateChange:
+    """The modem says, unasked, that its state changed: *kind* is 'registration' (+CREG,
+    +CGREG, +CEREG; *value* the new state), 'sim' (+CPIN; *value* as sim_state() says it),
+    'restarted' (RDY: it booted and has forgotten our settings) or 'ready' (a notice that
+    SMS works again after a boot: +QIND: SMS DONE, SMS DONE…)."""
+    kind: str
+    value: str | None
+    line: str
+
+
+# What modems say when they have booted, and when SMS is usable after that (Quectel EC2x:
+# RDY, +CPIN: READY, +QIND: SMS DONE, +QIND: PB DONE; SIMCom SIM7600: RDY, +CPIN: READY,
+# SMS DONE, PB DONE — their AT manuals, "URC after power-on").
+RESTARTED_NOTICES = ("RDY",)
+READY_NOTICES = ("+QIND: SMS DONE", "+QIND: PB DONE", "SMS DONE", "PB DONE")
+
+
+@dataclass(frozen=True)
 class Unsolicited:
     """Any other unsolicited line (+CREG: 2, RING, +QIND…), for the log."""
     line: str
@@ -118,6 +136,22 @@ def cnmi_setting(request_status_reports: bool) -> str:
     it then. ds=0 when no report was asked for.
     """
     return f"2,1,0,{2 if request_status_reports else 0},0"
+
+
+def _state_change(line: str) -> StateChange | None:
+    """The StateChange an unsolicited *line* announces, if any."""
+    if line in RESTARTED_NOTICES:
+        return StateChange("restarted", None, line)
+    if line in READY_NOTICES:
+        return StateChange("ready", None, line)
+    if line.startswith(("+CREG:", "+CGREG:", "+CEREG:")):
+        match = _REG.search(line)
+        state = REGISTRATION_STATES.get(int(match.group(1)), "unknown") if match else "unknown"
+        return StateChange("registration", state, line)
+    if line.startswith("+CPIN:"):
+        answer = line.split(":", 1)[1].strip()
+        return StateChange("sim", SIM_STATES.get(answer, answer.lower().replace(" ", "_")), line)
+    return None
 
 
 class Modem:
@@ -168,7 +202,17 @@ class Modem:
             self._use_store("ME")  # the modem's own store: larger than the SIM's
             self.session.command(f"AT+CNMI={cnmi_setting(request_status_reports)}")
             self._pending_from_store("ME")
+        self._report_state_changes()
         return self.identify()
+
+    def _report_state_changes(self) -> None:
+        """Ask the modem to say when registration changes (+CREG/+CGREG/+CEREG: <stat>), so
+        the sender resumes the moment the network is back rather than at its next poll."""
+        for name in ("CREG", "CGREG", "CEREG"):
+            try:
+                self.session.command(f"AT+{name}=1")
+            except CommandError:
+                continue  # a 3G-only modem has no +CEREG; the poll still asks the others
 
     def settings_intact(self, *, request_status_reports: bool = True) -> bool:
         """Whether the modem still has our settings. A modem that rebooted on its own (a
@@ -363,7 +407,7 @@ class Modem:
                     pass
             self._events.put(Unsolicited(line))
             return
-        self._events.put(Unsolicited(line))
+        self._events.put(_state_change(line) or Unsolicited(line))
 
     def _accept_stored(self, decoded, location: tuple[str, int] | None) -> None:
         if isinstance(decoded, pdu.StatusReport):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from modem import pdu
-from modem.device import Inbound, Modem, StatusReport
+from modem.device import Inbound, Modem, StateChange, StatusReport
 from modem.errors import ATTimeout, CmeError, CmsError, MessageTooLong, PortGone
 from modem.sim import SimulatedModem
 from tests.helpers import wait_for
@@ -309,3 +309,24 @@ def test_a_report_announced_during_a_send_is_kept_and_read_after_it(sim, device)
     report = device.next_event(0.0)
     assert isinstance(report, StatusReport) and report.mr == first_mr
     assert report.location is not None  # stored: deleted once saved
+
+
+def test_the_modem_says_when_registration_and_the_sim_come_back_and_when_it_restarted(sim, device):
+    def changes_until(last: StateChange) -> list[StateChange]:
+        seen = [next_of(device, StateChange)]
+        while seen[-1] != last:
+            seen.append(next_of(device, StateChange))
+        return seen
+    sim.set_registration("searching")
+    assert {c.line for c in changes_until(StateChange("registration", "searching", "+CEREG: 2"))} \
+        == {"+CREG: 2", "+CGREG: 2", "+CEREG: 2"}
+    sim.set_registration("home")
+    changes_until(StateChange("registration", "registered_home", "+CEREG: 1"))
+    sim.remove_sim()
+    sim.insert_sim()
+    assert StateChange("sim", "ready", "+CPIN: READY") in changes_until(
+        StateChange("registration", "registered_home", "+CEREG: 1"))
+    sim.reboot()
+    assert changes_until(StateChange("ready", None, "+QIND: SMS DONE")) == [
+        StateChange("restarted", None, "RDY"), StateChange("sim", "ready", "+CPIN: READY"),
+        StateChange("ready", None, "+QIND: SMS DONE")]

@@ -756,6 +756,7 @@ class SimulatedModem:
         with self._lock:
             self.card.present = True
             self.card.power_up()
+            self._write(f"\r\n+CPIN: {self.card.state()}\r\n")  # as after a hot insert
             self._registration_urcs()
 
     def set_registration(self, state: str) -> None:
@@ -806,14 +807,19 @@ class SimulatedModem:
             self.card.power_up()
             self.port.plug()
 
-    def reboot(self) -> None:
-        """The modem restarts on its own (brown-out, watchdog): same port, settings lost."""
+    def reboot(self, notices: bool = True) -> None:
+        """The modem restarts on its own (brown-out, watchdog): same port, settings lost.
+        *notices*: whether it says so (RDY…); False for the boot notices a client missed."""
         with self._lock:
             self._power_up()
             self.card.power_up()
             self._timers.clear()
             self._held_sends.clear()
-            self._write("\r\nRDY\r\n")
+            if notices:
+                self._write("\r\nRDY\r\n")
+                self._write(f"\r\n+CPIN: {self.card.state()}\r\n")
+                if self.card.ready:
+                    self._write("\r\n+QIND: SMS DONE\r\n")
 
     def status(self) -> dict:
         with self._lock:
