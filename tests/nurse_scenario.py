@@ -81,8 +81,7 @@ def build(directory: Path, now: float | None = None) -> Scenario:
         # technical note; one older row with a note only, as written before reason keys.
         notes = {ids[-1]: ("failed", "report:0x41", "the network could not deliver it "
                                                    "(status 0x41)"),
-                 ids[-2]: ("failed", None, "modem0: +CMS ERROR: 500 (gave up after 5 "
-                                           "attempts)"),
+                 ids[-2]: ("failed", None, "modem0: +CMS ERROR: 21"),
                  ids[-3]: ("uncertain", None, "uncertain (part 1/1: modem0: timed out) — may "
                                               "or may not have been sent; not resent"),
                  ids[-4]: ("submitted", None, None)}
