@@ -334,6 +334,10 @@ _EN_THEN_JA = re.compile(r"^(?P<en>[\x00-\x7f]+?)\s*(?:/|[(（])\s*(?P<ja>[^\x00
 
 def in_language(text: str, lang: str | None = "ja") -> str:
     """The *lang* half of a message written in both languages; other text as it is."""
+    english, slash, japanese = text.rpartition(" / ")
+    if slash and re.search(r"[A-Za-z]{2}", english) and not japanese.isascii():
+        # "English / 日本語", as BroadcastError writes it (the English may quote a name).
+        return (english if lang == "en" else japanese).strip()
     for pattern in (_JA_THEN_EN, _EN_THEN_JA):
         if (match := pattern.match(text)) is not None:
             return match.group("en" if lang == "en" else "ja").strip()

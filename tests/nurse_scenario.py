@@ -105,6 +105,15 @@ def build(directory: Path, now: float | None = None) -> Scenario:
         schedule = schedules.add(conn, config, name="採血日のお知らせ", cron="0 17 * * tue,sun",
                                  groups=["月水金 午前"], text="【{clinic}】明日は採血日です。",
                                  actor=MANAGER[0], now=now)
+        # A reminder whose last run could not be sent, as the daemon records it
+        # (schedules' failure columns): shown on the schedules page and the dashboard.
+        failed = schedules.add(conn, config, name="透析日の確認", cron="30 7 * * mon,wed,fri",
+                               groups=["テスト"], text="【{clinic}】本日は透析日です。",
+                               actor=MANAGER[0], now=now)
+        conn.execute("UPDATE schedules SET failures = 1, last_error_at = ?, last_error = ? "
+                     "WHERE id = ?", [now - 3600, "the test group 「テスト」 has no active members"
+                                      " / テストグループに連絡先がありません（「テスト」）。連絡先の画面で"
+                                      "スタッフの携帯を入れてください", failed])
     contact = contacts.list_contacts(db, "高橋 陽菜")[0].id
     db.conn.close()
     return Scenario(config=config, power_cut=power_cut, drill=drill, schedule=schedule,

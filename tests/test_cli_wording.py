@@ -150,3 +150,16 @@ def test_sim_ctl_refuses_a_number_that_is_not_a_mobile(controlled_sim, tmp_path)
                                        "set-outcome", "03-1234-5678", "failed"])
     assert result.exit_code == 2
     assert "NUMBER" in result.output
+
+
+@pytest.mark.parametrize("text, ja, en", [
+    ("最後の管理者の権限は外せません (cannot demote the last admin)",
+     "最後の管理者の権限は外せません", "cannot demote the last admin"),
+    ("the test group 「テスト」 has no active members / テストグループに連絡先がありません",
+     "テストグループに連絡先がありません", "the test group 「テスト」 has no active members"),
+    ("no value for {time}: fill it in / {time} の値が入力されていません",
+     "{time} の値が入力されていません", "no value for {time}: fill it in"),
+    ("just one language", "just one language", "just one language"),
+])
+def test_a_message_written_in_both_languages_is_shown_in_the_readers(text, ja, en):
+    assert wording.in_language(text, "ja") == ja and wording.in_language(text, "en") == en
