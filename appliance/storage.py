@@ -341,3 +341,52 @@ class Watch:
             self._path.unlink(missing_ok=True)
         except OSError as exc:
             log.info("cannot remove the status file %s: %s", self._path, exc)
+
+
+# -- what staff are told -----------------------------------------------------------------------
+
+RESERVE_USED = "reserve_used"   # not a fault of the writes: the disk is running on the reserve
+
+_ADVICE = {
+    FULL: ("SDカードの空き容量がありません（残り{free} MB）。記録できない間は送信を止めます。"
+           "不要なファイル（古いバックアップ {backups} など）を削除して空き容量を作ってください。",
+           "the SD card is full ({free} MB free): nothing is sent while it cannot be "
+           "recorded. Delete files that are not needed (old backups in {backups}, …) to "
+           "free space."),
+    RESERVE_USED: ("SDカードの空き容量がなくなり、予備領域（{reserve} MB）を使って送信を続けて"
+                   "います。すぐに不要なファイル（古いバックアップ {backups} など）を削除して"
+                   "空き容量を作ってください。",
+                   "the SD card filled up: sending goes on in the {reserve} MB reserve. "
+                   "Delete files that are not needed (old backups in {backups}, …) now."),
+    READ_ONLY: ("SDカードが読み取り専用になり、記録できません（SDカードの故障の可能性）。"
+                "送信は止まっています。電話連絡に切り替えてください。管理者はSDカードを交換し、"
+                "tsunagu restore でバックアップから戻してください。",
+                "the SD card has become read-only (it may be failing): nothing can be "
+                "recorded, so nothing is sent. Phone the patients. Replace the SD card and "
+                "bring the database back with tsunagu restore."),
+    IO_ERROR: ("SDカードの読み書きでエラーが起きています（故障の可能性）。送信は止まって"
+               "います。電話連絡に切り替えてください。管理者はSDカードを交換し、tsunagu "
+               "restore でバックアップから戻してください。",
+               "the SD card fails to read or write (it may be failing): nothing is sent. "
+               "Phone the patients. Replace the SD card and bring the database back with "
+               "tsunagu restore."),
+    DAMAGED: ("データベースが壊れています。送信は止まっています。電話連絡に切り替えてください。"
+              "管理者はサービスを止め（systemctl stop tsunagu-web tsunagu-daemon）、tsunagu "
+              "restore でバックアップから戻してください（壊れたファイルは残ります）。",
+              "the database is damaged: nothing is sent. Phone the patients. Stop the "
+              "services (systemctl stop tsunagu-web tsunagu-daemon) and bring the database "
+              "back from a backup with tsunagu restore (the damaged file is kept)."),
+}
+
+
+_RESERVE_GONE = ("予備領域（{reserve} MB）も使い切りました。", "The {reserve} MB reserve is used up too.")
+
+
+def advice(kind: str, lang: str, config: Config, disk: Disk | None = None) -> str:
+    """What is wrong and what to do, in one line for `tsunagu check` (ja or en)."""
+    ja, en = _ADVICE[kind]
+    text = ja if lang == "ja" else en
+    if kind == FULL and disk is not None and disk.reserve_mb and not disk.reserve_present:
+        text += _RESERVE_GONE[0] if lang == "ja" else " " + _RESERVE_GONE[1]
+    return text.format(free="?" if disk is None else disk.free_mb,
+                       reserve=config.daemon.reserve_mb, backups=config.backup.directory)

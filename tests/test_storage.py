@@ -36,10 +36,6 @@ port = "/dev/null"
 """
 
 
-# Reproduced before the fix; the mark goes with the fix.
-pytestmark = pytest.mark.xfail(strict=True, reason="finding 8: storage faults give 500s, tracebacks and a warning for a full disk")
-
-
 def make_config(tmp_path: Path, *, reserve_mb: int = 0) -> config_mod.Config:
     path = tmp_path / "tsunagu.toml"
     path.write_text(CONFIG.format(reserve_mb=reserve_mb), encoding="utf-8")
@@ -111,6 +107,7 @@ def test_the_reserve_gives_a_full_disk_room_to_log_in_and_keeps_check_critical(t
     with small_filesystem(tmp_path / "disk", 4):
         seed(config)
         assert storage.Reserve.of(config).ensure()
+        daemon_connection = connect(config.database)  # as the daemon holds it
         fill(tmp_path / "disk")
         client = create_app(config, testing=True).test_client()
         first = log_in(client, *ADMIN)
@@ -121,6 +118,21 @@ def test_the_reserve_gives_a_full_disk_room_to_log_in_and_keeps_check_critical(t
         assert log_in(client, *ADMIN).status_code == 302
         status, report, _ = run_check(config)
         assert status == 2 and "予備" in messages(report)
+        daemon_connection.conn.close()
+
+
+def test_on_a_full_disk_with_nothing_open_the_reserve_lets_the_web_ui_open_the_database(
+        tmp_path):
+    from appliance import storage
+    config = make_config(tmp_path, reserve_mb=1)
+    with small_filesystem(tmp_path / "disk", 4):
+        seed(config)  # closed: SQLite must make its -shm file to open it again
+        assert storage.Reserve.of(config).ensure()
+        fill(tmp_path / "disk")
+        client = create_app(config, testing=True).test_client()
+        assert log_in(client, *ADMIN).status_code == 302
+        assert not storage.Reserve.of(config).path.exists()
+        assert "予備" in page(client.get("/"))  # the banner says it is running on the reserve
 
 
 # -- a read-only disk --------------------------------------------------------------------------
