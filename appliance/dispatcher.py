@@ -10,6 +10,11 @@ claiming (claims are per message, so the other workers simply take the rest), ma
 modem not ready with the reason, and keeps re-opening and re-initialising it with back-off
 until it comes back (USB unplug and replug), without a restart.
 
+When the database cannot be written (a full or read-only disk, a damaged file:
+appliance.storage), the worker keeps its modem and the message in hand, gives the modem
+nothing whose state it could not write first, and tries the write again every heartbeat
+interval; the message goes on from where it stopped once the write goes through.
+
 Single steps (`connect()`, `poll_health()`, `process_one()`, `drain_events()`) are public
 and take time from an injectable clock, so each can be tested alone; `run()` loops them.
 """
@@ -24,14 +29,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 
 from modem import pdu
 from modem.errors import ModemError
 
-from . import budget, health, outbox
+from . import budget, health, outbox, storage as storage_mod
 from .clock import Clock, SystemClock
 from .config import Config, ModemConfig
 from .db import write
@@ -48,6 +53,8 @@ IDLE_WAIT = 0.05           # how long an idle worker waits for an event before l
 AWAY_WAIT = 0.25           # while the modem is away: how often probes are answered
 WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
+
+T = TypeVar("T")
 
 
 def _open_device(path: str):
@@ -95,13 +102,16 @@ class Worker:
     def __init__(self, config: Config, modem: ModemConfig, *,
                  db: sqlite_utils.Database | None = None, clock: Clock | None = None,
                  open_device: Callable[[str], Device] | None = None,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None,
+                 storage: storage_mod.Watch | None = None):
         from .db import connect
         self.config = config
         self.modem = modem
         self.name = modem.name
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
+        # Told of every write the storage refuses (the daemon shares one among its threads).
+        self.storage = storage or storage_mod.Watch(config, clock=self.clock.now)
         # Each thread its own connection; migrations were applied by the daemon at start.
         self.db = db if db is not None else connect(config.database, migrate=False)
         self._open_device = open_device or _open_device
@@ -109,7 +119,8 @@ class Worker:
         self.identity = health.Identity()
         self.health: health.ModemHealth | None = None
         self.events = ModemEvents(self.db, modem.name, self.clock,
-                                  database=None if db is not None else str(config.database))
+                                  database=None if db is not None else str(config.database),
+                                  storage=self.storage)
         self.backoff = Backoff(maximum=min(RECONNECT_MAX, config.daemon.poll_interval))
         self._next_connect = 0.0
         self._next_poll = 0.0
@@ -157,7 +168,12 @@ class Worker:
             while not self.stop.is_set():
                 try:
                     self.step()
-                except Exception:
+                except Exception as exc:
+                    if self.storage.met(exc, self.name) is not None:
+                        # The disk or the database, not the modem: keep the modem and
+                        # what is in hand, and try the write again in a while.
+                        self.stop.wait(self.config.daemon.heartbeat_interval)
+                        continue
                     # A bug or a database error must not end sending for good: say it
                     # loudly, drop the modem (it is re-opened) and go on after a pause.
                     log.exception("%s: unexpected error in the worker", self.name)
@@ -327,8 +343,14 @@ class Worker:
         self.health = current
         if not current.sendable:
             self._give_back_ahead()
-        with write(self.db) as conn:
-            health.write_status(conn, current)
+        try:
+            with write(self.db) as conn:
+                health.write_status(conn, current)
+        except sqlite3.Error as exc:
+            # The modem's state is kept here and written with the next poll; a storage
+            # fault is told where staff look, anything else is a real error.
+            if self.storage.met(exc, self.name) is None:
+                raise
         if changed:
             log.info("%s: %s", self.name, "ready" if current.ready else
                      f"not ready: {current.reason} ({current.detail})")
@@ -386,7 +408,8 @@ class Worker:
         if claim is not None:
             answers = list(self._unrecorded)
             # On a database error the claim stays ahead, to be handed back (_close).
-            begun = outbox.begin_claimed(self.db, claim, now, accepted=answers) == "begun"
+            begun = self._until_written(lambda: outbox.begin_claimed(
+                self.db, claim, now, accepted=answers)) == "begun"
             self._ahead = self._ahead_submits = None
             self._committed(answers)
             if not begun:  # cancelled, or handed back for an emergency
@@ -414,7 +437,14 @@ class Worker:
 
     def _give_back_ahead(self) -> None:
         if self._ahead is not None:
-            outbox.unclaim(self.db, self._ahead, self.clock.now())
+            try:
+                outbox.unclaim(self.db, self._ahead, self.clock.now())
+            except sqlite3.Error as exc:
+                # Kept in hand: given back (or begun) once the database can be written;
+                # after a stop, recovery queues it again (nothing of it was sent).
+                if self.storage.met(exc, self.name) is None:
+                    raise
+                return
             self._ahead = self._ahead_submits = None
 
     def record_accepted(self, *, unprepare: bool = False) -> None:
@@ -451,18 +481,19 @@ class Worker:
             try:
                 submits = self._encode(claim)
             except (ModemError, ValueError) as exc:
-                self.record_accepted()
-                return self._finish(claim, outbox.retry_or_fail(
+                self._until_written(self.record_accepted)
+                return self._finish(claim, self._until_written(lambda: outbox.retry_or_fail(
                     self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
-                    permanent=True, max_attempts=1, backoff=0))
+                    permanent=True, max_attempts=1, backoff=0)))
         prepared = begun  # this part is marked 'sending' already
         for submit in submits:
             seq, last = submit.seq, submit.seq == submit.total
             if not prepared:
-                self.record_accepted()
+                self._until_written(self.record_accepted)
                 if seq > 1:
                     self._wait_for_pace()
-                outbox.part_sending(self.db, claim, seq, self.clock.now())
+                self._until_written(lambda: outbox.part_sending(self.db, claim, seq,
+                                                                self.clock.now()))
             written = []
 
             def meanwhile(seq=seq, last=last) -> None:
@@ -476,17 +507,19 @@ class Worker:
                     self._drain_reports()
                     if last and self._ahead is None and not self.stop.is_set():
                         self._claim_ahead()
-                except sqlite3.Error:
+                except sqlite3.Error as exc:
                     # Nothing here may cost the answer to the part on the air. What was not
                     # written is written by the next commit (the answers are kept; the next
                     # part is then marked before its AT+CMGS), which meets the error again
                     # if it lasts.
-                    log.exception("%s: bookkeeping during a send failed", self.name)
+                    if self.storage.met(exc, self.name) is None:
+                        log.exception("%s: bookkeeping during a send failed", self.name)
             try:
                 mr = self.device.send_pdu(submit, meanwhile=meanwhile)
             except ModemError as exc:
-                self.record_accepted()
-                return self._finish(claim, self._send_failed(claim, seq, exc))
+                self._until_written(self.record_accepted)
+                return self._finish(claim, self._until_written(
+                    lambda: self._send_failed(claim, seq, exc)))
             self.sent_parts += 1
             self._unrecorded.append(outbox.Accepted(claim, seq, mr, self.clock.now(), last))
             prepared = bool(written) and not last
@@ -496,6 +529,20 @@ class Worker:
                 self.record_accepted(unprepare=True)
                 prepared = False
         return "submitted"  # its broadcast is looked at once the answer is committed
+
+    def _until_written(self, write_: Callable[[], T]) -> T:
+        """*write_*, a write that must be in the database before the modem is given
+        anything more, tried again while the storage refuses it (nothing is sent
+        meanwhile). The daemon stopping ends the wait with the storage's error: what is
+        in hand is then settled by recovery at the next start, like after a crash.
+        """
+        while True:
+            try:
+                return write_()
+            except sqlite3.Error as exc:
+                if self.storage.met(exc, self.name) is None or self.stop.is_set():
+                    raise
+            self.stop.wait(self.config.daemon.heartbeat_interval)
 
     def _pace_allows_now(self) -> bool:
         now = self.clock.now()

@@ -8,6 +8,7 @@ status file on a RAM disk, `tsunagu check`), and send the rest as soon as it can
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -19,10 +20,6 @@ from appliance.db import connect
 from tests.daemon_harness import all_final, messages_per_number, tsunagu_command, wait_until
 from tests.storage_faults import damage, failing_card, fill, read_only, small_filesystem
 from tests.test_daemon_e2e import Rig, seed_patients
-
-
-# Reproduced before the fix; the mark goes with the fix.
-pytestmark = pytest.mark.xfail(strict=True, reason="finding 8: the daemon dies on a full, read-only or damaged store")
 
 
 def run_check(rig: Rig) -> tuple[int, str]:
@@ -60,63 +57,61 @@ def assert_every_send_was_recorded_first(rig: Rig) -> None:
 
 @pytest.fixture
 def disk_rig(tmp_path):
-    """A rig whose database lives on a small filesystem at tmp_path/disk."""
-    rigs = []
-
-    def make(**kw) -> Rig:
-        (tmp_path / "disk").mkdir(exist_ok=True)
-        rig = Rig(tmp_path, database="disk/tsunagu.db", **kw)
-        rigs.append(rig)
-        return rig
-    try:
+    """make(mount=…): a rig whose database lives at tmp_path/disk, on the filesystem
+    *mount* mounts there (None: the test's own); the daemon is stopped before the unmount."""
+    with contextlib.ExitStack() as stack:
+        def make(mount=None, **kw) -> Rig:
+            (tmp_path / "disk").mkdir(exist_ok=True)
+            if mount is not None:
+                stack.enter_context(mount)
+            rig = Rig(tmp_path, database="disk/tsunagu.db", **kw)
+            stack.callback(rig.close)
+            return rig
         yield make
-    finally:
-        for rig in rigs:
-            rig.close()
 
 
 def test_on_a_full_disk_the_daemon_gives_back_its_reserve_and_sends_everyone_once(
         tmp_path, disk_rig):
-    with small_filesystem(tmp_path / "disk", 8):
-        rig = disk_rig(send_delay=0.02, daemon={"reserve_mb": 1})
-        group = seed_patients(rig.db, 20)
-        bid = rig.broadcast(group, choices=["来院できる", "来院できない"])
-        assert storage.Reserve.of(rig.config).ensure()
-        rig.daemon.start()
-        wait_until(lambda: submits(rig) >= 4, 30, "the broadcast under way")
-        fill(tmp_path / "disk")
-        states = rig.wait_final(bid)
-        assert states["submitted"] + states["delivered"] == 20, states
-        assert max(messages_per_number(rig.sims).values()) == 1
-        assert not storage.Reserve.of(rig.config).path.exists()
-        status, critical = run_check(rig)
-        assert status == 2 and "予備" in critical
-        rig.close()
+    # A reserve as large as SQLite's write-ahead log grows between two checkpoints (~4 MB).
+    rig = disk_rig(small_filesystem(tmp_path / "disk", 16), send_delay=0.02,
+                   daemon={"reserve_mb": 4})
+    group = seed_patients(rig.db, 20)
+    bid = rig.broadcast(group, choices=["来院できる", "来院できない"])
+    assert storage.Reserve.of(rig.config).ensure()
+    rig.daemon.start()
+    wait_until(lambda: submits(rig) >= 4, 30, "the broadcast under way")
+    fill(tmp_path / "disk")
+    states = rig.wait_final(bid)
+    assert states["submitted"] + states["delivered"] == 20, states
+    assert max(messages_per_number(rig.sims).values()) == 1
+    assert not storage.Reserve.of(rig.config).path.exists()
+    status, critical = run_check(rig)
+    assert status == 2 and "予備" in critical
 
 
 def test_on_a_disk_full_to_the_last_byte_the_daemon_waits_then_resumes_when_space_is_freed(
         tmp_path, disk_rig):
-    with small_filesystem(tmp_path / "disk", 8):
-        rig = disk_rig(send_delay=0.02, daemon={"reserve_mb": 0})
-        group = seed_patients(rig.db, 20)
-        bid = rig.broadcast(group, choices=["来院できる", "来院できない"])
-        rig.daemon.start()
-        wait_until(lambda: submits(rig) >= 4, 30, "the broadcast under way")
-        filler = fill(tmp_path / "disk")
-        wait_until(lambda: storage_fault(rig) is not None, 30, "the daemon to report the disk")
-        assert storage_fault(rig).kind == storage.FULL
-        sent = submits(rig)
-        wait_for_retries(rig)
-        assert submits(rig) == sent  # nothing goes out that could not be recorded first
-        assert_every_send_was_recorded_first(rig)
-        status, critical = run_check(rig)
-        assert status == 2 and "空き容量" in critical
-        filler.unlink()
-        states = rig.wait_final(bid)
-        assert states["submitted"] + states["delivered"] == 20, states
-        assert max(messages_per_number(rig.sims).values()) == 1
-        wait_until(lambda: storage_fault(rig) is None, 30, "the daemon to say it can write")
-        rig.close()
+    rig = disk_rig(small_filesystem(tmp_path / "disk", 8), send_delay=0.02,
+                   daemon={"reserve_mb": 0})
+    group = seed_patients(rig.db, 20)
+    bid = rig.broadcast(group, choices=["来院できる", "来院できない"])
+    rig.daemon.start()
+    wait_until(lambda: submits(rig) >= 4, 30, "the broadcast under way")
+    filler = fill(tmp_path / "disk")
+    wait_until(lambda: storage_fault(rig) is not None, 30, "the daemon to report the disk")
+    assert storage_fault(rig).kind == storage.FULL
+    wait_for_retries(rig)  # the part that was on the air has reached the network by now
+    sent = submits(rig)
+    wait_for_retries(rig)
+    assert submits(rig) == sent  # nothing goes out that could not be recorded first
+    assert_every_send_was_recorded_first(rig)
+    status, critical = run_check(rig)
+    assert status == 2 and "空き容量" in critical
+    filler.unlink()
+    states = rig.wait_final(bid)
+    assert states["submitted"] + states["delivered"] == 20, states
+    assert max(messages_per_number(rig.sims).values()) == 1
+    wait_until(lambda: storage_fault(rig) is None, 30, "the daemon to say it can write")
 
 
 def test_when_the_sd_card_fails_the_daemon_stays_up_sends_nothing_unrecorded_and_says_so(
@@ -131,6 +126,7 @@ def test_when_the_sd_card_fails_the_daemon_stays_up_sends_nothing_unrecorded_and
         card.fail()
         wait_until(lambda: storage_fault(rig) is not None, 30, "the daemon to report the card")
         assert storage_fault(rig).kind in (storage.READ_ONLY, storage.IO_ERROR)
+        wait_for_retries(rig)
         sent = submits(rig)
         wait_for_retries(rig)
         assert submits(rig) == sent
