@@ -8,6 +8,7 @@ in check_runs for the dashboard.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import health as health_mod, storage
+from . import health as health_mod, jobs, schedules, storage
 from .config import Config
 from .db import write
 
@@ -193,6 +194,49 @@ def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
                                       "the last test went through"))
 
 
+JOB_LABELS = {
+    "ja": {"heartbeat": "稼働記録", "requests": "画面やコマンドからの依頼",
+           "scheduled_broadcasts": "予約送信", "schedules": "定期送信", "followups": "返信のない人への再送"},
+    "en": {"heartbeat": "heartbeat", "requests": "requests from the web UI and commands",
+           "scheduled_broadcasts": "scheduled broadcasts", "schedules": "recurring schedules",
+           "followups": "follow-ups to the silent"},
+}
+
+
+def _job_label(name: str, lang: str) -> str:
+    kind, _sep, item = name.partition(":")
+    if kind == "followup" and item:
+        return _t(lang, f"一斉送信 #{item} の再送", f"the follow-up of broadcast #{item}")
+    return JOB_LABELS[lang].get(name, name)
+
+
+def check_jobs(conn: sqlite3.Connection, config: Config, lang: str) -> list[Result]:
+    """Recurring schedules whose last run failed, and the daemon's jobs failing now: the
+    sending goes on, but something staff expect is not happening."""
+    out = []
+    for s in schedules.failed(conn):
+        when = _local(s["last_error_at"], config)
+        paused = not s["enabled"]
+        out.append(Result(f"schedule:{s['id']}", WARNING, _t(
+            lang, f"定期送信「{s['name']}」が{when}に送れませんでした{'（停止中）' if paused else ''}"
+                  f": {s['last_error']} — 定期送信の画面で本文と送信先を直してください",
+            f"recurring schedule 「{s['name']}」 could not run at {when}"
+            f"{' (paused)' if paused else ''}: {s['last_error']} — fix its text or groups "
+            "on the schedules page")))
+    for p in jobs.problems(conn):
+        label = _job_label(p.name, lang)
+        out.append(Result(f"job:{p.name}", WARNING, _t(
+            lang, f"デーモンの処理「{label}」が失敗しています（{p.failures}回連続）: {p.error}"
+                  " — 続く場合は管理者に連絡してください（送信は続いています）",
+            f"the daemon's job 「{label}」 is failing ({p.failures} times in a row): "
+            f"{p.error} — tell the administrator if it goes on (sending goes on)")))
+    return out
+
+
+def _local(at: float | None, config: Config) -> str:
+    return dt.datetime.fromtimestamp(at or 0, config.zone).strftime("%m/%d %H:%M")
+
+
 def run_checks(db, config: Config, now: float, *,
                met: Iterable[storage.Fault] = ()) -> list[Result]:
     """Every check. *db* is None when the database could not be opened at all (*met* says
@@ -208,7 +252,7 @@ def run_checks(db, config: Config, now: float, *,
             results = [check_daemon(h, lang), *check_modems(h, lang),
                        check_budget(h, config, lang), *check_queue(h, config, lang),
                        check_database(conn, config, lang)]
-            tail = [check_last_test(conn, now, lang)]
+            tail = [check_last_test(conn, now, lang), *check_jobs(conn, config, lang)]
         except sqlite3.DatabaseError as exc:
             fault = storage.fault_of(exc, Path(config.database).parent)
             if fault is None:

@@ -23,6 +23,11 @@ def m0002_parts_pace_index(db) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS parts_pace ON parts(modem, sending_at)")
 
 
+@migrations(name="0003_never_stop_sending")
+def m0003_never_stop_sending(db) -> None:
+    db.executescript(SCHEMA_0003)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.
@@ -261,4 +266,22 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"""
+
+SCHEMA_0003 = r"""
+-- A recurring schedule that could not run is shown failed, with why, until a run succeeds.
+ALTER TABLE schedules ADD COLUMN last_error TEXT;
+ALTER TABLE schedules ADD COLUMN last_error_at REAL;
+ALTER TABLE schedules ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+
+-- The daemon's jobs (heartbeat, requests, timers…) that failed: written when one fails and
+-- when it works again, never on every run. A job failing again and again is paused.
+CREATE TABLE daemon_jobs (
+    name            TEXT PRIMARY KEY,
+    failures        INTEGER NOT NULL DEFAULT 0,  -- in a row; 0 once it works again
+    last_error      TEXT,
+    last_error_at   REAL,
+    paused_until    REAL,
+    recovered_at    REAL
+);
 """

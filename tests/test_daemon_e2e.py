@@ -14,83 +14,11 @@ import pytest
 
 from appliance import broadcasts, config as config_mod
 from appliance.db import connect, write
-from tests.daemon_harness import (DaemonProcess, Sim, all_final, messages, messages_per_number,
-                                  recipient_states, tsunagu_command, wait_until,
-                                  write_config)
+from tests.daemon_harness import (TEXT, DaemonProcess, Rig, Sim, all_final, messages,
+                                  messages_per_number, recipient_states, seed_patients,
+                                  tsunagu_command, wait_until, write_config, _now)
 
-TEXT = ("{name}様\n停電のため本日の透析は中止です。自宅で待機してください。"
-        "明日以降の予定は改めてご連絡します。つなぐ透析クリニック")
 CHOICES = ["来院できる", "来院できない", "連絡がほしい"]
-
-
-def seed_patients(db, count: int, group: str = "月水金 午前") -> int:
-    """*count* active patients in *group* (direct rows: setting up, not under test)."""
-    with write(db) as conn:
-        group_id = conn.execute("INSERT INTO groups (name, kind) VALUES (?, 'shift')",
-                                [group]).lastrowid
-        for i in range(count):
-            contact_id = conn.execute(
-                "INSERT INTO contacts (name, kana, phone, created_at, updated_at) "
-                "VALUES (?, ?, ?, 0, 0)",
-                [f"患者{i:03d} 𠮷田", f"かんじゃ{i:03d}", f"+81901{i:07d}"]).lastrowid
-            conn.execute("INSERT INTO contact_groups VALUES (?, ?)", [contact_id, group_id])
-    return group_id
-
-
-class Rig:
-    """Simulated modems, a config, the database and the daemon for one test."""
-
-    def __init__(self, tmp_path, sims: int = 1, *, send_delay: float = 0.005,
-                 report_delay: float = 0.02, **config_kw):
-        self.sims = [Sim(tmp_path, f"modem{i}", send_delay=send_delay,
-                         report_delay=report_delay).start() for i in range(sims)]
-        config_kw.setdefault("pace", 60_000)
-        self.config_path = write_config(tmp_path, self.sims, **config_kw)
-        self.config = config_mod.load(self.config_path)
-        self.db = connect(self.config.database)
-        self.daemon = DaemonProcess(self.config_path, tmp_path)
-
-    def broadcast(self, group_id: int, *, priority: str = "routine", choices=None) -> int:
-        p = broadcasts.plan(self.db.conn, self.config, text=TEXT, group_ids=[group_id],
-                            priority=priority, choices=choices, now=_now())
-        with write(self.db) as conn:
-            return broadcasts.create(conn, p, title="停電", actor="test", now=_now())
-
-    def wait_final(self, broadcast_id: int, timeout: float = 90) -> Counter:
-        wait_until(lambda: all_final(self.db, broadcast_id) or not self.daemon.alive(),
-                   timeout, "every recipient in a final state")
-        assert self.daemon.alive(), self.daemon.stderr()[-3000:]
-        return recipient_states(self.db)
-
-    def wait_delivered(self, count: int, timeout: float = 90) -> None:
-        wait_until(lambda: recipient_states(self.db)["delivered"] >= count
-                   or not self.daemon.alive(), timeout, f"{count} recipients delivered")
-        assert self.daemon.alive(), self.daemon.stderr()[-3000:]
-
-    def close(self) -> None:
-        self.daemon.stop()
-        for sim in self.sims:
-            sim.stop()
-        self.db.conn.close()
-
-
-def _now() -> float:
-    import time
-    return time.time()
-
-
-@pytest.fixture
-def rig_factory(tmp_path):
-    rigs = []
-
-    def make(*args, **kw) -> Rig:
-        rigs.append(Rig(tmp_path, *args, **kw))
-        return rigs[-1]
-    try:
-        yield make
-    finally:
-        for rig in rigs:
-            rig.close()
 
 
 def assert_once_each(rig: Rig, expected_numbers: set[str]) -> None:

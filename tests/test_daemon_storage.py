@@ -17,9 +17,9 @@ import pytest
 
 from appliance import broadcasts, storage
 from appliance.db import connect
-from tests.daemon_harness import all_final, messages_per_number, tsunagu_command, wait_until
+from tests.daemon_harness import (Rig, all_final, messages_per_number, seed_patients,
+                                  tsunagu_command, wait_until)
 from tests.storage_faults import damage, failing_card, fill, read_only, small_filesystem
-from tests.test_daemon_e2e import Rig, seed_patients
 
 
 def run_check(rig: Rig) -> tuple[int, str]:

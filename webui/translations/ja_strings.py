@@ -130,4 +130,7 @@ JA = {
  "The facility's group follows this field.": "施設のグループはこの欄に合わせて自動で変わります。",
  "Use the buttons on the page": "画面のボタンから操作してください",
  "This address does not open on its own. Go back and use the page's button (for example, 'Log out' at the top).": "このアドレスは直接開けません。前の画面に戻り、画面のボタン（例：上部の「ログアウト」）を使ってください。",
+ "Could not be sent at %(when)s:": "%(when)s に送信できませんでした：",
+ "Fix the text or the groups (delete this schedule and add it again).": "本文か送信先を直してください（この定期送信を削除して、もう一度追加してください）。",
+ "Sending goes on, but this needs attention:": "送信は続いていますが、確認が必要です：",
 }
