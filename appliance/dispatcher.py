@@ -481,10 +481,11 @@ class Worker:
             try:
                 submits = self._encode(claim)
             except (ModemError, ValueError) as exc:
+                why = f"cannot encode the message: {exc}"
                 self._until_written(self.record_accepted)
                 return self._finish(claim, self._until_written(lambda: outbox.retry_or_fail(
-                    self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
-                    permanent=True, max_attempts=1, backoff=0)))
+                    self.db, claim, 1, why, self.clock.now(), permanent=True, max_attempts=1,
+                    backoff=0)))
         prepared = begun  # this part is marked 'sending' already
         for submit in submits:
             seq, last = submit.seq, submit.seq == submit.total
@@ -519,7 +520,7 @@ class Worker:
             except ModemError as exc:
                 self._until_written(self.record_accepted)
                 return self._finish(claim, self._until_written(
-                    lambda: self._send_failed(claim, seq, exc)))
+                    lambda exc=exc: self._send_failed(claim, seq, exc)))
             self.sent_parts += 1
             self._unrecorded.append(outbox.Accepted(claim, seq, mr, self.clock.now(), last))
             prepared = bool(written) and not last

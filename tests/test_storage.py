@@ -17,7 +17,7 @@ from appliance import config as config_mod, users
 from appliance.db import connect, write
 from tests.daemon_harness import tsunagu_command
 from tests.storage_faults import damage, fill, read_only, small_filesystem
-from tests.web_support import ADMIN, csrf_token, log_in
+from tests.web_support import ADMIN, log_in
 from webui import create_app
 
 CONFIG = """\
