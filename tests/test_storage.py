@@ -212,3 +212,25 @@ def test_restore_replaces_a_damaged_database_and_keeps_the_damaged_file(tmp_path
     db = connect(config.database)
     assert db.conn.execute("SELECT name FROM contacts").fetchall()[0][0] == "山田 太郎"
     db.conn.close()
+
+
+def test_the_dashboard_says_the_daemon_cannot_record_not_that_the_budget_is_used_up(tmp_path):
+    import sqlite3
+
+    from appliance import storage
+    config = make_config(tmp_path)
+    seed(config)
+    client = create_app(config, testing=True).test_client()
+    assert log_in(client, *ADMIN).status_code == 302
+    refused = sqlite3.OperationalError("disk I/O error")
+    refused.sqlite_errorname = "SQLITE_IOERR_WRITE"
+    storage.Watch(config).met(refused, "modem0")  # as the daemon meets a failing card
+    dashboard = page(client.get("/"))
+    assert "送信する前に記録できないため" in dashboard
+    assert "SDカードの読み書きでエラー" in dashboard  # the banner: what is wrong, what to do
+    assert "送信上限に達しました" not in dashboard
+    assert json_status(client)["storage_fault"] == storage.IO_ERROR
+
+
+def json_status(client) -> dict:
+    return client.get("/api/status").get_json()

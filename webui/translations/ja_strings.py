@@ -19,6 +19,7 @@ JA = {
  "What you just did was not saved.": "いまの操作は保存されていません。",
  "The appliance has used its reserve space (%(mb)d MB): try again now.": "予備領域（%(mb)d MB）を使えるようにしました。もう一度操作してください。",
  "Try again": "もう一度試す",
+ "What would be sent cannot be recorded first, so nothing is sent: see the message above.": "送信する前に記録できないため、送信していません。上の表示を見てください。",
  "The %(mb)d MB kept in reserve for this is used up too.": "このために取っておいた予備領域（%(mb)d MB）も使い切りました。",
  "The page failed. What was saved before is kept. Try again, or use the call list on paper.": "画面の処理に失敗しました。保存済みの内容は残っています。もう一度試すか、印刷した電話リストを使ってください。",
  "User name": "ユーザー名", "Role": "役割", "Staff": "職員", "Admin": "管理者",
