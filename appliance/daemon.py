@@ -205,6 +205,7 @@ class Daemon:
         self._next_beat = 0.0
         self._next_timers = 0.0
         self.doorbell: Doorbell | None = None
+        self._doorbell_tried = False
         self.jobs = Jobs(lambda: self.db, storage=self.storage)
 
     def stop(self) -> None:
@@ -275,7 +276,8 @@ class Daemon:
         self.started_at = self.clock.now()
         self.storage.beat(self.started_at)
         self.lock.acquire()
-        if self.doorbell is None:
+        if not self._doorbell_tried:  # once: a start tried again on a bad disk says it once
+            self._doorbell_tried = True
             try:
                 self.doorbell = Doorbell(self.config.database)
             except OSError as exc:

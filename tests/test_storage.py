@@ -234,3 +234,33 @@ def test_the_dashboard_says_the_daemon_cannot_record_not_that_the_budget_is_used
 
 def json_status(client) -> dict:
     return client.get("/api/status").get_json()
+
+
+def test_a_job_that_meets_a_read_only_disk_is_not_paused_and_runs_again_next_time(tmp_path):
+    """The daemon's job guard hands a storage fault to the storage watch: not the job's
+    fault, so it is not counted or paused (it works the moment the disk takes writes)."""
+    import sqlite3
+
+    from appliance import jobs, storage
+    config = make_config(tmp_path)
+    seed(config)
+    db = connect(config.database)
+    watch = storage.Watch(config)
+    guard = jobs.Jobs(lambda: db, storage=watch)
+    refused = sqlite3.OperationalError("attempt to write a readonly database")
+    refused.sqlite_errorname = "SQLITE_READONLY"
+    calls = []
+
+    def heartbeat():
+        calls.append(1)
+        if len(calls) <= jobs.PAUSE_AFTER + 1:
+            raise refused
+        return "written"
+
+    for t in range(jobs.PAUSE_AFTER + 1):
+        assert guard.run("heartbeat", heartbeat, now=float(t)) is None
+    assert not guard.paused("heartbeat", float(jobs.PAUSE_AFTER + 1))
+    assert guard.run("heartbeat", heartbeat, now=float(jobs.PAUSE_AFTER + 1)) == "written"
+    assert jobs.problems(db.conn) == []  # nothing recorded against the job
+    assert storage.read_daemon_status(config).fault.kind == storage.READ_ONLY
+    db.conn.close()
