@@ -118,7 +118,7 @@ def check_file(path: Path) -> None:
 
 
 def daemon_running(config: Config, now: float) -> bool:
-    status = storage.read_daemon_status(config, now)
+    status = storage.read_daemon_status(config)
     if status is not None and status.alive(now, config.check.heartbeat_max_age):
         return True  # its status file: also when its database cannot be read
     if not Path(config.database).exists():

@@ -150,7 +150,7 @@ def check_storage(config: Config, now: float, lang: str,
     (*met*). One line per fault, each with what to do."""
     disk = storage.disk(config)
     kinds: list[str] = []
-    status = storage.read_daemon_status(config, now)
+    status = storage.read_daemon_status(config)
     if status is not None and status.alive(now, config.check.heartbeat_max_age) and \
             status.fault is not None:
         kinds.append(status.fault.kind)

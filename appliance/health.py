@@ -220,7 +220,7 @@ def read_health(db: sqlite_utils.Database | sqlite3.Connection, config: Config,
                 now: float) -> Health:
     """The one health record, read from what the daemon last wrote."""
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
-    status = storage.read_daemon_status(config, now)
+    status = storage.read_daemon_status(config)
     heartbeat = _heartbeat(conn, now, status)
     alive = heartbeat is not None and heartbeat.age <= config.check.heartbeat_max_age
     # A poll older than three intervals (or the check's heartbeat limit) is not news.
@@ -259,7 +259,7 @@ def _heartbeat(conn: sqlite3.Connection, now: float,
 
 def daemon_heartbeat(config: Config, now: float) -> Heartbeat | None:
     """The heartbeat from the status file alone, for when the database cannot be read."""
-    status = storage.read_daemon_status(config, now)
+    status = storage.read_daemon_status(config)
     if status is None:
         return None
     return Heartbeat(pid=status.pid, started_at=status.started_at, beat_at=status.beat_at,

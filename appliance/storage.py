@@ -11,8 +11,8 @@ a damaged database — recognised, told to staff, and survived.
   (/run/tsunagu): written at every heartbeat whether or not the database can be written, so
   `tsunagu check`, the web UI and the LEDs can tell "the daemon is alive but cannot write"
   (it says which fault) from "the daemon stopped".
-- `disk(config)`: the free space of the database's filesystem, and whether the reserve is
-  there; `problem(config, now)`: the one fault staff should be told about now, if any.
+- `disk(config)`: the free space of the database's filesystem, whether it is mounted
+  read-only, and whether the reserve is there.
 
 Every fault comes with what is wrong and what to do, in Japanese and English (`advice()`),
 for `tsunagu check`; the web UI says the same in its own catalogue.
@@ -38,7 +38,6 @@ FULL = "full"              # no space left for a write
 READ_ONLY = "read_only"    # the filesystem refuses writes (an SD card remounted read-only)
 IO_ERROR = "io_error"      # the card answered a read or write with an error
 DAMAGED = "damaged"        # the database file is not a sound SQLite database
-KINDS = (FULL, READ_ONLY, IO_ERROR, DAMAGED)
 
 STATUS_FILE = "daemon.json"
 
@@ -222,9 +221,9 @@ def status_path(config: Config) -> Path:
     return Path(config.daemon.runtime_directory) / STATUS_FILE
 
 
-def read_daemon_status(config: Config, now: float | None = None) -> DaemonStatus | None:
+def read_daemon_status(config: Config) -> DaemonStatus | None:
     """The daemon's status for this database, or None (no daemon wrote one, or it was for
-    another database)."""
+    another database). Whether it is fresh is the reader's to ask (DaemonStatus.alive)."""
     try:
         data = json.loads(status_path(config).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -323,7 +322,9 @@ class Watch:
     def _write(self, data: dict) -> None:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self._path.with_name(f".{self._path.name}.{os.getpid()}")
+            # Each thread its own: the workers and the main thread may write at once.
+            temporary = self._path.with_name(
+                f".{self._path.name}.{os.getpid()}.{threading.get_ident()}")
             temporary.write_text(json.dumps(data), encoding="utf-8")
             os.replace(temporary, self._path)
         except OSError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 
 import pytest
 
@@ -32,14 +31,14 @@ def run_check(rig: Rig) -> tuple[int, str]:
 
 
 def storage_fault(rig: Rig) -> storage.Fault | None:
-    status = storage.read_daemon_status(rig.config, time.time())
+    status = storage.read_daemon_status(rig.config)
     return status.fault if status is not None else None
 
 
 def wait_for_retries(rig: Rig, count: int = 2) -> None:
     """Until the daemon has met the fault *count* more times: it is retrying, not dead."""
-    first = storage.read_daemon_status(rig.config, time.time()).failed_writes
-    wait_until(lambda: storage.read_daemon_status(rig.config, time.time()).failed_writes
+    first = storage.read_daemon_status(rig.config).failed_writes
+    wait_until(lambda: storage.read_daemon_status(rig.config).failed_writes
                >= first + count or not rig.daemon.alive(), 30, "the daemon retrying")
     assert rig.daemon.alive(), rig.daemon.stderr()[-3000:]
 

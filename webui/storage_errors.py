@@ -90,7 +90,7 @@ def problem() -> str | None:
     config = current_app.extensions["tsunagu_config"]
     now = current_app.extensions["tsunagu_clock"]()
     kind = None
-    status = storage.read_daemon_status(config, now)
+    status = storage.read_daemon_status(config)
     if status is not None and status.alive(now, config.check.heartbeat_max_age) and status.fault:
         kind = status.fault.kind
     elif current_app.extensions["tsunagu_storage_fault"] is not None:
