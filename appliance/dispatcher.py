@@ -152,6 +152,7 @@ class Worker:
         self.sent_parts = 0
         self._initialised = False
         self._pin_refused = False
+        self._read_store_again = False  # after a storage fault: what the modem kept meanwhile
         # The next message, claimed (and its PDUs made) while the modem sent the last part
         # of the one before, so that neither sits between two sends.
         self._ahead: outbox.Claim | None = None
@@ -198,7 +199,10 @@ class Worker:
                 except Exception as exc:
                     if self.storage.met(exc, self.name) is not None:
                         # The disk or the database, not the modem: keep the modem and
-                        # what is in hand, and try the write again in a while.
+                        # what is in hand, and try the write again in a while. What the
+                        # modem reported meanwhile stays in its storage: read it again
+                        # once the disk takes writes.
+                        self._read_store_again = True
                         self.stop.wait(self.config.daemon.heartbeat_interval)
                         continue
                     # A bug or a database error must not end sending for good: say it
@@ -223,6 +227,9 @@ class Worker:
             if self.device is None:
                 self.stop.wait(min(AWAY_WAIT, max(0.0, self._next_connect - now)))
             return
+        if self._read_store_again and self.storage.fault is None and self.sendable:
+            self._read_store_again = False
+            self._reread_store()
         if not self._probes.empty() or now >= self._next_poll or self._stored_due(now):
             # Each of these gives the modem commands: not between two sends, so the answer
             # to the last part is committed first.
@@ -323,6 +330,19 @@ class Worker:
         if current.sendable:
             self.events.sweep(device)
         return True
+
+    def _reread_store(self) -> None:
+        """Read the replies and reports a storage fault kept in the modem's storage: they
+        were announced once, and could not be saved then (nothing is deleted from the modem
+        before it is saved). Setting the modem up again reads its stores."""
+        try:
+            self.device.initialise(pin=self._pin(),
+                                   request_status_reports=self.modem.request_status_reports)
+        except ModemError as exc:
+            self._lost(exc)
+            return
+        log.info("%s: reading the modem's storage again after the storage fault", self.name)
+        self.drain_events()
 
     def _pin(self) -> str | None:
         """The configured PIN, unless the SIM has refused it once."""

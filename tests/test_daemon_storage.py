@@ -123,6 +123,24 @@ def test_on_a_disk_full_to_the_last_byte_the_daemon_waits_then_resumes_when_spac
     wait_until(lambda: storage_fault(rig) is None, 30, "the daemon to say it can write")
 
 
+def test_a_reply_that_arrives_on_a_full_disk_is_saved_once_there_is_room_without_a_restart(
+        tmp_path, disk_rig):
+    rig = disk_rig(small_filesystem(tmp_path / "disk", 8), daemon={"reserve_mb": 0})
+    rig.daemon.start()
+    wait_until(lambda: rig.db.conn.execute("SELECT count(*) FROM modem_status WHERE ready = 1"
+                                           ).fetchone()[0], 30, "the modem ready")
+    filler = fill(tmp_path / "disk")
+    # It cannot be saved: it stays in the modem's storage (deleted there only once saved).
+    rig.sims[0].control().inject_sms(sender="+819010000003", text="１ 行けます")
+    wait_until(lambda: storage_fault(rig) is not None, 30, "the daemon to meet the full disk")
+    wait_for_retries(rig)
+    filler.unlink()
+    wait_until(lambda: rig.db.conn.execute("SELECT text FROM inbound_messages").fetchall(),
+               30, "the reply saved")
+    assert [r[0] for r in rig.db.conn.execute("SELECT text FROM inbound_messages")] == \
+        ["１ 行けます"]
+
+
 def test_when_the_sd_card_fails_the_daemon_stays_up_sends_nothing_unrecorded_and_says_so(
         tmp_path, disk_rig):
     with failing_card(tmp_path / "disk") as card:
