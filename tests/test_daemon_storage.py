@@ -97,13 +97,18 @@ def test_on_a_full_disk_the_daemon_gives_back_its_reserve_and_sends_everyone_onc
     assert storage.Reserve.of(rig.config).ensure()
     rig.daemon.start()
     wait_until(lambda: submits(rig) >= 4, 30, "the broadcast under way")
-    fill(tmp_path / "disk")
+    filler = fill(tmp_path / "disk")
     states = rig.wait_final(bid)
     assert states["submitted"] + states["delivered"] == 20, states
     assert max(messages_per_number(rig.sims).values()) == 1
-    assert not storage.Reserve.of(rig.config).path.exists()
+    reserve = storage.Reserve.of(rig.config).path
+    assert not reserve.exists()
     status, critical = run_check(rig)
     assert status == 2 and "予備" in critical
+    filler.unlink()  # staff free space: the daemon keeps a reserve again
+    wait_until(reserve.exists, 30, "the reserve made again")
+    status, critical = run_check(rig)
+    assert "予備" not in critical and "空き容量" not in critical, critical
 
 
 def test_on_a_disk_full_to_the_last_byte_the_daemon_waits_then_resumes_when_space_is_freed(
