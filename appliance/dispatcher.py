@@ -59,6 +59,10 @@ RATE_FLAG = health.FLAG_ERROR_RATE  # …and at this rate it is flagged (dashboa
 DEGRADED_GAP = 5.0         # …and, while another modem is healthy, claims one message per gap
 WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
+NOTICE_GAP = 0.5           # at most one look per this long brought forward by the modem's notices
+STORED_BATCH = 8           # announced stored messages (reports, replies) read together…
+STORED_WAIT = 2.0          # …or once the first has waited this long, while there is work;
+                           # well within any modem's storage (an EC25 holds 255)
 
 
 def _open_device(path: str):
@@ -82,6 +86,8 @@ class Device(Protocol):
                    wake: int | None = None) -> Any: ...
     @property
     def has_announced(self) -> bool: ...
+    @property
+    def announced(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -128,6 +134,9 @@ class Worker:
         # anywhere so a restart does not reuse the references the phones just saw.
         self._reference = random.randrange(256)
         self._probes: SimpleQueue[Future] = SimpleQueue()
+        self._announced_since: float | None = None  # when stored messages were first waiting
+        self._port_was_missing = False
+        self._noticed_at = 0.0  # when a notice from the modem last brought a look forward
         self.thread: threading.Thread | None = None
         self.sent_parts = 0
         self._initialised = False
@@ -192,13 +201,13 @@ class Worker:
         """One turn of the loop: (re)connect, answer probes, poll, send or wait."""
         now = self.clock.now()
         if self.device is None:
-            if now >= self._next_connect:
+            if now >= self._next_connect or self._port_came_back():
                 self.connect()
             self._answer_probes()
             if self.device is None:
                 self.stop.wait(min(AWAY_WAIT, max(0.0, self._next_connect - now)))
             return
-        if not self._probes.empty() or now >= self._next_poll or self.device.has_announced:
+        if not self._probes.empty() or now >= self._next_poll or self._stored_due(now):
             # Each of these gives the modem commands: not between two sends, so the answer
             # to the last part is committed first.
             self.record_accepted()
@@ -217,6 +226,32 @@ class Worker:
                     wait = min(wait, allowed - now)
             self.drain_events(timeout=wait, wake=self._wake_r)
             self._take_wakes()
+
+    def _port_came_back(self) -> bool:
+        """Whether the modem's port, missing when last looked at, is there again (a USB
+        modem replugged, or booted after a reset): worth opening now, not at the end of the
+        back-off. Once per appearance, so a port that exists but will not open still backs off."""
+        if "://" in self.modem.port:
+            return False
+        present = os.path.exists(self.modem.port)
+        came_back = present and self._port_was_missing
+        self._port_was_missing = not present
+        return came_back
+
+    def _stored_due(self, now: float) -> bool:
+        """Whether to read the messages the modem announced as stored before the next send.
+
+        Reading takes commands between two sends, so while there is work they are read a
+        batch at a time (one commit for the batch), or once the first has waited
+        STORED_WAIT; an idle worker reads them at once (drain_events in step()).
+        """
+        waiting = self.device.announced if self.device is not None else 0
+        if not waiting:
+            self._announced_since = None
+            return False
+        if self._announced_since is None:
+            self._announced_since = now
+        return waiting >= STORED_BATCH or now - self._announced_since >= STORED_WAIT
 
     def wake(self) -> None:
         """Work was queued: an idle worker looks now instead of at the end of its wait."""
@@ -291,8 +326,10 @@ class Worker:
                 log.warning("%s: the modem lost its settings (it rebooted?); setting it up "
                             "again", self.name)
                 self._initialised = False
-            if current.sendable and not self._initialised:
-                # The SIM is back (or was late): PIN, message format and reports again.
+            if current.sim_state == "READY" and not self._initialised:
+                # The SIM is back (or was late): PIN, message format, reports and the
+                # registration notices again — before registration, so that the modem
+                # tells us the moment it registers.
                 self.device.initialise(pin=self._pin(),
                                        request_status_reports=self.modem.request_status_reports)
                 self._initialised = True
@@ -304,10 +341,28 @@ class Worker:
             self.backoff.reset()
             self._next_poll = now + self.config.daemon.poll_interval
         else:
-            # Not usable yet: look again soon, so a reinserted SIM is used quickly.
-            self._initialised = False
+            # Not usable yet: the modem's notices (heard()) say when it is back; this
+            # doubling look is the backstop for a modem that says nothing.
+            if current.sim_state != "READY":
+                self._initialised = False
             self._next_poll = now + self.backoff.failed()
         return current
+
+    def heard(self, event: Any) -> None:
+        """A notice from the modem about itself (modem.device.StateChange): look at it now
+        instead of at the next poll. A modem that says it restarted has forgotten our
+        settings and is set up again as soon as its SIM is ready."""
+        from modem.device import StateChange
+        if not isinstance(event, StateChange):
+            return
+        kind = event.kind
+        if kind == "restarted":
+            self._initialised = False
+        now = self.clock.now()
+        # At most one look per NOTICE_GAP, however fast a flapping network talks.
+        self._next_poll = min(self._next_poll, max(now, self._noticed_at + NOTICE_GAP))
+        self._noticed_at = self._next_poll
+        log.info("%s: the modem says %s", self.name, event.line)
 
     def _lost(self, exc: ModemError) -> None:
         from modem.errors import PortGone
@@ -669,18 +724,31 @@ class Worker:
         """Handle every event the modem has queued (waiting up to *timeout* for the first,
         or until *wake* is readable)."""
         handled = 0
-        while self.device is not None:
-            try:
-                event = self.device.next_event(timeout, wake=wake)
-                if event is None:
+        device = self.device
+        try:
+            while self.device is not None:
+                try:
+                    event = self.device.next_event(timeout, wake=wake)
+                    if event is None:
+                        break
+                    self.events.handle(self.device, event)
+                    self.heard(event)
+                except ModemError as exc:
+                    self._lost(exc)
                     break
-                self.events.handle(self.device, event)
-            except ModemError as exc:
-                self._lost(exc)
-                break
-            handled += 1
-            timeout = 0.0
+                handled += 1
+                timeout = 0.0
+        finally:
+            self._save_stored_reports(device)
         return handled
+
+    def _save_stored_reports(self, device: Device | None) -> None:
+        """Save the reports read from the modem's storage in one commit, then delete them
+        there (a modem gone meanwhile keeps them: they are read again when it is back)."""
+        try:
+            self.events.save_stored_reports(device)
+        except ModemError as exc:
+            log.info("%s: deleting saved reports from the modem: %s", self.name, exc)
 
 
 def _identity(raw: Any) -> health.Identity:

@@ -30,9 +30,11 @@ PROMPT = object()  # the "> " of AT+CMGS, which has no line ending
 READ_SIZE = 4096
 # Always unsolicited, whatever command is in flight.
 URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:", "NO CARRIER",
-                "RDY")  # RDY: a Quectel announcing it has (re)started
+                "RDY",  # a Quectel or SIMCom announcing it has (re)started
+                "SMS DONE", "PB DONE",  # SIMCom: SMS and phonebook ready after a boot
+                "+QUSIM:", "+CTZV:", "+CTZE:", "+CRING:")
 # Unsolicited unless the command in flight asked for them (AT+CREG? answers +CREG: too).
-QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:", "+CPIN:")
+QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:", "+CPIN:", "+CFUN:", "+CLIP:")
 TWO_LINE = ("+CMT:", "+CDS:")  # header, then the PDU on the next line
 
 

@@ -373,16 +373,88 @@ def test_a_wrong_pin_is_tried_once_never_again_so_the_sim_does_not_lock(tmp_path
         sim.stop()
 
 
-def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive(rig_factory):
+@pytest.mark.parametrize("notices, noticed", [
+    (True, "the modem says RDY"),         # it says it restarted: set up again at once
+    (False, "lost its settings"),         # its notices were missed: the poll finds out
+], ids=["announced", "silent"])
+def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive(
+        rig_factory, notices, noticed):
     rig = rig_factory(daemon={"poll_interval": 0.3})
     group = seed_patients(rig.db, 3)
     bid = rig.broadcast(group, choices=CHOICES)
     rig.daemon.start()
     rig.wait_delivered(3)
     control = rig.sims[0].control()
-    control.reboot()            # same port; CNMI and the rest are forgotten
-    wait_until(lambda: "lost its settings" in rig.daemon.stderr(), 30,
-               "the daemon to notice the reboot")
+    control.reboot(notices=notices)  # same port; CNMI and the rest are forgotten
+    wait_until(lambda: noticed in rig.daemon.stderr(), 30, "the daemon to notice the reboot")
     control.inject_sms(sender="+819010000001", text="1")
     wait_until(lambda: broadcasts.summary(rig.db.conn, bid)["acknowledged"] == 1, 30,
                "the reply after the reboot")
+
+
+@pytest.mark.slow
+def test_delivery_reports_survive_five_sigterms_and_five_kill_9s(rig_factory):
+    # Reports fall due 0.3 s after each send, so some always fall due while the daemon is
+    # stopping, dead or starting: a real modem keeps them only if they were routed to its
+    # storage (+CDSI); a +CDS written to a port nobody reads is gone.
+    rig = rig_factory(send_delay=0.05, report_delay=0.3)
+    group = seed_patients(rig.db, 40)
+    # Emergency: a message left uncertain by a kill is resent (visibly), so it too can end
+    # delivered.
+    bid = rig.broadcast(group, priority="emergency")
+    rng = random.Random(20261202)
+    rig.daemon.start()
+    for round_ in range(10):
+        target = len(rig.sims[0].events("submit")) + rng.randint(2, 4)
+        wait_until(lambda: len(rig.sims[0].events("submit")) >= target or
+                   all_final(rig.db, bid), 60, "progress before the stop")
+        if round_ % 2:
+            rig.daemon.kill()
+        else:
+            assert rig.daemon.stop() == 0
+        rig.daemon.start()
+    rig.wait_final(bid, timeout=120)
+    wait_until(lambda: recipient_states(rig.db)["delivered"] == 40 or not rig.daemon.alive(),
+               30, "every patient 配達済み")
+    got = messages_per_number(rig.sims)
+    assert len(got) == 40
+    for r in broadcasts.recipients(rig.db.conn, bid):
+        # Nobody twice without it being said: a second copy is recorded as a resend.
+        assert got[r["phone"]] == 1 or "resent" in (r["last_error"] or ""), r
+
+
+# -- resuming when the modem says it is back ---------------------------------------------------
+
+def _polls_seen(rig: Rig, count: int) -> None:
+    """Wait until the daemon has looked at the modem *count* times (each look writes the
+    modem's status row): its back-off has then grown past 2 s (0.5, 1, 2, 4…)."""
+    seen: set[float] = set()
+
+    def looked() -> bool:
+        row = rig.db.conn.execute("SELECT checked_at, reason FROM modem_status").fetchone()
+        if row is not None and row[1] is not None:
+            seen.add(row[0])
+        return len(seen) >= count
+    wait_until(looked, 30, f"{count} looks at the modem while it is away")
+
+
+@pytest.mark.parametrize("away, back", [
+    (lambda c: c.set_registration(state="searching"), lambda c: c.set_registration(state="home")),
+    (lambda c: c.remove_sim(), lambda c: c.insert_sim()),
+    (lambda c: c.unplug(), lambda c: c.replug()),
+], ids=["registration", "sim", "usb"])
+def test_the_next_part_is_on_the_air_within_2_s_of_the_modem_saying_it_is_back(
+        rig_factory, away, back):
+    # poll_interval 30: the polling backstop alone would take far longer than 2 s.
+    rig = rig_factory(daemon={"poll_interval": 30})
+    control = rig.sims[0].control()
+    away(control)
+    bid = rig.broadcast(seed_patients(rig.db, 3))
+    rig.daemon.start()
+    _polls_seen(rig, 4)
+    assert not rig.sims[0].events("submit")
+    back_at = _now()
+    back(control)
+    first = wait_until(lambda: rig.sims[0].events("submit"), 30, "the first send")[0]
+    assert first["t"] - back_at <= 2.0, first["t"] - back_at
+    rig.wait_final(bid)
