@@ -33,6 +33,11 @@ def m0004_error_policy(db) -> None:
     db.executescript(SCHEMA_0004)
 
 
+@migrations(name="0005_resume_long_messages")
+def m0005_resume_long_messages(db) -> None:
+    db.executescript(SCHEMA_0005)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.
@@ -299,4 +304,14 @@ ALTER TABLE recipients ADD COLUMN reason TEXT;
 -- The share of this modem's recent sends that failed for reasons of the modem or the
 -- network (not of the recipient); a modem at or above 0.5 is flagged and takes less work.
 ALTER TABLE modem_status ADD COLUMN error_rate REAL;
+"""
+
+SCHEMA_0005 = r"""
+-- A long message stopped half-way goes on where it stopped, with the same concatenation
+-- reference through the same modem, so the phone joins it to the parts it has
+-- (outbox.stop_half_way); after resume_until, or when that modem is down, it is sent whole.
+ALTER TABLE recipients ADD COLUMN concat_ref INTEGER;     -- this attempt's reference
+ALTER TABLE recipients ADD COLUMN resume_from INTEGER;    -- the first part still to send
+ALTER TABLE recipients ADD COLUMN resume_modem TEXT;
+ALTER TABLE recipients ADD COLUMN resume_until REAL;
 """
