@@ -33,8 +33,13 @@ def m0004_error_policy(db) -> None:
     db.executescript(SCHEMA_0004)
 
 
-@migrations(name="0005_ui_call_outcomes")
-def m0005_ui_call_outcomes(db) -> None:
+@migrations(name="0005_resume_long_messages")
+def m0005_resume_long_messages(db) -> None:
+    db.executescript(SCHEMA_0005)
+
+
+@migrations(name="0006_ui_call_outcomes")
+def m0006_ui_call_outcomes(db) -> None:
     # What came of each phone call from the call list, kept (not overwritten) so a wrong tap
     # can be undone and the list shows who called whom, when, and what they noted.
     db.executescript("""
@@ -53,8 +58,8 @@ def m0005_ui_call_outcomes(db) -> None:
     """)
 
 
-@migrations(name="0006_ui_template_defaults")
-def m0006_ui_template_defaults(db) -> None:
+@migrations(name="0007_ui_template_defaults")
+def m0007_ui_template_defaults(db) -> None:
     # A template carries how it is sent: 停電・透析中止 is an emergency with reply choices,
     # to the same groups each time. choices and group_ids are JSON lists (NULL: none).
     db.executescript("""
@@ -331,4 +336,14 @@ ALTER TABLE recipients ADD COLUMN reason TEXT;
 -- The share of this modem's recent sends that failed for reasons of the modem or the
 -- network (not of the recipient); a modem at or above 0.5 is flagged and takes less work.
 ALTER TABLE modem_status ADD COLUMN error_rate REAL;
+"""
+
+SCHEMA_0005 = r"""
+-- A long message stopped half-way goes on where it stopped, with the same concatenation
+-- reference through the same modem, so the phone joins it to the parts it has
+-- (outbox.stop_half_way); after resume_until, or when that modem is down, it is sent whole.
+ALTER TABLE recipients ADD COLUMN concat_ref INTEGER;     -- this attempt's reference
+ALTER TABLE recipients ADD COLUMN resume_from INTEGER;    -- the first part still to send
+ALTER TABLE recipients ADD COLUMN resume_modem TEXT;
+ALTER TABLE recipients ADD COLUMN resume_until REAL;
 """

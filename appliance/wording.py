@@ -20,6 +20,7 @@ LANGS = ("ja", "en")
 # A recipient message's state (and a broadcast's, which shares some of the names).
 STATES: dict[str, tuple[str, str]] = {
     "queued": ("送信待ち", "Waiting"),
+    "budget_wait": ("上限待ち", "Waiting for the daily limit"),
     "sending": ("送信中", "Sending"),
     "submitted": ("配達確認待ち", "Awaiting report"),
     "delivered": ("配達済み", "Delivered"),
@@ -34,6 +35,8 @@ STATES: dict[str, tuple[str, str]] = {
 STATE_MEANINGS: dict[str, tuple[str, str]] = {
     "queued": ("順番を待っています。まだ送っていません。",
                "Waiting for its turn; not sent yet."),
+    "budget_wait": ("SIMの1日の送信上限に達したため、上限が戻る時刻まで待っています。",
+                    "The SIMs' daily limit is reached: it waits until the limit allows it."),
     "sending": ("いまモデムから送っています。", "The modem is sending it now."),
     "submitted": ("携帯電話会社に渡しました。相手の電話に届いたという知らせを待っています。",
                   "Handed to the mobile network; waiting for the report that it arrived."),

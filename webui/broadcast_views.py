@@ -17,7 +17,8 @@ from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, Select
                      StringField, TextAreaField)
 from wtforms.validators import Length, NumberRange, Optional
 
-from appliance import audit, broadcasts, calls, contacts, doorbell, replies, templates, wording
+from appliance import (audit, broadcasts, budget, calls, contacts, doorbell, replies, templates,
+                       wording)
 from appliance.db import write
 
 from . import db, lang, now, tsunagu_config
@@ -183,18 +184,24 @@ def commit():
     return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
 
 
-def _get_summary(broadcast_id: int) -> dict:
+def _get_summary(broadcast_id: int, held: dict[int, float] | None = None) -> dict:
     try:
-        return broadcasts.summary(db().conn, broadcast_id)
+        return broadcasts.summary(db().conn, broadcast_id, held=held)
     except broadcasts.BroadcastError:
         abort(404)
+
+
+def _held() -> dict[int, float]:
+    """Queued messages the SIMs' daily limits hold back (上限待ち), for the counts."""
+    return budget.held_back(db().conn, tsunagu_config(), now())
 
 
 @bp.route("/broadcasts/<int:broadcast_id>")
 @staff_required
 def detail(broadcast_id: int):
-    summary = _get_summary(broadcast_id)
-    people = broadcasts.recipients(db().conn, broadcast_id)
+    held = _held()
+    summary = _get_summary(broadcast_id, held)
+    people = broadcasts.recipients(db().conn, broadcast_id, held=held)
     return render_template("broadcast.html", b=summary, people=people,
                            remaining=_remaining_minutes(summary),
                            live=summary["state"] in ("queued", "sending", "scheduled"))
@@ -213,8 +220,9 @@ def _remaining_minutes(summary: dict) -> int | None:
 @bp.route("/api/broadcasts/<int:broadcast_id>")
 @staff_required
 def api_detail(broadcast_id: int):
-    summary = _get_summary(broadcast_id)
-    people = broadcasts.recipients(db().conn, broadcast_id)
+    held = _held()
+    summary = _get_summary(broadcast_id, held)
+    people = broadcasts.recipients(db().conn, broadcast_id, held=held)
     return jsonify({"state": summary["state"],
                     "state_label": wording.state(summary["state"], lang()),
                     "progress": summary["progress"], "counts": summary["counts"],
