@@ -159,7 +159,11 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
                              field="priority")
     if not text or not text.strip():
         raise BroadcastError("the message is empty / 本文が空です", field="text")
-    if unknown := templates.unknown_placeholders(text):
+    try:
+        unknown = templates.unknown_placeholders(text)
+    except templates.TemplateError as exc:  # "{", "{0}", "{name!r}"…: said beside the text
+        raise BroadcastError(str(exc), field="text") from None
+    if unknown:
         raise BroadcastError(f"unknown placeholder(s) {', '.join(unknown)} "
                              f"(allowed: {templates.allowed_list()})", field="text")
     choice_list = parse_choices(choices)

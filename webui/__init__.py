@@ -11,6 +11,7 @@ import datetime as dt
 import time
 
 from flask import Flask, g, render_template, request, session
+from werkzeug.routing import IntegerConverter
 from flask_babel import Babel, format_decimal
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -45,6 +46,9 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES="translations",
         WTF_CSRF_TIME_LIMIT=None,             # the session timeout bounds it already
     )
+    # Before the blueprints: every <int:…> in a URL is a row id SQLite can hold; a longer
+    # number is "no such page" (404), not an OverflowError deep in a query (500).
+    app.url_map.converters["int"] = RowId
     app.extensions["tsunagu_config"] = config
     app.extensions["tsunagu_clock"] = time.time
     CSRFProtect(app)
@@ -60,6 +64,23 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
                    admin_views):
         app.register_blueprint(module.bp)
     return app
+
+
+SQLITE_MAX_INT = 2**63 - 1
+MAX_PAGE = 1_000_000  # far past any real page, small enough for SQLite's OFFSET
+
+
+class RowId(IntegerConverter):
+    """<int:…> limited to what an SQLite INTEGER holds."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", SQLITE_MAX_INT)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def page_arg() -> int:
+    """The ?page= of a paged list: 1 when missing or not a number, never past MAX_PAGE."""
+    return min(MAX_PAGE, max(1, request.args.get("page", 1, type=int)))
 
 
 def tsunagu_config() -> config_mod.Config:

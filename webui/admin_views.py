@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from appliance import audit, check, users
 
-from . import db, now, tsunagu_config
+from . import db, now, page_arg, tsunagu_config
 from .auth import actor, admin_required, remote
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -80,7 +80,7 @@ def user_action(username: str, action: str):
 @bp.route("/audit")
 @admin_required
 def audit_page():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_arg()
     action = request.args.get("action") or None
     entries = audit.entries(db(), limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE, action=action)
     total = audit.count(db(), action=action)

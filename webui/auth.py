@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
@@ -82,6 +83,22 @@ def session_timeout():
     return None
 
 
+def safe_next(target: str | None) -> str:
+    """*target* when it is a path on this site, else the dashboard: never an open redirect.
+
+    Browsers drop tabs and line breaks inside a URL and read a backslash as a slash, so a
+    "/", a tab, then "/evil.example/" would leave the site; any such character, a scheme or
+    a host sends to the dashboard instead (and a CR/LF never reaches a header).
+    """
+    target = target or ""
+    unsafe = any(c == "\\" or c.isspace() or not c.isprintable() for c in target)
+    parts = urlsplit(target)
+    if unsafe or not target.startswith("/") or target.startswith("//") or parts.scheme \
+            or parts.netloc:
+        return url_for("views.dashboard")
+    return target
+
+
 class LoginForm(FlaskForm):
     username = StringField(_l("User name"), validators=[DataRequired()])
     password = PasswordField(_l("Password"), validators=[DataRequired()])
@@ -110,11 +127,7 @@ def login():
             login_user(WebUser(user))
             session["seen"] = now()
             session["lang"] = user.locale
-            target = request.args.get("next") or ""
-            # Only our own paths: never an open redirect to another site.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("views.dashboard")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next")))
     expired = request.args.get("expired")
     return render_template("login.html", form=form, error=error, expired=expired)
 
