@@ -9,6 +9,7 @@ of details; a contact id is enough to trace a change.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -29,6 +30,21 @@ class AuditEntry:
     remote_addr: str | None
 
 
+# Where the current request comes from (the web UI sets it for each request), so that every
+# door's audit rows say "from where" without each function passing it along.
+_ORIGIN: contextvars.ContextVar[str | None] = contextvars.ContextVar("audit_origin",
+                                                                     default=None)
+
+
+def set_origin(remote_addr: str | None) -> contextvars.Token:
+    """Name the client address for the audit rows written until `reset_origin(token)`."""
+    return _ORIGIN.set(remote_addr)
+
+
+def reset_origin(token: contextvars.Token) -> None:
+    _ORIGIN.reset(token)
+
+
 def _connection(conn: sqlite3.Connection | sqlite_utils.Database) -> sqlite3.Connection:
     return conn.conn if isinstance(conn, sqlite_utils.Database) else conn
 
@@ -38,6 +54,7 @@ def record(conn: sqlite3.Connection | sqlite_utils.Database, actor: str, action:
     """Append one audit row and return its id; call it inside the change's transaction."""
     if not actor or not action:
         raise ValueError("an audit row needs an actor and an action")
+    remote_addr = remote_addr or _ORIGIN.get()
     text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None
     cursor = _connection(conn).execute(
         "INSERT INTO audit_log (at, actor, action, detail, remote_addr) VALUES (?, ?, ?, ?, ?)",

@@ -16,6 +16,7 @@ from flask_babel import Babel, format_decimal
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from appliance import audit
 from appliance import config as config_mod
 from appliance.db import connect
 
@@ -33,9 +34,10 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     app.config.update(
         SECRET_KEY=config_mod.ensure_secret_key(config),
         TESTING=testing,
-        # Not Secure: the appliance serves plain http on the clinic LAN (no certificate
-        # authority reachable in a disaster); behind a TLS proxy, set SESSION_COOKIE_SECURE.
         SESSION_COOKIE_NAME="tsunagu_session",
+        # Behind the HTTPS proxy the cookie is never sent over plain http.
+        SESSION_COOKIE_SECURE=config.web.session_cookie_secure,
+        REMEMBER_COOKIE_SECURE=config.web.session_cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
@@ -58,10 +60,10 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     _headers(app)
     _errors(app)
     _filters(app)
-    from . import (admin_views, auth, broadcast_views, contact_views, schedule_views,
-                   template_views, views)
+    from . import (account_views, admin_views, auth, broadcast_views, contact_views,
+                   schedule_views, template_views, views)
     for module in (auth, views, broadcast_views, contact_views, template_views, schedule_views,
-                   admin_views):
+                   admin_views, account_views):
         app.register_blueprint(module.bp)
     return app
 
@@ -114,7 +116,10 @@ def _login(app: Flask) -> None:
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.login_message = None  # the login page says why itself
-    manager.session_protection = "strong"
+    # Not Flask-Login's "strong" protection: it does nothing for permanent sessions, and an
+    # address that changes under DHCP would log a nurse out. Sessions end instead by the
+    # account's session version (auth.load_user) and the idle timeout.
+    manager.session_protection = None
     manager.user_loader(load_user)
 
 
@@ -144,6 +149,13 @@ def _headers(app: Flask) -> None:
     @app.before_request
     def refresh_session():
         session.permanent = True  # the timeout counts from the last request
+        g.audit_origin = audit.set_origin(request.remote_addr)
+
+    @app.teardown_request
+    def forget_origin(_exc):
+        token = g.pop("audit_origin", None)
+        if token is not None:
+            audit.reset_origin(token)
 
 
 def _errors(app: Flask) -> None:

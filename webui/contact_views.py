@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from appliance import contacts
 
 from . import db, tsunagu_config
-from .auth import actor, remote, staff_required
+from .auth import actor, remote, roster_required, staff_required
 
 bp = Blueprint("contacts", __name__)
 
@@ -186,7 +186,7 @@ def _forget_upload() -> None:
 
 
 @bp.route("/contacts/import", methods=["GET", "POST"])
-@staff_required
+@roster_required
 def import_upload():
     form = ImportForm()
     if form.validate_on_submit():
@@ -211,7 +211,7 @@ def import_upload():
 
 
 @bp.route("/contacts/import/confirm", methods=["POST"])
-@staff_required
+@roster_required
 def import_confirm():
     if not ConfirmImportForm().validate_on_submit():
         abort(400)
@@ -241,7 +241,7 @@ def import_confirm():
 
 
 @bp.route("/contacts/export")
-@staff_required
+@roster_required
 def export():
     encoding = request.args.get("encoding", "cp932")
     if encoding not in ("cp932", "utf-8"):
