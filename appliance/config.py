@@ -108,6 +108,7 @@ class BackupConfig:
     directory: Path = Path("backups")
     keep: int = 7
     usb_path: Path | None = None
+    key_file: Path = Path("backup.key")   # the age key backups are encrypted with
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,11 @@ class _Reader:
 
     def resolve_backup(self, backup: BackupConfig, database: Path) -> BackupConfig:
         if backup.directory == BackupConfig.directory:
-            return replace(backup, directory=database.parent / "backups")
+            backup = replace(backup, directory=database.parent / "backups")
+        if backup.key_file == BackupConfig.key_file:
+            # Beside the database (writable by the service), never in the backup directory
+            # or on the USB stick: a copy and its key must not travel together.
+            backup = replace(backup, key_file=database.parent / "backup.key")
         return backup
 
     def check_pins(self, gpio: GpioConfig) -> None:
@@ -472,11 +477,12 @@ def read_check(reader: _Reader, data: dict[str, Any]) -> CheckConfig:
 
 
 def read_backup(reader: _Reader, data: dict[str, Any]) -> BackupConfig:
-    t = _Table(reader, "backup.", data, {"directory", "keep", "usb_path"})
+    t = _Table(reader, "backup.", data, {"directory", "keep", "usb_path", "key_file"})
     return BackupConfig(
         directory=t.path("directory", default=BackupConfig.directory),
         keep=t.integer("keep", default=7, minimum=1, maximum=1000),
         usb_path=t.path("usb_path", default=None),
+        key_file=t.path("key_file", default=BackupConfig.key_file),
     )
 
 

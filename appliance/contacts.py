@@ -534,7 +534,8 @@ def _update_contact(conn: sqlite3.Connection, contact_id: int, actor: str,
         if changed == ["active"]:
             action = "contact_reactivate" if active else "contact_deactivate"
         audit.record(conn, actor, action, remote_addr, contact_id=contact_id,
-                     fields=changed)
+                     fields=changed, old={k: current[k] for k in changed},
+                     new={k: fields[k] for k in changed})
 
 
 def deactivate_contact(db: sqlite_utils.Database, contact_id: int, *, actor: str,

@@ -95,6 +95,24 @@ CREATE TABLE emergency_codes (
 """
 
 
+@migrations(name="0004_security_audit_chain")
+def m0004_security_audit_chain(db) -> None:
+    # Each audit row's hash covers the row and the previous row's hash (appliance.audit);
+    # the rows already there are chained now, in id order. The update trigger is lifted for
+    # this one statement and put back in the same transaction.
+    from .audit import GENESIS, row_hash
+    conn = db.conn
+    conn.execute("ALTER TABLE audit_log ADD COLUMN hash TEXT")
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    previous = GENESIS
+    for r in conn.execute("SELECT * FROM audit_log ORDER BY id").fetchall():
+        previous = row_hash(previous, r["id"], r["at"], r["actor"], r["action"], r["detail"],
+                            r["remote_addr"])
+        conn.execute("UPDATE audit_log SET hash = ? WHERE id = ?", [previous, r["id"]])
+    conn.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+                 "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.

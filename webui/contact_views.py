@@ -18,7 +18,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import contacts
+from appliance import audit, contacts
 
 from . import db, tsunagu_config
 from .auth import actor, remote, roster_required, staff_required
@@ -76,6 +76,9 @@ def index():
     group_id = request.args.get("group", type=int)
     inactive = request.args.get("inactive") == "1"
     people = contacts.list_contacts(db(), query, group_id=group_id, include_inactive=inactive)
+    # Who looked at or searched patients' data is part of the evidence (MHLW guideline).
+    audit.record(db(), actor(), "contacts_search" if query else "contacts_view", remote(),
+                 query=query or None, group_id=group_id, shown=len(people))
     return render_template("contacts.html", people=people, query=query, group_id=group_id,
                            inactive=inactive, groups=contacts.list_groups(db()),
                            group_form=GroupForm())
@@ -110,6 +113,7 @@ def edit(contact_id: int):
     form = ContactForm(obj=None if request.method == "POST" else contact)
     _group_choices(form)
     if request.method == "GET":
+        audit.record(db(), actor(), "contact_view", remote(), contact_id=contact_id)
         names = set(contact.groups)
         form.groups.data = [g.id for g in contacts.list_groups(db()) if g.name in names]
         form.phone.data = contact.display_phone
