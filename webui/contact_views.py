@@ -2,11 +2,6 @@
 every row's problem before anything is saved (all or nothing); CSV export."""
 from __future__ import annotations
 
-import os
-import secrets
-import time
-from pathlib import Path
-
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    session, url_for)
 from flask_babel import get_locale
@@ -18,7 +13,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import audit, contacts
+from appliance import audit, contacts, import_previews
 
 from . import db, tsunagu_config
 from .auth import actor, remote, roster_required, staff_required
@@ -54,6 +49,12 @@ class ConfirmImportForm(FlaskForm):
 
 def _lang() -> str:
     return str(get_locale() or "ja")
+
+
+def _field_labels() -> dict[str, str]:
+    """Field names as the import preview shows them (old → new of an update)."""
+    index = 1 if _lang() == "en" else 0
+    return {key: names[index] for key, names in contacts.LABELS.items()}
 
 
 def _group_choices(form: ContactForm) -> None:
@@ -165,28 +166,9 @@ def new_group():
 
 # -- import ----------------------------------------------------------------------------------
 
-UPLOAD_MAX_AGE = 3600  # an abandoned preview's file (patient data) is removed after an hour
-
-
-def _upload_dir() -> Path:
-    # Beside the database: the same private directory, never /tmp shared with others.
-    path = Path(tsunagu_config().database).parent / "uploads"
-    path.mkdir(mode=0o700, exist_ok=True)
-    for old in path.iterdir():
-        if old.stat().st_mtime < time.time() - UPLOAD_MAX_AGE:  # file times: the wall clock
-            old.unlink(missing_ok=True)
-    return path
-
-
-def _valid_token(token: str | None) -> bool:
-    return bool(token) and token.replace("-", "").replace("_", "").isalnum()
-
-
 def _forget_upload() -> None:
-    token = session.pop("import_token", None)
     session.pop("import_name", None)
-    if _valid_token(token):
-        (_upload_dir() / token).unlink(missing_ok=True)
+    import_previews.forget(tsunagu_config(), session.pop("import_token", None))
 
 
 @bp.route("/contacts/import", methods=["GET", "POST"])
@@ -198,20 +180,18 @@ def import_upload():
         try:
             preview = contacts.preview(db(), data)
         except contacts.ContactImportError as exc:
-            return render_template("import.html", form=form, preview=exc.preview,
+            return render_template("import.html", labels=_field_labels(), form=form, preview=exc.preview,
                                    problems=exc.problems, lang=_lang())
         _forget_upload()  # a new file replaces any earlier preview
         if preview.error_count:
             # Nothing to confirm: the patient data in the file is not kept on disk.
-            return render_template("import.html", form=form, preview=preview, problems=[],
+            return render_template("import.html", labels=_field_labels(), form=form, preview=preview, problems=[],
                                    lang=_lang())
-        token = secrets.token_urlsafe(16)
-        (_upload_dir() / token).write_bytes(data)
-        session["import_token"] = token
+        session["import_token"] = import_previews.save(tsunagu_config(), data)
         session["import_name"] = form.file.data.filename
-        return render_template("import.html", form=form, preview=preview, problems=[],
+        return render_template("import.html", labels=_field_labels(), form=form, preview=preview, problems=[],
                                confirm=ConfirmImportForm(), lang=_lang())
-    return render_template("import.html", form=form, preview=None, problems=[], lang=_lang())
+    return render_template("import.html", labels=_field_labels(), form=form, preview=None, problems=[], lang=_lang())
 
 
 @bp.route("/contacts/import/confirm", methods=["POST"])
@@ -219,19 +199,10 @@ def import_upload():
 def import_confirm():
     if not ConfirmImportForm().validate_on_submit():
         abort(400)
-    token = session.pop("import_token", None)
-    if not _valid_token(token):
+    data = import_previews.take(tsunagu_config(), session.pop("import_token", None))
+    if data is None:
         flash(_("Upload the file again: the preview has expired."), "error")
         return redirect(url_for("contacts.import_upload"))
-    path = _upload_dir() / token
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        flash(_("Upload the file again: the preview has expired."), "error")
-        return redirect(url_for("contacts.import_upload"))
-    finally:
-        if path.exists():
-            os.unlink(path)
     try:
         result = contacts.import_contacts(db(), data, actor=actor(), remote_addr=remote(),
                                           filename=session.pop("import_name", None))

@@ -22,9 +22,10 @@ from .common import cli_actor, config_option, friendly_errors, load_config_and_d
 @friendly_errors
 def check_command(as_json: bool, live: bool, send_test: bool, timeout: float) -> None:
     """Could the appliance send right now? Exit 0 ok, 1 warning, 2 critical."""
-    from .. import check
+    from .. import check, import_previews
     config, db = load_config_and_db()
     lang = config.language
+    import_previews.prune(config)  # the timer's run also clears abandoned import previews
     extra: list[check.Result] = []
     if live or send_test:
         try:

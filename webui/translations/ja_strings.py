@@ -163,4 +163,5 @@ JA = {
  'QR code for the authenticator app': '認証アプリ用のQRコード',
  'Key': 'キー',
  'Reset two-step verification': '2段階認証をリセット',
+ "Export for an inspector (CSV)": "監査用に書き出す（CSV）",
 }
