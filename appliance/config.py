@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .lan import DEFAULT_RANGES
+
 ENV_VAR = "TSUNAGU_CONFIG"
 RESEND_UNCERTAIN = ("emergency", "always", "never")
 LANGUAGES = ("ja", "en")
@@ -47,8 +49,7 @@ class ConfigError(Exception):
 TWO_FACTOR_MODES = ("admin", "all", "off")
 ROLES = ("admin", "office", "staff")
 # The private ranges a clinic LAN uses (RFC 1918, IPv6 link-local and unique local).
-DEFAULT_LAN_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fe80::/10",
-                      "fc00::/7")
+DEFAULT_LAN_RANGES = DEFAULT_RANGES
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class WebConfig:
     session_cookie_secure: bool = False  # true behind the HTTPS proxy
     trusted_proxy: str = ""             # the proxy's address whose X-Forwarded-For is believed
     lan_ranges: tuple[str, ...] = DEFAULT_LAN_RANGES
+    ca_certificate: Path = Path("ca.crt")   # the proxy's CA root, offered at /ca
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,9 @@ class _Reader:
     def resolve_web(self, web: WebConfig, database: Path) -> WebConfig:
         if web.secret_key_file == WebConfig.secret_key_file:
             # Not given: keep the key beside the database, which is writable by design.
-            return replace(web, secret_key_file=database.parent / "secret_key")
+            web = replace(web, secret_key_file=database.parent / "secret_key")
+        if web.ca_certificate == WebConfig.ca_certificate:
+            web = replace(web, ca_certificate=database.parent / "ca.crt")
         return web
 
     def resolve_backup(self, backup: BackupConfig, database: Path) -> BackupConfig:
@@ -394,7 +398,7 @@ def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
                                       "session_timeout_minutes", "max_failed_logins",
                                       "lockout_minutes", "global_failed_logins", "two_factor",
                                       "roster_roles", "session_cookie_secure", "trusted_proxy",
-                                      "lan_ranges"})
+                                      "lan_ranges", "ca_certificate"})
     roster_roles = t.text_list("roster_roles", default=WebConfig.roster_roles)
     for role in roster_roles:
         if role not in ROLES:
@@ -428,6 +432,7 @@ def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
         session_cookie_secure=t.boolean("session_cookie_secure", default=False),
         trusted_proxy=proxy,
         lan_ranges=tuple(lan_ranges),
+        ca_certificate=t.path("ca_certificate", default=WebConfig.ca_certificate),
     )
 
 

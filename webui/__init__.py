@@ -60,10 +60,10 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     _headers(app)
     _errors(app)
     _filters(app)
-    from . import (account_views, admin_views, auth, broadcast_views, contact_views,
+    from . import (account_views, admin_views, auth, broadcast_views, ca_views, contact_views,
                    schedule_views, template_views, views)
     for module in (auth, views, broadcast_views, contact_views, template_views, schedule_views,
-                   admin_views, account_views):
+                   admin_views, account_views, ca_views):
         app.register_blueprint(module.bp)
     return app
 
