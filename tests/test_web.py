@@ -100,7 +100,7 @@ def test_every_page_opens_for_an_admin_with_security_headers(admin, path):
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_session_cookie_is_httponly_and_samesite(app):

@@ -112,7 +112,7 @@ def test_every_response_carries_the_security_headers(web, staff, path):
     assert "unsafe-inline" not in csp and "http" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_pages_with_patient_data_are_not_cached_but_static_files_are(web, staff):

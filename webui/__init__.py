@@ -140,7 +140,9 @@ def _headers(app: Flask) -> None:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Same-origin: nothing leaks to other sites, and over HTTPS Flask-WTF checks that a
+        # form was posted from this site's own pages (it refuses a post without a Referer).
+        response.headers["Referrer-Policy"] = "same-origin"
         if request.endpoint != "static":
             # Patient data: never in a shared browser's cache.
             response.headers["Cache-Control"] = "no-store"
