@@ -183,6 +183,6 @@ if live; then
     say "open https://tsunagu.local/ (or https://${first_v4:-PI-ADDRESS}/); install the certificate from http://tsunagu.local/ca"
     say "next: sudo -u tsunagu $OPT/venv/bin/tsunagu user add NAME --role admin --config $ETC/tsunagu.toml"
 else
-    say "(--root) would install caddy and avahi-daemon, enable and start: ${ENABLE[*]} caddy avahi-daemon"
+    say "(--root) would install caddy and avahi-daemon; would enable and start: ${ENABLE[*]} caddy avahi-daemon"
 fi
 say "done"
