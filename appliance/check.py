@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from . import clock as clock_mod
 from . import health as health_mod
 from .config import Config
 from .db import write
@@ -120,11 +121,22 @@ def check_disk(config: Config, lang: str, *, disk_usage=shutil.disk_usage) -> Re
     return Result("disk", status, _t(lang, f"空き容量 {free_mb} MB", f"{free_mb} MB free"))
 
 
-def check_clock(now: float, lang: str) -> Result:
+def check_clock(now: float, lang: str, synchronised: bool | None = None) -> Result:
+    """Critical when the time is impossible; a warning when it is not synchronised (the
+    second factor's codes and the audit log's times need the right time)."""
     if now < EARLIEST_SANE_TIME:
         return Result("clock", CRITICAL, _t(lang, "時計が合っていません（NTPを確認してください）",
                                             "the clock is wrong (check NTP)"))
-    return Result("clock", OK, _t(lang, "時計正常", "clock sane"))
+    if synchronised is False:
+        return Result("clock", WARNING, _t(
+            lang, "時計が同期していません。ネットワーク（NTP）の設定を確認してください。"
+                  "ずれると2段階認証のコードが通らなくなります",
+            "the clock is not synchronised (check NTP): two-step verification codes fail "
+            "when it drifts"))
+    if synchronised is None:
+        return Result("clock", OK, _t(lang, "時計正常（同期状態は確認できません）",
+                                      "clock sane (synchronisation unknown)"))
+    return Result("clock", OK, _t(lang, "時計正常（同期済み）", "clock sane and synchronised"))
 
 
 def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
@@ -144,13 +156,16 @@ def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
                                       "the last test went through"))
 
 
-def run_checks(db, config: Config, now: float) -> list[Result]:
+def run_checks(db, config: Config, now: float, *,
+               clock_sync: Callable[[], bool | None] = clock_mod.synchronised) -> list[Result]:
+    """Every check; *clock_sync* says whether the system clock is synchronised (a seam:
+    tests inject the answer, the appliance asks timedatectl, then the kernel)."""
     conn = db.conn if hasattr(db, "conn") else db
     lang = config.language
     h = health_mod.read_health(conn, config, now)
     return [check_daemon(h, lang), *check_modems(h, lang), check_budget(h, config, lang),
             *check_queue(h, config, lang), check_database(conn, lang), check_disk(config, lang),
-            check_clock(now, lang), check_last_test(conn, now, lang)]
+            check_clock(now, lang, clock_sync()), check_last_test(conn, now, lang)]
 
 
 def overall(results: list[Result]) -> int:
