@@ -14,7 +14,6 @@ import ssl
 import subprocess
 import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
