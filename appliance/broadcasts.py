@@ -159,17 +159,17 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
                              field="priority")
     if not text or not text.strip():
         raise BroadcastError("the message is empty / 本文が空です", field="text")
+    values = values or {}
     try:
-        unknown = templates.unknown_placeholders(text)
-    except templates.TemplateError as exc:  # "{", "{0}", "{name!r}"…: said beside the text
+        # The same check a schedule and a template pass when they are saved.
+        templates.check_text(text, clinic=config.clinic_name,
+                             supplied=[k for k, v in values.items() if _given(v)],
+                             length=False)
+    except templates.TemplateError as exc:
         raise BroadcastError(str(exc), field="text") from None
-    if unknown:
-        raise BroadcastError(f"unknown placeholder(s) {', '.join(unknown)} "
-                             f"(allowed: {templates.allowed_list()})", field="text")
     choice_list = parse_choices(choices)
     rows = audience(conn, config, group_ids=group_ids, contact_ids=contact_ids,
                     everyone=everyone, drill=drill)
-    values = values or {}
     planned = []
     for row in rows:
         try:
@@ -203,6 +203,10 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
         result.notes.append(("multipart", {"parts": max(r.parts for r in planned)}))
         result.warnings.append("longer than one SMS: it is sent in parts that the phone joins")
     return result
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 # -- creating and changing ----------------------------------------------------------------

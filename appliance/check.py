@@ -8,6 +8,7 @@ in check_runs for the dashboard.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import sqlite3
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 from . import clock as clock_mod
 from . import health as health_mod
+from . import jobs, schedules
 from .config import Config
 from .db import write
 
@@ -69,6 +71,14 @@ def check_modems(h: health_mod.Health, lang: str) -> list[Result]:
     out = []
     for m in h.modems:
         bars = f"{m.signal_bars}/4" if m.signal_bars is not None else "-"
+        if m.ready and m.failing_often:
+            percent = round(100 * m.error_rate)
+            out.append(Result(f"modem:{m.name}", WARNING, _t(
+                lang, f"{m.name}: 送信の失敗が多い（最近の送信の{percent}%）— 送り直しは自動です。"
+                      "続く場合はアンテナの位置とSIMを確認してください",
+                f"{m.name}: many sends fail ({percent}% of recent sends) — they are retried; "
+                "if it goes on, check the antenna's position and the SIM")))
+            continue
         if m.ready:
             out.append(Result(f"modem:{m.name}", OK, _t(
                 lang, f"{m.name}: 送信可能（{m.operator or '-'}、電波 {bars}）",
@@ -156,6 +166,49 @@ def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
                                       "the last test went through"))
 
 
+JOB_LABELS = {
+    "ja": {"heartbeat": "稼働記録", "requests": "画面やコマンドからの依頼",
+           "scheduled_broadcasts": "予約送信", "schedules": "定期送信", "followups": "返信のない人への再送"},
+    "en": {"heartbeat": "heartbeat", "requests": "requests from the web UI and commands",
+           "scheduled_broadcasts": "scheduled broadcasts", "schedules": "recurring schedules",
+           "followups": "follow-ups to the silent"},
+}
+
+
+def _job_label(name: str, lang: str) -> str:
+    kind, _sep, item = name.partition(":")
+    if kind == "followup" and item:
+        return _t(lang, f"一斉送信 #{item} の再送", f"the follow-up of broadcast #{item}")
+    return JOB_LABELS[lang].get(name, name)
+
+
+def check_jobs(conn: sqlite3.Connection, config: Config, lang: str) -> list[Result]:
+    """Recurring schedules whose last run failed, and the daemon's jobs failing now: the
+    sending goes on, but something staff expect is not happening."""
+    out = []
+    for s in schedules.failed(conn):
+        when = _local(s["last_error_at"], config)
+        paused = not s["enabled"]
+        out.append(Result(f"schedule:{s['id']}", WARNING, _t(
+            lang, f"定期送信「{s['name']}」が{when}に送れませんでした{'（停止中）' if paused else ''}"
+                  f": {s['last_error']} — 定期送信の画面で本文と送信先を直してください",
+            f"recurring schedule 「{s['name']}」 could not run at {when}"
+            f"{' (paused)' if paused else ''}: {s['last_error']} — fix its text or groups "
+            "on the schedules page")))
+    for p in jobs.problems(conn):
+        label = _job_label(p.name, lang)
+        out.append(Result(f"job:{p.name}", WARNING, _t(
+            lang, f"デーモンの処理「{label}」が失敗しています（{p.failures}回連続）: {p.error}"
+                  " — 続く場合は管理者に連絡してください（送信は続いています）",
+            f"the daemon's job 「{label}」 is failing ({p.failures} times in a row): "
+            f"{p.error} — tell the administrator if it goes on (sending goes on)")))
+    return out
+
+
+def _local(at: float | None, config: Config) -> str:
+    return dt.datetime.fromtimestamp(at or 0, config.zone).strftime("%m/%d %H:%M")
+
+
 def run_checks(db, config: Config, now: float, *,
                clock_sync: Callable[[], bool | None] = clock_mod.synchronised) -> list[Result]:
     """Every check; *clock_sync* says whether the system clock is synchronised (a seam:
@@ -165,7 +218,8 @@ def run_checks(db, config: Config, now: float, *,
     h = health_mod.read_health(conn, config, now)
     return [check_daemon(h, lang), *check_modems(h, lang), check_budget(h, config, lang),
             *check_queue(h, config, lang), check_database(conn, lang), check_disk(config, lang),
-            check_clock(now, lang, clock_sync()), check_last_test(conn, now, lang)]
+            check_clock(now, lang, clock_sync()), check_last_test(conn, now, lang),
+            *check_jobs(conn, config, lang)]
 
 
 def overall(results: list[Result]) -> int:

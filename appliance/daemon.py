@@ -34,6 +34,7 @@ from .config import Config
 from .db import connect, write
 from .dispatcher import Worker
 from .doorbell import Doorbell, ring
+from .jobs import Jobs
 from .recovery import recover
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,8 @@ class Requests:
                 continue
             try:
                 self._start(row, now)
-            except (ValueError, KeyError, TypeError, broadcasts.BroadcastError) as exc:
+            except Exception as exc:  # answered as failed: one bad request never blocks others
+                log.warning("request %d (%s) failed: %s", row["id"], row["kind"], exc)
                 self._answer(row["id"], "failed", {"error": str(exc)}, now)
         for probe in list(self.in_flight.values()):
             self._finish_probe(probe, now)
@@ -189,6 +191,7 @@ class Daemon:
         self._next_beat = 0.0
         self._next_timers = 0.0
         self.doorbell: Doorbell | None = None
+        self.jobs = Jobs(lambda: self.db)
 
     def stop(self) -> None:
         """Ask the daemon to stop (safe from a signal handler)."""
@@ -256,11 +259,15 @@ class Daemon:
             service.start()
 
     def tick(self) -> None:
-        """The main thread's work: heartbeat, requests, timers."""
+        """The main thread's work: heartbeat, requests, timers — each under the job guard
+        (appliance.jobs), so that one failing never stops the others or the sending."""
         now = self.clock.now()
         if now >= self._next_beat:
-            self.heartbeat(now)
-        self.requests.handle(now)
+            self._next_beat = now + self.config.daemon.heartbeat_interval
+            self.jobs.run("heartbeat", lambda: self.heartbeat(now), now=now)
+            self.watch_workers()
+            self.notify("WATCHDOG=1")
+        self.jobs.run("requests", lambda: self.requests.handle(now), now=now)
         if now >= self._next_timers:
             self._next_timers = now + TIMERS_EVERY
             self.run_timers(now)
@@ -273,32 +280,48 @@ class Daemon:
                 "pid = excluded.pid, started_at = excluded.started_at, "
                 "beat_at = excluded.beat_at, version = excluded.version",
                 [os.getpid(), self.started_at, now, package_version()])
-        self._next_beat = now + self.config.daemon.heartbeat_interval
+
+    def watch_workers(self) -> None:
         for worker in self.workers:
             if worker.thread is not None and not worker.thread.is_alive():
                 log.error("%s: worker thread ended unexpectedly; starting it again",
                           worker.name)
                 worker.start()
-        self.notify("WATCHDOG=1")
 
     def run_timers(self, now: float) -> None:
-        """Scheduled broadcasts whose time came, and follow-ups to the silent."""
-        with write(self.db) as conn:
-            promoted = broadcasts.promote_scheduled(conn, now)
-            recurring = schedules.run_due(conn, self.config, now)
-        if recurring:
-            log.info("recurring schedule(s) queued broadcast(s) %s", recurring)
-        queued = bool(promoted or recurring)
-        for broadcast_id in broadcasts.due_followups(self.db.conn, now):
+        """Scheduled broadcasts whose time came, recurring schedules, and follow-ups to the
+        silent: each its own job (a follow-up per broadcast), so one that fails cannot hold
+        up the others."""
+        def promote() -> list[int]:
             with write(self.db) as conn:
-                created = broadcasts.create_followup(conn, broadcast_id, now)
-            if created:
-                queued = True
-                log.info("follow-up of broadcast %d queued as %d", broadcast_id, created)
+                return broadcasts.promote_scheduled(conn, now)
+
+        def recurring() -> list[int]:
+            with write(self.db) as conn:
+                return schedules.run_due(conn, self.config, now)
+
+        promoted = self.jobs.run("scheduled_broadcasts", promote, now=now)
         if promoted:
             log.info("scheduled broadcast(s) now queued: %s", promoted)
+        created = self.jobs.run("schedules", recurring, now=now)
+        if created:
+            log.info("recurring schedule(s) queued broadcast(s) %s", created)
+        queued = bool(promoted or created)
+        due = self.jobs.run("followups", lambda: broadcasts.due_followups(self.db.conn, now),
+                            now=now)
+        for broadcast_id in due or ():
+            if self.jobs.run(f"followup:{broadcast_id}",
+                             lambda b=broadcast_id: self._followup(b, now), now=now):
+                queued = True
         if queued:
             self.wake_workers()  # it goes now, not at the end of the workers' wait
+
+    def _followup(self, broadcast_id: int, now: float) -> int | None:
+        with write(self.db) as conn:
+            created = broadcasts.create_followup(conn, broadcast_id, now)
+        if created:
+            log.info("follow-up of broadcast %d queued as %d", broadcast_id, created)
+        return created
 
     def shutdown(self) -> int:
         self.wake_workers()  # an idle worker sees the stop at once

@@ -23,16 +23,26 @@ def m0002_parts_pace_index(db) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS parts_pace ON parts(modem, sending_at)")
 
 
-@migrations(name="0003_security_accounts")
-def m0003_security_accounts(db) -> None:
+@migrations(name="0003_never_stop_sending")
+def m0003_never_stop_sending(db) -> None:
+    db.executescript(SCHEMA_0003)
+
+
+@migrations(name="0004_error_policy")
+def m0004_error_policy(db) -> None:
+    db.executescript(SCHEMA_0004)
+
+
+@migrations(name="0005_security_accounts")
+def m0005_security_accounts(db) -> None:
     # users is rebuilt (SQLite cannot change a CHECK): the 'office' role (事務) joins, the
     # per-account lockout goes (anyone on the LAN could lock every account; logins are now
     # throttled by client address instead), and each account gets a session version and
     # its second factor. Nothing references users by key, so the rebuild moves no data.
-    db.executescript(SCHEMA_0003)
+    db.executescript(SCHEMA_SECURITY_ACCOUNTS)
 
 
-SCHEMA_0003 = r"""
+SCHEMA_SECURITY_ACCOUNTS = r"""
 CREATE TABLE users_new (
     id              INTEGER PRIMARY KEY,
     username        TEXT NOT NULL UNIQUE,
@@ -95,8 +105,8 @@ CREATE TABLE emergency_codes (
 """
 
 
-@migrations(name="0004_security_audit_chain")
-def m0004_security_audit_chain(db) -> None:
+@migrations(name="0006_security_audit_chain")
+def m0006_security_audit_chain(db) -> None:
     # Each audit row's hash covers the row and the previous row's hash (appliance.audit);
     # the rows already there are chained now, in id order. The update trigger is lifted for
     # this one statement and put back in the same transaction.
@@ -351,4 +361,32 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"""
+
+SCHEMA_0003 = r"""
+-- A recurring schedule that could not run is shown failed, with why, until a run succeeds.
+ALTER TABLE schedules ADD COLUMN last_error TEXT;
+ALTER TABLE schedules ADD COLUMN last_error_at REAL;
+ALTER TABLE schedules ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+
+-- The daemon's jobs (heartbeat, requests, timers…) that failed: written when one fails and
+-- when it works again, never on every run. A job failing again and again is paused.
+CREATE TABLE daemon_jobs (
+    name            TEXT PRIMARY KEY,
+    failures        INTEGER NOT NULL DEFAULT 0,  -- in a row; 0 once it works again
+    last_error      TEXT,
+    last_error_at   REAL,
+    paused_until    REAL,
+    recovered_at    REAL
+);
+"""
+
+SCHEMA_0004 = r"""
+-- Why a recipient is failed, waiting or was resent, as a key of appliance.error_policy
+-- ("cms:42", "report:0x41", "no_prompt"…) that each page words in its own language;
+-- last_error keeps the technical detail.
+ALTER TABLE recipients ADD COLUMN reason TEXT;
+-- The share of this modem's recent sends that failed for reasons of the modem or the
+-- network (not of the recipient); a modem at or above 0.5 is flagged and takes less work.
+ALTER TABLE modem_status ADD COLUMN error_rate REAL;
 """

@@ -1,13 +1,15 @@
 """What a modem reports unprompted, saved: delivery reports and replies.
 
-Save first, then delete from the modem's store: a crash in between reads the message again
-at the next start (replies.record stores it once), never loses it.
+Both wait in the modem's storage (announced with +CDSI and +CMTI; see
+modem.device.cnmi_setting) until they are saved here. Save first, then delete from the
+modem's store: a crash in between reads the message again at the next start (replies.record
+stores it once, a report applied twice changes nothing the second time), never loses it.
+Reports read together are saved in one commit (save_stored_reports).
 
-Delivery reports routed straight to us (+CDS, nothing to delete) and the "is the broadcast
-done?" refresh are written by a recorder thread with its own connection, in batches, while
-the worker is busy waiting for the modem's next send: off the send path, which is then
-only the writes crash safety needs (claim, part sending, part submitted). A crash can lose
-at most the reports of the last instant; those recipients stay 'submitted' (sent).
+A report routed straight to us (+CDS, from a modem set up by someone else) and the "is the
+broadcast done?" refresh are written by a recorder thread with its own connection, in
+batches, while the worker is busy waiting for the modem's next send: off the send path,
+which is then only the writes crash safety needs (claim, part sending, part submitted).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class ModemEvents:
         self.modem = modem
         self.clock = clock
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._stored_reports: list[dev.StatusReport] = []  # read, not yet saved
         self._stop_gathering = threading.Event()
         self._recorder: threading.Thread | None = None
         if database is not None:
@@ -121,24 +124,25 @@ class ModemEvents:
     def sweep(self, device) -> int:
         """Handle what is already waiting (stored while we were away), without waiting."""
         handled = 0
-        while (event := device.next_event(0.0)) is not None:
-            self.handle(device, event)
-            handled += 1
+        try:
+            while (event := device.next_event(0.0)) is not None:
+                self.handle(device, event)
+                handled += 1
+        finally:
+            self.save_stored_reports(device)
         return handled
 
     def handle(self, device, event) -> None:
+        """Save one event. A report read from the modem's storage waits for
+        save_stored_reports(), which saves the reports read together in one commit."""
         now = self.clock.now()
         if isinstance(event, dev.StatusReport) and event.location is None \
                 and self._recorder is not None:
             self._jobs.put(("report", event))
+        elif isinstance(event, dev.StatusReport) and event.location is not None:
+            self._stored_reports.append(event)
         elif isinstance(event, dev.StatusReport):
-            # Stored in the modem: saved now, so it is deleted only once it is safe.
-            from . import broadcasts
-            with write(self.db) as conn:
-                part = self._report(conn, event, now)
-                if part is not None and (bid := self._broadcast_of(conn, part)):
-                    broadcasts.refresh_state(conn, bid, now)
-            self._delete(device, [event.location] if event.location else [])
+            self._save_reports([event])
         elif isinstance(event, dev.Inbound):
             with write(self.db) as conn:
                 inbound_id = replies.record(conn, self.modem, sender=event.sender,
@@ -148,6 +152,28 @@ class ModemEvents:
             self._delete(device, list(event.locations))
         else:
             log.debug("%s: %s", self.modem, getattr(event, "line", event))
+
+    def save_stored_reports(self, device) -> int:
+        """Save the reports read from the modem's storage, then delete them there: a crash
+        in between reads them again at the next start (a report applied twice changes
+        nothing the second time)."""
+        stored, self._stored_reports = self._stored_reports, []
+        if stored:
+            self._save_reports(stored)
+            self._delete(device, [event.location for event in stored])
+        return len(stored)
+
+    def _save_reports(self, events: list) -> None:
+        from . import broadcasts
+        now = self.clock.now()
+        refresh: set[int] = set()
+        with write(self.db) as conn:
+            for event in events:
+                part = self._report(conn, event, now)
+                if part is not None and (bid := self._broadcast_of(conn, part)):
+                    refresh.add(bid)
+            for bid in refresh:
+                broadcasts.refresh_state(conn, bid, now)
 
     def _delete(self, device, locations) -> None:
         for store, index in locations:

@@ -32,6 +32,9 @@ DESCRIPTIONS = {
     "original_time": ("元の時刻", "the time something was planned for, e.g. 9:00"),
 }
 PER_CONTACT = frozenset({"name", "kana"})
+# What a recurring schedule can fill when it fires unattended: each person's own values and
+# the clinic's name (always), nothing a sender would type in (a date, a time).
+SCHEDULE_SUPPLIES: frozenset[str] = frozenset()
 NAME_MAX = 50
 TEXT_MAX = 1000
 WEEKDAYS_JA = "月火水木金土日"
@@ -157,6 +160,40 @@ def needs_values(text: str) -> list[str]:
             and n not in PER_CONTACT and n != "clinic"]
 
 
+def check_text(text: str, *, clinic: str, supplied=None, who: str | None = None,
+               length: bool = True) -> None:
+    """Everything the sender checks of a text before it queues anything, for a text that
+    will be sent with the values in *supplied* (default: every placeholder has one).
+
+    The one check behind every door: a broadcast's plan runs it before it renders the text
+    for each person, and a schedule or a template runs it when it is saved, with the values
+    it will have when it fires — so a text that cannot be sent is refused when it is
+    written, not when it is due. TemplateError (field 'text') names what is wrong.
+    *who* names what cannot supply a missing value ("定期送信"), for the message. *length*:
+    measure with long sample values (a plan measures each person's own message instead).
+    """
+    if not text or not text.strip():
+        raise TemplateError("本文を入力してください (the text is empty)", field="text")
+    _check_full_width_braces(text)
+    unknown = unknown_placeholders(text)
+    if unknown:
+        names = ", ".join("{" + n + "}" for n in unknown)
+        raise TemplateError(f"使えない差し込み項目です: {names} "
+                            f"(unknown placeholder; allowed: {allowed_list()})", field="text")
+    supplied = ALLOWED if supplied is None else set(supplied) | PER_CONTACT | {"clinic"}
+    missing = [n for n in DESCRIPTIONS if n in placeholders(text) and n not in supplied]
+    if missing:
+        names = ", ".join("{" + n + "}" for n in missing)
+        if who:
+            raise TemplateError(f"{who}では {names} に値を入れられません。日付や時刻は本文に"
+                                f"直接書いてください (a {who} cannot fill {names}: write the "
+                                "date or time into the text)", field="text")
+        raise TemplateError(f"no value for {names}: fill it in before sending "
+                            f"（{names} の値が入力されていません）", field="text")
+    if length:
+        _check_length(text, clinic)
+
+
 def measure(text: str, *, clinic: str):
     """The SMS count of *text* rendered with long sample values (modem.pdu.TextCount).
 
@@ -193,18 +230,10 @@ def validate(name: str, text: str, *, clinic: str) -> tuple[str, str]:
         raise TemplateError(f"テンプレート名は{NAME_MAX}文字までです "
                             f"(the name is longer than {NAME_MAX} characters)", field="name")
     text = (text or "").strip()
-    if not text:
-        raise TemplateError("本文を入力してください (the text is empty)", field="text")
     if len(text) > TEXT_MAX:
         raise TemplateError(f"本文が長すぎます (the text is longer than {TEXT_MAX} characters)",
                             field="text")
-    _check_full_width_braces(text)
-    unknown = unknown_placeholders(text)
-    if unknown:
-        names = ", ".join("{" + n + "}" for n in unknown)
-        raise TemplateError(f"使えない差し込み項目です: {names} "
-                            f"(unknown placeholder; allowed: {allowed_list()})", field="text")
-    _check_length(text, clinic)
+    check_text(text, clinic=clinic)
     return name, text
 
 
@@ -280,6 +309,11 @@ def update_template(db: sqlite_utils.Database, template_id: int, *, actor: str, 
         if _name_taken(conn, name, except_id=template_id):
             raise TemplateError(f"「{name}」という名前のテンプレートは既にあります "
                                 "(a template with this name exists)", field="name")
+        for schedule in conn.execute("SELECT name FROM schedules WHERE template_id = ?",
+                                     [template_id]):
+            # A recurring schedule sends this text unattended: it must still be sendable.
+            check_text(text, clinic=clinic, supplied=SCHEDULE_SUPPLIES,
+                       who=f"定期送信「{schedule['name']}」", length=False)
         changed = conn.execute(
             "UPDATE templates SET name = ?, text = ?, updated_at = ? WHERE id = ?",
             [name, text, now(), template_id]).rowcount

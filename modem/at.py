@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import serial
 
-from .errors import ATTimeout, CommandError, PortGone, error_from
+from .errors import ATTimeout, CommandError, ModemError, PortGone, error_from
 
 __all__ = ["ATSession", "ATTimeout", "CommandError", "PortGone"]
 
@@ -30,9 +30,11 @@ PROMPT = object()  # the "> " of AT+CMGS, which has no line ending
 READ_SIZE = 4096
 # Always unsolicited, whatever command is in flight.
 URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:", "NO CARRIER",
-                "RDY")  # RDY: a Quectel announcing it has (re)started
+                "RDY",  # a Quectel or SIMCom announcing it has (re)started
+                "SMS DONE", "PB DONE",  # SIMCom: SMS and phonebook ready after a boot
+                "+QUSIM:", "+CTZV:", "+CTZE:", "+CRING:")
 # Unsolicited unless the command in flight asked for them (AT+CREG? answers +CREG: too).
-QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:", "+CPIN:")
+QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:", "+CPIN:", "+CFUN:", "+CLIP:")
 TWO_LINE = ("+CMT:", "+CDS:")  # header, then the PDU on the next line
 
 
@@ -161,16 +163,20 @@ class ATSession:
         even when it raises, and its error is raised after.
         """
         with self._lock:
-            self._drain()
-            self._in_flight = cmd
-            self._send(cmd.encode("ascii") + b"\r")
-            deadline = time.monotonic() + min(timeout, 5.0)
-            while True:
-                item = self._next(deadline, cmd)
-                if item is PROMPT:
-                    break
-                if isinstance(item, str) and _is_final(item):
-                    raise error_from(item)
+            try:
+                self._drain()
+                self._in_flight = cmd
+                self._send(cmd.encode("ascii") + b"\r")
+                deadline = time.monotonic() + min(timeout, 5.0)
+                while True:
+                    item = self._next(deadline, cmd)
+                    if item is PROMPT:
+                        break
+                    if isinstance(item, str) and _is_final(item):
+                        raise error_from(item)
+            except ModemError as exc:
+                exc.handed_over = False  # no payload written: nothing can have been sent
+                raise
             self._send(payload.encode("ascii") + b"\x1a")
             failure: Exception | None = None
             if meanwhile is not None:

@@ -95,6 +95,24 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
+class StateChange:
+    """The modem says, unasked, that its state changed: *kind* is 'registration' (+CREG,
+    +CGREG, +CEREG; *value* the new state), 'sim' (+CPIN; *value* as sim_state() says it),
+    'restarted' (RDY: it booted and has forgotten our settings) or 'ready' (a notice that
+    SMS works again after a boot: +QIND: SMS DONE, SMS DONE…)."""
+    kind: str
+    value: str | None
+    line: str
+
+
+# What modems say when they have booted, and when SMS is usable after that (Quectel EC2x:
+# RDY, +CPIN: READY, +QIND: SMS DONE, +QIND: PB DONE; SIMCom SIM7600: RDY, +CPIN: READY,
+# SMS DONE, PB DONE — their AT manuals, "URC after power-on").
+RESTARTED_NOTICES = ("RDY",)
+READY_NOTICES = ("+QIND: SMS DONE", "+QIND: PB DONE", "SMS DONE", "PB DONE")
+
+
+@dataclass(frozen=True)
 class Unsolicited:
     """Any other unsolicited line (+CREG: 2, RING, +QIND…), for the log."""
     line: str
@@ -106,6 +124,34 @@ _COPS = re.compile(r'\+COPS:\s*\d+,\d+,"([^"]*)"')
 _CNUM = re.compile(r'\+CNUM:\s*"[^"]*","([^"]+)"')
 _CMGS = re.compile(r"\+CMGS:\s*(\d+)")
 _STORED = re.compile(r'\+(CMTI|CDSI):\s*"(\w+)",(\d+)')
+
+
+def cnmi_setting(request_status_reports: bool) -> str:
+    """AT+CNMI's arguments: what the modem does with what it receives.
+
+    mt=1: replies are stored, then announced (+CMTI); ds=2: delivery reports likewise
+    (+CDSI). Both wait in the modem's storage until we have saved them and delete them, so
+    neither is lost while the daemon is stopped, starting or killed. A report routed whole
+    to the port (ds=1, +CDS) is acknowledged by the modem at once and gone if nobody reads
+    it then. ds=0 when no report was asked for.
+    """
+    return f"2,1,0,{2 if request_status_reports else 0},0"
+
+
+def _state_change(line: str) -> StateChange | None:
+    """The StateChange an unsolicited *line* announces, if any."""
+    if line in RESTARTED_NOTICES:
+        return StateChange("restarted", None, line)
+    if line in READY_NOTICES:
+        return StateChange("ready", None, line)
+    if line.startswith(("+CREG:", "+CGREG:", "+CEREG:")):
+        match = _REG.search(line)
+        state = REGISTRATION_STATES.get(int(match.group(1)), "unknown") if match else "unknown"
+        return StateChange("registration", state, line)
+    if line.startswith("+CPIN:"):
+        answer = line.split(":", 1)[1].strip()
+        return StateChange("sim", SIM_STATES.get(answer, answer.lower().replace(" ", "_")), line)
+    return None
 
 
 class Modem:
@@ -147,13 +193,26 @@ class Modem:
             self.enter_pin(pin)
         self.session.command("AT+CMGF=0")       # PDU mode: UCS2 and concatenation in our hands
         if self.sim_state() == "ready":
+            # Service 0: the modem acknowledges to the network what it receives. Nothing is
+            # routed to us whole (see CNMI below), so nothing waits for our +CNMA; a modem
+            # left in service 1 by another program would hold every report until +CNMA
+            # and, with none in time, turn routing off (TS 27.005 3.4.1).
+            self.session.command("AT+CSMS=0")
             self._pending_from_store("SM")  # where a modem keeps replies by default
             self._use_store("ME")  # the modem's own store: larger than the SIM's
-            # mt=1: replies stored then announced (+CMTI), so a crash cannot lose them;
-            # ds=1: status reports routed directly (+CDS), or none when not requested.
-            self.session.command(f"AT+CNMI=2,1,0,{1 if request_status_reports else 0},0")
+            self.session.command(f"AT+CNMI={cnmi_setting(request_status_reports)}")
             self._pending_from_store("ME")
+        self._report_state_changes()
         return self.identify()
+
+    def _report_state_changes(self) -> None:
+        """Ask the modem to say when registration changes (+CREG/+CGREG/+CEREG: <stat>), so
+        the sender resumes the moment the network is back rather than at its next poll."""
+        for name in ("CREG", "CGREG", "CEREG"):
+            try:
+                self.session.command(f"AT+{name}=1")
+            except CommandError:
+                continue  # a 3G-only modem has no +CEREG; the poll still asks the others
 
     def settings_intact(self, *, request_status_reports: bool = True) -> bool:
         """Whether the modem still has our settings. A modem that rebooted on its own (a
@@ -161,7 +220,7 @@ class Modem:
         neither announce replies nor route delivery reports."""
         self._store = None  # a reboot also forgets the message store in use
         lines = self.session.command("AT+CNMI?")
-        wanted = f"2,1,0,{1 if request_status_reports else 0},0"
+        wanted = cnmi_setting(request_status_reports)
         return bool(lines) and lines[0].split(":", 1)[-1].strip().startswith(wanted)
 
     def _pending_from_store(self, store: str) -> None:
@@ -320,6 +379,11 @@ class Modem:
         """Whether stored messages were announced that next_event() has not read yet."""
         return bool(self._announced)
 
+    @property
+    def announced(self) -> int:
+        """How many stored messages were announced that next_event() has not read yet."""
+        return len(self._announced)
+
     def _parse_urc(self, line: str) -> None:
         if line.startswith(("+CMT:", "+CDS:")) and "\n" in line:
             body = line.split("\n", 1)[1].strip()
@@ -343,7 +407,7 @@ class Modem:
                     pass
             self._events.put(Unsolicited(line))
             return
-        self._events.put(Unsolicited(line))
+        self._events.put(_state_change(line) or Unsolicited(line))
 
     def _accept_stored(self, decoded, location: tuple[str, int] | None) -> None:
         if isinstance(decoded, pdu.StatusReport):

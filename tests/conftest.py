@@ -31,3 +31,20 @@ def db(tmp_path):
     database = connect(tmp_path / "t.db")
     yield database
     database.conn.close()
+
+
+@pytest.fixture
+def rig_factory(tmp_path):
+    """Make a tests.daemon_harness.Rig (simulated modems, config, database, daemon);
+    everything it started is stopped at the end of the test."""
+    from tests.daemon_harness import Rig
+    rigs = []
+
+    def make(*args, **kw) -> Rig:
+        rigs.append(Rig(tmp_path, *args, **kw))
+        return rigs[-1]
+    try:
+        yield make
+    finally:
+        for rig in rigs:
+            rig.close()

@@ -12,10 +12,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance import broadcasts, config as config_mod
+from appliance.db import connect, write
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +58,7 @@ class Sim:
     send_delay: float = 0.01
     report_delay: float = 0.05
     pin: str | None = None
+    seed: int = 0          # the simulated network's dice (fault rates, send delays)
     proc: subprocess.Popen | None = None
 
     @property
@@ -70,7 +74,7 @@ class Sim:
         self.proc = subprocess.Popen(
             [*tsunagu_command(), "sim", "--link", str(self.link), "--log", str(self.log),
              "--send-delay", str(self.send_delay), "--report-delay", str(self.report_delay),
-             *(["--pin", self.pin] if self.pin else [])],
+             "--seed", str(self.seed), *(["--pin", self.pin] if self.pin else [])],
             stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
         stderr.close()
         wait_until(lambda: self.link.exists() and Path(f"{self.link}.ctl").exists()
@@ -191,3 +195,63 @@ def all_final(db, broadcast_id: int | None = None) -> bool:
         "SELECT count(*) FROM recipients WHERE state IN ('queued', 'sending')" + where
     ).fetchone()[0]
     return left == 0
+
+
+TEXT = ("{name}様\n停電のため本日の透析は中止です。自宅で待機してください。"
+        "明日以降の予定は改めてご連絡します。つなぐ透析クリニック")
+
+
+def _now() -> float:
+    return time.time()
+
+
+def seed_patients(db, count: int, group: str = "月水金 午前") -> int:
+    """*count* active patients in *group* (direct rows: setting up, not under test)."""
+    with write(db) as conn:
+        group_id = conn.execute("INSERT INTO groups (name, kind) VALUES (?, 'shift')",
+                                [group]).lastrowid
+        for i in range(count):
+            contact_id = conn.execute(
+                "INSERT INTO contacts (name, kana, phone, created_at, updated_at) "
+                "VALUES (?, ?, ?, 0, 0)",
+                [f"患者{i:03d} 𠮷田", f"かんじゃ{i:03d}", f"+81901{i:07d}"]).lastrowid
+            conn.execute("INSERT INTO contact_groups VALUES (?, ?)", [contact_id, group_id])
+    return group_id
+
+
+class Rig:
+    """Simulated modems, a config, the database and the daemon for one test."""
+
+    def __init__(self, tmp_path, sims: int = 1, *, send_delay: float = 0.005,
+                 report_delay: float = 0.02, seed: int = 0, **config_kw):
+        self.sims = [Sim(tmp_path, f"modem{i}", send_delay=send_delay,
+                         report_delay=report_delay, seed=seed + i).start()
+                     for i in range(sims)]
+        config_kw.setdefault("pace", 60_000)
+        self.config_path = write_config(tmp_path, self.sims, **config_kw)
+        self.config = config_mod.load(self.config_path)
+        self.db = connect(self.config.database)
+        self.daemon = DaemonProcess(self.config_path, tmp_path)
+
+    def broadcast(self, group_id: int, *, priority: str = "routine", choices=None) -> int:
+        p = broadcasts.plan(self.db.conn, self.config, text=TEXT, group_ids=[group_id],
+                            priority=priority, choices=choices, now=_now())
+        with write(self.db) as conn:
+            return broadcasts.create(conn, p, title="停電", actor="test", now=_now())
+
+    def wait_final(self, broadcast_id: int, timeout: float = 90) -> Counter:
+        wait_until(lambda: all_final(self.db, broadcast_id) or not self.daemon.alive(),
+                   timeout, "every recipient in a final state")
+        assert self.daemon.alive(), self.daemon.stderr()[-3000:]
+        return recipient_states(self.db)
+
+    def wait_delivered(self, count: int, timeout: float = 90) -> None:
+        wait_until(lambda: recipient_states(self.db)["delivered"] >= count
+                   or not self.daemon.alive(), timeout, f"{count} recipients delivered")
+        assert self.daemon.alive(), self.daemon.stderr()[-3000:]
+
+    def close(self) -> None:
+        self.daemon.stop()
+        for sim in self.sims:
+            sim.stop()
+        self.db.conn.close()

@@ -14,83 +14,11 @@ import pytest
 
 from appliance import broadcasts, config as config_mod
 from appliance.db import connect, write
-from tests.daemon_harness import (DaemonProcess, Sim, all_final, messages, messages_per_number,
-                                  recipient_states, tsunagu_command, wait_until,
-                                  write_config)
+from tests.daemon_harness import (TEXT, DaemonProcess, Rig, Sim, all_final, messages,
+                                  messages_per_number, recipient_states, seed_patients,
+                                  tsunagu_command, wait_until, write_config, _now)
 
-TEXT = ("{name}様\n停電のため本日の透析は中止です。自宅で待機してください。"
-        "明日以降の予定は改めてご連絡します。つなぐ透析クリニック")
 CHOICES = ["来院できる", "来院できない", "連絡がほしい"]
-
-
-def seed_patients(db, count: int, group: str = "月水金 午前") -> int:
-    """*count* active patients in *group* (direct rows: setting up, not under test)."""
-    with write(db) as conn:
-        group_id = conn.execute("INSERT INTO groups (name, kind) VALUES (?, 'shift')",
-                                [group]).lastrowid
-        for i in range(count):
-            contact_id = conn.execute(
-                "INSERT INTO contacts (name, kana, phone, created_at, updated_at) "
-                "VALUES (?, ?, ?, 0, 0)",
-                [f"患者{i:03d} 𠮷田", f"かんじゃ{i:03d}", f"+81901{i:07d}"]).lastrowid
-            conn.execute("INSERT INTO contact_groups VALUES (?, ?)", [contact_id, group_id])
-    return group_id
-
-
-class Rig:
-    """Simulated modems, a config, the database and the daemon for one test."""
-
-    def __init__(self, tmp_path, sims: int = 1, *, send_delay: float = 0.005,
-                 report_delay: float = 0.02, **config_kw):
-        self.sims = [Sim(tmp_path, f"modem{i}", send_delay=send_delay,
-                         report_delay=report_delay).start() for i in range(sims)]
-        config_kw.setdefault("pace", 60_000)
-        self.config_path = write_config(tmp_path, self.sims, **config_kw)
-        self.config = config_mod.load(self.config_path)
-        self.db = connect(self.config.database)
-        self.daemon = DaemonProcess(self.config_path, tmp_path)
-
-    def broadcast(self, group_id: int, *, priority: str = "routine", choices=None) -> int:
-        p = broadcasts.plan(self.db.conn, self.config, text=TEXT, group_ids=[group_id],
-                            priority=priority, choices=choices, now=_now())
-        with write(self.db) as conn:
-            return broadcasts.create(conn, p, title="停電", actor="test", now=_now())
-
-    def wait_final(self, broadcast_id: int, timeout: float = 90) -> Counter:
-        wait_until(lambda: all_final(self.db, broadcast_id) or not self.daemon.alive(),
-                   timeout, "every recipient in a final state")
-        assert self.daemon.alive(), self.daemon.stderr()[-3000:]
-        return recipient_states(self.db)
-
-    def wait_delivered(self, count: int, timeout: float = 90) -> None:
-        wait_until(lambda: recipient_states(self.db)["delivered"] >= count
-                   or not self.daemon.alive(), timeout, f"{count} recipients delivered")
-        assert self.daemon.alive(), self.daemon.stderr()[-3000:]
-
-    def close(self) -> None:
-        self.daemon.stop()
-        for sim in self.sims:
-            sim.stop()
-        self.db.conn.close()
-
-
-def _now() -> float:
-    import time
-    return time.time()
-
-
-@pytest.fixture
-def rig_factory(tmp_path):
-    rigs = []
-
-    def make(*args, **kw) -> Rig:
-        rigs.append(Rig(tmp_path, *args, **kw))
-        return rigs[-1]
-    try:
-        yield make
-    finally:
-        for rig in rigs:
-            rig.close()
 
 
 def assert_once_each(rig: Rig, expected_numbers: set[str]) -> None:
@@ -445,16 +373,88 @@ def test_a_wrong_pin_is_tried_once_never_again_so_the_sim_does_not_lock(tmp_path
         sim.stop()
 
 
-def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive(rig_factory):
+@pytest.mark.parametrize("notices, noticed", [
+    (True, "the modem says RDY"),         # it says it restarted: set up again at once
+    (False, "lost its settings"),         # its notices were missed: the poll finds out
+], ids=["announced", "silent"])
+def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive(
+        rig_factory, notices, noticed):
     rig = rig_factory(daemon={"poll_interval": 0.3})
     group = seed_patients(rig.db, 3)
     bid = rig.broadcast(group, choices=CHOICES)
     rig.daemon.start()
     rig.wait_delivered(3)
     control = rig.sims[0].control()
-    control.reboot()            # same port; CNMI and the rest are forgotten
-    wait_until(lambda: "lost its settings" in rig.daemon.stderr(), 30,
-               "the daemon to notice the reboot")
+    control.reboot(notices=notices)  # same port; CNMI and the rest are forgotten
+    wait_until(lambda: noticed in rig.daemon.stderr(), 30, "the daemon to notice the reboot")
     control.inject_sms(sender="+819010000001", text="1")
     wait_until(lambda: broadcasts.summary(rig.db.conn, bid)["acknowledged"] == 1, 30,
                "the reply after the reboot")
+
+
+@pytest.mark.slow
+def test_delivery_reports_survive_five_sigterms_and_five_kill_9s(rig_factory):
+    # Reports fall due 0.3 s after each send, so some always fall due while the daemon is
+    # stopping, dead or starting: a real modem keeps them only if they were routed to its
+    # storage (+CDSI); a +CDS written to a port nobody reads is gone.
+    rig = rig_factory(send_delay=0.05, report_delay=0.3)
+    group = seed_patients(rig.db, 40)
+    # Emergency: a message left uncertain by a kill is resent (visibly), so it too can end
+    # delivered.
+    bid = rig.broadcast(group, priority="emergency")
+    rng = random.Random(20261202)
+    rig.daemon.start()
+    for round_ in range(10):
+        target = len(rig.sims[0].events("submit")) + rng.randint(2, 4)
+        wait_until(lambda: len(rig.sims[0].events("submit")) >= target or
+                   all_final(rig.db, bid), 60, "progress before the stop")
+        if round_ % 2:
+            rig.daemon.kill()
+        else:
+            assert rig.daemon.stop() == 0
+        rig.daemon.start()
+    rig.wait_final(bid, timeout=120)
+    wait_until(lambda: recipient_states(rig.db)["delivered"] == 40 or not rig.daemon.alive(),
+               30, "every patient 配達済み")
+    got = messages_per_number(rig.sims)
+    assert len(got) == 40
+    for r in broadcasts.recipients(rig.db.conn, bid):
+        # Nobody twice without it being said: a second copy is recorded as a resend.
+        assert got[r["phone"]] == 1 or "resent" in (r["last_error"] or ""), r
+
+
+# -- resuming when the modem says it is back ---------------------------------------------------
+
+def _polls_seen(rig: Rig, count: int) -> None:
+    """Wait until the daemon has looked at the modem *count* times (each look writes the
+    modem's status row): its back-off has then grown past 2 s (0.5, 1, 2, 4…)."""
+    seen: set[float] = set()
+
+    def looked() -> bool:
+        row = rig.db.conn.execute("SELECT checked_at, reason FROM modem_status").fetchone()
+        if row is not None and row[1] is not None:
+            seen.add(row[0])
+        return len(seen) >= count
+    wait_until(looked, 30, f"{count} looks at the modem while it is away")
+
+
+@pytest.mark.parametrize("away, back", [
+    (lambda c: c.set_registration(state="searching"), lambda c: c.set_registration(state="home")),
+    (lambda c: c.remove_sim(), lambda c: c.insert_sim()),
+    (lambda c: c.unplug(), lambda c: c.replug()),
+], ids=["registration", "sim", "usb"])
+def test_the_next_part_is_on_the_air_within_2_s_of_the_modem_saying_it_is_back(
+        rig_factory, away, back):
+    # poll_interval 30: the polling backstop alone would take far longer than 2 s.
+    rig = rig_factory(daemon={"poll_interval": 30})
+    control = rig.sims[0].control()
+    away(control)
+    bid = rig.broadcast(seed_patients(rig.db, 3))
+    rig.daemon.start()
+    _polls_seen(rig, 4)
+    assert not rig.sims[0].events("submit")
+    back_at = _now()
+    back(control)
+    first = wait_until(lambda: rig.sims[0].events("submit"), 30, "the first send")[0]
+    assert first["t"] - back_at <= 2.0, first["t"] - back_at
+    rig.wait_final(bid)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from modem import pdu
-from modem.device import Inbound, Modem, StatusReport
+from modem.device import Inbound, Modem, StateChange, StatusReport
 from modem.errors import ATTimeout, CmeError, CmsError, MessageTooLong, PortGone
 from modem.sim import SimulatedModem
 from tests.helpers import wait_for
@@ -292,17 +292,41 @@ def test_work_done_while_the_modem_sends_runs_once_and_its_error_comes_after_the
         sim.stop()
 
 
-def test_reports_can_be_read_while_the_modem_sends_without_blocking_the_send(sim, device):
-    # The worker reads delivery reports during a send; the session must let that same
-    # thread read the port while the send waits for its answer.
+def test_a_report_announced_during_a_send_is_kept_and_read_after_it(sim, device):
+    # The worker looks at what the modem says during a send; a stored report's announcement
+    # (+CDSI) needs a command to read, so it waits until the send is answered.
     first = pdu.encode_submit(PATIENT, "中止です")[0]
     first_mr = device.send_pdu(first)
     seen = []
 
-    def read_reports() -> None:
+    def look_during_the_send() -> None:
         wait_for(lambda: seen.append(device.next_event(0.05, read_stored=False)) or
-                 any(isinstance(e, StatusReport) for e in seen), 10,
-                 interval=0, message="the first part's report during the second send")
+                 device.has_announced, 10, interval=0,
+                 message="the first part's report announced during the second send")
     second = pdu.encode_submit(OTHER, "再開は未定です")[0]
-    assert device.send_pdu(second, meanwhile=read_reports) >= 0
-    assert [e.mr for e in seen if isinstance(e, StatusReport)] == [first_mr]
+    assert device.send_pdu(second, meanwhile=look_during_the_send) >= 0
+    assert not any(isinstance(e, StatusReport) for e in seen)
+    report = device.next_event(0.0)
+    assert isinstance(report, StatusReport) and report.mr == first_mr
+    assert report.location is not None  # stored: deleted once saved
+
+
+def test_the_modem_says_when_registration_and_the_sim_come_back_and_when_it_restarted(sim, device):
+    def changes_until(last: StateChange) -> list[StateChange]:
+        seen = [next_of(device, StateChange)]
+        while seen[-1] != last:
+            seen.append(next_of(device, StateChange))
+        return seen
+    sim.set_registration("searching")
+    assert {c.line for c in changes_until(StateChange("registration", "searching", "+CEREG: 2"))} \
+        == {"+CREG: 2", "+CGREG: 2", "+CEREG: 2"}
+    sim.set_registration("home")
+    changes_until(StateChange("registration", "registered_home", "+CEREG: 1"))
+    sim.remove_sim()
+    sim.insert_sim()
+    assert StateChange("sim", "ready", "+CPIN: READY") in changes_until(
+        StateChange("registration", "registered_home", "+CEREG: 1"))
+    sim.reboot()
+    assert changes_until(StateChange("ready", None, "+QIND: SMS DONE")) == [
+        StateChange("restarted", None, "RDY"), StateChange("sim", "ready", "+CPIN: READY"),
+        StateChange("ready", None, "+QIND: SMS DONE")]

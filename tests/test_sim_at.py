@@ -63,6 +63,7 @@ def test_cmgs_prompt_is_exact_and_a_japanese_message_reaches_the_network_log(por
         assert b"+CMGS: " in out
     log = network_log(sim_modem.log_path, until=lambda events: any(
         e["event"] == "message" for e in events))
+    log = [e for e in log if e["event"] != "report"]  # when its report fell due: not asked
     assert [e["event"] for e in log] == ["submit"] * len(parts) + ["message"]
     assert log[-1]["text"] == text and log[-1]["to"] == "+819012345678"
 
@@ -151,3 +152,71 @@ def test_unknown_commands_and_empty_stores_answer_like_a_quectel(port):
     assert b'+CSCA: "+819030101950",145' in exchange(port, b"AT+CSCA?\r")
     assert exchange(port, b"AT+CMGR=3\r").endswith(b"+CMS ERROR: 321\r\n")
     assert b'+CPMS: "SM",0,50,"SM",0,50,"SM",0,50' in exchange(port, b"AT+CPMS?\r")
+
+
+def _send_one(port, number="+819012345678") -> int:
+    part = pdu.encode_submit(number, "テスト")[0]
+    exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ")
+    sent = exchange(port, part.hex.encode() + b"\x1a")
+    return int(sent.split(b"+CMGS: ")[1].split(b"\r")[0])
+
+
+def _report_falls_due_with_the_port_closed(sim_modem, cnmi: bytes) -> bytes:
+    """Send one part, close the port before its report is due, reopen: what is there?"""
+    sim_modem.set_report_delay(0.3)
+    with serial.Serial(str(sim_modem.link), 115200, timeout=5) as s:
+        exchange(s, b"ATE0;+CMEE=1\r")
+        exchange(s, b'AT+CPMS="ME","ME","ME";' + cnmi + b"\r")
+        _send_one(s)
+    network_log(sim_modem.log_path, until=lambda events: any(
+        e["event"] == "report" and not e["client"] for e in events))
+    with serial.Serial(str(sim_modem.link), 115200, timeout=0.5) as s:
+        unread = s.read(200)  # anything the modem said while nobody had the port open
+        return unread + exchange(s, b"AT+CMGL=4\r")
+
+
+def test_a_cds_routed_to_a_port_nobody_reads_is_gone(sim_modem):
+    got = _report_falls_due_with_the_port_closed(sim_modem, b"+CNMI=2,1,0,1,0")
+    assert b"+CDS" not in got and b"+CMGL:" not in got
+
+
+def test_a_report_routed_to_storage_waits_there_for_the_next_client(sim_modem):
+    got = _report_falls_due_with_the_port_closed(sim_modem, b"+CNMI=2,1,0,2,0")
+    listing = [line for line in got.decode().split("\r\n") if line]
+    header = next(i for i, line in enumerate(listing) if line.startswith("+CMGL:"))
+    assert isinstance(pdu.decode(listing[header + 1]), pdu.StatusReport)
+
+
+def _two_line_urc(port) -> list[str]:
+    """A +CDS/+CMT: its header line and its PDU line."""
+    lines: list[str] = []
+    while len(lines) < 2:
+        line = exchange(port, b"", until=b"\r\n").decode().strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def test_csms_1_holds_the_next_cds_until_cnma_and_cnma_is_refused_under_csms_0(port, sim_modem):
+    exchange(port, b"ATE0;+CMEE=1\r")
+    assert exchange(port, b"AT+CSMS?\r").startswith(b"\r\n+CSMS: 0,1,1,1")
+    assert exchange(port, b"AT+CNMA\r").endswith(b"+CMS ERROR: 340\r\n")
+    assert b"+CSMS: 1,1,1" in exchange(port, b"AT+CSMS=1;+CNMI=2,1,0,1,0\r")
+    sim_modem.set_report_delay(0.2)  # both sends answered before the first report
+    first, second = _send_one(port), _send_one(port, "+819012345679")
+    assert _two_line_urc(port)[0].startswith("+CDS: ")
+    port.timeout = 0.3
+    assert port.read(100) == b""  # the second report waits for the acknowledgement
+    port.timeout = 5
+    assert exchange(port, b"AT+CNMA\r").endswith(b"OK\r\n")
+    assert pdu.decode(_two_line_urc(port)[1]).mr == second != first
+
+
+def test_csms_1_with_no_cnma_turns_routing_off_as_ts_27005_says(port, sim_modem):
+    sim_modem.ack_timeout = 0.2
+    exchange(port, b"ATE0;+CMEE=1;+CSMS=1;+CNMI=2,1,0,1,0\r")
+    _send_one(port)
+    _two_line_urc(port)
+    wait_for(lambda: sim_modem.cnmi[1] == sim_modem.cnmi[3] == 0,
+             message="routing turned off after the acknowledgement timed out")
+    assert b"+CNMI: 2,0,0,0,0" in exchange(port, b"AT+CNMI?\r")

@@ -19,7 +19,8 @@ def _status() -> dict:
     h = health.read_health(conn, config, now())
     active = [broadcasts.summary(conn, r[0]) for r in conn.execute(
         "SELECT id FROM broadcasts WHERE state IN ('queued', 'sending') ORDER BY id DESC")]
-    return {"health": h, "active": active, "last_check": check.last_run(conn)}
+    return {"health": h, "active": active, "last_check": check.last_run(conn),
+            "alerts": check.check_jobs(conn, config, _lang())}
 
 
 @bp.route("/")

@@ -21,8 +21,8 @@ from pathlib import Path
 from .. import pdu
 from .card import (MANUFACTURER, ME_CAPACITY, MODEL, OPERATOR_LONG, OPERATOR_NUMERIC, REVISION,
                    SMSC, Identity, SimCard)
-from .codes import (CMS_INVALID_INDEX, CMS_INVALID_PDU, CMS_NO_NETWORK, CMS_NOT_ALLOWED,
-                    CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED, CmeFailure, CmsFailure, Failure,
+from .codes import (CMS_INVALID_INDEX, CMS_INVALID_PDU, CMS_NO_CNMA_EXPECTED, CMS_NO_NETWORK,
+                    CMS_NOT_ALLOWED, CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED, CmeFailure, CmsFailure, Failure,
                     bad_parameters)
 from .network import OUTCOME_STATUS, OUTCOMES, REGISTRATION, Network, PreparedSubmit
 from .pty import PtyPort
@@ -35,6 +35,9 @@ TICK = 0.02  # how often the modem looks at its timers when the client is silent
 # every simulated send that much slower than its configured delay and blur what the
 # benchmark measures. So the modem wakes up this much early and spins to the due time.
 SPIN = 0.001
+# TS 27.005 3.4.1: with +CSMS service 1, a +CMT/+CDS must be acknowledged (+CNMA) within the
+# network's timeout (TS 24.011's TR2M, 35-45 s); we take the short end, as a test may wait.
+ACK_TIMEOUT = 35.0
 
 
 def _until(due: float) -> None:
@@ -82,6 +85,8 @@ class SimulatedModem:
         self._control_enabled = control
         self.control_server = None
         self.drop_commands = 0
+        self.withheld_prompts = 0
+        self.ack_timeout = ACK_TIMEOUT
         self.radio_on = True
         self.mr = 0  # TP-MR lives on the SIM (EF-SMSS): a reset does not restart it
         # A network that has stopped acknowledging: sends that come due wait here, in order,
@@ -99,6 +104,11 @@ class SimulatedModem:
         self.cscs = "GSM"
         self.creg_n = {"CREG": 0, "CGREG": 0, "CEREG": 0}
         self.cnmi = [1, 0, 0, 0, 0]  # <mode>,<mt>,<bm>,<ds>,<bfr>: no URCs until asked
+        # +CSMS <service>: 0 = the modem acknowledges what it routes to the client itself
+        # (so a +CDS nobody reads is acknowledged, and gone); 1 = the client must (+CNMA).
+        self.csms = 0
+        self._unacked: list | None = None  # the +CMT/+CDS awaiting +CNMA, and its timer id
+        self._ack_waiting: list[str] = []  # further ones, held until that one is acknowledged
         self.cpms = ["SM", "SM", "SM"]
         self._buffer = bytearray()
         self._prompt_length: int | None = None
@@ -270,6 +280,12 @@ class SimulatedModem:
     def _command_line(self, line: str) -> None:
         if self.drop_commands:
             self.drop_commands -= 1  # injected fault: this command is never answered
+            return
+        if self.withheld_prompts and line.upper().startswith("AT+CMGS="):
+            # Injected fault: the modem takes AT+CMGS and never opens the "> " prompt (a
+            # firmware busy elsewhere). Nothing reaches the network; the client gives up
+            # with ESC, which outside a prompt is ignored.
+            self.withheld_prompts -= 1
             return
         if not line.upper().startswith("AT"):
             return self._final("ERROR")
@@ -606,12 +622,68 @@ class SimulatedModem:
     def _status_report(self, mr: int, number: str, status: int, submitted_at: datetime) -> None:
         report = pdu.encode_status_report(mr, number, status, submitted_at=submitted_at,
                                           discharged_at=datetime.now(pdu.JST))
+        self.network.log({"event": "report", "t": time.time(), "mr": mr, "to": number,
+                          "ds": self.cnmi[3], "client": self.port.client_present()})
+        self._route_report(report)
+
+    def _route_report(self, report: str) -> None:
         ds = self.cnmi[3]
         if ds == 1:
-            self._urc(f"+CDS: {self._tpdu_length(report)}\r\n{report}")
+            self._routed_urc(f"+CDS: {self._tpdu_length(report)}\r\n{report}")
         elif ds == 2:
-            self._stored_urc("+CDSI", StoredMessage(REC_UNREAD, report, "report"))
+            self._stored_urc("+CDSI", StoredMessage(REC_UNREAD, report, "report"),
+                             self.report_store)
         # ds 0: the modem routes no status report to the client (it is lost to us)
+
+    def _routed_urc(self, text: str) -> None:
+        """A +CMT/+CDS given whole to the client. With +CSMS service 0 the modem has
+        acknowledged it to the network already: if nobody reads the port it is gone. With
+        service 1 it waits for +CNMA, holding later ones back (TS 27.005 3.4.1)."""
+        if self.csms == 0:
+            self._urc(text)
+            return
+        if self._unacked is not None:
+            self._ack_waiting.append(text)
+            return
+        timer = next(self._timer_ids)
+        self._unacked = [text, timer]
+        self._urc(text)
+        self.after(self.ack_timeout, lambda: self._ack_timed_out(timer))
+
+    def _ack_timed_out(self, timer: int) -> None:
+        """No +CNMA in time: the modem answers the network with an error (the network keeps
+        the message, to try again later) and turns routing to the client off: <mt> and <ds>
+        become 0, as TS 27.005 3.4.1 says, until the client sets +CNMI again."""
+        if self._unacked is None or self._unacked[1] != timer:
+            return  # acknowledged meanwhile
+        self._unacked = None
+        self._ack_waiting.clear()
+        self.cnmi[1] = self.cnmi[3] = 0
+        self.network.log({"event": "ack_timeout", "t": time.time()})
+
+    def _at_cnma(self, arg):
+        if arg == "=?":
+            return ["+CNMA: (0-2)"]
+        if self.csms != 1 or self._unacked is None:
+            raise CmsFailure(CMS_NO_CNMA_EXPECTED)
+        if arg not in ("", "0", "1", "2"):
+            raise bad_parameters()
+        self._unacked = None
+        if arg == "2":  # RP-ERROR: the network keeps it and tries again later
+            self.network.log({"event": "nacked", "t": time.time()})
+        if self._ack_waiting:  # the next one, once the OK is out
+            self.after(0.0, lambda: self._ack_waiting and self._routed_urc(self._ack_waiting.pop(0)))
+        return []
+
+    def _at_csms(self, arg):
+        if arg == "=?":
+            return ["+CSMS: (0,1)"]
+        if arg == "?":
+            return [f"+CSMS: {self.csms},1,1,1"]
+        if arg not in ("0", "1"):
+            raise bad_parameters()
+        self.csms = int(arg)
+        return ["+CSMS: 1,1,1"]
 
     # -- inbound -------------------------------------------------------------------------
     def inject_sms(self, sender: str, text: str) -> int:
@@ -627,14 +699,19 @@ class SimulatedModem:
     def _deliver(self, deliver_pdu: str) -> None:
         mt = self.cnmi[1]
         if mt in (2, 3):
-            self._urc(f"+CMT: ,{self._tpdu_length(deliver_pdu)}\r\n{deliver_pdu}")
+            self._routed_urc(f"+CMT: ,{self._tpdu_length(deliver_pdu)}\r\n{deliver_pdu}")
         elif mt == 1:
             self._stored_urc("+CMTI", StoredMessage(REC_UNREAD, deliver_pdu, "deliver"))
         else:
             self._store(self.cpms[2]).add(StoredMessage(REC_UNREAD, deliver_pdu, "deliver"))
 
-    def _stored_urc(self, urc: str, message: StoredMessage) -> None:
-        name = self.cpms[2]
+    @property
+    def report_store(self) -> str:
+        """Where a status report routed to storage (<ds> 2) goes: <mem3>, as an EC25 does."""
+        return self.cpms[2]
+
+    def _stored_urc(self, urc: str, message: StoredMessage, name: str | None = None) -> None:
+        name = name or self.cpms[2]
         index = self._store(name).add(message)
         if index is None:
             self.network.log({"event": "store_full", "t": time.time(), "store": name})
@@ -671,11 +748,16 @@ class SimulatedModem:
     def clear_faults(self) -> None:
         with self._lock:
             self.network.faults.clear()
-            self.drop_commands = 0
+            self.drop_commands = self.withheld_prompts = 0
 
     def drop_next_command(self, count: int = 1) -> None:
         with self._lock:
             self.drop_commands += count
+
+    def withhold_prompts(self, count: int = 1) -> None:
+        """The next *count* AT+CMGS get no "> " prompt: nothing is sent."""
+        with self._lock:
+            self.withheld_prompts += count
 
     def remove_sim(self) -> None:
         with self._lock:
@@ -686,6 +768,7 @@ class SimulatedModem:
         with self._lock:
             self.card.present = True
             self.card.power_up()
+            self._write(f"\r\n+CPIN: {self.card.state()}\r\n")  # as after a hot insert
             self._registration_urcs()
 
     def set_registration(self, state: str) -> None:
@@ -736,14 +819,19 @@ class SimulatedModem:
             self.card.power_up()
             self.port.plug()
 
-    def reboot(self) -> None:
-        """The modem restarts on its own (brown-out, watchdog): same port, settings lost."""
+    def reboot(self, notices: bool = True) -> None:
+        """The modem restarts on its own (brown-out, watchdog): same port, settings lost.
+        *notices*: whether it says so (RDY…); False for the boot notices a client missed."""
         with self._lock:
             self._power_up()
             self.card.power_up()
             self._timers.clear()
             self._held_sends.clear()
-            self._write("\r\nRDY\r\n")
+            if notices:
+                self._write("\r\nRDY\r\n")
+                self._write(f"\r\n+CPIN: {self.card.state()}\r\n")
+                if self.card.ready:
+                    self._write("\r\n+QIND: SMS DONE\r\n")
 
     def status(self) -> dict:
         with self._lock:

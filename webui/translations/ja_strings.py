@@ -176,4 +176,8 @@ JA = {
  'Settings → General → About → Certificate Trust Settings: turn on full trust for “Caddy Local Authority”.': '設定 → 一般 → 情報 → 証明書信頼設定 で「Caddy Local Authority」をオンにします。',
  'This appliance is not running behind its HTTPS proxy (for example the demo on this computer), so there is no certificate to install.': 'この装置は HTTPS のプロキシなしで動いています（このパソコンでのデモなど）。インストールする証明書はありません。',
  'Browser warns about the connection? Install the certificate': 'ブラウザーに接続の警告が出るときは：証明書のインストール',
+ "Could not be sent at %(when)s:": "%(when)s に送信できませんでした：",
+ "Fix the text or the groups (delete this schedule and add it again).": "本文か送信先を直してください（この定期送信を削除して、もう一度追加してください）。",
+ "Sending goes on, but this needs attention:": "送信は続いていますが、確認が必要です：",
+ "Many sends fail (%(p)d%% of recent ones): they are retried. If it goes on, check the antenna's position and the SIM.": "送信の失敗が多くなっています（最近の送信の%(p)d%%）。送り直しは自動です。続く場合はアンテナの位置とSIMを確認してください。",
 }
