@@ -135,15 +135,13 @@ def count(db: sqlite3.Connection | sqlite_utils.Database, action: str | None = N
                                    params).fetchone()[0]
 
 
-def _filter(action: str | None, actor: str | None) -> tuple[str, list[str]]:
-    clauses, params = [], []
-    if action is not None:
-        clauses.append("action = ?")
-        params.append(action)
-    if actor is not None:
-        clauses.append("actor = ?")
-        params.append(actor)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+def _filter(action: str | None = None, actor: str | None = None, since: float | None = None,
+            until: float | None = None) -> tuple[str, list]:
+    conditions = (("action = ?", action), ("actor = ?", actor), ("at >= ?", since),
+                  ("at < ?", until))
+    given = [(clause, value) for clause, value in conditions if value is not None]
+    where = "WHERE " + " AND ".join(clause for clause, _ in given) if given else ""
+    return where, [value for _, value in given]
 
 
 # -- the chain as evidence --------------------------------------------------------------
@@ -235,14 +233,7 @@ EXPORT_COLUMNS = ("id", "at", "actor", "action", "detail", "remote_addr", "hash"
 def export_csv(db, zone, *, since: float | None = None, until: float | None = None) -> bytes:
     """The log as CSV for an inspector (UTF-8 with BOM: Excel opens it), oldest first, with
     times in the clinic's zone and each row's chain hash."""
-    clauses, params = [], []
-    if since is not None:
-        clauses.append("at >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("at < ?")
-        params.append(until)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    where, params = _filter(since=since, until=until)
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)

@@ -79,25 +79,22 @@ def staff_required(view):
     return login_required(view)
 
 
-def admin_required(view):
-    @functools.wraps(view)
-    @login_required
-    def wrapper(*args, **kwargs):
-        if not current_user.is_admin:
-            abort(403)
-        return view(*args, **kwargs)
-    return wrapper
+def _requiring(allowed):
+    """A decorator: logged in, and *allowed(current_user)*, else 403."""
+    def decorator(view):
+        @functools.wraps(view)
+        @login_required
+        def wrapper(*args, **kwargs):
+            if not allowed(current_user):
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator
 
 
-def roster_required(view):
-    """Importing and exporting the whole roster: the roles in [web] roster_roles."""
-    @functools.wraps(view)
-    @login_required
-    def wrapper(*args, **kwargs):
-        if not current_user.may_manage_roster:
-            abort(403)
-        return view(*args, **kwargs)
-    return wrapper
+admin_required = _requiring(lambda user: user.is_admin)
+# Importing and exporting the whole roster: the roles in [web] roster_roles.
+roster_required = _requiring(lambda user: user.may_manage_roster)
 
 
 def background() -> bool:
