@@ -245,3 +245,8 @@ def test_through_the_proxy_cookies_are_secure_and_the_clients_address_is_recorde
     assert browser.request("GET", "/contacts")[0].status == 200
     login = audit.entries(stack["db"], action="login")[0]
     assert login.remote_addr == "127.0.0.1"           # the client, passed on by Caddy
+
+
+def test_the_ca_page_names_the_https_address_the_device_used(proxy):
+    _, page = Browser("127.0.0.1", proxy["http"]).request("GET", "/ca")
+    assert "https://127.0.0.1/" in page

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, render_template, request
 
 from . import tsunagu_config
 
@@ -30,7 +31,10 @@ def _fingerprint(pem: bytes) -> str:
 @bp.route("/ca")
 def page():
     pem = _certificate()
-    return render_template("ca.html", available=pem is not None,
+    # The address as this device reached it (tsunagu.local or the Pi's IP), over https.
+    host = urlsplit(f"//{request.host}").hostname or "tsunagu.local"
+    secure_url = f"https://[{host}]/" if ":" in host else f"https://{host}/"
+    return render_template("ca.html", available=pem is not None, secure_url=secure_url,
                            fingerprint=_fingerprint(pem) if pem else None)
 
 

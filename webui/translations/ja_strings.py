@@ -165,7 +165,7 @@ JA = {
  'Reset two-step verification': '2段階認証をリセット',
  "Export for an inspector (CSV)": "監査用に書き出す（CSV）",
  'Secure connection certificate': '安全な接続のための証明書',
- 'The appliance encrypts its pages with a certificate of its own (no internet needed). Install its certificate once on each computer and tablet: then the browser opens https://tsunagu.local/ without warnings.': 'この装置は独自の証明書で画面の通信を暗号化します（インターネット不要）。各パソコン・タブレットに一度だけ証明書をインストールすると、ブラウザーは警告なしで https://tsunagu.local/ を開けます。',
+ 'The appliance encrypts its pages with a certificate of its own (no internet needed). Install its certificate once on each computer and tablet: then the browser opens %(address)s without warnings.': 'この装置は独自の証明書で画面の通信を暗号化します（インターネット不要）。各パソコン・タブレットに一度だけ証明書をインストールすると、ブラウザーは警告なしで %(address)s を開けます。',
  'Download the certificate': '証明書をダウンロード',
  'Fingerprint (SHA-256), to compare with what the device shows:': 'フィンガープリント（SHA-256）。端末に表示される値と同じか確かめてください：',
  'Open the downloaded file tsunagu-ca.crt and choose “Install Certificate”.': 'ダウンロードした tsunagu-ca.crt を開き、「証明書のインストール」を選びます。',
