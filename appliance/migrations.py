@@ -33,8 +33,13 @@ def m0004_error_policy(db) -> None:
     db.executescript(SCHEMA_0004)
 
 
-@migrations(name="0005_security_accounts")
-def m0005_security_accounts(db) -> None:
+@migrations(name="0005_resume_long_messages")
+def m0005_resume_long_messages(db) -> None:
+    db.executescript(SCHEMA_0005)
+
+
+@migrations(name="0006_security_accounts")
+def m0006_security_accounts(db) -> None:
     # users is rebuilt (SQLite cannot change a CHECK): the 'office' role (事務) joins, the
     # per-account lockout goes (anyone on the LAN could lock every account; logins are now
     # throttled by client address instead), and each account gets a session version and
@@ -105,8 +110,8 @@ CREATE TABLE emergency_codes (
 """
 
 
-@migrations(name="0006_security_audit_chain")
-def m0006_security_audit_chain(db) -> None:
+@migrations(name="0007_security_audit_chain")
+def m0007_security_audit_chain(db) -> None:
     # Each audit row's hash covers the row and the previous row's hash (appliance.audit);
     # the rows already there are chained now, in id order. The update trigger is lifted for
     # this one statement and put back in the same transaction.
@@ -389,4 +394,14 @@ ALTER TABLE recipients ADD COLUMN reason TEXT;
 -- The share of this modem's recent sends that failed for reasons of the modem or the
 -- network (not of the recipient); a modem at or above 0.5 is flagged and takes less work.
 ALTER TABLE modem_status ADD COLUMN error_rate REAL;
+"""
+
+SCHEMA_0005 = r"""
+-- A long message stopped half-way goes on where it stopped, with the same concatenation
+-- reference through the same modem, so the phone joins it to the parts it has
+-- (outbox.stop_half_way); after resume_until, or when that modem is down, it is sent whole.
+ALTER TABLE recipients ADD COLUMN concat_ref INTEGER;     -- this attempt's reference
+ALTER TABLE recipients ADD COLUMN resume_from INTEGER;    -- the first part still to send
+ALTER TABLE recipients ADD COLUMN resume_modem TEXT;
+ALTER TABLE recipients ADD COLUMN resume_until REAL;
 """
