@@ -85,10 +85,10 @@ def parse(text: str) -> list[tuple[str, str | None]]:
     try:
         pieces = list(_FORMATTER.parse(text))
     except ValueError as exc:
-        raise TemplateError(_syntax_message(text, str(exc)), field="text",
-                            en=_syntax_message(text, str(exc)),
-                            ja="{ や } が1つだけあります。括弧そのものは {{ や }} と書き、差し込み"
-                               "項目は {name} のように書いてください") from None
+        en = _syntax_message(text, str(exc))
+        ja = ("{ や } が1つだけあります。括弧そのものは {{ や }} と書き、差し込み項目は {name} "
+              "のように書いてください")
+        raise TemplateError(f"{ja} / {en}", field="text", ja=ja, en=en) from None
     result = []
     for literal, name, spec, conversion in pieces:
         if name is None:
@@ -97,10 +97,11 @@ def parse(text: str) -> list[tuple[str, str | None]]:
         if spec or conversion or not name.isidentifier():
             shown = "{" + name + ("!" + conversion if conversion else "")
             shown += (":" + spec if spec else "") + "}"
-            raise TemplateError(f"{shown} is not a placeholder: write a bare name such as "
-                                "{name}; for a literal brace write {{ or }}", field="text",
-                                ja=f"{shown} は差し込み項目として使えません。{{name}} のように"
-                                   "名前だけを書いてください（括弧そのものは {{ や }} と書きます）")
+            en = (f"{shown} is not a placeholder: write a bare name such as {{name}}; for a "
+                  "literal brace write {{ or }}")
+            ja = (f"{shown} は差し込み項目として使えません。{{name}} のように名前だけを書いて"
+                  "ください（括弧そのものは {{ や }} と書きます）")
+            raise TemplateError(f"{ja} / {en}", field="text", ja=ja, en=en)
         result.append((literal, name))
     return result
 

@@ -111,7 +111,24 @@ ENCODINGS: dict[str, tuple[str, str]] = {
     "utf-8": ("UTF-8", "UTF-8"), "utf-8-sig": ("UTF-8（BOM付き）", "UTF-8 with BOM"),
 }
 
-ROLES: dict[str, tuple[str, str]] = {"admin": ("管理者", "admin"), "staff": ("職員", "staff")}
+ROLES: dict[str, tuple[str, str]] = {"admin": ("管理者", "admin"), "office": ("事務", "office"),
+                                     "staff": ("職員", "staff")}
+
+# Why a login was refused (audit rows' reason) and how one was completed (their method).
+LOGIN_REASONS: dict[str, tuple[str, str]] = {
+    "bad_password": ("パスワードの誤り", "wrong password"),
+    "unknown_user": ("登録のないユーザー名", "unknown user name"),
+    "inactive": ("無効なアカウント", "account deactivated"),
+    "bad_code": ("確認コードの誤り", "wrong verification code"),
+    "throttled": ("試行が多いため待機中", "too many attempts: made to wait"),
+}
+LOGIN_METHODS: dict[str, tuple[str, str]] = {
+    "password": ("パスワード", "password"),
+    "totp": ("パスワードと確認コード", "password and verification code"),
+    "recovery_code": ("パスワードと回復コード", "password and recovery code"),
+    "totp_enrolment": ("2段階認証の設定", "two-step verification set up"),
+    "emergency": ("緊急用コード", "emergency code"),
+}
 
 WEEKDAYS: dict[str, tuple[str, str]] = {
     "mon": ("月", "Mon"), "tue": ("火", "Tue"), "wed": ("水", "Wed"), "thu": ("木", "Thu"),
@@ -125,6 +142,16 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "login_failed": ("ログイン失敗", "Login failed"),
     "user_locked": ("ログインをロック", "Login locked"),
     "logout": ("ログアウト", "Logged out"),
+    "login_throttle_clear": ("端末の待ち時間を解除", "Device let try again"),
+    "emergency_login": ("緊急用コードでログイン", "Emergency login"),
+    "emergency_login_failed": ("緊急用コードの誤り", "Emergency code refused"),
+    "emergency_codes_new": ("緊急用コードを発行", "Emergency codes issued"),
+    "two_factor_enable": ("2段階認証を設定", "Two-step verification set up"),
+    "two_factor_disable": ("2段階認証をオフ", "Two-step verification turned off"),
+    "two_factor_reset": ("2段階認証をリセット", "Two-step verification reset"),
+    "recovery_codes_new": ("回復コードを作り直し", "New recovery codes"),
+    "recovery_code_used": ("回復コードを使用", "Recovery code used"),
+    "password_change": ("自分のパスワードを変更", "Own password changed"),
     "user_create": ("ユーザーを追加", "User added"),
     "user_role": ("役割を変更", "Role changed"),
     "user_password": ("パスワードを変更", "Password changed"),
@@ -160,6 +187,10 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "contacts_import": ("連絡先を取り込み", "Contacts imported"),
     "contacts_import_refused": ("取り込みを中止（問題あり）", "Import refused"),
     "contacts_export": ("連絡先を書き出し", "Contacts exported"),
+    "contacts_view": ("連絡先の一覧を表示", "Contacts listed"),
+    "contacts_search": ("連絡先を検索", "Contacts searched"),
+    "contact_view": ("連絡先を表示", "Contact opened"),
+    "audit_export": ("監査ログを書き出し", "Audit log exported"),
     "group_create": ("グループを作成", "Group created"),
     "group_update": ("グループを変更", "Group changed"),
     "group_delete": ("グループを削除", "Group deleted"),
@@ -192,6 +223,14 @@ AUDIT_DETAILS: dict[str, tuple[str, str]] = {
     "path": ("ファイル", "file"), "previous_kept": ("元のデータの保存先", "previous kept at"),
     "group_ids": ("グループ", "groups"), "added": ("追加", "added"), "kind": ("種類", "kind"),
     "contact_ids": ("連絡先", "contacts"),
+    "user_id": ("ユーザー番号", "user id"), "old_role": ("元の役割", "old role"),
+    "method": ("方法", "method"), "wait": ("待ち時間（秒）", "wait (s)"),
+    "address": ("端末のアドレス", "device address"), "code_id": ("コード番号", "code"),
+    "codes_left": ("残りの緊急用コード", "codes left"), "revoked": ("無効にしたコード", "revoked"),
+    "left": ("残りの回復コード", "codes left"), "query": ("検索語", "search"),
+    "shown": ("表示した件数", "shown"), "old": ("変更前", "before"), "new": ("変更後", "after"),
+    "changes": ("変更", "changes"), "old_name": ("元の名前", "old name"),
+    "modem": ("モデム", "modem"),
 }
 
 
@@ -243,8 +282,12 @@ def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, s
             shown = "はい" if lang != "en" else "yes"
         elif key == "priority":
             shown = word(PRIORITIES, value, lang)
-        elif key == "role":
+        elif key in ("role", "old_role"):
             shown = word(ROLES, value, lang)
+        elif key == "method":
+            shown = word(LOGIN_METHODS, value, lang)
+        elif key == "reason" and value in LOGIN_REASONS:
+            shown = word(LOGIN_REASONS, value, lang)
         elif key == "encoding":
             shown = word(ENCODINGS, value, lang)
         elif key == "cron":

@@ -21,6 +21,7 @@ from pathlib import Path
 from appliance import broadcasts, calls, config as config_mod, contacts, replies, schedules
 from appliance import seed, users
 from appliance.db import connect, write
+from tests.web_support import Clock, enrol_two_factor, totp_code
 
 NURSE = ("kango", "nurse-pass-2026-spring")
 MANAGER = ("jimucho", "office-pass-2026-spring")
@@ -44,6 +45,17 @@ daily_limit = 200
 """
 
 
+def manager_code(config: config_mod.Config) -> str:
+    """The code the office manager's authenticator shows now (she is an admin: a second
+    factor). A code is accepted once: when this step's was used, the next step's (the
+    appliance allows a step of clock drift)."""
+    db = connect(config.database)
+    try:
+        return totp_code(db, Clock(time.time()), MANAGER[0])
+    finally:
+        db.conn.close()
+
+
 @dataclass
 class Scenario:
     config: config_mod.Config
@@ -61,6 +73,7 @@ def build(directory: Path, now: float | None = None) -> Scenario:
     db = connect(config.database)
     seed.seed_demo(db, config.clinic_name)
     users.create_user(db, MANAGER[0], "admin", password=MANAGER[1], actor="test")
+    enrol_two_factor(db, MANAGER[0], now)   # an admin must have a second factor
     users.create_user(db, NURSE[0], "staff", password=NURSE[1], actor="test")
     group = contacts.get_group_by_name(db, "月水金 午前")
     template = db.conn.execute("SELECT text FROM templates WHERE name = '停電・透析中止'"

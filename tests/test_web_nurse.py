@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from appliance import config as config_mod, error_policy, templates
+from appliance import audit, config as config_mod, error_policy, templates, users, wording
 from appliance.db import connect
-from tests.nurse_scenario import MANAGER, NURSE, build
+from tests.nurse_scenario import MANAGER, NURSE, build, manager_code
 from tests.web_support import csrf_token, field_errors, log_in, post_form
 from webui import create_app
 
@@ -48,20 +48,22 @@ def db(scenario):
     database.conn.close()
 
 
-def client_for(app, who):
+def client_for(app, who, scenario):
     client = app.test_client()
-    assert log_in(client, *who).status_code == 302
+    code = manager_code(scenario.config) if who == MANAGER else None  # an admin: 2nd factor
+    response = log_in(client, *who, code=code)
+    assert response.status_code == 302 and "/login" not in response.headers["Location"]
     return client
 
 
 @pytest.fixture
-def nurse(app):
-    return client_for(app, NURSE)
+def nurse(app, scenario):
+    return client_for(app, NURSE, scenario)
 
 
 @pytest.fixture
-def manager(app):
-    return client_for(app, MANAGER)
+def manager(app, scenario):
+    return client_for(app, MANAGER, scenario)
 
 
 def visible_text(page: str) -> str:
@@ -121,8 +123,38 @@ def test_the_audit_filter_offers_the_actions_by_name(manager):
     assert '<option value="schedule_add" selected>定期送信を追加</option>' in page
 
 
-def test_the_last_admin_refusal_is_in_japanese_only(manager):
-    page = post_form(manager, f"/admin/users/{MANAGER[0]}/staff", form_page="/admin/users",
+def test_the_security_rows_are_named_in_japanese_too(manager, db):
+    """Issue 12's actions and details (second factor, throttle, reads of patient data) read
+    like the others on the audit page (issue 11)."""
+    audit.record(db.conn, MANAGER[0], "two_factor_reset", user_id=2, username=NURSE[0])
+    audit.record(db.conn, NURSE[0], "login_failed", reason="throttled", wait=30)
+    audit.record(db.conn, NURSE[0], "login", method="totp")
+    audit.record(db.conn, NURSE[0], "contacts_search", query="高橋", shown=16)
+    audit.record(db.conn, MANAGER[0], "user_role", user_id=2, role="office", old_role="staff")
+    text = visible_text(manager.get("/admin/audit").get_data(as_text=True))
+    for shown in ("2段階認証をリセット", "試行が多いため待機中", "パスワードと確認コード",
+                  "連絡先を検索", "検索語: 高橋", "役割: 事務", "元の役割: 職員"):
+        assert shown in text, shown
+    for raw in ("two_factor_reset", "throttled", "totp", "user_id", "old_role", "office"):
+        assert raw not in text, raw
+
+
+def test_every_audit_action_the_code_records_has_a_name():
+    """A new action added anywhere (web, CLI, daemon) gets its Japanese name in the one
+    wording list, or the audit page would show the raw key."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    source = "\n".join(p.read_text(encoding="utf-8") for folder in ("appliance", "webui")
+                       for p in (root / folder).rglob("*.py"))
+    recorded = set(re.findall(r'audit\.record\(\s*[^,]+,\s*[^,]+,\s*"([a-z_]+)"', source))
+    recorded |= set(re.findall(r'\baction="([a-z_]+)"', source))
+    assert len(recorded) > 40
+    assert sorted(recorded - set(wording.AUDIT_ACTIONS)) == []
+
+
+def test_the_last_admin_refusal_is_in_japanese_only(manager, db):
+    manager_id = users.get_user(db, MANAGER[0]).id       # users are addressed by id (issue 12)
+    page = post_form(manager, f"/admin/users/{manager_id}/staff", form_page="/admin/users",
                      follow_redirects=True).get_data(as_text=True)
     text = visible_text(page)
     assert "最後の管理者の権限は外せません" in text and "cannot demote" not in text
@@ -284,25 +316,27 @@ def test_an_empty_reply_is_refused_and_nothing_queued(nurse, db):
     assert db.conn.execute("SELECT count(*) FROM broadcasts").fetchone()[0] == before
 
 
-def test_the_import_page_offers_a_sample_csv_that_imports_cleanly(nurse, db):
-    page = nurse.get("/contacts/import").get_data(as_text=True)
+def test_the_import_page_offers_a_sample_csv_that_imports_cleanly(manager, db):
+    # The office manager imports the roster (a nurse may not: [web] roster_roles, issue 12).
+    page = manager.get("/contacts/import").get_data(as_text=True)
     assert 'href="/contacts/import/sample.csv"' in page
-    sample = nurse.get("/contacts/import/sample.csv")
+    sample = manager.get("/contacts/import/sample.csv")
     assert sample.headers["Content-Type"].startswith("text/csv")
     from appliance import contacts
     preview = contacts.preview(db, sample.get_data())
     assert preview.error_count == 0 and preview.new >= 2
 
 
-def test_importing_the_good_rows_lists_the_skipped_ones(nurse, db):
+def test_importing_the_good_rows_lists_the_skipped_ones(manager, db):
     data = ("氏名,携帯電話\n新規 一郎,090-3000-0001\n固定 電話,03-1234-5678\n新規 二郎,"
             "090-3000-0002\n").encode("cp932")
     from io import BytesIO
-    page = nurse.post("/contacts/import", data={
-        "file": (BytesIO(data), "roster.csv"), "csrf_token": csrf_token(nurse, "/contacts/import")},
+    page = manager.post("/contacts/import", data={
+        "file": (BytesIO(data), "roster.csv"),
+        "csrf_token": csrf_token(manager, "/contacts/import")},
         content_type="multipart/form-data").get_data(as_text=True)
     assert "問題のない2行だけ取り込む" in page
-    done = post_form(nurse, "/contacts/import/confirm", {"skip_errors": "1"},
+    done = post_form(manager, "/contacts/import/confirm", {"skip_errors": "1"},
                      form_page="/contacts/import", follow_redirects=True).get_data(as_text=True)
     assert "取り込みました：新規 2件" in done
     assert "取り込まなかった行" in done and "3行目" in done and "固定 電話" in done

@@ -21,8 +21,8 @@ from appliance import (audit, broadcasts, budget, calls, contacts, doorbell, rep
                        wording)
 from appliance.db import write
 
-from . import db, lang, now, tsunagu_config
-from .auth import actor, remote, staff_required
+from . import db, lang, now, page_arg, tsunagu_config
+from .auth import actor, remote, safe_next, staff_required
 from .fields import CheckboxesField
 
 bp = Blueprint("broadcasts", __name__)
@@ -337,7 +337,7 @@ def undo_call(call_id: int):
 @bp.route("/broadcasts")
 @staff_required
 def history():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_arg()
     rows = broadcasts.history(db().conn, limit=50, offset=(page - 1) * 50)
     return render_template("history.html", rows=rows, page=page)
 
@@ -359,8 +359,8 @@ def handled(inbound_id: int):
     # CSRFProtect has checked the token before we get here, as for every POST.
     with write(db()) as conn:
         replies.mark_handled(conn, inbound_id, actor=actor(), now=now())
-    return redirect(request.form.get("back") if _own_path(request.form.get("back"))
-                    else url_for("broadcasts.inbox"))
+    back = request.form.get("back")
+    return redirect(safe_next(back) if back else url_for("broadcasts.inbox"))
 
 
 @bp.route("/inbox/<int:inbound_id>/reply", methods=["POST"])
@@ -380,7 +380,3 @@ def reply(inbound_id: int):
     doorbell.ring(tsunagu_config().database)
     flash(_("Reply queued (broadcast #%(id)d).", id=broadcast_id), "ok")
     return redirect(url_for("broadcasts.inbox"))
-
-
-def _own_path(target: str | None) -> bool:
-    return bool(target) and target.startswith("/") and not target.startswith("//")
