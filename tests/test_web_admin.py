@@ -132,6 +132,15 @@ def test_an_unknown_action_or_user_changes_nothing(web, admin):
     assert act(admin, "nobody", "deactivate").status_code == 404
 
 
+def test_the_users_page_offers_each_other_role_as_a_button(web, admin):
+    page = admin.get("/admin/users").get_data(as_text=True)
+    nurse = users.get_user(web.db, STAFF[0]).id
+    for role, label in (("admin", "管理者にする"), ("office", "事務にする")):
+        form = re.search(rf'action="/admin/users/{nurse}/{role}"[^>]*>.*?</form>', page, re.S)
+        assert form and label in form.group(0), role
+    assert f'action="/admin/users/{nurse}/staff"' not in page     # her own role
+
+
 def test_roles_are_shown_in_the_page_language(web, admin):
     page = admin.get("/admin/users").get_data(as_text=True)
     assert re.search(r"<td[^>]*>管理者</td>", page) and re.search(r"<td[^>]*>職員</td>", page)
