@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import pdu
+from . import pdu, profiles
 from .at import ATSession
 from .errors import CmeError, CommandError, PortGone
 from .transport import open_port
@@ -105,11 +105,10 @@ class StateChange:
     line: str
 
 
-# What modems say when they have booted, and when SMS is usable after that (Quectel EC2x:
-# RDY, +CPIN: READY, +QIND: SMS DONE, +QIND: PB DONE; SIMCom SIM7600: RDY, +CPIN: READY,
-# SMS DONE, PB DONE — their AT manuals, "URC after power-on").
-RESTARTED_NOTICES = ("RDY",)
-READY_NOTICES = ("+QIND: SMS DONE", "+QIND: PB DONE", "SMS DONE", "PB DONE")
+# What modems say when they have booted, and when SMS is usable after that: each family's
+# own (modem.profiles), recognised whichever modem this is — they never mean anything else.
+RESTARTED_NOTICES = tuple(sorted({n for p in profiles.PROFILES for n in p.restarted_notices}))
+READY_NOTICES = tuple(sorted({n for p in profiles.PROFILES for n in p.ready_notices}))
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,7 @@ class Modem:
         # sending: reading them takes a command, so they wait for the next chance.
         self._announced: collections.deque[str] = collections.deque()
         self._store: str | None = None  # the modem's current read/delete store (CPMS mem1)
+        self.profile: profiles.Profile = profiles.GENERIC  # known once initialise() asked
 
     @classmethod
     def open(cls, path: str, *, baudrate: int = 115200) -> Modem:
@@ -187,6 +187,9 @@ class Modem:
     def initialise(self, *, pin: str | None = None, request_status_reports: bool = True) -> Identity:
         """Bring a just-opened (or just-rebooted) modem into the state the sender needs."""
         self.session.resync()  # a killed daemon may have left it at the AT+CMGS prompt
+        self.profile = self._choose_profile()
+        for command in self.profile.init:  # the family's own first steps (its quirks)
+            self.session.command(command, timeout=5)
         self.session.command("ATE0", timeout=3)  # echo is on after power-up; off is clearer
         self.session.command("AT+CMEE=1")       # numeric errors: we map codes to policies
         if self.sim_state() == "pin_required" and pin:
@@ -204,6 +207,15 @@ class Modem:
             self._pending_from_store("ME")
         self._report_state_changes()
         return self.identify()
+
+    def _choose_profile(self) -> profiles.Profile:
+        """The profile of the modem that answers AT+CGMI / AT+CGMM (generic if it will not)."""
+        try:
+            maker = self.session.command("AT+CGMI")
+            model = self.session.command("AT+CGMM")
+        except CommandError:
+            return profiles.GENERIC
+        return profiles.choose(maker[0] if maker else None, model[0] if model else None)
 
     def _report_state_changes(self) -> None:
         """Ask the modem to say when registration changes (+CREG/+CGREG/+CEREG: <stat>), so
@@ -246,8 +258,12 @@ class Modem:
             except CommandError:
                 return None  # no SIM, or a locked one: the modem refuses, which is normal
             return lines[0].split(":", 1)[-1].strip() if lines else None
-        return Identity(one("AT+CGMI"), one("AT+CGMM"), one("AT+CGMR"), one("AT+CGSN"),
-                        optional("AT+CIMI"), optional("AT+QCCID") or optional("AT+CCID"))
+        revision = one("AT+CGMR")
+        if revision.startswith("+CGMR:"):  # SIMCom prefixes it
+            revision = revision.split(":", 1)[1].strip()
+        return Identity(one("AT+CGMI"), one("AT+CGMM"), revision, one("AT+CGSN"),
+                        optional("AT+CIMI"),
+                        optional(self.profile.iccid_command) or optional("AT+CCID"))
 
     def sim_state(self) -> str:
         """ready, pin_required, puk_required or not_inserted."""

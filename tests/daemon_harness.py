@@ -58,6 +58,7 @@ class Sim:
     send_delay: float = 0.01
     report_delay: float = 0.05
     pin: str | None = None
+    model: str = "ec25"
     proc: subprocess.Popen | None = None
 
     @property
@@ -73,7 +74,7 @@ class Sim:
         self.proc = subprocess.Popen(
             [*tsunagu_command(), "sim", "--link", str(self.link), "--log", str(self.log),
              "--send-delay", str(self.send_delay), "--report-delay", str(self.report_delay),
-             *(["--pin", self.pin] if self.pin else [])],
+             "--model", self.model, *(["--pin", self.pin] if self.pin else [])],
             stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
         stderr.close()
         wait_until(lambda: self.link.exists() and Path(f"{self.link}.ctl").exists()
@@ -222,9 +223,10 @@ class Rig:
     """Simulated modems, a config, the database and the daemon for one test."""
 
     def __init__(self, tmp_path, sims: int = 1, *, send_delay: float = 0.005,
-                 report_delay: float = 0.02, **config_kw):
+                 report_delay: float = 0.02, model: str = "ec25", **config_kw):
         self.sims = [Sim(tmp_path, f"modem{i}", send_delay=send_delay,
-                         report_delay=report_delay).start() for i in range(sims)]
+                         report_delay=report_delay, model=model).start()
+                     for i in range(sims)]
         config_kw.setdefault("pace", 60_000)
         self.config_path = write_config(tmp_path, self.sims, **config_kw)
         self.config = config_mod.load(self.config_path)
