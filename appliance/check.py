@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from . import health as health_mod
-from . import jobs, schedules
+from . import jobs, schedules, timekeeping
 from .config import Config
 from .db import write
 
@@ -122,11 +122,27 @@ def check_disk(config: Config, lang: str, *, disk_usage=shutil.disk_usage) -> Re
     return Result("disk", status, _t(lang, f"空き容量 {free_mb} MB", f"{free_mb} MB free"))
 
 
-def check_clock(now: float, lang: str) -> Result:
+def check_clock(now: float, lang: str, conn: sqlite3.Connection | None = None) -> Result:
+    """Whether the clock is sane, and where its time comes from (appliance.timekeeping)."""
     if now < EARLIEST_SANE_TIME:
         return Result("clock", CRITICAL, _t(lang, "時計が合っていません（NTPを確認してください）",
                                             "the clock is wrong (check NTP)"))
-    return Result("clock", OK, _t(lang, "時計正常", "clock sane"))
+    status = timekeeping.read_status(conn) if conn is not None else None
+    if status is None:
+        return Result("clock", OK, _t(lang, "時計正常", "clock sane"))
+    source = status["source"]
+    if source == "ntp":
+        return Result("clock", OK, _t(lang, "時刻の出どころ: NTP（インターネット）",
+                                      "time source: NTP"))
+    if source == "network":
+        return Result("clock", OK, _t(
+            lang, "時刻の出どころ: 携帯電話網（NTPに届かないため）",
+            f"time source: the cellular network (NTP unreachable): {status['detail']}"))
+    return Result("clock", WARNING, _t(
+        lang, "時刻が同期されていません。インターネット接続（NTP）かモデムの電波を確認してください"
+        "（予約送信・1日の上限・ログの時刻に影響します）",
+        f"time source: unsynchronised: {status['detail']} (schedules, the daily budget and "
+        "the logs depend on it)"))
 
 
 def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
@@ -195,7 +211,7 @@ def run_checks(db, config: Config, now: float) -> list[Result]:
     h = health_mod.read_health(conn, config, now)
     return [check_daemon(h, lang), *check_modems(h, lang), check_budget(h, config, lang),
             *check_queue(h, config, lang), check_database(conn, lang), check_disk(config, lang),
-            check_clock(now, lang), check_last_test(conn, now, lang),
+            check_clock(now, lang, conn), check_last_test(conn, now, lang),
             *check_jobs(conn, config, lang)]
 
 

@@ -30,6 +30,7 @@ import sqlite_utils
 
 from . import broadcasts, schedules
 from .clock import Clock, SystemClock
+from .timekeeping import ClockKeeper
 from .config import Config
 from .db import connect, write
 from .dispatcher import Worker
@@ -176,9 +177,13 @@ class Daemon:
 
     def __init__(self, config: Config, *, clock: Clock | None = None,
                  open_device: Callable[[str], Any] | None = None,
-                 services: list[Service] | None = None):
+                 services: list[Service] | None = None,
+                 clock_keeper: ClockKeeper | None = None):
         self.config = config
         self.clock = clock or SystemClock()
+        # Keeps the system clock right from the network's time (appliance.timekeeping);
+        # a test gives one with its own NTP state and setter.
+        self.clock_keeper = clock_keeper or ClockKeeper(config.time, self.clock)
         self.open_device = open_device
         self.services: list[Service] = list(services or [])
         self.stopping = threading.Event()
@@ -252,7 +257,8 @@ class Daemon:
                         len(result.submitted), len(result.resent), len(result.uncertain))
         self.heartbeat(self.started_at)
         self.workers = [Worker(self.config, modem, clock=self.clock, stop=self.stopping,
-                               open_device=self.open_device) for modem in self.config.modems]
+                               open_device=self.open_device, clock_keeper=self.clock_keeper)
+                        for modem in self.config.modems]
         for worker in self.workers:
             worker.start()
         for service in self.services:

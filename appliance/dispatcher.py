@@ -69,6 +69,7 @@ class Device(Protocol):
     """What the worker needs of modem.device.Modem (a real or a simulated modem)."""
     def initialise(self, *, pin: str | None, request_status_reports: bool) -> Any: ...
     def identify(self) -> Any: ...
+    def network_time(self) -> Any: ...
     def send_pdu(self, submit: pdu.SubmitPdu, *,
                  meanwhile: Callable[[], None] | None = None) -> int: ...
     def next_event(self, timeout: float, *, read_stored: bool = True,
@@ -101,7 +102,7 @@ class Worker:
     def __init__(self, config: Config, modem: ModemConfig, *,
                  db: sqlite_utils.Database | None = None, clock: Clock | None = None,
                  open_device: Callable[[str], Device] | None = None,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, clock_keeper: Any = None):
         from .db import connect
         self.config = config
         self.modem = modem
@@ -111,6 +112,7 @@ class Worker:
         # Each thread its own connection; migrations were applied by the daemon at start.
         self.db = db if db is not None else connect(config.database, migrate=False)
         self._open_device = open_device or _open_device
+        self.clock_keeper = clock_keeper  # appliance.timekeeping.ClockKeeper, shared
         self.device: Device | None = None
         self.identity = health.Identity()
         self.health: health.ModemHealth | None = None
@@ -322,6 +324,7 @@ class Worker:
         if current.sendable:
             self.backoff.reset()
             self._next_poll = now + self.config.daemon.poll_interval
+            self._offer_network_time()
         else:
             # Not usable yet: the modem's notices (heard()) say when it is back; this
             # doubling look is the backstop for a modem that says nothing.
@@ -329,6 +332,17 @@ class Worker:
                 self._initialised = False
             self._next_poll = now + self.backoff.failed()
         return current
+
+    def _offer_network_time(self) -> None:
+        """The network's time, to the clock keeper when it wants a look (every few minutes)."""
+        if self.clock_keeper is None or not self.clock_keeper.due():
+            return
+        try:
+            network_now = self.device.network_time()
+        except ModemError as exc:
+            log.info("%s: reading the network's time: %s", self.name, exc)
+            return
+        self.clock_keeper.observe(self.db, self.name, network_now)
 
     def heard(self, event: Any) -> None:
         """A notice from the modem about itself (modem.device.StateChange): look at it now

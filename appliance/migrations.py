@@ -28,6 +28,11 @@ def m0003_never_stop_sending(db) -> None:
     db.executescript(SCHEMA_0003)
 
 
+@migrations(name="0005_modem_recovery_and_time")
+def m0005_modem_recovery_and_time(db) -> None:
+    db.executescript(SCHEMA_MODEM_RECOVERY_AND_TIME)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.
@@ -284,4 +289,28 @@ CREATE TABLE daemon_jobs (
     paused_until    REAL,
     recovered_at    REAL
 );
+"""
+
+SCHEMA_MODEM_RECOVERY_AND_TIME = """
+-- Where the system clock's time comes from (appliance.timekeeping): one row, 'system'.
+CREATE TABLE clock_status (
+    name            TEXT PRIMARY KEY,
+    source          TEXT NOT NULL,         -- ntp, network, unsynchronised
+    offset_seconds  REAL,                  -- the network's time minus the clock, when known
+    detail          TEXT,
+    modem           TEXT,                  -- whose network time was read
+    checked_at      REAL NOT NULL
+);
+
+-- The recovery ladder of a modem that stopped answering (appliance.modem_link): each rung
+-- climbed, and whether it helped. The latest row per modem is its state.
+CREATE TABLE modem_recovery (
+    id              INTEGER PRIMARY KEY,
+    modem           TEXT NOT NULL,
+    rung            TEXT NOT NULL,         -- resync, reset, power_cycle, gave_up
+    started_at      REAL NOT NULL,
+    outcome         TEXT,                  -- recovered, failed; NULL while it is being tried
+    detail          TEXT
+);
+CREATE INDEX modem_recovery_by_modem ON modem_recovery(modem, started_at);
 """

@@ -12,7 +12,7 @@ import queue
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from . import pdu, profiles
 from .at import ATSession
@@ -122,6 +122,11 @@ _REG = re.compile(r"\+C(?:E|G)?REG:\s*(?:\d+,)?(\d+)")
 _COPS = re.compile(r'\+COPS:\s*\d+,\d+,"([^"]*)"')
 _CNUM = re.compile(r'\+CNUM:\s*"[^"]*","([^"]+)"')
 _CMGS = re.compile(r"\+CMGS:\s*(\d+)")
+# +QLTS: "2026/12/02,02:46:47+36,0" (UTC, then the zone in quarter hours, then DST) and
+# +CCLK: "26/12/02,11:46:47+36" (local time and its zone).
+_QLTS = re.compile(r'"(\d{4})/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-]\d+)')
+_CCLK = re.compile(r'"(\d\d)/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-]\d+)"')
+EARLIEST_NETWORK_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)  # before: never set
 _STORED = re.compile(r'\+(CMTI|CDSI):\s*"(\w+)",(\d+)')
 
 
@@ -217,6 +222,31 @@ class Modem:
             return profiles.GENERIC
         return profiles.choose(maker[0] if maker else None, model[0] if model else None)
 
+    def network_time(self) -> datetime | None:
+        """The time the network gave the modem (NITZ), as an aware datetime; None when it has
+        not given any (not registered yet, or a network that sends none)."""
+        try:
+            if self.profile.network_time == "qlts":
+                lines = self.session.command("AT+QLTS=1")  # UTC, from the last NITZ
+                match = _QLTS.search(lines[0]) if lines else None
+                if not match:
+                    return None
+                y, mo, d, h, mi, sec, _zone = match.groups()
+                moment = datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec),
+                                  tzinfo=timezone.utc)
+            else:
+                lines = self.session.command("AT+CCLK?")  # local, set from NITZ (+CTZU=1)
+                match = _CCLK.search(lines[0]) if lines else None
+                if not match:
+                    return None
+                y, mo, d, h, mi, sec, zone = match.groups()
+                offset = timezone(timedelta(minutes=15 * int(zone)))
+                moment = datetime(2000 + int(y), int(mo), int(d), int(h), int(mi), int(sec),
+                                  tzinfo=offset)
+        except (CommandError, ValueError):
+            return None  # a modem without the command, or a date it cannot have meant
+        return moment if moment >= EARLIEST_NETWORK_TIME else None
+
     def _report_state_changes(self) -> None:
         """Ask the modem to say when registration changes (+CREG/+CGREG/+CEREG: <stat>), so
         the sender resumes the moment the network is back rather than at its next poll."""
@@ -225,6 +255,10 @@ class Modem:
                 self.session.command(f"AT+{name}=1")
             except CommandError:
                 continue  # a 3G-only modem has no +CEREG; the poll still asks the others
+        try:
+            self.session.command("AT+CTZU=1")  # take the time and zone from the network
+        except CommandError:
+            pass  # a modem without +CTZU: network_time() then finds no time, and says so
 
     def settings_intact(self, *, request_status_reports: bool = True) -> bool:
         """Whether the modem still has our settings. A modem that rebooted on its own (a

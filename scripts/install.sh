@@ -32,8 +32,10 @@ ETC="$ROOT/etc/tsunagu"
 DATA="$ROOT/var/lib/tsunagu"
 UNITS="$ROOT/etc/systemd/system"
 RULES="$ROOT/etc/udev/rules.d"
+POLKIT="$ROOT/etc/polkit-1/rules.d"
 UNIT_FILES=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.service
-            tsunagu-check.timer tsunagu-backup.service tsunagu-backup.timer)
+            tsunagu-check.timer tsunagu-backup.service tsunagu-backup.timer
+            tsunagu-set-clock@.service tsunagu-usb-power@.service)
 ENABLE=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.timer tsunagu-backup.timer)
 
 say() { echo "==> $*"; }
@@ -49,7 +51,7 @@ if [ -n "$UNINSTALL" ]; then
         systemctl disable --now "${ENABLE[@]}" 2>/dev/null || true
     fi
     for unit in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$unit"; done
-    rm -f "$RULES/99-tsunagu-modem.rules"
+    rm -f "$RULES/99-tsunagu-modem.rules" "$POLKIT/50-tsunagu.rules"
     rm -rf "$OPT"
     if live; then
         systemctl daemon-reload
@@ -74,7 +76,7 @@ else
     say "(--root) would create the system user tsunagu in groups dialout, gpio"
 fi
 
-install -d -m 0755 "$OPT" "$ETC" "$UNITS" "$RULES"
+install -d -m 0755 "$OPT" "$ETC" "$UNITS" "$RULES" "$POLKIT"
 install -d -m 0750 "$DATA" "$DATA/backups"
 if live; then chown -R tsunagu:tsunagu "$DATA"; chgrp tsunagu "$ETC"; fi
 
@@ -109,6 +111,8 @@ fi
 
 for unit in "${UNIT_FILES[@]}"; do install -m 0644 "$SRC/systemd/$unit" "$UNITS/$unit"; done
 install -m 0644 "$SRC/systemd/99-tsunagu-modem.rules" "$RULES/99-tsunagu-modem.rules"
+# The daemon may start the clock and USB power units, and no other (least privilege).
+install -m 0644 "$SRC/systemd/50-tsunagu.rules" "$POLKIT/50-tsunagu.rules"
 
 if live; then
     udevadm control --reload-rules

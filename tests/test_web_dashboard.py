@@ -118,3 +118,17 @@ def test_the_dashboard_is_in_english_for_an_english_user(web, staff):
     web_support.post_form(staff, "/language", {"lang": "en"}, form_page="/")
     page = dashboard(staff)
     assert "Cannot send right now" in page and "no SIM card" in page
+
+
+def test_the_dashboard_says_where_the_time_comes_from_and_warns_when_unsynchronised(web, staff):
+    beat(web)
+    modem(web, ready=True)
+
+    def time_source(source: str) -> None:
+        web.db.conn.execute(
+            "INSERT OR REPLACE INTO clock_status (name, source, detail, checked_at) "
+            "VALUES ('system', ?, '', ?)", [source, web.clock()])
+    time_source("network")
+    assert "時刻の出どころ: 携帯電話網" in dashboard(staff)
+    time_source("unsynchronised")
+    assert "同期されていません — インターネット接続かモデムの電波を確認してください" in dashboard(staff)

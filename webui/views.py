@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 from flask_login import current_user
 
-from appliance import broadcasts, check, health, metrics, templates
+from appliance import broadcasts, check, health, metrics, templates, timekeeping
 from modem import pdu
 
 from . import db, now, tsunagu_config
@@ -20,7 +20,8 @@ def _status() -> dict:
     active = [broadcasts.summary(conn, r[0]) for r in conn.execute(
         "SELECT id FROM broadcasts WHERE state IN ('queued', 'sending') ORDER BY id DESC")]
     return {"health": h, "active": active, "last_check": check.last_run(conn),
-            "alerts": check.check_jobs(conn, config, _lang())}
+            "alerts": check.check_jobs(conn, config, _lang()),
+            "time_source": timekeeping.read_status(conn)}
 
 
 @bp.route("/")

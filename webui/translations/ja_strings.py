@@ -120,4 +120,7 @@ JA = {
  "Could not be sent at %(when)s:": "%(when)s に送信できませんでした：",
  "Fix the text or the groups (delete this schedule and add it again).": "本文か送信先を直してください（この定期送信を削除して、もう一度追加してください）。",
  "Sending goes on, but this needs attention:": "送信は続いていますが、確認が必要です：",
+ "Time source": "時刻の出どころ", "NTP (internet)": "NTP（インターネット）",
+ "the cellular network": "携帯電話網",
+ "not synchronised — check the internet connection or the modem's signal": "同期されていません — インターネット接続かモデムの電波を確認してください",
 }
