@@ -70,6 +70,14 @@ def check_modems(h: health_mod.Health, lang: str) -> list[Result]:
     out = []
     for m in h.modems:
         bars = f"{m.signal_bars}/4" if m.signal_bars is not None else "-"
+        if m.ready and m.failing_often:
+            percent = round(100 * m.error_rate)
+            out.append(Result(f"modem:{m.name}", WARNING, _t(
+                lang, f"{m.name}: 送信の失敗が多い（最近の送信の{percent}%）— 送り直しは自動です。"
+                      "続く場合はアンテナの位置とSIMを確認してください",
+                f"{m.name}: many sends fail ({percent}% of recent sends) — they are retried; "
+                "if it goes on, check the antenna's position and the SIM")))
+            continue
         if m.ready:
             out.append(Result(f"modem:{m.name}", OK, _t(
                 lang, f"{m.name}: 送信可能（{m.operator or '-'}、電波 {bars}）",

@@ -58,7 +58,8 @@ class DaemonConfig:
     poll_interval: float = 30
     heartbeat_interval: float = 5
     max_attempts: int = 5
-    retry_backoff: float = 20
+    retry_backoff: float = 5
+    retry_backoff_max: float = 120
     min_signal_dbm: int = -105
     resend_uncertain: str = "emergency"
 
@@ -408,12 +409,14 @@ def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
 
 def read_daemon(reader: _Reader, data: dict[str, Any]) -> DaemonConfig:
     t = _Table(reader, "daemon.", data, {"poll_interval", "heartbeat_interval", "max_attempts",
-                                         "retry_backoff", "min_signal_dbm", "resend_uncertain"})
+                                         "retry_backoff", "retry_backoff_max", "min_signal_dbm",
+                                         "resend_uncertain"})
     return DaemonConfig(
         poll_interval=t.number("poll_interval", default=30, above=0),
         heartbeat_interval=t.number("heartbeat_interval", default=5, above=0),
         max_attempts=t.integer("max_attempts", default=5, minimum=1, maximum=100),
-        retry_backoff=t.number("retry_backoff", default=20, minimum=0),
+        retry_backoff=t.number("retry_backoff", default=5, minimum=0),
+        retry_backoff_max=t.number("retry_backoff_max", default=120, minimum=0),
         min_signal_dbm=t.integer("min_signal_dbm", default=-105, minimum=-140, maximum=-40),
         resend_uncertain=t.choice("resend_uncertain", RESEND_UNCERTAIN, default="emergency"),
     )

@@ -15,11 +15,13 @@ and take time from an injectable clock, so each can be tested alone; `run()` loo
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ import sqlite_utils
 from modem import pdu
 from modem.errors import ModemError
 
-from . import budget, health, outbox
+from . import budget, error_policy, health, outbox
 from .clock import Clock, SystemClock
 from .config import Config, ModemConfig
 from .db import write
@@ -46,6 +48,15 @@ IDLE_WAIT = 0.05           # how long an idle worker waits for an event before l
                            # 0.02 measured 1.75 % CPU idle against 1.0 % here: not worth
                            # 15 ms, on a box that may be running on its UPS
 AWAY_WAIT = 0.25           # while the modem is away: how often probes are answered
+HOLD_FIRST = 1.0           # after this modem could not send a message (its SIM, its network:
+HOLD_MAX = 30.0            # error_policy.ELSEWHERE) it claims nothing for a moment, doubling,
+                           # so that another modem takes the message
+FAILURES_BEFORE_BACKOFF = 3  # this modem's sends failing in a row (the network's fault)
+                             # before the retries it makes wait (retry_backoff, doubling)
+RATE_WINDOW = 20           # the recent sends an error rate is taken over…
+RATE_MIN_SENDS = 10        # …once there are this many…
+RATE_FLAG = health.FLAG_ERROR_RATE  # …and at this rate it is flagged (dashboard, check)…
+DEGRADED_GAP = 5.0         # …and, while another modem is healthy, claims one message per gap
 WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
 NOTICE_GAP = 0.5           # at most one look per this long brought forward by the modem's notices
@@ -143,6 +154,13 @@ class Worker:
         # When this SIM last handed a part to the network (the pace counts from it); None
         # until known, then the database is asked once.
         self._last_handed_at: float | None = None
+        # Recent sends, True for an error of the modem or the network (error_policy RETRY or
+        # ELSEWHERE, or no answer), False for a part the modem took: the modem's error rate.
+        self._recent: deque[bool] = deque(maxlen=RATE_WINDOW)
+        self._failures_in_a_row = 0
+        self._hold_until = 0.0   # claims nothing before this (after an ELSEWHERE error)
+        self._hold = Backoff(first=HOLD_FIRST, maximum=HOLD_MAX)
+        self._next_degraded_claim = 0.0
         # Written to by wake() (the daemon's doorbell: work was queued); an idle worker's
         # wait ends when it is readable.
         self._wake_r, self._wake_w = os.pipe()
@@ -391,6 +409,7 @@ class Worker:
                 log.info("%s: closing the port: %s", self.name, exc)
 
     def _record(self, current: health.ModemHealth) -> None:
+        current = dataclasses.replace(current, error_rate=self.error_rate)
         changed = self.health is None or (self.health.ready, self.health.reason) != \
             (current.ready, current.reason)
         self.health = current
@@ -405,6 +424,55 @@ class Worker:
     @property
     def sendable(self) -> bool:
         return self.device is not None and self.health is not None and self.health.sendable
+
+    # -- how well this modem sends ------------------------------------------------------
+
+    @property
+    def error_rate(self) -> float | None:
+        """The share of recent sends that failed for the modem's or the network's reasons;
+        None until there are enough sends to tell."""
+        if len(self._recent) < RATE_MIN_SENDS:
+            return None
+        return round(sum(self._recent) / len(self._recent), 2)
+
+    @property
+    def degraded(self) -> bool:
+        rate = self.error_rate
+        return rate is not None and rate >= RATE_FLAG
+
+    def _sent_ok(self) -> None:
+        self._note(error=False)
+        self._hold.reset()
+
+    def _note(self, *, error: bool) -> None:
+        was = self.degraded
+        self._recent.append(error)
+        self._failures_in_a_row = self._failures_in_a_row + 1 if error else 0
+        if self.degraded != was and self.health is not None:
+            log.warning("%s: %s (error rate %s over the last %d sends)", self.name,
+                        "many sends fail: flagged" if self.degraded else "sends work again",
+                        self.error_rate, len(self._recent))
+            self._record(self.health)  # the dashboard and check see it now, not at the poll
+
+    def _others_healthy(self) -> bool:
+        """Whether another modem could take this one's work (ready, not flagged, fresh)."""
+        stale = self.clock.now() - 3 * self.config.daemon.poll_interval
+        return self.db.conn.execute(
+            "SELECT 1 FROM modem_status WHERE name != ? AND ready = 1 AND checked_at >= ? "
+            "AND coalesce(error_rate, 0) < ? LIMIT 1",
+            [self.name, stale, RATE_FLAG]).fetchone() is not None
+
+    def _may_claim(self, now: float) -> bool:
+        """Not while held back after an ELSEWHERE error; one message per DEGRADED_GAP while
+        this modem is flagged and another is healthy (it takes less work, not none: it is
+        tried again, and recovers its rate by sending)."""
+        if now < self._hold_until:
+            return False
+        if self.degraded and self._others_healthy():
+            if now < self._next_degraded_claim:
+                return False
+            self._next_degraded_claim = now + DEGRADED_GAP
+        return True
 
     # -- probes from other processes (tsunagu check --live) --------------------------------
 
@@ -462,6 +530,8 @@ class Worker:
                 claim = submits = None
         if claim is None:
             self.record_accepted()
+            if not self._may_claim(now):
+                return False
             claim = self._claim(now)
         if claim is None:
             return False
@@ -523,7 +593,7 @@ class Worker:
                 self.record_accepted()
                 return self._finish(claim, outbox.retry_or_fail(
                     self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
-                    permanent=True, max_attempts=1, backoff=0))
+                    permanent=True, delay=0, reason="encode"))
         prepared = begun  # this part is marked 'sending' already
         for submit in submits:
             seq, last = submit.seq, submit.seq == submit.total
@@ -557,6 +627,7 @@ class Worker:
                 self.record_accepted()
                 return self._finish(claim, self._send_failed(claim, seq, exc))
             self.sent_parts += 1
+            self._sent_ok()
             self._unrecorded.append(outbox.Accepted(claim, seq, mr, self.clock.now(), last))
             prepared = bool(written) and not last
             if prepared and not self._pace_allows_now():
@@ -577,25 +648,61 @@ class Worker:
         return min(self._last_handed_at, now) + 60.0 / self.modem.pace
 
     def _send_failed(self, claim: outbox.Claim, seq: int, exc: ModemError) -> str:
+        """What a failed send means (appliance.error_policy): uncertain, retry, another
+        modem, or fail the recipient; returns the message's new state."""
         now = self.clock.now()
         detail = f"{self.name}: {exc}"
-        if isinstance(exc, _modem_fault_errors()):
+        fault = isinstance(exc, _modem_fault_errors())
+        if fault and exc.handed_over is not False:
             # The modem may have sent the part before it went silent or away.
+            self._note(error=True)
             state = outbox.uncertain(self.db, claim, seq, detail, now,
                                      policy=self.config.daemon.resend_uncertain)
             if self.device is not None:
                 self.poll_health()  # a single missed answer need not cost the modem
             return state
-        # The modem answered with an error. Is the modem itself the problem?
-        current = self.poll_health()
-        if current is None or not current.sendable:
-            why = current.reason if current is not None else "not answering"
-            outbox.release(self.db, claim, seq, f"{detail} ({why}) — handed back", now)
+        if fault:
+            # It failed before the PDU was written (no "> " prompt, the port gone): nothing
+            # reached the network, so it is not uncertain — it goes again.
+            from modem.errors import PortGone
+            verdict = error_policy.for_driver(
+                "port_gone_before" if isinstance(exc, PortGone) else "no_prompt")
+        else:
+            verdict = error_policy.for_send_error(exc)
+        if verdict.action != error_policy.FAIL:
+            self._note(error=True)
+        current = self.health
+        if verdict.action == error_policy.ELSEWHERE or verdict.give_up:
+            # Is the modem itself the problem? An error of the modem, its SIM or an unknown
+            # one may be the first sign. (The network's answer — congestion — or the
+            # recipient's — an unknown number — says the modem works: no poll, no time.)
+            current = self.poll_health() if self.device is not None else None
+        if verdict.action == error_policy.ELSEWHERE or current is None or not current.sendable:
+            why = current.reason if current is not None and current.reason else verdict.en
+            outbox.release(self.db, claim, seq, f"{detail} ({why}) — handed back", now,
+                           reason=verdict.key)
+            self._hold_until = now + self._hold.failed()
             return "queued"
-        return outbox.retry_or_fail(self.db, claim, seq, detail, now,
-                                    permanent=exc.permanent,
+        return outbox.retry_or_fail(self.db, claim, seq, f"{detail} ({verdict.en})", now,
+                                    permanent=verdict.action == error_policy.FAIL,
+                                    give_up=verdict.give_up,
                                     max_attempts=self.config.daemon.max_attempts,
-                                    backoff=self.config.daemon.retry_backoff)
+                                    delay=self._retry_delay(claim, verdict),
+                                    reason=verdict.key)
+
+    def _retry_delay(self, claim: outbox.Claim, verdict: error_policy.Verdict) -> float:
+        """A recipient's own back-off when the cause is theirs (or unknown); for the
+        network's state, the modem's run of failures: none while its other sends go
+        through, doubling while it fails again and again (a network that refuses
+        everything is given room, one that refuses one send in five costs no time)."""
+        daemon = self.config.daemon
+        if verdict.personal:
+            attempts = claim.attempts
+        else:
+            # A few failures in a row happen by chance when one send in five fails; after
+            # FAILURES_BEFORE_BACKOFF of them the network is taken to refuse everything.
+            attempts = self._failures_in_a_row - FAILURES_BEFORE_BACKOFF + 1
+        return outbox.retry_delay(attempts, daemon.retry_backoff, daemon.retry_backoff_max)
 
     def _finish(self, claim: outbox.Claim, state: str) -> str:
         self.events.refresh_later(claim.broadcast_id)

@@ -27,6 +27,7 @@ REASONS = ("port_missing", "not_answering", "no_sim", "sim_pin", "not_registered
 # Reasons under which a modem may still send: a weak signal often still gets SMS through,
 # and refusing to try would stop an emergency broadcast on the only modem.
 SENDABLE_REASONS = (None, "weak_signal")
+FLAG_ERROR_RATE = 0.5   # the dispatcher's RATE_FLAG: at or above it a modem is flagged
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ModemHealth:
     operator: str | None = None
     pace_per_minute: int | None = None
     daily_limit: int | None = None
+    error_rate: float | None = None     # recent sends failed for the modem's or network's sake
 
     @property
     def sendable(self) -> bool:
@@ -170,6 +172,13 @@ class ModemView:
     daily_limit: int
     sent_today: int
     remaining: int
+    error_rate: float | None = None
+
+    @property
+    def failing_often(self) -> bool:
+        """Many recent sends failed for the modem's or the network's sake (it still sends,
+        and takes less work while another modem is healthy)."""
+        return self.error_rate is not None and self.error_rate >= FLAG_ERROR_RATE
 
 
 @dataclass(frozen=True)
@@ -263,4 +272,5 @@ def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive:
                      checked_at=row["checked_at"], signal_dbm=row["signal_dbm"],
                      signal_bars=row["signal_bars"], operator=row["operator"],
                      sim_state=row["sim_state"], registration=row["registration"],
-                     manufacturer=row["manufacturer"], model=row["model"], **common)
+                     manufacturer=row["manufacturer"], model=row["model"],
+                     error_rate=row["error_rate"] if fresh else None, **common)

@@ -28,6 +28,11 @@ def m0003_never_stop_sending(db) -> None:
     db.executescript(SCHEMA_0003)
 
 
+@migrations(name="0004_error_policy")
+def m0004_error_policy(db) -> None:
+    db.executescript(SCHEMA_0004)
+
+
 @migrations(name="0005_modem_recovery_and_time")
 def m0005_modem_recovery_and_time(db) -> None:
     db.executescript(SCHEMA_MODEM_RECOVERY_AND_TIME)
@@ -289,6 +294,16 @@ CREATE TABLE daemon_jobs (
     paused_until    REAL,
     recovered_at    REAL
 );
+"""
+
+SCHEMA_0004 = r"""
+-- Why a recipient is failed, waiting or was resent, as a key of appliance.error_policy
+-- ("cms:42", "report:0x41", "no_prompt"…) that each page words in its own language;
+-- last_error keeps the technical detail.
+ALTER TABLE recipients ADD COLUMN reason TEXT;
+-- The share of this modem's recent sends that failed for reasons of the modem or the
+-- network (not of the recipient); a modem at or above 0.5 is flagged and takes less work.
+ALTER TABLE modem_status ADD COLUMN error_rate REAL;
 """
 
 SCHEMA_MODEM_RECOVERY_AND_TIME = """

@@ -5,7 +5,8 @@ Only the daemon's modem workers call these. Every function is one short BEGIN IM
 transaction, so the database always says what the modem may have done:
 
 - `claim()` takes one whole recipient message for one modem (a conditional UPDATE whose
-  row count is checked), emergency before routine, then in creation order;
+  row count is checked), emergency before routine, then in the order they became due (a
+  message retried after an error goes behind those already waiting);
 - a part is committed 'sending' *before* the AT+CMGS that may send it: by `part_sending()`,
   by `begin_claimed()` for the first part of a message claimed ahead, or, for the next
   part of the same message, by `part_in_flight()` while the modem is busy with the part
@@ -41,7 +42,7 @@ WHERE r.state = 'queued' AND r.next_attempt_at <= :now
 _CLAIM_NEXT = f"""
 SELECT r.id, r.broadcast_id, r.phone, r.text, r.parts_count, r.attempts, r.priority_rank
 {_DUE} AND r.parts_count <= :max_parts
-ORDER BY r.priority_rank, r.id
+ORDER BY r.priority_rank, r.next_attempt_at, r.id
 LIMIT 1
 """
 # A message claimed but not begun: no part of it handed to a modem (or marked to be).
@@ -269,36 +270,51 @@ def _end_part(conn: sqlite3.Connection, c: Claim, seq: int, state: str, error: s
     _unmark_after(conn, c, seq)
 
 
-def retry_or_fail(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,
-                  permanent: bool, max_attempts: int, backoff: float) -> str:
-    """The modem refused part *seq*: retry later with back-off, or fail; returns the state.
+def retry_delay(attempts: int, backoff: float, backoff_max: float) -> float:
+    """The back-off of a recipient whose own sends keep failing: nothing after the first
+    failure (a recipient is claimed in the order it became due, so it goes behind those
+    already waiting and the modem never idles for it), then *backoff* doubling up to
+    *backoff_max*."""
+    if attempts <= 1:
+        return 0.0
+    return min(backoff_max, backoff * 2 ** min(attempts - 2, 30))
 
-    A temporary error is retried after backoff × 2^(attempts-1) seconds until
-    *max_attempts*; a permanent one (unknown number, barred…) fails the message at once.
+
+def retry_or_fail(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,
+                  permanent: bool, delay: float, give_up: bool = True, max_attempts: int = 1,
+                  reason: str | None = None) -> str:
+    """The modem refused part *seq*: fail the message, or queue it again after *delay*
+    seconds; returns the state.
+
+    A permanent error (unknown number, barred…) fails it at once; with *give_up* (an error
+    we do not know to pass) so does the *max_attempts*-th attempt. Without it (congestion,
+    a network out of order: what an earthquake brings) it is tried until it goes or staff
+    cancel. *reason* is the key staff read (appliance.error_policy).
     """
     with write(db) as conn:
         _end_part(conn, c, seq, "failed", error)
-        if permanent or c.attempts >= max_attempts:
+        if permanent or (give_up and c.attempts >= max_attempts):
             why = error if permanent else f"{error} (gave up after {c.attempts} attempts)"
             conn.execute("UPDATE recipients SET state = 'failed', failed_at = ?, "
-                         "last_error = ? WHERE id = ?", [now, why, c.recipient_id])
+                         "last_error = ?, reason = ? WHERE id = ?",
+                         [now, why, reason if permanent else "gave_up", c.recipient_id])
             _note_partial_send(conn, c, seq, "failed")
             return "failed"
-        delay = backoff * 2 ** (c.attempts - 1)
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
-                     "last_error = ? WHERE id = ?",
-                     [now + delay, _resend_note(conn, c, seq, error), c.recipient_id])
+                     "last_error = ?, reason = ? WHERE id = ?",
+                     [now + delay, _resend_note(conn, c, seq, error), reason, c.recipient_id])
         _note_partial_send(conn, c, seq, "resent")
         return "queued"
 
 
-def release(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float) -> None:
+def release(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,
+            reason: str | None = None) -> None:
     """The modem failed, not the message: hand it back for any modem, attempt not counted."""
     with write(db) as conn:
         _end_part(conn, c, seq, "failed", error)
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
-                     "attempts = max(attempts - 1, 0), last_error = ? WHERE id = ?",
-                     [now, _resend_note(conn, c, seq, error), c.recipient_id])
+                     "attempts = max(attempts - 1, 0), last_error = ?, reason = ? WHERE id = ?",
+                     [now, _resend_note(conn, c, seq, error), reason, c.recipient_id])
         _note_partial_send(conn, c, seq, "resent")
 
 

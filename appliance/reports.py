@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from . import error_policy
+
 MATCH_WINDOW = 3 * 24 * 3600   # SMSCs retry for up to ~3 days before a final report
 
 
@@ -34,10 +36,11 @@ def record(conn: sqlite3.Connection, modem: str, *, mr: int, number: str | None,
                  [outcome, status, now, part["id"]])
     recipient = part["recipient_id"]
     if outcome == "failed":
-        conn.execute("UPDATE recipients SET state = 'failed', failed_at = ?, last_error = ? "
-                     "WHERE id = ? AND state IN ('submitted', 'sending')",
-                     [now, f"the network could not deliver it (status 0x{status:02X})",
-                      recipient])
+        verdict = error_policy.for_report(status)
+        conn.execute("UPDATE recipients SET state = 'failed', failed_at = ?, last_error = ?, "
+                     "reason = ? WHERE id = ? AND state IN ('submitted', 'sending')",
+                     [now, f"the network could not deliver it (status 0x{status:02X}: "
+                      f"{verdict.en})", verdict.key, recipient])
     else:
         waiting = conn.execute("SELECT count(*) FROM parts WHERE recipient_id = ? AND "
                                "state != 'delivered'", [recipient]).fetchone()[0]

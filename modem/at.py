@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import serial
 
-from .errors import ATTimeout, CommandError, PortGone, error_from
+from .errors import ATTimeout, CommandError, ModemError, PortGone, error_from
 
 __all__ = ["ATSession", "ATTimeout", "CommandError", "PortGone"]
 
@@ -163,16 +163,20 @@ class ATSession:
         even when it raises, and its error is raised after.
         """
         with self._lock:
-            self._drain()
-            self._in_flight = cmd
-            self._send(cmd.encode("ascii") + b"\r")
-            deadline = time.monotonic() + min(timeout, 5.0)
-            while True:
-                item = self._next(deadline, cmd)
-                if item is PROMPT:
-                    break
-                if isinstance(item, str) and _is_final(item):
-                    raise error_from(item)
+            try:
+                self._drain()
+                self._in_flight = cmd
+                self._send(cmd.encode("ascii") + b"\r")
+                deadline = time.monotonic() + min(timeout, 5.0)
+                while True:
+                    item = self._next(deadline, cmd)
+                    if item is PROMPT:
+                        break
+                    if isinstance(item, str) and _is_final(item):
+                        raise error_from(item)
+            except ModemError as exc:
+                exc.handed_over = False  # no payload written: nothing can have been sent
+                raise
             self._send(payload.encode("ascii") + b"\x1a")
             failure: Exception | None = None
             if meanwhile is not None:

@@ -6,6 +6,10 @@ class ModemError(Exception):
     """Root of every modem error. `permanent` errors fail the message; others are retried."""
 
     permanent: bool = False
+    # For an error during a send: whether the PDU had been written to the modem. False: the
+    # send failed before (no "> " prompt, port gone), so nothing can have reached the
+    # network; True or None (unknown): it may have.
+    handed_over: bool | None = None
 
     def __init__(self, message: str, *, permanent: bool | None = None) -> None:
         super().__init__(message)

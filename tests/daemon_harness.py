@@ -59,6 +59,7 @@ class Sim:
     report_delay: float = 0.05
     pin: str | None = None
     model: str = "ec25"
+    seed: int = 0          # the simulated network's dice (fault rates, send delays)
     proc: subprocess.Popen | None = None
 
     @property
@@ -74,7 +75,8 @@ class Sim:
         self.proc = subprocess.Popen(
             [*tsunagu_command(), "sim", "--link", str(self.link), "--log", str(self.log),
              "--send-delay", str(self.send_delay), "--report-delay", str(self.report_delay),
-             "--model", self.model, *(["--pin", self.pin] if self.pin else [])],
+             "--model", self.model, "--seed", str(self.seed),
+             *(["--pin", self.pin] if self.pin else [])],
             stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
         stderr.close()
         wait_until(lambda: self.link.exists() and Path(f"{self.link}.ctl").exists()
@@ -223,9 +225,10 @@ class Rig:
     """Simulated modems, a config, the database and the daemon for one test."""
 
     def __init__(self, tmp_path, sims: int = 1, *, send_delay: float = 0.005,
-                 report_delay: float = 0.02, model: str = "ec25", **config_kw):
+                 report_delay: float = 0.02, seed: int = 0, model: str = "ec25",
+                 **config_kw):
         self.sims = [Sim(tmp_path, f"modem{i}", send_delay=send_delay,
-                         report_delay=report_delay, model=model).start()
+                         report_delay=report_delay, seed=seed + i, model=model).start()
                      for i in range(sims)]
         config_kw.setdefault("pace", 60_000)
         self.config_path = write_config(tmp_path, self.sims, **config_kw)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 import pytest
 
 from appliance import check as check_mod
 from appliance.db import write
-from tests.daemon_harness import Rig, seed_patients, wait_until
+from tests.daemon_harness import Rig, messages_per_number, seed_patients, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -49,3 +50,103 @@ def test_a_schedule_that_cannot_run_never_stops_the_daemon_and_is_shown_failed(r
     failures = rig.db.conn.execute("SELECT failures FROM schedules WHERE id = ?",
                                    [schedule_id]).fetchone()[0]
     assert failures == 1
+
+
+# -- the error policy: congestion, a missing prompt, back-off per recipient ----------------
+
+def test_congestion_on_a_fifth_of_sends_fails_nobody_and_sends_everyone_once(rig_factory):
+    # +CMS ERROR 42 (congestion) is what an earthquake brings: never a reason to give up on
+    # a patient, whatever max_attempts says (it is for errors we do not know to pass).
+    rig = rig_factory(daemon={"max_attempts": 1, "retry_backoff": 0.02,
+                              "retry_backoff_max": 0.1})
+    group = seed_patients(rig.db, 40)
+    rig.sims[0].control().fail_sends(code=42, rate=0.2)
+    bid = rig.broadcast(group, choices=["来院できる", "来院できない"])  # two parts each
+    rig.daemon.start()
+    states = rig.wait_final(bid)
+    assert states["failed"] == 0 and states["uncertain"] == 0
+    rig.wait_delivered(40)
+    assert messages_per_number(rig.sims) == Counter({f"+81901{i:07d}": 1 for i in range(40)})
+    retried = rig.db.conn.execute("SELECT count(*) FROM recipients WHERE attempts > 1"
+                                  ).fetchone()[0]
+    assert retried, "no recipient needed more than max_attempts: the test proved nothing"
+
+
+def test_a_send_the_modem_never_prompted_for_is_sent_again_not_uncertain(rig_factory):
+    rig = rig_factory(daemon={"resend_uncertain": "never"})
+    group = seed_patients(rig.db, 3)
+    rig.sims[0].control().withhold_prompts(count=1)
+    bid = rig.broadcast(group)
+    rig.daemon.start()
+    states = rig.wait_final(bid, timeout=60)
+    rig.wait_delivered(3)
+    assert states["uncertain"] == 0
+    assert messages_per_number(rig.sims) == Counter({f"+81901{i:07d}": 1 for i in range(3)})
+    audit = [r[0] for r in rig.db.conn.execute("SELECT action FROM audit_log")]
+    assert "recipient_uncertain" not in audit
+
+
+def _broadcast_seconds(rig: Rig, sim_index: int = 0) -> float:
+    """From the first part the network took to the last whole message, in its own log."""
+    submits = rig.sims[sim_index].events("submit")
+    whole = rig.sims[sim_index].events("message")
+    return max(m["t"] for m in whole) - min(s["t"] for s in submits)
+
+
+def test_temporary_errors_cost_the_modem_no_idle_time(rig_factory, tmp_path):
+    # Temporary errors on a fifth to a third of sends. The defaults scaled to the test's
+    # 0.05 s per SMS (a real modem's ~1 s): the first
+    # retry waits only for those already due, later ones back off from 5 sends' time.
+    daemon = {"retry_backoff": 0.25, "retry_backoff_max": 6.0}
+    clean = rig_factory(send_delay=0.05, report_delay=0.01, daemon=daemon)
+    group = seed_patients(clean.db, 40)
+    clean.daemon.start()
+    clean.wait_final(clean.broadcast(group))
+    error_free = _broadcast_seconds(clean)
+    clean.close()
+
+    (tmp_path / "second").mkdir()
+    rig = Rig(tmp_path / "second", send_delay=0.05, report_delay=0.01, daemon=daemon, seed=5)
+    try:
+        group = seed_patients(rig.db, 40)
+        rig.sims[0].control().fail_sends(code=41, rate=0.2)
+        bid = rig.broadcast(group)
+        rig.daemon.start()
+        states = rig.wait_final(bid)
+        assert states["failed"] == 0
+        took = _broadcast_seconds(rig)
+        errors = rig.db.conn.execute("SELECT sum(attempts) - count(*) FROM recipients"
+                                     ).fetchone()[0]
+        assert errors >= 4, "too few errors to prove anything"
+        assert took <= 1.5 * error_free, (took, error_free, errors)
+    finally:
+        rig.close()
+
+
+def test_a_modem_whose_sends_keep_failing_is_flagged_and_the_other_takes_the_work(rig_factory):
+    rig = rig_factory(sims=2, send_delay=0.02)
+    group = seed_patients(rig.db, 40)
+    rig.sims[0].control().fail_sends(code=41, rate=0.9)   # modem0's cell is overloaded
+    bid = rig.broadcast(group)
+    rig.daemon.start()
+    states = rig.wait_final(bid, timeout=120)
+    assert states["failed"] == 0
+    assert messages_per_number(rig.sims) == Counter({f"+81901{i:07d}": 1 for i in range(40)})
+    rate = rig.db.conn.execute("SELECT error_rate FROM modem_status WHERE name = 'modem0'"
+                               ).fetchone()[0]
+    assert rate is not None and rate >= 0.5
+    assert len(rig.sims[1].events("message")) >= 30
+    results = check_mod.run_checks(rig.db, rig.config, time.time())
+    [line] = [r for r in results if r.name == "modem:modem0"]
+    assert line.status == check_mod.WARNING and "失敗が多い" in line.message
+
+
+def test_a_modem_without_an_sms_centre_hands_its_messages_to_the_other(rig_factory):
+    rig = rig_factory(sims=2, send_delay=0.02)
+    group = seed_patients(rig.db, 20)
+    rig.sims[0].control().fail_sends(code=330)    # SMSC address unknown: this SIM's problem
+    bid = rig.broadcast(group)
+    rig.daemon.start()
+    states = rig.wait_final(bid, timeout=60)
+    assert states["failed"] == 0
+    assert len(rig.sims[1].events("message")) == 20 and not rig.sims[0].events("message")

@@ -95,25 +95,51 @@ def test_parts_are_recorded_before_and_after_the_send(db):
     assert (row["state"], row["submitted_at"]) == ("submitted", 102.5)
 
 
-def test_temporary_error_retries_with_doubling_back_off_then_fails(db):
+def test_an_unknown_temporary_error_is_retried_until_max_attempts_then_fails(db):
     _, [rid] = add_broadcast(db, 1)
-    waits = []
     now = 1000.0
     for attempt in range(1, 4):
         c = outbox.claim(db, "m0", now, max_parts=10)
         assert c.attempts == attempt
         outbox.part_sending(db, c, 1, now)
         state = outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 500", now, permanent=False,
-                                     max_attempts=3, backoff=20)
+                                     max_attempts=3, delay=20)
         row = recipient(db, rid)
         if attempt < 3:
-            assert state == "queued"
-            waits.append(row["next_attempt_at"] - now)
+            assert state == "queued" and row["next_attempt_at"] == now + 20
             now = row["next_attempt_at"]
-    assert waits == [20, 40]
     row = recipient(db, rid)
-    assert (row["state"], row["failed_at"]) == ("failed", now)
+    assert (row["state"], row["failed_at"], row["reason"]) == ("failed", now, "gave_up")
     assert "+CMS ERROR: 500" in row["last_error"] and "3 attempts" in row["last_error"]
+
+
+def test_an_error_that_passes_is_retried_past_max_attempts(db):
+    _, [rid] = add_broadcast(db, 1)
+    for now in (1000.0, 1001.0, 1002.0):
+        c = outbox.claim(db, "m0", now, max_parts=10)
+        outbox.part_sending(db, c, 1, now)
+        assert outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 42", now, permanent=False,
+                                    give_up=False, max_attempts=1, delay=0,
+                                    reason="cms:42") == "queued"
+    assert (recipient(db, rid)["attempts"], recipient(db, rid)["reason"]) == (3, "cms:42")
+
+
+def test_a_recipients_own_back_off_waits_for_nothing_first_then_doubles_to_a_cap():
+    assert [outbox.retry_delay(a, 5, 120) for a in range(1, 8)] == [0, 5, 10, 20, 40, 80, 120]
+    assert outbox.retry_delay(10_000, 5, 120) == 120
+
+
+def test_a_message_retried_at_once_goes_behind_those_already_waiting(db):
+    _, [first, second, third] = add_broadcast(db, 3)
+    c = outbox.claim(db, "m0", 100.0, max_parts=10)
+    assert c.recipient_id == first
+    outbox.part_sending(db, c, 1, 100.0)
+    outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 41", 100.5, permanent=False, give_up=False,
+                         delay=0)
+    order = []
+    while (c := outbox.claim(db, "m0", 101.0, max_parts=10)) is not None:
+        order.append(c.recipient_id)
+    assert order == [second, third, first]
 
 
 def test_permanent_error_fails_at_once_and_others_go_on(db):
@@ -121,7 +147,7 @@ def test_permanent_error_fails_at_once_and_others_go_on(db):
     c = outbox.claim(db, "m0", 100.0, max_parts=10)
     outbox.part_sending(db, c, 1, 100.0)
     assert outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 1 (unassigned number)", 100.0,
-                                permanent=True, max_attempts=5, backoff=20) == "failed"
+                                permanent=True, max_attempts=5, delay=20) == "failed"
     assert recipient(db, bad)["state"] == "failed"
     assert recipient(db, bad)["last_error"] == "+CMS ERROR: 1 (unassigned number)"
     assert parts(db, bad)[0]["state"] == "failed"
@@ -146,7 +172,7 @@ def test_a_retry_after_a_partial_send_resends_the_whole_message_and_says_so(db):
     outbox.part_submitted(db, c, 1, 5, 100.1, last=False)
     outbox.part_sending(db, c, 2, 100.2)
     outbox.retry_or_fail(db, c, 2, "+CMS ERROR: 500", 100.2, permanent=False,
-                         max_attempts=5, backoff=0)
+                         max_attempts=5, delay=0)
     row = recipient(db, rid)
     assert row["state"] == "queued"
     assert "parts 1-1 of 2 had gone out" in row["last_error"]
@@ -203,7 +229,7 @@ def test_a_failed_part_leaves_no_later_part_marked_sending(db):
     outbox.part_sending(db, c, 1, 101.0)
     outbox.part_in_flight(db, c, 1, 101.0, prepare=True)
     outbox.retry_or_fail(db, c, 1, "+CMS ERROR: 500", 101.5, permanent=False, max_attempts=3,
-                         backoff=10)
+                         delay=10)
     assert [(p["seq"], p["state"]) for p in parts(db, rid)] == [(1, "failed"), (2, "queued")]
     assert recipient(db, rid)["state"] == "queued"
 

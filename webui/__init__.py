@@ -185,6 +185,14 @@ def _filters(app: Flask) -> None:
     def number(value) -> str:
         return format_decimal(value or 0)
 
+    @app.template_filter("reason")
+    def reason(key: str | None) -> str:
+        """Why a recipient failed or waits, in the page's language (appliance.error_policy)."""
+        from flask_babel import get_locale
+
+        from appliance import error_policy
+        return error_policy.describe(key, str(get_locale() or "ja")) or ""
+
     @app.context_processor
     def globals_():
         from flask_babel import get_locale

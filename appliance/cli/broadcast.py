@@ -115,14 +115,16 @@ def _parse_at(text: str, zone, now: float) -> float:
 @_errors
 def show(broadcast_id: int, as_json: bool) -> None:
     """Counts per state and every recipient of broadcast BROADCAST_ID."""
-    from .. import broadcasts
-    _, db = load_config_and_db()
+    from .. import broadcasts, error_policy
+    config, db = load_config_and_db()
     summary = broadcasts.summary(db.conn, broadcast_id)
     people = broadcasts.recipients(db.conn, broadcast_id)
     if as_json:
-        summary["recipients"] = [{k: r[k] for k in ("name", "phone", "state", "parts_count",
-                                                     "attempts", "modem", "last_error",
-                                                     "acknowledged_at", "choice")}
+        summary["recipients"] = [{**{k: r[k] for k in ("name", "phone", "state", "parts_count",
+                                                        "attempts", "modem", "last_error",
+                                                        "reason", "acknowledged_at", "choice")},
+                                  "reason_text": error_policy.describe(r["reason"],
+                                                                       config.language)}
                                  for r in people]
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
         return
@@ -134,8 +136,10 @@ def show(broadcast_id: int, as_json: bool) -> None:
         click.echo(f"  {choice}: {n}")
     for r in people:
         ack = " ✓" if r["acknowledged_at"] else ""
+        why = error_policy.describe(r["reason"], config.language) if r["reason"] \
+            and r["state"] != "delivered" else r["last_error"]
         click.echo(f"  {r['state']:<10} {r['phone']:<14} {r['name']}{ack}"
-                   + (f"  ({r['last_error']})" if r["last_error"] else ""))
+                   + (f"  ({why})" if why else ""))
 
 
 @broadcast_group.command("cancel")

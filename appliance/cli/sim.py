@@ -106,6 +106,14 @@ def fail_sends(ctx, code: int, number: str | None, rate: float | None, count: in
     _call(ctx, "fail_sends", code=code, number=number, rate=rate, count=count)
 
 
+@sim_ctl.command("withhold-prompts")
+@click.option("--count", type=int, default=1, show_default=True)
+@click.pass_context
+def withhold_prompts(ctx, count: int) -> None:
+    """The next COUNT AT+CMGS get no "> " prompt (nothing is sent)."""
+    _call(ctx, "withhold_prompts", count=count)
+
+
 def _simple(name: str, help_text: str) -> None:
     @sim_ctl.command(name.replace("_", "-"), help=help_text)
     @click.pass_context
@@ -115,7 +123,7 @@ def _simple(name: str, help_text: str) -> None:
 
 for _name, _help in [("status", "Show the modem's state."),
                      ("messages", "List every message the network delivered."),
-                     ("clear_faults", "Remove injected send faults and dropped commands."),
+                     ("clear_faults", "Remove injected send faults, dropped commands and withheld prompts."),
                      ("drop_next_command", "Leave the next AT command unanswered."),
                      ("remove_sim", "Pull the SIM card out."), ("insert_sim", "Put it back."),
                      ("unplug", "Pull the USB cable: the port vanishes."),

@@ -19,7 +19,8 @@ from typing import Any
 COMMANDS = {
     "status": "status", "messages": None, "inject_sms": "inject_sms",
     "set_outcome": "set_outcome", "fail_sends": "fail_sends", "clear_faults": "clear_faults",
-    "drop_next_command": "drop_next_command", "remove_sim": "remove_sim",
+    "drop_next_command": "drop_next_command", "withhold_prompts": "withhold_prompts",
+    "remove_sim": "remove_sim",
     "insert_sim": "insert_sim", "set_registration": "set_registration", "reboot": "reboot",
     "set_signal": "set_signal", "unplug": "unplug", "replug": "replug",
     "set_send_delay": "set_send_delay", "set_report_delay": "set_report_delay",

@@ -90,6 +90,7 @@ class SimulatedModem(NetworkServices, VoiceCalls):
         self.control_server = None
         self.drop_commands = 0
         self.ack_timeout = ACK_TIMEOUT
+        self.withheld_prompts = 0
         self.radio_on = True
         self.mr = 0  # TP-MR lives on the SIM (EF-SMSS): a reset does not restart it
         # A network that has stopped acknowledging: sends that come due wait here, in order,
@@ -332,6 +333,12 @@ class SimulatedModem(NetworkServices, VoiceCalls):
     def _command_line(self, line: str) -> None:
         if self.drop_commands:
             self.drop_commands -= 1  # injected fault: this command is never answered
+            return
+        if self.withheld_prompts and line.upper().startswith("AT+CMGS="):
+            # Injected fault: the modem takes AT+CMGS and never opens the "> " prompt (a
+            # firmware busy elsewhere). Nothing reaches the network; the client gives up
+            # with ESC, which outside a prompt is ignored.
+            self.withheld_prompts -= 1
             return
         if not line.upper().startswith("AT"):
             return self._final("ERROR")
@@ -846,11 +853,16 @@ class SimulatedModem(NetworkServices, VoiceCalls):
     def clear_faults(self) -> None:
         with self._lock:
             self.network.faults.clear()
-            self.drop_commands = 0
+            self.drop_commands = self.withheld_prompts = 0
 
     def drop_next_command(self, count: int = 1) -> None:
         with self._lock:
             self.drop_commands += count
+
+    def withhold_prompts(self, count: int = 1) -> None:
+        """The next *count* AT+CMGS get no "> " prompt: nothing is sent."""
+        with self._lock:
+            self.withheld_prompts += count
 
     def remove_sim(self) -> None:
         with self._lock:

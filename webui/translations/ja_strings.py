@@ -123,4 +123,5 @@ JA = {
  "Time source": "時刻の出どころ", "NTP (internet)": "NTP（インターネット）",
  "the cellular network": "携帯電話網",
  "not synchronised — check the internet connection or the modem's signal": "同期されていません — インターネット接続かモデムの電波を確認してください",
+ "Many sends fail (%(p)d%% of recent ones): they are retried. If it goes on, check the antenna's position and the SIM.": "送信の失敗が多くなっています（最近の送信の%(p)d%%）。送り直しは自動です。続く場合はアンテナの位置とSIMを確認してください。",
 }
