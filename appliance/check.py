@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from . import health as health_mod
-from . import jobs, schedules, timekeeping
+from . import jobs, modem_link, schedules, timekeeping
 from .config import Config
 from .db import write
 
@@ -88,6 +88,35 @@ def check_modems(h: health_mod.Health, lang: str) -> list[Result]:
         out.append(Result(f"modem:{m.name}", status, _t(
             lang, f"{m.name}: 送信できません — {why}", f"{m.name}: cannot send — {why}")
             + (f" ({m.detail})" if m.detail else "")))
+    return out
+
+
+RUNG_TEXT = {
+    "ja": {"resync": "再同期", "reset": "リセット", "power_cycle": "USB電源の入れ直し"},
+    "en": {"resync": "resync", "reset": "reset", "power_cycle": "USB power cycle"},
+}
+
+
+def check_recovery(conn: sqlite3.Connection, config: Config, lang: str) -> list[Result]:
+    """The recovery ladder (appliance.modem_link): critical when it gave up on a modem,
+    a warning while a rung is being tried."""
+    out = []
+    for modem in config.modems:
+        state = modem_link.latest(conn, modem.name)
+        if state is None or state["outcome"] == "recovered":
+            continue
+        if state["rung"] == "gave_up":
+            out.append(Result(f"recovery:{modem.name}", CRITICAL, _t(
+                lang, f"{modem.name}: モデムが応答せず、自動復旧（再同期・リセット・USB電源の入れ直し）"
+                      "でも直りませんでした。モデムのUSBケーブルを抜いて10秒待ち、差し直してください",
+                f"{modem.name}: the modem does not answer and automatic recovery (resync, reset, "
+                "USB power cycle) did not help: unplug its USB cable, wait 10 s, plug it in "
+                f"again ({state['detail']})")))
+        elif state["outcome"] is None:
+            rung = RUNG_TEXT[lang].get(state["rung"], state["rung"])
+            out.append(Result(f"recovery:{modem.name}", WARNING, _t(
+                lang, f"{modem.name}: モデムが応答しないため自動復旧中（{rung}）",
+                f"{modem.name}: the modem does not answer; recovering ({rung})")))
     return out
 
 
@@ -220,7 +249,7 @@ def run_checks(db, config: Config, now: float) -> list[Result]:
     return [check_daemon(h, lang), *check_modems(h, lang), check_budget(h, config, lang),
             *check_queue(h, config, lang), check_database(conn, lang), check_disk(config, lang),
             check_clock(now, lang, conn), check_last_test(conn, now, lang),
-            *check_jobs(conn, config, lang)]
+            *check_jobs(conn, config, lang), *check_recovery(conn, config, lang)]
 
 
 def overall(results: list[Result]) -> int:

@@ -175,6 +175,11 @@ class Modem:
         """Open the port at *path*; PortGone when it is not there (yet)."""
         return cls(ATSession(open_port(path, baudrate=baudrate)), path=path)
 
+    def reset(self, *, timeout: float = 5.0) -> None:
+        """AT+CFUN=1,1: the modem restarts (its port may vanish and return). A hung modem may
+        not answer; ATTimeout then."""
+        self.session.command("AT+CFUN=1,1", timeout=timeout)
+
     def close(self) -> None:
         port = getattr(self.session, "_port", None)
         if port is not None:

@@ -167,8 +167,11 @@ class DaemonProcess:
 
 def write_config(directory: Path, sims: list[Sim], *, pace: int = 600,
                  daily_limit: int = 100_000, daemon: dict | None = None,
-                 request_status_reports: bool = True) -> Path:
-    """A configuration for the daemon under test: its database and one [[modem]] per sim."""
+                 request_status_reports: bool = True, sections: dict | None = None,
+                 modem: dict | None = None) -> Path:
+    """A configuration for the daemon under test: its database and one [[modem]] per sim.
+    *sections*: more tables ({"recovery": {…}}); *modem*: more keys for every [[modem]]
+    ("{link}" in a value is that sim's link)."""
     settings = {"poll_interval": 2, "heartbeat_interval": 0.5, "max_attempts": 5,
                 "retry_backoff": 0.05, "min_signal_dbm": -110, "resend_uncertain": "emergency"}
     settings.update(daemon or {})
@@ -176,11 +179,17 @@ def write_config(directory: Path, sims: list[Sim], *, pace: int = 600,
              "[daemon]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     lines += ["", "[gpio]", "enabled = false"]
+    # A daemon under test never sets this machine's clock.
+    tables = {"time": {"setter": ""}, **(sections or {})}
+    for name, table in tables.items():
+        lines += ["", f"[{name}]", *[f"{k} = {json.dumps(v)}" for k, v in table.items()]]
     for sim in sims:
         lines += ["", "[[modem]]", f'name = "{sim.name}"', f'port = "{sim.link}"',
                   *([f'pin = "{sim.pin}"'] if sim.pin else []),
                   f"pace = {pace}", f"daily_limit = {daily_limit}",
-                  f"request_status_reports = {str(request_status_reports).lower()}"]
+                  f"request_status_reports = {str(request_status_reports).lower()}",
+                  *[f"{k} = {json.dumps(str(v).replace('{link}', str(sim.link)))}"
+                    for k, v in (modem or {}).items()]]
     path = directory / "tsunagu.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
