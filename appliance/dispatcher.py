@@ -61,6 +61,10 @@ STORED_WAIT = 2.0          # …or once the first has waited this long, while th
                            # well within any modem's storage (an EC25 holds 255)
 
 
+class ModemUnavailable(RuntimeError):
+    """A task was asked of a modem that is not open."""
+
+
 def _open_device(path: str):
     from modem.device import Modem
     return Modem.open(path)
@@ -117,6 +121,9 @@ class Worker:
         # anywhere so a restart does not reuse the references the phones just saw.
         self._reference = random.randrange(256)
         self._probes: SimpleQueue[Future] = SimpleQueue()
+        # Work other processes asked to be done on this modem (tsunagu modem doctor):
+        # a function of the opened device, run on this thread between two sends.
+        self._tasks: SimpleQueue[tuple[Callable[[Any], Any], Future]] = SimpleQueue()
         self._announced_since: float | None = None  # when stored messages were first waiting
         self.thread: threading.Thread | None = None
         self.sent_parts = 0
@@ -186,7 +193,8 @@ class Worker:
             if self.device is None:
                 self.stop.wait(min(AWAY_WAIT, max(0.0, self.link.next_connect - now)))
             return
-        if not self._probes.empty() or now >= self.link.next_poll or self._stored_due(now):
+        if not self._probes.empty() or not self._tasks.empty() or \
+                now >= self.link.next_poll or self._stored_due(now):
             # Each of these gives the modem commands: not between two sends, so the answer
             # to the last part is committed first.
             self.record_accepted()
@@ -349,7 +357,32 @@ class Worker:
         self._probes.put(future)
         return future
 
+    def request_task(self, task: Callable[[Any], Any]) -> Future:
+        """Run *task(device)* on this worker's thread, between two sends; its result (or
+        its error) in the Future. A modem that is not open gets ModemUnavailable."""
+        future: Future = Future()
+        self._tasks.put((task, future))
+        return future
+
+    def _run_tasks(self) -> None:
+        while True:
+            try:
+                task, future = self._tasks.get_nowait()
+            except Empty:
+                return
+            if self.device is None or self.stop.is_set():
+                future.set_exception(ModemUnavailable(
+                    f"{self.name}: the modem is not open ({self._health_json().get('reason')})"))
+                continue
+            try:
+                future.set_result(task(self.device))
+            except ModemError as exc:
+                future.set_exception(exc)
+                if isinstance(exc, _modem_fault_errors()):
+                    self._lost(exc)
+
     def _answer_probes(self) -> None:
+        self._run_tasks()
         while True:
             try:
                 future = self._probes.get_nowait()

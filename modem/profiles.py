@@ -70,6 +70,12 @@ SIMCOM = Profile(
     ),
 )
 
+# The carrier configuration (Quectel MBN) each Japanese network needs, by MCC-MNC, as
+# AT+QMBNCFG="List" names them (the-modem-distro/pinephone_modem_sdk#40).
+QUECTEL_CARRIER_MBN = {"44010": "Commercial-DCM", "44050": "Commercial-KDDI",
+                       "44051": "Commercial-KDDI", "44020": "Commercial-SBM",
+                       "44011": "Commercial-Rakuten"}
+
 GENERIC = Profile(name="generic", family="3GPP (generic)",
                   ready_notices=("+QIND: SMS DONE", "SMS DONE"))
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from ..profiles import QUECTEL_CARRIER_MBN
 from .codes import bad_parameters
 
-# The MBN (carrier configuration) a Quectel picks for each Japanese network, by MCC-MNC,
-# as AT+QMBNCFG="List" names them (pinephone_modem_sdk#40).
-CARRIER_MBN = {"44010": "Commercial-DCM", "44050": "Commercial-KDDI", "44051": "Commercial-KDDI",
-               "44020": "Commercial-SBM", "44011": "Commercial-Rakuten"}
+# The MBN (carrier configuration) a Quectel picks for each Japanese network, by MCC-MNC.
+CARRIER_MBN = QUECTEL_CARRIER_MBN
 MBN_LIST = ("ROW_Generic_3GPP", "Commercial-DCM", "Commercial-KDDI", "Commercial-SBM",
             "Commercial-Rakuten")
 JST_QUARTERS = 36  # +09:00 in quarter hours, as +CCLK and +QLTS give the zone
