@@ -228,3 +228,45 @@ def _print_report(report, lang: str, as_json: bool) -> None:
     words = {"ok": ("問題ありません", "all good"), "warning": ("注意があります", "warnings"),
              "fail": ("問題があります", "something fails")}[report.status]
     click.echo(words[0] if lang == "ja" else words[1])
+
+
+@modem_group.command("capture")
+@click.option("--port", required=True, help=PORT_HELP)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the anonymised transcript (JSON lines).")
+@click.option("--send-to", default=None,
+              help="The one test SMS goes here (default: the SIM's own number, a loop-back).")
+def capture(port: str, out: str, send_to: str | None) -> None:
+    """Record an anonymised AT transcript of set-up, doctor and one send (IMEI, IMSI, ICCID,
+    numbers and message texts masked), to send to whoever supports the clinic."""
+    from modem.capture import RecordingPort
+    from modem.device import Modem
+    from modem.at import ATSession
+    from modem.errors import PortGone
+    from modem.transport import open_port
+
+    from .. import doctor
+    if send_to is not None:
+        from appliance.phone import PhoneError, normalise_mobile
+        try:
+            send_to = normalise_mobile(send_to)
+        except PhoneError as exc:
+            raise click.BadParameter(exc.reason, param_hint="--send-to") from None
+    try:
+        recording = RecordingPort(open_port(port))
+    except PortGone as exc:
+        raise click.ClickException(
+            f"{exc} (is the modem plugged in, and is the daemon not using it?)") from None
+    device = Modem(ATSession(recording), path=port)
+    try:
+        device.initialise(request_status_reports=False)
+        report = doctor.Doctor(device, port, lang="en").run(loopback_to=send_to)
+    except _modem_errors() as exc:
+        raise click.ClickException(f"{port}: the modem did not answer as expected: {exc}") from None
+    finally:
+        device.close()
+    recording.transcript.write(out, header={
+        "tool": "tsunagu modem capture", "profile": device.profile.name,
+        "status": report.status, "anonymised": True})
+    click.echo(f"wrote {out}: {len(recording.transcript.lines())} lines "
+               f"({device.profile.family}; IMEI, IMSI, ICCID, numbers and PDUs masked)")
