@@ -42,7 +42,6 @@ _MBN = re.compile(r'\+QMBNCFG:\s*"List",\d+,(\d+),(\d+),"([^"]+)"')
 _AUTOSEL = re.compile(r'\+QMBNCFG:\s*"AutoSel",(\d+)')
 _CSCA = re.compile(r'\+CSCA:\s*"([^"]*)"')
 _CGSMS = re.compile(r"\+CGSMS:\s*(\d+)")
-CARRIER_MBN = profiles.QUECTEL_CARRIER_MBN
 
 
 @dataclass
@@ -234,7 +233,7 @@ class Doctor:
         active = next((m.group(3) for m in map(_MBN.search, listing) if m and m.group(2) == "1"),
                       None)
         imsi = self.device.identify().imsi or ""
-        expected = CARRIER_MBN.get(imsi[:5])
+        expected = profiles.QUECTEL_CARRIER_MBN.get(imsi[:5])
         summary = f"carrier profile {active or '-'} ({'automatic' if autosel else 'chosen by hand'})"
         if autosel and (expected is None or active in (expected, None)):
             self._add("carrier_profile", OK, summary)
