@@ -59,6 +59,7 @@ class Plan:
     parts: int = 0
     seconds: float = 0.0                        # at the SIMs' configured pace
     budget: dict[str, int] = field(default_factory=dict)   # parts left per modem
+    budget_until: float = 0.0                   # when the daily limits let the last go
     warnings: list[str] = field(default_factory=list)      # in English, for the CLI
     notes: list[tuple[str, dict]] = field(default_factory=list)  # (code, values) for the UI
 
@@ -190,19 +191,35 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
     result.parts = sum(r.parts for r in planned)
     result.budget = budget.capacity(conn, config, now)
     result.seconds = budget.seconds_for(result.parts, config)
-    if not result.fits:
+    # The daily limits may hold some back (上限待ち): the estimate waits for them too.
+    result.budget_until = budget.last_allowed_at(conn, config, now,
+                                                 [r.parts for r in planned],
+                                                 emergency=priority == "emergency")
+    if result.budget_until > now:
+        result.seconds = max(result.seconds, result.budget_until - now
+                             + budget.seconds_for(max(r.parts for r in planned), config))
+    if not result.fits or result.budget_until > now:
         result.notes.append(("over_budget", {"left": sum(result.budget.values()),
                                              "parts": result.parts,
                                              "fit": result.parts_that_fit,
-                                             "people": result.people}))
+                                             "people": result.people,
+                                             "until": result.budget_until}))
+        when = ("never: a message is longer than a SIM's daily limit"
+                if result.budget_until == float("inf") else
+                f"the last at about {_clock_time(result.budget_until, config)}")
         result.warnings.append(
             f"the SIMs have {sum(result.budget.values())} SMS parts left today but this needs "
             f"{result.parts}: the first {result.parts_that_fit} of {result.people} people are "
-            "sent now, the rest when the budget allows")
+            f"sent now, the rest when the daily limit allows ({when})")
     if any(r.parts > 1 for r in planned):
         result.notes.append(("multipart", {"parts": max(r.parts for r in planned)}))
         result.warnings.append("longer than one SMS: it is sent in parts that the phone joins")
     return result
+
+
+def _clock_time(at: float, config: Config) -> str:
+    import datetime as dt
+    return dt.datetime.fromtimestamp(at, config.zone).strftime("%m/%d %H:%M")
 
 
 def _given(value: Any) -> bool:
@@ -400,15 +417,27 @@ def refresh_state(conn: sqlite3.Connection, broadcast_id: int, now: float) -> st
 
 # -- reading --------------------------------------------------------------------------------
 
-def summary(conn: sqlite3.Connection, broadcast_id: int) -> dict:
-    """Counts per state, acknowledgements and the tally of reply choices."""
+def summary(conn: sqlite3.Connection, broadcast_id: int, *,
+            held: dict[int, float] | None = None) -> dict:
+    """Counts per state, acknowledgements and the tally of reply choices.
+
+    *held*: budget.held_back() — queued messages the daily limits hold back are counted
+    'budget_wait' (上限待ち), and `budget_until` says when the first of them may go.
+    """
     b = get(conn, broadcast_id)
-    counts = {s: 0 for s in ("queued", "sending", "submitted", "delivered", "failed",
-                             "uncertain", "cancelled")}
+    counts = {s: 0 for s in ("queued", "budget_wait", "sending", "submitted", "delivered",
+                             "failed", "uncertain", "cancelled")}
     for state, n in conn.execute(f"SELECT {outbox.SHOWN_STATE} AS shown, count(*) FROM "
                                  "recipients WHERE broadcast_id = ? GROUP BY shown",
                                  [broadcast_id]):
         counts[state] = n
+    budget_until = None
+    if held and counts["queued"]:
+        mine = [held[r[0]] for r in conn.execute(
+            "SELECT id FROM recipients WHERE broadcast_id = ? AND state = 'queued'",
+            [broadcast_id]) if r[0] in held]
+        counts["budget_wait"], counts["queued"] = len(mine), counts["queued"] - len(mine)
+        budget_until = min(mine) if mine else None
     total = sum(counts.values())
     acknowledged = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ? AND "
                                 "acknowledged_at IS NOT NULL", [broadcast_id]).fetchone()[0]
@@ -428,17 +457,28 @@ def summary(conn: sqlite3.Connection, broadcast_id: int) -> dict:
             "started_at": b["started_at"], "finished_at": b["finished_at"],
             "parent_id": b["parent_id"], "choices": choices, "tally": tally,
             "total": total, "parts": parts, "counts": counts, "acknowledged": acknowledged,
+            "budget_until": budget_until,
             "sent": counts["submitted"] + counts["delivered"],
             "progress": round(100 * (finished + counts["submitted"]) / total) if total else 100}
 
 
-def recipients(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
+def recipients(conn: sqlite3.Connection, broadcast_id: int, *,
+               held: dict[int, float] | None = None) -> list[dict]:
+    """Every recipient as staff see it; with *held* (budget.held_back()), a queued one the
+    daily limits hold back is 'budget_wait' with `budget_until`."""
     rows = conn.execute(f"SELECT recipients.*, {outbox.SHOWN_STATE} AS shown_state, "
                         "i.text AS reply_text FROM recipients LEFT JOIN inbound_messages i ON "
                         "i.id = recipients.reply_id WHERE recipients.broadcast_id = ? "
                         "ORDER BY recipients.id", [broadcast_id]).fetchall()
-    return [{**{k: r[k] for k in r.keys() if k != "shown_state"}, "state": r["shown_state"]}
-            for r in rows]
+    held = held or {}
+    out = []
+    for r in rows:
+        item = {k: r[k] for k in r.keys() if k != "shown_state"}
+        item["state"], item["budget_until"] = r["shown_state"], None
+        if item["state"] == "queued" and r["id"] in held:
+            item["state"], item["budget_until"] = "budget_wait", held[r["id"]]
+        out.append(item)
+    return out
 
 
 def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:

@@ -10,6 +10,7 @@ uncertain) is the truth, so a restart or a crash can never reset a budget.
 """
 from __future__ import annotations
 
+import bisect
 import sqlite3
 
 from .config import Config, ModemConfig
@@ -51,3 +52,94 @@ def seconds_for(parts: int, config: Config, ready_modems: int | None = None) -> 
     modems = config.modems[:ready_modems] if ready_modems else config.modems
     per_minute = sum(m.pace for m in modems)
     return 60.0 * parts / per_minute if per_minute else float("inf")
+
+
+def _spent_times(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> list[float]:
+    return [r[0] for r in conn.execute(
+        f"SELECT sending_at FROM parts WHERE modem = ? AND sending_at > ? "
+        f"AND state IN {_SPENT} ORDER BY sending_at", [modem.name, now - DAY])]
+
+
+def forecast(conn: sqlite3.Connection, config: Config, now: float,
+             waiting: list[tuple[int, int, float]]) -> dict[int, float]:
+    """When each waiting message can go as far as the SIMs' daily limits allow (not their
+    pace): *waiting* is (recipient id, parts, due time) in send order; inf when no SIM's
+    limit could ever take it.
+
+    Each message is given, in order, to the SIM whose rolling 24 hours free room for it
+    first, and spends that room: what staff see as 上限待ち "until 09:15", and what a plan's
+    time estimate adds. A forecast, not a promise: a message that fits further down the
+    order may go first (outbox.claim), which this does not model.
+    """
+    sims = []
+    for m in config.modems:
+        spent = _spent_times(conn, m, now)  # each frees its room DAY after it was sent
+        sims.append({"limit": m.daily_limit, "spent": spent, "last": now})
+    out: dict[int, float] = {}
+    for recipient_id, parts, due in waiting:
+        best, best_sim = float("inf"), None
+        for sim in sims:
+            at = _room_at(sim, parts, max(due, sim["last"]))
+            if at < best:
+                best, best_sim = at, sim
+        out[recipient_id] = best
+        if best_sim is not None:
+            # Allocations come in time order per SIM (best >= its last), so the list stays
+            # sorted by appending.
+            best_sim["spent"].extend([best] * parts)
+            best_sim["last"] = best
+    return out
+
+
+def _room_at(sim: dict, parts: int, start: float) -> float:
+    """The first moment from *start* at which *parts* more fit in the SIM's 24 hours."""
+    if parts > sim["limit"]:
+        return float("inf")
+    spent = sim["spent"]  # sorted; every entry is at or before start
+    first = bisect.bisect_right(spent, start - DAY)   # sent within (start - DAY, start]
+    over = len(spent) - first + parts - sim["limit"]
+    if over <= 0:
+        return start
+    return spent[first + over - 1] + DAY
+
+
+# Queued messages in the order the modems take them (outbox.claim): emergency first, then
+# as they became due.
+_WAITING = """
+SELECT r.id, r.parts_count, r.next_attempt_at FROM recipients AS r
+JOIN broadcasts AS b ON b.id = r.broadcast_id
+WHERE r.state = 'queued' AND b.state NOT IN ('cancelled', 'scheduled')
+ORDER BY r.priority_rank, r.next_attempt_at, r.id"""
+
+
+def held_back(conn: sqlite3.Connection, config: Config, now: float) -> dict[int, float]:
+    """Queued messages that the daily limits hold back (上限待ち): recipient id → when the
+    budget lets it go (inf: no SIM's limit ever can)."""
+    waiting = [(r[0], r[1], r[2]) for r in conn.execute(_WAITING)]
+    due = {rid: at for rid, _parts, at in waiting}
+    return {rid: at for rid, at in forecast(conn, config, now, waiting).items()
+            if at > max(now, due[rid]) + 1.0}
+
+
+def room_at(conn: sqlite3.Connection, modem: ModemConfig, now: float, parts: int) -> float:
+    """When this SIM's daily limit next has room for *parts* (now when it has)."""
+    return _room_at({"limit": modem.daily_limit, "spent": _spent_times(conn, modem, now)},
+                    parts, now)
+
+
+def last_allowed_at(conn: sqlite3.Connection, config: Config, now: float,
+                    parts: list[int], *, emergency: bool) -> float:
+    """When the daily limits let the last of a planned broadcast's messages go (*parts*
+    each, in order), behind the messages already waiting (an emergency goes ahead of the
+    routine ones): now when they all fit at once, inf when one never fits."""
+    waiting = [(r[0], r[1], r[2]) for r in conn.execute(_WAITING)]
+    planned = [(-i - 1, n, now) for i, n in enumerate(parts)]
+    if emergency:
+        routine = {r[0] for r in conn.execute(
+            "SELECT id FROM recipients WHERE state = 'queued' AND priority_rank > 0")}
+        cut = next((i for i, w in enumerate(waiting) if w[0] in routine), len(waiting))
+        waiting[cut:cut] = planned
+    else:
+        waiting += planned
+    times = forecast(conn, config, now, waiting)
+    return max((times[rid] for rid, _n, _due in planned), default=now)

@@ -121,6 +121,18 @@ def check_recovery(conn: sqlite3.Connection, config: Config, lang: str) -> list[
 
 
 def check_budget(h: health_mod.Health, config: Config, lang: str) -> Result:
+    if h.budget_blocked:
+        if h.budget_blocked_until == float("inf"):
+            when_ja = "どのSIMの上限にも収まらないため送れません"
+            when_en = "it does not fit any SIM's daily limit"
+        else:
+            when = _local(h.budget_blocked_until, config)
+            when_ja, when_en = f"{when}から送れます", f"it can go from {when}"
+        return Result("budget", CRITICAL, _t(
+            lang, f"本日の送信上限に達したため、未送信のメッセージを送れません（上限待ち。{when_ja}）"
+                  " — 急ぐ方には電話で連絡するか、別のSIMのモデムをつないでください",
+            f"the daily SMS limit is reached: the messages waiting cannot be sent today "
+            f"({when_en}) — phone those in a hurry, or connect a modem with another SIM"))
     left = h.remaining_budget
     status = CRITICAL if left == 0 else WARNING if left < config.check.budget_warning else OK
     return Result("budget", status, _t(lang, f"本日の残り送信可能数: {left}通",

@@ -444,7 +444,7 @@ class Worker:
         self._ahead = self._claim(self.clock.now())
         if self._ahead is not None:
             try:
-                self._ahead_submits = self._encode(self._ahead)
+                self._ahead, self._ahead_submits = self._encode(self._ahead)
             except (ModemError, ValueError):
                 self._ahead_submits = None  # send() encodes again and records why it fails
 
@@ -467,9 +467,14 @@ class Worker:
             if a.last:
                 self.events.refresh_later(a.claim.broadcast_id)
 
-    def _encode(self, claim: outbox.Claim) -> list[pdu.SubmitPdu]:
-        return pdu.encode_submit(claim.phone, claim.text, reference=self._next_reference(),
-                                 request_status_report=self.modem.request_status_reports)
+    def _encode(self, claim: outbox.Claim) -> tuple[outbox.Claim, list[pdu.SubmitPdu]]:
+        """The message's parts, and the claim with the concatenation reference they carry:
+        a resumed message keeps the one its first parts had (the phone joins them by it)."""
+        if claim.reference is None:
+            claim = dataclasses.replace(claim, reference=self._next_reference())
+        submits = pdu.encode_submit(claim.phone, claim.text, reference=claim.reference,
+                                    request_status_report=self.modem.request_status_reports)
+        return claim, submits
 
     def send(self, claim: outbox.Claim, submits: list[pdu.SubmitPdu] | None = None, *,
              begun: bool = False) -> str:
@@ -480,23 +485,24 @@ class Worker:
         hand-over while the modem sends it, or with the next message's first mark. What
         else need not come first — the hand-over time, marking the next part of this
         message, claiming and encoding the next message, delivery reports — is done while
-        the modem is busy sending: see outbox.part_in_flight. *begun*: part 1 is already
-        marked 'sending' (outbox.begin_claimed).
+        the modem is busy sending: see outbox.part_in_flight. *begun*: its first part is
+        already marked 'sending' (outbox.begin_claimed). A resumed message sends from
+        claim.first_seq on: the parts before it reached the phone already.
         """
         if submits is None:
             try:
-                submits = self._encode(claim)
+                claim, submits = self._encode(claim)
             except (ModemError, ValueError) as exc:
                 self.record_accepted()
                 return self._finish(claim, outbox.retry_or_fail(
                     self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
                     permanent=True, delay=0, reason="encode"))
         prepared = begun  # this part is marked 'sending' already
-        for submit in submits:
+        for submit in submits[claim.first_seq - 1:]:
             seq, last = submit.seq, submit.seq == submit.total
             if not prepared:
                 self.record_accepted()
-                if seq > 1:
+                if seq > claim.first_seq:
                     self._wait_for_pace()
                 outbox.part_sending(self.db, claim, seq, self.clock.now())
             written = []

@@ -201,6 +201,13 @@ class Health:
     uncertain: int                      # recipient messages waiting for staff to decide
     sending_broadcasts: int
     remaining_budget: int               # parts the SIMs may still send today
+    # Work is due and no SIM's daily limit has room for any of it (上限待ち): when the first
+    # of it may go again (inf: none of it ever fits a SIM's limit).
+    budget_blocked_until: float | None = None
+
+    @property
+    def budget_blocked(self) -> bool:
+        return self.budget_blocked_until is not None
 
     @property
     def heartbeat_age(self) -> float | None:
@@ -217,8 +224,10 @@ class Health:
 
     @property
     def can_send(self) -> bool:
-        """Something queued now would go out: daemon alive, a modem usable, budget left."""
-        return self.daemon_alive and bool(self.sendable_modems) and self.remaining_budget > 0
+        """Something queued now would go out: daemon alive, a modem usable, budget left
+        (and the work waiting fits in it)."""
+        return (self.daemon_alive and bool(self.sendable_modems) and self.remaining_budget > 0
+                and not self.budget_blocked)
 
 
 def read_health(db: sqlite_utils.Database | sqlite3.Connection, config: Config,
@@ -242,7 +251,21 @@ def read_health(db: sqlite_utils.Database | sqlite3.Connection, config: Config,
     return Health(now=now, heartbeat=heartbeat, daemon_alive=alive, modems=modems,
                   queue_depth=queue[0], oldest_queued_at=queue[1], uncertain=uncertain,
                   sending_broadcasts=sending,
-                  remaining_budget=sum(m.remaining for m in modems))
+                  remaining_budget=sum(m.remaining for m in modems),
+                  budget_blocked_until=_budget_blocked_until(conn, config, modems, now))
+
+
+def _budget_blocked_until(conn: sqlite3.Connection, config: Config,
+                          modems: tuple[ModemView, ...], now: float) -> float | None:
+    """When due work that no SIM's remaining budget can take may go; None when some can."""
+    smallest = conn.execute(
+        "SELECT min(r.parts_count) FROM recipients r JOIN broadcasts b ON b.id = "
+        "r.broadcast_id WHERE r.state = 'queued' AND r.next_attempt_at <= ? "
+        "AND b.state NOT IN ('cancelled', 'scheduled')", [now]).fetchone()[0]
+    if smallest is None or any(m.remaining >= smallest for m in modems):
+        return None
+    return min((budget.room_at(conn, m, now, smallest) for m in config.modems),
+               default=float("inf"))
 
 
 def _heartbeat(conn: sqlite3.Connection, now: float) -> Heartbeat | None:

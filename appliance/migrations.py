@@ -33,8 +33,13 @@ def m0004_error_policy(db) -> None:
     db.executescript(SCHEMA_0004)
 
 
-@migrations(name="0005_modem_recovery_and_time")
-def m0005_modem_recovery_and_time(db) -> None:
+@migrations(name="0005_resume_long_messages")
+def m0005_resume_long_messages(db) -> None:
+    db.executescript(SCHEMA_0005)
+
+
+@migrations(name="0006_modem_recovery_and_time")
+def m0006_modem_recovery_and_time(db) -> None:
     db.executescript(SCHEMA_MODEM_RECOVERY_AND_TIME)
 
 
@@ -304,6 +309,16 @@ ALTER TABLE recipients ADD COLUMN reason TEXT;
 -- The share of this modem's recent sends that failed for reasons of the modem or the
 -- network (not of the recipient); a modem at or above 0.5 is flagged and takes less work.
 ALTER TABLE modem_status ADD COLUMN error_rate REAL;
+"""
+
+SCHEMA_0005 = r"""
+-- A long message stopped half-way goes on where it stopped, with the same concatenation
+-- reference through the same modem, so the phone joins it to the parts it has
+-- (outbox.stop_half_way); after resume_until, or when that modem is down, it is sent whole.
+ALTER TABLE recipients ADD COLUMN concat_ref INTEGER;     -- this attempt's reference
+ALTER TABLE recipients ADD COLUMN resume_from INTEGER;    -- the first part still to send
+ALTER TABLE recipients ADD COLUMN resume_modem TEXT;
+ALTER TABLE recipients ADD COLUMN resume_until REAL;
 """
 
 SCHEMA_MODEM_RECOVERY_AND_TIME = """

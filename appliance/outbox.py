@@ -39,15 +39,28 @@ _DUE = """
 FROM recipients AS r JOIN broadcasts AS b ON b.id = r.broadcast_id
 WHERE r.state = 'queued' AND r.next_attempt_at <= :now
   AND b.state NOT IN ('cancelled', 'scheduled')"""
+# A long message stopped half-way (resume_from) is the modem's that sent its first parts
+# while that modem can send and the resume window lasts (RESUME_WINDOW): the rest goes with
+# the same concatenation reference, and the phone joins them. After that, or when that
+# modem is down, any modem sends it whole (parts from two SIMs never join up).
+_RESUMING_HERE = "(r.resume_modem = :modem AND r.resume_until > :now)"
 _CLAIM_NEXT = f"""
-SELECT r.id, r.broadcast_id, r.phone, r.text, r.parts_count, r.attempts, r.priority_rank
-{_DUE} AND r.parts_count <= :max_parts
+SELECT r.id, r.broadcast_id, r.phone, r.text, r.parts_count, r.attempts, r.priority_rank,
+       r.resume_from, r.concat_ref, {_RESUMING_HERE} AS resuming
+{_DUE}
+  AND (r.resume_modem IS NULL OR {_RESUMING_HERE} OR r.resume_until <= :now
+       OR r.resume_modem NOT IN (SELECT name FROM modem_status
+                                 WHERE reason IS NULL OR reason = 'weak_signal'))
+  AND CASE WHEN {_RESUMING_HERE} THEN r.parts_count - r.resume_from + 1
+           ELSE r.parts_count END <= :max_parts
 ORDER BY r.priority_rank, r.next_attempt_at, r.id
 LIMIT 1
 """
-# A message claimed but not begun: no part of it handed to a modem (or marked to be).
+RESUME_WINDOW = 30 * 60.0   # seconds a stopped long message waits for its own modem
+# A message claimed but not begun: no part of this attempt handed to a modem (or marked
+# to be); the parts a resumed message had sent before do not count.
 NOT_BEGUN = ("NOT EXISTS (SELECT 1 FROM parts WHERE parts.recipient_id = recipients.id "
-             "AND parts.state != 'queued')")
+             "AND parts.state != 'queued' AND parts.seq >= coalesce(recipients.resume_from, 1))")
 # The state staff see: a message a modem has claimed ahead but not begun is still waiting,
 # so one modem never shows two messages "sending" (and a cancel still stops it).
 SHOWN_STATE = (f"CASE WHEN recipients.state = 'sending' AND {NOT_BEGUN} THEN 'queued' "
@@ -65,6 +78,8 @@ class Claim:
     attempts: int          # including this one
     priority_rank: int     # 0 emergency, 1 routine
     modem: str
+    first_seq: int = 1     # a resumed message sends from this part on…
+    reference: int | None = None  # …with the concatenation reference its first parts had
 
     @property
     def emergency(self) -> bool:
@@ -87,7 +102,7 @@ def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int
     """
     if max_parts <= 0:
         return None
-    params = {"now": now, "max_parts": max_parts}
+    params = {"now": now, "max_parts": max_parts, "modem": modem}
     # An idle worker looks often: a read first, so that finding nothing takes no write lock
     # from the web UI (the claim below reads again, under the lock).
     if db.conn.execute(_CLAIM_NEXT, params).fetchone() is None:
@@ -102,16 +117,31 @@ def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int
             [modem, now, row["id"]]).rowcount
         if changed != 1:  # another writer took it between our read and our update
             return None
-        # Parts of an earlier attempt start afresh: the whole message goes out again.
+        first = row["resume_from"] if row["resuming"] else 1
+        if not row["resuming"] and row["resume_from"]:
+            _whole_again(conn, row, modem)
+        # Parts of an earlier attempt start afresh (from where a resumed one stopped).
         conn.execute("UPDATE parts SET state = 'queued', modem = NULL, mr = NULL, "
                      "sending_at = NULL, submitted_at = NULL, report_at = NULL, "
-                     "report_status = NULL, error = NULL WHERE recipient_id = ?", [row["id"]])
+                     "report_status = NULL, error = NULL WHERE recipient_id = ? AND seq >= ?",
+                     [row["id"], first])
         conn.execute("UPDATE broadcasts SET state = 'sending', started_at = "
                      "coalesce(started_at, ?) WHERE id = ? AND state = 'queued'",
                      [now, row["broadcast_id"]])
     return Claim(recipient_id=row["id"], broadcast_id=row["broadcast_id"], phone=row["phone"],
                  text=row["text"], parts_count=row["parts_count"],
-                 attempts=row["attempts"] + 1, priority_rank=row["priority_rank"], modem=modem)
+                 attempts=row["attempts"] + 1, priority_rank=row["priority_rank"], modem=modem,
+                 first_seq=first, reference=row["concat_ref"] if row["resuming"] else None)
+
+
+def _whole_again(conn: sqlite3.Connection, row: sqlite3.Row, modem: str) -> None:
+    """A message stopped half-way that its own modem could not finish in time: sent whole
+    by *modem*, visibly (the phone may show the first parts on their own too)."""
+    conn.execute("UPDATE recipients SET resume_from = NULL, resume_modem = NULL, "
+                 "resume_until = NULL, reason = 'whole_again' WHERE id = ?", [row["id"]])
+    audit.record(conn, ACTOR, "recipient_partial_send", recipient_id=row["id"],
+                 broadcast_id=row["broadcast_id"], parts_sent=row["resume_from"] - 1,
+                 parts=row["parts_count"], outcome="whole_again", modem=modem)
 
 
 def part_sending(db: sqlite_utils.Database, c: Claim, seq: int, now: float) -> None:
@@ -121,6 +151,10 @@ def part_sending(db: sqlite_utils.Database, c: Claim, seq: int, now: float) -> N
 
 
 def _mark_sending(conn: sqlite3.Connection, c: Claim, seq: int, now: float | None) -> None:
+    if seq == c.first_seq and c.reference is not None:
+        # Before the first AT+CMGS of this attempt: a stop after it resumes with it.
+        conn.execute("UPDATE recipients SET concat_ref = ? WHERE id = ?",
+                     [c.reference, c.recipient_id])
     conn.execute(
         "INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
         "VALUES (?, ?, 'sending', ?, ?) ON CONFLICT (recipient_id, seq) DO UPDATE SET "
@@ -193,7 +227,7 @@ def begin_claimed(db: sqlite_utils.Database, c: Claim, now: float, *,
         if _outranked(conn, c, now):
             _unclaim(conn, c, now)
             return "outranked"
-        _mark_sending(conn, c, 1, now)
+        _mark_sending(conn, c, c.first_seq, now)
         return "begun"
 
 
@@ -289,7 +323,8 @@ def retry_or_fail(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now
     A permanent error (unknown number, barred…) fails it at once; with *give_up* (an error
     we do not know to pass) so does the *max_attempts*-th attempt. Without it (congestion,
     a network out of order: what an earthquake brings) it is tried until it goes or staff
-    cancel. *reason* is the key staff read (appliance.error_policy).
+    cancel. *reason* is the key staff read (appliance.error_policy). A long message whose
+    first parts went out goes on from part *seq* (see stop_half_way).
     """
     with write(db) as conn:
         _end_part(conn, c, seq, "failed", error)
@@ -300,22 +335,54 @@ def retry_or_fail(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now
                          [now, why, reason if permanent else "gave_up", c.recipient_id])
             _note_partial_send(conn, c, seq, "failed")
             return "failed"
+        resumed = stop_half_way(conn, c.recipient_id, seq, c.modem, now)
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
                      "last_error = ?, reason = ? WHERE id = ?",
-                     [now + delay, _resend_note(conn, c, seq, error), reason, c.recipient_id])
-        _note_partial_send(conn, c, seq, "resent")
+                     [now + delay, _resend_note(conn, c, seq, error, resumed), reason,
+                      c.recipient_id])
+        _note_partial_send(conn, c, seq, "resumed" if resumed else "resent")
         return "queued"
 
 
 def release(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,
             reason: str | None = None) -> None:
-    """The modem failed, not the message: hand it back for any modem, attempt not counted."""
+    """The modem failed, not the message: hand it back, attempt not counted. A long message
+    whose first parts went out waits for this modem to finish it, while it can (see
+    stop_half_way); any other goes to any modem at once."""
     with write(db) as conn:
         _end_part(conn, c, seq, "failed", error)
+        resumed = stop_half_way(conn, c.recipient_id, seq, c.modem, now)
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
                      "attempts = max(attempts - 1, 0), last_error = ?, reason = ? WHERE id = ?",
-                     [now, _resend_note(conn, c, seq, error), reason, c.recipient_id])
-        _note_partial_send(conn, c, seq, "resent")
+                     [now, _resend_note(conn, c, seq, error, resumed), reason, c.recipient_id])
+        _note_partial_send(conn, c, seq, "resumed" if resumed else "resent")
+
+
+def stop_half_way(conn: sqlite3.Connection, recipient_id: int, seq: int, modem: str | None,
+                  now: float, *, uncertain: bool = False) -> bool:
+    """A long message stopped at part *seq*: record where to resume, when it can.
+
+    It can when parts 1..seq-1 reached the network through *modem* and their concatenation
+    reference is known: parts seq..n then go through the same modem with the same
+    reference, and the phone joins them into one message — instead of a fragment plus a
+    whole second copy. With *uncertain*, part *seq* itself may have arrived: it is sent
+    again too, and a phone drops a part it already has (same sender, reference and
+    number). Returns whether it will resume; otherwise the whole message goes again.
+    """
+    row = conn.execute("SELECT parts_count, concat_ref FROM recipients WHERE id = ?",
+                       [recipient_id]).fetchone()
+    sent = conn.execute("SELECT count(*) FROM parts WHERE recipient_id = ? AND seq < ? AND "
+                        "state IN ('submitted', 'delivered')", [recipient_id, seq]).fetchone()[0]
+    resumable = (row is not None and row["parts_count"] > 1 and row["concat_ref"] is not None
+                 and modem is not None and sent == seq - 1 and (sent > 0 or uncertain))
+    if resumable:
+        conn.execute("UPDATE recipients SET resume_from = ?, resume_modem = ?, "
+                     "resume_until = ? WHERE id = ?",
+                     [seq, modem, now + RESUME_WINDOW, recipient_id])
+    else:
+        conn.execute("UPDATE recipients SET resume_from = NULL, resume_modem = NULL, "
+                     "resume_until = NULL WHERE id = ?", [recipient_id])
+    return resumable
 
 
 def uncertain(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: float, *,
@@ -329,23 +396,28 @@ def uncertain(db: sqlite_utils.Database, c: Claim, seq: int, error: str, now: fl
     with write(db) as conn:
         _end_part(conn, c, seq, "uncertain", error)
         return settle_uncertain(conn, c.recipient_id, c.broadcast_id, seq, c.parts_count,
-                                 error, now, resend=resend)
+                                 error, now, resend=resend, modem=c.modem)
 
 
 def settle_uncertain(conn: sqlite3.Connection, recipient_id: int, broadcast_id: int,
                       seq: int, parts_count: int, error: str, now: float, *,
-                      resend: bool) -> str:
+                      resend: bool, modem: str | None) -> str:
     where = f"part {seq}/{parts_count}"
     if resend:
-        note = f"uncertain ({where}: {error}) — resent"
+        if stop_half_way(conn, recipient_id, seq, modem, now, uncertain=True):
+            note = (f"uncertain ({where}: {error}) — parts {seq}-{parts_count} sent again "
+                    "with the same reference (the phone keeps one of each)")
+        else:
+            note = f"uncertain ({where}: {error}) — resent"
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
-                     "last_error = ? WHERE id = ?", [now, note, recipient_id])
+                     "last_error = ?, reason = 'uncertain_resent' WHERE id = ?",
+                     [now, note, recipient_id])
         audit.record(conn, ACTOR, "recipient_resent", recipient_id=recipient_id,
                      broadcast_id=broadcast_id, reason=note)
         return "queued"
     note = f"uncertain ({where}: {error}) — may or may not have been sent; not resent"
-    conn.execute("UPDATE recipients SET state = 'uncertain', last_error = ? WHERE id = ?",
-                 [note, recipient_id])
+    conn.execute("UPDATE recipients SET state = 'uncertain', last_error = ?, "
+                 "reason = 'uncertain' WHERE id = ?", [note, recipient_id])
     audit.record(conn, ACTOR, "recipient_uncertain", recipient_id=recipient_id,
                  broadcast_id=broadcast_id, reason=note)
     return "uncertain"
@@ -353,11 +425,16 @@ def settle_uncertain(conn: sqlite3.Connection, recipient_id: int, broadcast_id: 
 
 def _sent_before(conn: sqlite3.Connection, c: Claim, seq: int) -> int:
     return conn.execute("SELECT count(*) FROM parts WHERE recipient_id = ? AND seq < ? "
-                        "AND state = 'submitted'", [c.recipient_id, seq]).fetchone()[0]
+                        "AND state IN ('submitted', 'delivered')",
+                        [c.recipient_id, seq]).fetchone()[0]
 
 
-def _resend_note(conn: sqlite3.Connection, c: Claim, seq: int, error: str) -> str:
+def _resend_note(conn: sqlite3.Connection, c: Claim, seq: int, error: str,
+                 resumed: bool = False) -> str:
     sent = _sent_before(conn, c, seq)
+    if sent and resumed:
+        return (f"{error}; parts 1-{sent} of {c.parts_count} had gone out — the rest is "
+                "sent with the same reference, and the phone joins them")
     if sent:
         return (f"{error}; parts 1-{sent} of {c.parts_count} had gone out — "
                 "the whole message is sent again")

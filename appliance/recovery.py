@@ -9,10 +9,14 @@ policy; in short, for each recipient message left in 'sending':
   queued again, the attempt not counted — no risk of a duplicate;
 - every part had been submitted: it is submitted (the last commit was lost);
 - some parts were submitted and none was in flight (crash between two parts): the phone
-  has an incomplete message, so the whole message is queued again, visibly;
+  has an incomplete message, so the rest is queued again, visibly — through the same
+  modem with the same concatenation reference, so that the phone joins it to the parts
+  it has (outbox.stop_half_way), or whole when that cannot be;
 - a part was in flight: that part becomes 'uncertain' and config.daemon.resend_uncertain
   decides — "emergency" (default) resends emergency messages and leaves routine ones
-  'uncertain' for staff; "always" resends all; "never" resends none.
+  'uncertain' for staff; "always" resends all; "never" resends none. A long message is
+  resent from the part in flight, with the same reference (a phone keeps one copy of a
+  part it already has).
 
 Every resend and every uncertain recipient gets a last_error that says so and an audit
 row: nobody gets a silent duplicate.
@@ -26,7 +30,7 @@ import sqlite_utils
 
 from . import audit
 from .db import write
-from .outbox import ACTOR, settle_uncertain, should_resend
+from .outbox import ACTOR, settle_uncertain, should_resend, stop_half_way
 
 
 @dataclass
@@ -47,7 +51,7 @@ def recover(db: sqlite_utils.Database, *, policy: str, now: float) -> Recovery:
     """Settle every recipient message a previous run left in 'sending' (one transaction)."""
     result = Recovery()
     with write(db) as conn:
-        rows = conn.execute("SELECT id, broadcast_id, parts_count, priority_rank FROM "
+        rows = conn.execute("SELECT id, broadcast_id, parts_count, priority_rank, modem FROM "
                             "recipients WHERE state = 'sending' ORDER BY id").fetchall()
         for row in rows:
             _recover_one(conn, row, policy, now, result)
@@ -71,7 +75,8 @@ def _recover_one(conn: sqlite3.Connection, row: sqlite3.Row, policy: str, now: f
                      "AND state = 'sending'", ["daemon stopped during AT+CMGS", rid])
         state = settle_uncertain(conn, rid, row["broadcast_id"], seq, total,
                                   "daemon stopped during AT+CMGS", now,
-                                  resend=should_resend(policy, row["priority_rank"]))
+                                  resend=should_resend(policy, row["priority_rank"]),
+                                  modem=row["modem"])
         (result.resent if state == "queued" else result.uncertain).append(rid)
     elif not sent:
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
@@ -83,10 +88,17 @@ def _recover_one(conn: sqlite3.Connection, row: sqlite3.Row, policy: str, now: f
                      "WHERE id = ?", [rid, now, rid])
         result.submitted.append(rid)
     else:
-        note = (f"daemon stopped after part {len(sent)}/{total} — the whole message is "
-                "sent again")
+        first_unsent = min(set(range(1, total + 1)) - set(sent))
+        if stop_half_way(conn, rid, first_unsent, row["modem"], now):
+            note = (f"daemon stopped after part {len(sent)}/{total} — the rest is sent with "
+                    "the same reference, and the phone joins them")
+            reason = "resumed"
+        else:
+            note = (f"daemon stopped after part {len(sent)}/{total} — the whole message is "
+                    "sent again")
+            reason = "whole_again"
         conn.execute("UPDATE recipients SET state = 'queued', next_attempt_at = ?, "
-                     "last_error = ? WHERE id = ?", [now, note, rid])
+                     "last_error = ?, reason = ? WHERE id = ?", [now, note, reason, rid])
         audit.record(conn, ACTOR, "recipient_resent", recipient_id=rid,
                      broadcast_id=row["broadcast_id"], reason=note)
         result.resent.append(rid)

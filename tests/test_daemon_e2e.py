@@ -304,7 +304,13 @@ def test_a_kill_while_waiting_for_the_pace_between_parts_resends_visibly_not_unc
     states = rig.wait_final(bid)
     assert states["submitted"] + states["delivered"] == 1 and states["uncertain"] == 0
     row = broadcasts.recipients(rig.db.conn, bid)[0]
-    assert "after part 1/2" in row["last_error"]
+    assert "after part 1/2" in row["last_error"] and row["reason"] == "resumed"
+    # The network's log: part 2 went after the restart with part 1's reference, so the
+    # phone joined them — one message, no fragment and no second copy.
+    submits = rig.sims[0].events("submit")
+    assert [(s["part"], s["ref"]) for s in submits] == [(1, submits[0]["ref"]),
+                                                        (2, submits[0]["ref"])]
+    assert len(rig.sims[0].events("message")) == 1
 
 
 def test_sigterm_finishes_the_message_in_flight_and_exits_0(rig_factory):

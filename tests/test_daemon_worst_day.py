@@ -150,3 +150,30 @@ def test_a_modem_without_an_sms_centre_hands_its_messages_to_the_other(rig_facto
     states = rig.wait_final(bid, timeout=60)
     assert states["failed"] == 0
     assert len(rig.sims[1].events("message")) == 20 and not rig.sims[0].events("message")
+
+
+# -- a long message stopped half-way goes on as one message ---------------------------------
+
+def test_a_long_message_refused_half_way_is_finished_as_one_message(rig_factory):
+    rig = rig_factory(pace=60)   # a second between parts: time to act after part 1
+    group = seed_patients(rig.db, 3)
+    number = "+819010000001"
+    bid = rig.broadcast(group, choices=["来院できる", "来院できない", "連絡がほしい"] * 3)
+    parts = rig.db.conn.execute("SELECT parts_count FROM recipients LIMIT 1").fetchone()[0]
+    assert parts >= 3
+    rig.daemon.start()
+    # Part 1 of this patient's message is on the phone; part 2 meets congestion once.
+    wait_until(lambda: any(s["to"] == number for s in rig.sims[0].events("submit")), 60,
+               "part 1 to the patient")
+    rig.sims[0].control().fail_sends(code=42, number=number, count=1)
+    states = rig.wait_final(bid)
+    assert states["failed"] == states["uncertain"] == 0
+    mine = [s for s in rig.sims[0].events("submit") if s["to"] == number]
+    # Each part once, all with one reference: the phone joined them. (Sent whole again, it
+    # would have had part 1 twice: a fragment and a full copy.)
+    assert sorted(s["part"] for s in mine) == list(range(1, parts + 1))
+    assert len({s["ref"] for s in mine}) == 1
+    assert messages_per_number(rig.sims)[number] == 1
+    row = rig.db.conn.execute("SELECT attempts, last_error FROM recipients WHERE phone = ?",
+                              [number]).fetchone()
+    assert row["attempts"] == 2 and "the rest is sent with the same reference" in row["last_error"]

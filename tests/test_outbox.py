@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from appliance import audit, outbox
-from appliance.db import connect
+from appliance.db import connect, write
 from tests.queue_rows import TEXT_2_PARTS, add_broadcast, parts, recipient, states
 
 
@@ -305,3 +305,67 @@ def test_the_answer_to_a_part_is_recorded_with_the_next_parts_hand_over(db):
     assert [(p["state"], p["mr"], p["sending_at"]) for p in parts(db, rid)] == \
         [("submitted", 9, 100.0), ("sending", None, 101.1)]
     assert recipient(db, rid)["state"] == "sending"
+
+
+# -- a long message stopped half-way ----------------------------------------------------------
+
+def _stopped_after_part_1(db, now=100.0):
+    """m0 sent part 1 of a 2-part message with reference 77; part 2 met congestion."""
+    import dataclasses
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    c = dataclasses.replace(outbox.claim(db, "m0", now, max_parts=10), reference=77)
+    outbox.part_sending(db, c, 1, now)
+    outbox.part_submitted(db, c, 1, 5, now + 0.1, last=False)
+    outbox.part_sending(db, c, 2, now + 0.2)
+    outbox.retry_or_fail(db, c, 2, "+CMS ERROR: 42", now + 0.2, permanent=False,
+                         give_up=False, delay=0, reason="cms:42")
+    return rid
+
+
+def _modem_ready(db, name: str, ready: bool) -> None:
+    from appliance import health
+    with write(db) as conn:
+        health.write_status(conn, health.ModemHealth(
+            name=name, port="/dev/null", ready=ready, reason=None if ready else "no_sim",
+            checked_at=100.0))
+
+
+def test_a_message_stopped_half_way_goes_on_from_there_with_its_reference(db):
+    rid = _stopped_after_part_1(db)
+    _modem_ready(db, "m0", True)
+    assert outbox.claim(db, "m1", 101.0, max_parts=10) is None  # m0 finishes its own
+    c = outbox.claim(db, "m0", 101.0, max_parts=1)   # one part left to send: fits 1
+    assert (c.first_seq, c.reference) == (2, 77)
+    assert [p["state"] for p in parts(db, rid)] == ["submitted", "queued"]
+    assert "the rest is sent with the same reference" in recipient(db, rid)["last_error"]
+    [entry] = audit.entries(db, action="recipient_partial_send")
+    assert entry.detail["outcome"] == "resumed"
+
+
+def test_when_its_modem_is_down_another_sends_the_message_whole_and_says_so(db):
+    rid = _stopped_after_part_1(db)
+    _modem_ready(db, "m0", False)
+    c = outbox.claim(db, "m1", 101.0, max_parts=10)
+    assert (c.recipient_id, c.first_seq, c.reference) == (rid, 1, None)
+    assert [p["state"] for p in parts(db, rid)] == ["queued", "queued"]
+    assert recipient(db, rid)["reason"] == "whole_again"
+    assert sorted(e.detail["outcome"] for e in audit.entries(
+        db, action="recipient_partial_send")) == ["resumed", "whole_again"]
+
+
+def test_after_the_resume_window_any_modem_sends_it_whole(db):
+    rid = _stopped_after_part_1(db)
+    _modem_ready(db, "m0", True)
+    later = 100.0 + outbox.RESUME_WINDOW + 1
+    c = outbox.claim(db, "m1", later, max_parts=10)
+    assert c.recipient_id == rid and c.first_seq == 1
+
+
+def test_a_cancel_stops_a_resumable_message_claimed_ahead(db):
+    from appliance import broadcasts
+    rid = _stopped_after_part_1(db)
+    _modem_ready(db, "m0", True)
+    outbox.claim(db, "m0", 101.0, max_parts=10)    # claimed ahead, part 2 not begun
+    bid = recipient(db, rid)["broadcast_id"]
+    with write(db) as conn:
+        assert broadcasts.cancel(conn, bid, actor="test", now=101.5) == 1

@@ -102,3 +102,26 @@ def test_a_crash_with_the_next_part_marked_ahead_is_uncertain_not_resent(db):
     assert result.uncertain == [rid]
     assert [p["state"] for p in parts(db, rid)] == ["uncertain", "uncertain"]
     assert "part 1/2" in recipient(db, rid)["last_error"]
+
+
+def test_a_crash_with_part_1_of_2_in_flight_resends_from_it_with_its_reference(db):
+    import dataclasses
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS, priority="emergency")
+    c = dataclasses.replace(outbox.claim(db, "m0", 100.0, max_parts=10), reference=9)
+    outbox.part_sending(db, c, 1, 100.0)          # …and the power went
+    recover(db, policy="emergency", now=200.0)
+    row = recipient(db, rid)
+    assert (row["state"], row["resume_from"], row["resume_modem"], row["concat_ref"]) == \
+        ("queued", 1, "m0", 9)
+    assert "same reference" in row["last_error"]
+
+
+def test_a_crash_between_parts_resumes_after_the_parts_sent(db):
+    import dataclasses
+    _, [rid] = add_broadcast(db, 1, text=TEXT_2_PARTS)
+    c = dataclasses.replace(outbox.claim(db, "m0", 100.0, max_parts=10), reference=9)
+    outbox.part_sending(db, c, 1, 100.0)
+    outbox.part_submitted(db, c, 1, 3, 100.5, last=False)
+    recover(db, policy="never", now=200.0)
+    row = recipient(db, rid)
+    assert (row["state"], row["resume_from"], row["reason"]) == ("queued", 2, "resumed")

@@ -198,4 +198,4 @@ def _filters(app: Flask) -> None:
         from flask_babel import get_locale
         return {"clinic_name": tsunagu_config().clinic_name, "languages": LANGUAGES,
                 "config_tz": tsunagu_config().timezone,
-                "get_locale": get_locale}
+                "get_locale": get_locale, "inf": float("inf"), "now_ts": now()}

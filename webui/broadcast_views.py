@@ -18,7 +18,7 @@ from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, Select
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import Length, NumberRange, Optional
 
-from appliance import audit, broadcasts, doorbell, replies, templates
+from appliance import audit, broadcasts, budget, doorbell, replies, templates
 from appliance.db import write
 
 from . import db, now, tsunagu_config
@@ -27,7 +27,8 @@ from .auth import actor, remote, staff_required
 bp = Blueprint("broadcasts", __name__)
 
 STATE_LABELS = {
-    "queued": _l("Waiting"), "sending": _l("Sending"), "submitted": _l("Sent"),
+    "queued": _l("Waiting"), "budget_wait": _l("Waiting for the daily limit"),
+    "sending": _l("Sending"), "submitted": _l("Sent"),
     "delivered": _l("Delivered"), "failed": _l("Failed"), "uncertain": _l("Uncertain"),
     "cancelled": _l("Cancelled"), "scheduled": _l("Scheduled"), "done": _l("Finished"),
 }
@@ -162,18 +163,24 @@ def commit():
     return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
 
 
-def _get_summary(broadcast_id: int) -> dict:
+def _get_summary(broadcast_id: int, held: dict[int, float] | None = None) -> dict:
     try:
-        return broadcasts.summary(db().conn, broadcast_id)
+        return broadcasts.summary(db().conn, broadcast_id, held=held)
     except broadcasts.BroadcastError:
         abort(404)
+
+
+def _held() -> dict[int, float]:
+    """Queued messages the SIMs' daily limits hold back (上限待ち), for the counts."""
+    return budget.held_back(db().conn, tsunagu_config(), now())
 
 
 @bp.route("/broadcasts/<int:broadcast_id>")
 @staff_required
 def detail(broadcast_id: int):
-    summary = _get_summary(broadcast_id)
-    people = broadcasts.recipients(db().conn, broadcast_id)
+    held = _held()
+    summary = _get_summary(broadcast_id, held)
+    people = broadcasts.recipients(db().conn, broadcast_id, held=held)
     return render_template("broadcast.html", b=summary, people=people, labels=STATE_LABELS,
                            live=summary["state"] in ("queued", "sending", "scheduled"))
 
@@ -181,8 +188,9 @@ def detail(broadcast_id: int):
 @bp.route("/api/broadcasts/<int:broadcast_id>")
 @staff_required
 def api_detail(broadcast_id: int):
-    summary = _get_summary(broadcast_id)
-    people = broadcasts.recipients(db().conn, broadcast_id)
+    held = _held()
+    summary = _get_summary(broadcast_id, held)
+    people = broadcasts.recipients(db().conn, broadcast_id, held=held)
     return jsonify({"state": summary["state"], "state_label": str(STATE_LABELS[summary["state"]]),
                     "progress": summary["progress"], "counts": summary["counts"],
                     "acknowledged": summary["acknowledged"], "tally": summary["tally"],

@@ -115,17 +115,24 @@ def _parse_at(text: str, zone, now: float) -> float:
 @_errors
 def show(broadcast_id: int, as_json: bool) -> None:
     """Counts per state and every recipient of broadcast BROADCAST_ID."""
-    from .. import broadcasts, error_policy
+    from .. import broadcasts, budget, error_policy
+    from ..db import now
     config, db = load_config_and_db()
-    summary = broadcasts.summary(db.conn, broadcast_id)
-    people = broadcasts.recipients(db.conn, broadcast_id)
+    held = budget.held_back(db.conn, config, now())
+    summary = broadcasts.summary(db.conn, broadcast_id, held=held)
+    people = broadcasts.recipients(db.conn, broadcast_id, held=held)
     if as_json:
         summary["recipients"] = [{**{k: r[k] for k in ("name", "phone", "state", "parts_count",
                                                         "attempts", "modem", "last_error",
-                                                        "reason", "acknowledged_at", "choice")},
+                                                        "reason", "acknowledged_at", "choice",
+                                                        "budget_until")},
                                   "reason_text": error_policy.describe(r["reason"],
                                                                        config.language)}
                                  for r in people]
+        # Infinity is not JSON: a message no SIM's limit can take has no time (null).
+        for item in (summary, *summary["recipients"]):
+            if item["budget_until"] == float("inf"):
+                item["budget_until"] = None
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
         return
     click.echo(f"#{summary['id']} {summary['title']} — {summary['state']} "
@@ -138,6 +145,8 @@ def show(broadcast_id: int, as_json: bool) -> None:
         ack = " ✓" if r["acknowledged_at"] else ""
         why = error_policy.describe(r["reason"], config.language) if r["reason"] \
             and r["state"] != "delivered" else r["last_error"]
+        if r["state"] == "budget_wait":
+            why = _budget_note(r["budget_until"], config)
         click.echo(f"  {r['state']:<10} {r['phone']:<14} {r['name']}{ack}"
                    + (f"  ({why})" if why else ""))
 
@@ -215,3 +224,12 @@ def inbox(unmatched: bool, limit: int) -> None:
         about = f" → #{m['broadcast_id']}" if m["broadcast_id"] else " (unmatched)"
         choice = f" [choice {m['choice']}]" if m["choice"] else ""
         click.echo(f"{when} {m['number']} {who}{about}{choice}: {m['text']}")
+
+
+def _budget_note(until: float, config) -> str:
+    import datetime as dt
+    if until == float("inf"):
+        return ("どのSIMの1日の上限にも収まりません" if config.language == "ja"
+                else "longer than any SIM's daily limit")
+    at = dt.datetime.fromtimestamp(until, config.zone).strftime("%m/%d %H:%M")
+    return f"上限待ち: {at} から" if config.language == "ja" else f"daily limit: from {at}"

@@ -89,8 +89,8 @@ class SimulatedModem(NetworkServices, VoiceCalls):
         self._control_enabled = control
         self.control_server = None
         self.drop_commands = 0
-        self.ack_timeout = ACK_TIMEOUT
         self.withheld_prompts = 0
+        self.ack_timeout = ACK_TIMEOUT
         self.radio_on = True
         self.mr = 0  # TP-MR lives on the SIM (EF-SMSS): a reset does not restart it
         # A network that has stopped acknowledging: sends that come due wait here, in order,

@@ -91,8 +91,9 @@ class Network:
         """What the log will say of *submit* once accepted, made while the modem "sends"
         (its send delay), so that accepting it costs no more than writing one line."""
         part, parts = (submit.concat.seq, submit.concat.total) if submit.concat else (1, 1)
-        fields = json.dumps({"to": submit.number, "pdu": pdu_hex, "part": part, "parts": parts},
-                            ensure_ascii=False)[1:-1]
+        ref = submit.concat.reference if submit.concat else None
+        fields = json.dumps({"to": submit.number, "pdu": pdu_hex, "part": part, "parts": parts,
+                             "ref": ref}, ensure_ascii=False)[1:-1]
         return PreparedSubmit(submit, part, parts, fields,
                               pdu.Deliver(sender=submit.number, text=submit.text, sent_at=None,
                                           concat=submit.concat))
