@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,6 +160,7 @@ class ModemLink:
 
     def __init__(self, config: Config, modem: ModemConfig, *, db: sqlite_utils.Database,
                  clock, open_device: Callable[[str], Any], clock_keeper: Any = None,
+                 storage: Any = None,
                  closing: Callable[[], None] = lambda: None,
                  unusable: Callable[[], None] = lambda: None,
                  decorate: Callable[[health.ModemHealth], health.ModemHealth] = lambda h: h,
@@ -171,6 +173,7 @@ class ModemLink:
         self.clock = clock
         self._open_device = open_device
         self.clock_keeper = clock_keeper
+        self.storage = storage  # appliance.storage.Watch: told of writes the disk refuses
         self._closing, self._unusable, self._decorate, self._opened = \
             closing, unusable, decorate, opened
         self._run = run
@@ -233,6 +236,17 @@ class ModemLink:
         log.info("%s: open (%s)", self.name, current.reason or "ready")
         if current.sendable:
             self._opened(device)
+        return True
+
+    def reinitialise(self) -> bool:
+        """Set the opened modem up again (which also reads what its stores kept); False when
+        it did not answer (it is dropped then)."""
+        try:
+            self.device.initialise(pin=self._pin(),
+                                   request_status_reports=self.modem.request_status_reports)
+        except ModemError as exc:
+            self.lost(exc)
+            return False
         return True
 
     def _pin(self) -> str | None:
@@ -417,8 +431,14 @@ class ModemLink:
         self.health = current
         if not current.sendable:
             self._unusable()
-        with write(self.db) as conn:
-            health.write_status(conn, current)
+        try:
+            with write(self.db) as conn:
+                health.write_status(conn, current)
+        except sqlite3.Error as exc:
+            # The modem's state is kept here and written with the next poll; a storage
+            # fault is told where staff look, anything else is a real error.
+            if self.storage is None or self.storage.met(exc, self.name) is None:
+                raise
         if changed:
             log.info("%s: %s", self.name, "ready" if current.ready else
                      f"not ready: {current.reason} ({current.detail})")
