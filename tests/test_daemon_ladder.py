@@ -53,13 +53,15 @@ def test_a_hang_only_a_power_cycle_clears_is_cleared_and_the_broadcast_finishes(
 
 @pytest.mark.slow
 def test_when_no_rung_helps_staff_are_told_and_the_modem_is_reset_no_more(rig_factory):
-    rig = rig_factory(sections={"recovery": RECOVERY}, daemon={"poll_interval": 1},
-                      modem={"power_cycle_command": "true"})  # a power cycle that changes nothing
+    # No reset rung (as a clinic may configure it), and a power cycle that changes nothing.
+    rig = rig_factory(sections={"recovery": {**RECOVERY, "reset": False}},
+                      daemon={"poll_interval": 1}, modem={"power_cycle_command": "true"})
     rig.daemon.start()
     wait_until(lambda: modem_ready(rig), 30, "the modem ready")
     rig.sims[0].control().hang(kind="total")
     wait_until(lambda: rungs(rig) and rungs(rig)[-1][0] == "gave_up", 120,
                "the ladder to give up")
+    assert [r for r, _ in rungs(rig)] == ["resync", "power_cycle", "gave_up"]
     climbed = len(rungs(rig))
     # The daemon keeps looking (a person may replug the modem) but resets nothing more.
     before = rig.db.conn.execute("SELECT checked_at FROM modem_status").fetchone()[0]
