@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import health as health_mod, jobs, modem_link, schedules, storage, timekeeping
+from . import clock as clock_mod
+from . import health as health_mod
+from . import jobs, modem_link, schedules, storage, timekeeping
 from .config import Config
 from .db import write
 
@@ -219,8 +221,12 @@ def check_storage(config: Config, now: float, lang: str,
     return results
 
 
-def check_clock(now: float, lang: str, conn: sqlite3.Connection | None = None) -> Result:
-    """Whether the clock is sane, and where its time comes from (appliance.timekeeping)."""
+def check_clock(now: float, lang: str, synchronised: bool | None = None,
+                conn: sqlite3.Connection | None = None) -> Result:
+    """Critical when the time is impossible; otherwise where it comes from: NTP, the cellular
+    network (appliance.timekeeping set it while NTP could not), or nowhere — a warning, as
+    the second factor's codes, schedules, the daily budget and the audit log's times need
+    the right time."""
     if now < EARLIEST_SANE_TIME:
         return Result("clock", CRITICAL, _t(lang, "時計が合っていません（NTPを確認してください）",
                                             "the clock is wrong (check NTP)"))
@@ -228,21 +234,30 @@ def check_clock(now: float, lang: str, conn: sqlite3.Connection | None = None) -
         status = timekeeping.read_status(conn) if conn is not None else None
     except sqlite3.DatabaseError:
         status = None  # a damaged database is the storage check's to report
-    if status is None:
-        return Result("clock", OK, _t(lang, "時計正常", "clock sane"))
-    source = status["source"]
-    if source == "ntp":
-        return Result("clock", OK, _t(lang, "時刻の出どころ: NTP（インターネット）",
-                                      "time source: NTP"))
+    source = status["source"] if status else None
+    if synchronised is True:
+        return Result("clock", OK, _t(lang, "時計正常（同期済み）", "clock sane and synchronised"))
     if source == "network":
         return Result("clock", OK, _t(
             lang, "時刻の出どころ: 携帯電話網（NTPに届かないため）",
             f"time source: the cellular network (NTP unreachable): {status['detail']}"))
-    return Result("clock", WARNING, _t(
-        lang, "時刻が同期されていません。インターネット接続（NTP）かモデムの電波を確認してください"
-        "（予約送信・1日の上限・ログの時刻に影響します）",
-        f"time source: unsynchronised: {status['detail']} (schedules, the daily budget and "
-        "the logs depend on it)"))
+    if source == "unsynchronised":
+        return Result("clock", WARNING, _t(
+            lang, "時刻が同期されていません。インターネット接続（NTP）かモデムの電波を確認してください"
+            "（2段階認証のコード・予約送信・1日の上限・ログの時刻に影響します）",
+            f"time source: unsynchronised: {status['detail']} (two-step codes, schedules, the "
+            "daily budget and the logs depend on it)"))
+    if synchronised is False:
+        return Result("clock", WARNING, _t(
+            lang, "時計が同期していません。ネットワーク（NTP）の設定を確認してください。"
+                  "ずれると2段階認証のコードが通らなくなります",
+            "the clock is not synchronised (check NTP): two-step verification codes fail "
+            "when it drifts"))
+    if source == "ntp":
+        return Result("clock", OK, _t(lang, "時刻の出どころ: NTP（インターネット）",
+                                      "time source: NTP"))
+    return Result("clock", OK, _t(lang, "時計正常（同期状態は確認できません）",
+                                  "clock sane (synchronisation unknown)"))
 
 
 def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
@@ -306,9 +321,12 @@ def _local(at: float | None, config: Config) -> str:
 
 
 def run_checks(db, config: Config, now: float, *,
-               met: Iterable[storage.Fault] = ()) -> list[Result]:
+               met: Iterable[storage.Fault] = (),
+               clock_sync: Callable[[], bool | None] = clock_mod.synchronised) -> list[Result]:
     """Every check. *db* is None when the database could not be opened at all (*met* says
-    why); a database that cannot be read gives what can be known without it."""
+    why); a database that cannot be read gives what can be known without it. *clock_sync*
+    says whether the system clock is synchronised (a seam: tests inject the answer, the
+    appliance asks timedatectl, then the kernel)."""
     conn = db.conn if hasattr(db, "conn") else db
     lang = config.language
     met = list(met)
@@ -330,7 +348,8 @@ def run_checks(db, config: Config, now: float, *,
             results, tail = [], []
     if not results:
         results = [check_daemon_without_database(config, now, lang)]
-    every = [*results, *check_storage(config, now, lang, met), check_clock(now, lang, conn), *tail]
+    every = [*results, *check_storage(config, now, lang, met),
+             check_clock(now, lang, clock_sync(), conn), *tail]
     return list({(r.name, r.message): r for r in every}.values())  # a fault said once
 
 

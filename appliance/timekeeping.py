@@ -21,23 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import audit
+from . import clock as clock_mod
 from .config import TimeConfig
 from .db import write
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("ntp", "network", "unsynchronised")
-
-
-def ntp_synchronised(run=subprocess.run) -> bool | None:
-    """Whether systemd says NTP has synchronised the clock; None when it cannot be asked."""
-    try:
-        result = run(["timedatectl", "show", "--property=NTPSynchronized", "--value"],
-                     capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None  # no timedatectl (a container, a test machine): unknown, never guessed
-    answer = result.stdout.strip().lower()
-    return {"yes": True, "no": False}.get(answer) if result.returncode == 0 else None
 
 
 def command_setter(command: str, run=subprocess.run) -> Callable[[float], None]:
@@ -63,7 +53,7 @@ class ClockKeeper:
     """Shared by the workers: each offers its modem's network time when `due()`."""
 
     def __init__(self, config: TimeConfig, clock, *,
-                 ntp_state: Callable[[], bool | None] = ntp_synchronised,
+                 ntp_state: Callable[[], bool | None] = clock_mod.synchronised,
                  set_clock: Callable[[float], None] | None = None) -> None:
         self.config = config
         self.clock = clock

@@ -67,7 +67,7 @@ def test_a_small_difference_is_left_alone_and_unknown_ntp_is_never_overruled(db)
 
 def test_no_network_time_and_no_ntp_is_unsynchronised_and_check_warns(db, tmp_path):
     keeper(ShiftedClock(0), False).observe(db, "modem0", None)
-    result = check.check_clock(time.time(), "ja", db.conn)
+    result = check.check_clock(time.time(), "ja", conn=db.conn)
     assert result.status == check.WARNING and "同期されていません" in result.message
 
 
@@ -120,5 +120,5 @@ def test_the_worker_corrects_a_clock_three_hours_off_from_the_modems_network_tim
         worker.events.close()
     assert abs(clock.now() - time.time()) < 5
     worker_db = worker.db
-    result = check.check_clock(clock.now(), "en", worker_db.conn)
+    result = check.check_clock(clock.now(), "en", conn=worker_db.conn)
     assert result.status == check.OK and "cellular network" in result.message
