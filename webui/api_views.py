@@ -20,7 +20,7 @@ STATUS_WORDS = ("ok", "warning", "critical")
 BROADCAST_FIELDS = {"text": "text", "groups": "groups", "choices": "choices",
                     "priority": "priority", "phones": "phones", "id": "id",
                     "followup_after_minutes": "followup"}
-BROADCAST_ID = {"broadcast_id": {"type": "integer", "minimum": 1}}
+BROADCAST_ID = {"broadcast_id": api_schema.ID}
 PATIENT = {"patient_id": api_schema.PATIENT_ID}
 EXTERNAL = {"external_id": api_schema.EXTERNAL_ID}
 
