@@ -37,6 +37,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -383,6 +384,11 @@ class Deliverer:
 
     def busy(self) -> bool:
         return bool(self._running)
+
+    def wait(self, timeout: float) -> bool:
+        """Until the batches in flight have their answers (recorded by the next run)."""
+        done, pending = futures_wait(list(self._running.values()), timeout=timeout)
+        return not pending
 
     def _collect(self, db: sqlite_utils.Database, now: float) -> int:
         done = {w: f for w, f in self._running.items() if f.done()}
