@@ -4,8 +4,8 @@
 UI keep writing; the copy is checked (integrity_check) before it counts, the newest N are
 kept, and a copy goes to a USB stick when one is configured and mounted. `restore()` checks
 that a file really is a Tsunagu database before it replaces anything, refuses while the
-daemon is running (it would keep writing to the old file), keeps the current database aside,
-and replaces it atomically.
+daemon is running (it would keep writing to the old file), moves the current database aside
+(a damaged one too) and puts the restored one in its place.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import audit
+from . import audit, storage
 from .config import Config
 from .db import connect
 
@@ -118,6 +118,9 @@ def check_file(path: Path) -> None:
 
 
 def daemon_running(config: Config, now: float) -> bool:
+    status = storage.read_daemon_status(config)
+    if status is not None and status.alive(now, config.check.heartbeat_max_age):
+        return True  # its status file: also when its database cannot be read
     if not Path(config.database).exists():
         return False
     with sqlite3.connect(config.database) as conn:
@@ -139,16 +142,23 @@ def restore(config: Config, source: Path, *, force: bool = False, now: float | N
     database = Path(config.database)
     kept = database.with_name(f"{database.name}.before-restore-"
                               f"{dt.datetime.fromtimestamp(now, config.zone):%Y%m%d-%H%M%S}")
-    if database.exists():
-        with sqlite3.connect(database) as current, sqlite3.connect(kept) as copy:
-            current.backup(copy)
     staging = database.with_name(database.name + ".restoring")
-    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(staging) as dst:
-        src.backup(dst)
-    for suffix in ("-wal", "-shm"):  # the old database's journal must not be applied to the new
-        stale = Path(f"{database}{suffix}")
-        if stale.exists():
-            stale.unlink()
+    try:
+        with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, \
+                sqlite3.connect(staging) as dst:
+            src.backup(dst)
+    except (sqlite3.Error, OSError) as exc:
+        staging.unlink(missing_ok=True)
+        raise BackupError(f"cannot write the restored copy {staging}: {exc} (a full disk: "
+                          "free space first)") from None
+    if database.exists():
+        # Moved aside, not copied: byte for byte what was there (a damaged file too, which
+        # a copy through SQLite could not read), and no space needed on a full disk. Its
+        # write-ahead log goes with it: committed rows may still be there.
+        os.replace(database, kept)
+        if Path(f"{database}-wal").exists():
+            os.replace(f"{database}-wal", f"{kept}-wal")
+    Path(f"{database}-shm").unlink(missing_ok=True)  # the old database's index of its log
     os.replace(staging, database)
     restored = connect(database)  # applies newer migrations to an older backup
     audit.record(restored, actor, "restore", source=str(source), previous_kept=str(kept))

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from . import health as health_mod
-from . import jobs, reminders, schedules, webhooks
+from . import jobs, reminders, schedules, storage, webhooks
 from .config import Config
 from .db import write
 
@@ -60,6 +60,8 @@ def check_daemon(h: health_mod.Health, lang: str) -> Result:
     if not h.daemon_alive:
         return Result("daemon", CRITICAL, _t(lang, f"デーモンが{age}秒間応答していません",
                                              f"no daemon heartbeat for {age} s"))
+    if h.storage_fault is not None:
+        return _daemon_cannot_write(lang)
     return Result("daemon", OK, _t(lang, f"デーモン稼働中（{age}秒前に応答）",
                                    f"daemon running (heartbeat {age} s ago)"))
 
@@ -128,18 +130,65 @@ def check_queue(h: health_mod.Health, config: Config, lang: str) -> list[Result]
     return out
 
 
-def check_database(conn: sqlite3.Connection, lang: str) -> Result:
-    answer = conn.execute("PRAGMA quick_check").fetchone()[0]
+def _daemon_cannot_write(lang: str) -> Result:
+    return Result("daemon", CRITICAL, _t(
+        lang, "デーモンは動いていますが、記録できないため送信していません（理由は下）",
+        "the daemon is running but sends nothing, as it cannot record (see below)"))
+
+
+def check_daemon_without_database(config: Config, now: float, lang: str) -> Result:
+    """The daemon seen through its status file alone (the database cannot be read)."""
+    beat = health_mod.daemon_heartbeat(config, now)
+    if beat is not None and beat.age <= config.check.heartbeat_max_age:
+        return _daemon_cannot_write(lang)
+    return Result("daemon", CRITICAL, _t(lang, "デーモンが動いていません",
+                                         "the daemon is not running"))
+
+
+def check_database(conn: sqlite3.Connection, config: Config, lang: str) -> Result:
+    try:
+        answer = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        fault = storage.fault_of(exc, Path(config.database).parent)
+        if fault is None:
+            raise
+        return storage_result(fault.kind, config, lang)
     if answer != "ok":
-        return Result("database", CRITICAL, _t(lang, f"データベース異常: {answer}",
-                                               f"database damaged: {answer}"))
+        return Result("database", CRITICAL, storage.advice(storage.DAMAGED, lang, config)
+                      + f" ({answer})")
     return Result("database", OK, _t(lang, "データベース正常", "database ok"))
 
 
-def check_disk(config: Config, lang: str, *, disk_usage=shutil.disk_usage) -> Result:
-    free_mb = disk_usage(config.database.parent).free // (1024 * 1024)
-    status = WARNING if free_mb < config.check.min_free_disk_mb else OK
-    return Result("disk", status, _t(lang, f"空き容量 {free_mb} MB", f"{free_mb} MB free"))
+def storage_result(kind: str, config: Config, lang: str,
+                   disk: storage.Disk | None = None) -> Result:
+    name = "database" if kind == storage.DAMAGED else "storage"
+    return Result(name, CRITICAL, storage.advice(kind, lang, config, disk))
+
+
+def check_storage(config: Config, now: float, lang: str,
+                  met: Iterable[storage.Fault] = ()) -> list[Result]:
+    """The disk, and what writes meet: the daemon's (its status file) and this check's own
+    (*met*). One line per fault, each with what to do."""
+    disk = storage.disk(config)
+    kinds: list[str] = []
+    status = storage.read_daemon_status(config)
+    if status is not None and status.alive(now, config.check.heartbeat_max_age) and \
+            status.fault is not None:
+        kinds.append(status.fault.kind)
+    kinds += [f.kind for f in met]
+    if disk.read_only:
+        kinds.append(storage.READ_ONLY)
+    if disk.full:
+        kinds.append(storage.FULL)
+    elif disk.reserve_used:
+        kinds.append(storage.RESERVE_USED)
+    results = [storage_result(kind, config, lang, disk)
+               for kind in dict.fromkeys(kinds)]  # each once, in the order met
+    if not {storage.FULL, storage.RESERVE_USED} & set(kinds):
+        low = disk.free_mb < config.check.min_free_disk_mb
+        results.append(Result("disk", WARNING if low else OK, _t(
+            lang, f"空き容量 {disk.free_mb} MB", f"{disk.free_mb} MB free")))
+    return results
 
 
 def check_clock(now: float, lang: str) -> Result:
@@ -245,14 +294,32 @@ def _local(at: float | None, config: Config) -> str:
     return dt.datetime.fromtimestamp(at or 0, config.zone).strftime("%m/%d %H:%M")
 
 
-def run_checks(db, config: Config, now: float) -> list[Result]:
+def run_checks(db, config: Config, now: float, *,
+               met: Iterable[storage.Fault] = ()) -> list[Result]:
+    """Every check. *db* is None when the database could not be opened at all (*met* says
+    why); a database that cannot be read gives what can be known without it."""
     conn = db.conn if hasattr(db, "conn") else db
     lang = config.language
-    h = health_mod.read_health(conn, config, now)
-    return [check_daemon(h, lang), *check_modems(h, lang), check_budget(h, config, lang),
-            *check_queue(h, config, lang), check_database(conn, lang), check_disk(config, lang),
-            check_clock(now, lang), check_last_test(conn, now, lang),
-            *check_jobs(conn, config, lang)]
+    met = list(met)
+    results: list[Result] = []
+    tail: list[Result] = []
+    if conn is not None:
+        try:
+            h = health_mod.read_health(conn, config, now)
+            results = [check_daemon(h, lang), *check_modems(h, lang),
+                       check_budget(h, config, lang), *check_queue(h, config, lang),
+                       check_database(conn, config, lang)]
+            tail = [check_last_test(conn, now, lang), *check_jobs(conn, config, lang)]
+        except sqlite3.DatabaseError as exc:
+            fault = storage.fault_of(exc, Path(config.database).parent)
+            if fault is None:
+                raise
+            met.append(fault)
+            results, tail = [], []
+    if not results:
+        results = [check_daemon_without_database(config, now, lang)]
+    every = [*results, *check_storage(config, now, lang, met), check_clock(now, lang), *tail]
+    return list({(r.name, r.message): r for r in every}.values())  # a fault said once
 
 
 def overall(results: list[Result]) -> int:

@@ -6,8 +6,8 @@ a number, `pin = 1234` is not a string), a value out of range, or a missing requ
 docs/config.example.toml is the documented reference; a test checks it loads and that every
 key here appears there.
 
-Relative paths (database, web.secret_key_file, backup.directory, backup.usb_path and a
-modem's port) are resolved against the directory of the config file, so a self-contained
+Relative paths (database, web.secret_key_file, daemon.runtime_directory, backup.directory,
+backup.usb_path and a modem's port) are resolved against the directory of the config file, so a self-contained
 directory such as ./var/demo works wherever it is started from.
 """
 from __future__ import annotations
@@ -62,6 +62,12 @@ class DaemonConfig:
     retry_backoff_max: float = 120
     min_signal_dbm: int = -105
     resend_uncertain: str = "emergency"
+    # On a RAM filesystem: where the daemon says it is alive and how its storage is, when the
+    # database on the SD card cannot be written (appliance.storage).
+    runtime_directory: Path = Path("/run/tsunagu")
+    # Disk space kept in a file beside the database and given back to the appliance's own
+    # writes when the disk fills up (appliance.storage.Reserve); 0: none.
+    reserve_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -402,7 +408,7 @@ def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
 def read_daemon(reader: _Reader, data: dict[str, Any]) -> DaemonConfig:
     t = _Table(reader, "daemon.", data, {"poll_interval", "heartbeat_interval", "max_attempts",
                                          "retry_backoff", "retry_backoff_max", "min_signal_dbm",
-                                         "resend_uncertain"})
+                                         "resend_uncertain", "runtime_directory", "reserve_mb"})
     return DaemonConfig(
         poll_interval=t.number("poll_interval", default=30, above=0),
         heartbeat_interval=t.number("heartbeat_interval", default=5, above=0),
@@ -411,6 +417,8 @@ def read_daemon(reader: _Reader, data: dict[str, Any]) -> DaemonConfig:
         retry_backoff_max=t.number("retry_backoff_max", default=120, minimum=0),
         min_signal_dbm=t.integer("min_signal_dbm", default=-105, minimum=-140, maximum=-40),
         resend_uncertain=t.choice("resend_uncertain", RESEND_UNCERTAIN, default="emergency"),
+        runtime_directory=t.path("runtime_directory", default=DaemonConfig.runtime_directory),
+        reserve_mb=t.integer("reserve_mb", default=16, minimum=0, maximum=4096),
     )
 
 

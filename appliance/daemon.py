@@ -11,6 +11,10 @@ and every few seconds scheduled broadcasts, follow-ups and personal reminders.
 SIGTERM (or stop()) sets one event: workers stop claiming, finish the message they are
 sending (so every AT command in flight is completed and recorded), close their modems;
 services stop; the process exits 0.
+
+A full disk, a read-only one or a damaged database never ends the process: it says so in
+its status file on a RAM disk (appliance.storage), sends nothing it could not record first,
+and tries again every heartbeat — at start too, so it begins as soon as it can write.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import json
 import logging
 import os
 import select
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -29,7 +34,7 @@ from typing import IO, Any, Protocol
 
 import sqlite_utils
 
-from . import broadcasts, reminders, schedules, webhooks
+from . import broadcasts, reminders, schedules, storage, webhooks
 from .clock import Clock, SystemClock
 from .config import Config
 from .db import connect, write
@@ -86,6 +91,9 @@ class DaemonLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
+        """Take the lock (again a no-op); an OSError when the disk refuses the file."""
+        if self._file is not None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+", encoding="ascii")
         try:
@@ -96,10 +104,14 @@ class DaemonLock:
             handle.close()
             raise DaemonError(f"another tsunagu daemon (pid {holder}) is running on "
                               f"this database ({self.path})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+        except OSError as exc:
+            # A full disk: the pid is only for people; the lock is the flock, held.
+            log.warning("cannot write the pid into %s: %s", self.path, exc)
         self._file = handle
 
     def release(self) -> None:
@@ -188,11 +200,14 @@ class Daemon:
         self.requests = Requests(self)
         self.notify = Notifier()
         self.lock = DaemonLock(config.database)
+        self.storage = storage.Watch(config, clock=self.clock.now)
+        self.started = False
         self.started_at = 0.0
         self._next_beat = 0.0
         self._next_timers = 0.0
         self.doorbell: Doorbell | None = None
-        self.jobs = Jobs(lambda: self.db)
+        self._doorbell_tried = False
+        self.jobs = Jobs(lambda: self.db, storage=self.storage)
         # Webhooks: its pool threads do the HTTP; the main thread only hands over and records.
         self.webhooks = webhooks.Deliverer(lambda: self.db, config, clock=self.clock.now)
 
@@ -204,11 +219,8 @@ class Daemon:
 
     def run(self) -> int:
         """Start, loop until stop(), stop cleanly; returns the exit status."""
-        self.lock.acquire()
         try:
-            self.start()
-            self.notify("READY=1")
-            log.info("ready: %d modem(s)", len(self.workers))
+            self.start_when_storage_allows()
             while not self.stopping.is_set():
                 self.tick()
                 self.wait(TICK)
@@ -218,9 +230,36 @@ class Daemon:
         finally:
             if self.doorbell is not None:
                 self.doorbell.close()
-            if self.db is not None:
-                self.db.conn.close()
+            self._close_db()
             self.lock.release()
+            self.storage.close()
+
+    def start_when_storage_allows(self) -> None:
+        """start(), tried again every heartbeat while the disk is full or read-only or the
+        database damaged, so that the daemon sends as soon as it can record what it sends.
+
+        systemd hears READY at once: a daemon waiting for its storage is up, and restarting
+        it would not help (its status file says why it waits).
+        """
+        self.notify("READY=1")
+        while not self.stopping.is_set():
+            try:
+                self.start()
+            except (sqlite3.Error, OSError) as exc:
+                if self.storage.met(exc, "start") is None:
+                    raise
+                self._close_db()
+                self.stopping.wait(self.config.daemon.heartbeat_interval)
+                self.storage.beat()
+                self.notify("WATCHDOG=1")
+                continue
+            log.info("ready: %d modem(s)", len(self.workers))
+            return
+
+    def _close_db(self) -> None:
+        if self.db is not None:
+            self.db.conn.close()
+            self.db = None
 
     def wait(self, seconds: float) -> None:
         """Until the next tick; a ring of the doorbell (work queued by the web UI or the
@@ -238,11 +277,16 @@ class Daemon:
 
     def start(self) -> None:
         self.started_at = self.clock.now()
-        try:
-            self.doorbell = Doorbell(self.config.database)
-        except OSError as exc:
-            # Sending does not depend on it: workers look for work every IDLE_WAIT anyway.
-            log.warning("no doorbell (%s); queued work is found within a moment instead", exc)
+        self.storage.beat(self.started_at)
+        self.lock.acquire()
+        if not self._doorbell_tried:  # once: a start tried again on a bad disk says it once
+            self._doorbell_tried = True
+            try:
+                self.doorbell = Doorbell(self.config.database)
+            except OSError as exc:
+                # Sending does not depend on it: workers look for work every IDLE_WAIT.
+                log.warning("no doorbell (%s); queued work is found within a moment instead",
+                            exc)
         self.db = connect(self.config.database)
         result = recover(self.db, policy=self.config.daemon.resend_uncertain,
                          now=self.started_at)
@@ -255,7 +299,9 @@ class Daemon:
                         len(result.submitted), len(result.resent), len(result.uncertain))
         self.heartbeat(self.started_at)
         self.workers = [Worker(self.config, modem, clock=self.clock, stop=self.stopping,
-                               open_device=self.open_device) for modem in self.config.modems]
+                               open_device=self.open_device, storage=self.storage)
+                        for modem in self.config.modems]
+        self.started = True
         for worker in self.workers:
             worker.start()
         for service in self.services:
@@ -267,6 +313,7 @@ class Daemon:
         now = self.clock.now()
         if now >= self._next_beat:
             self._next_beat = now + self.config.daemon.heartbeat_interval
+            self.storage.beat(now)  # the status file: alive, even when the database is not
             self.jobs.run("heartbeat", lambda: self.heartbeat(now), now=now)
             self.watch_workers()
             self.notify("WATCHDOG=1")
@@ -277,6 +324,9 @@ class Daemon:
             self.run_timers(now)
 
     def heartbeat(self, now: float) -> None:
+        """The heartbeat row; a write that goes through also ends a storage fault, and the
+        disk reserve is made again when there is room (appliance.storage)."""
+        self.storage.keep_reserve()
         with write(self.db) as conn:
             conn.execute(
                 "INSERT INTO heartbeat (name, pid, started_at, beat_at, version) "
@@ -284,6 +334,7 @@ class Daemon:
                 "pid = excluded.pid, started_at = excluded.started_at, "
                 "beat_at = excluded.beat_at, version = excluded.version",
                 [os.getpid(), self.started_at, now, package_version()])
+        self.storage.recovered(now)
 
     def watch_workers(self) -> None:
         for worker in self.workers:
@@ -336,6 +387,9 @@ class Daemon:
         return created
 
     def shutdown(self) -> int:
+        if not self.started:
+            log.info("stopped (it never could start: %s)", self.storage.fault)
+            return 0
         self.wake_workers()  # an idle worker sees the stop at once
         self.webhooks.stop()  # a delivery in flight is sent again at the next start
         for service in reversed(self.services):

@@ -41,6 +41,26 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     return db
 
 
+def connect_read_only(path: str | Path) -> sqlite_utils.Database:
+    """Open the database for reading only, for when connect() cannot: a full or read-only
+    disk where SQLite cannot make the files a writer needs (-wal, -shm).
+
+    Without those files the database file holds every committed row (a clean close folds
+    the log into it), so it is opened as immutable: nothing can change it on such a disk.
+    """
+    path = Path(path)
+    wal = Path(f"{path}-wal")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        if wal.exists() and wal.stat().st_size > 0:
+            raise  # rows still in the log: an immutable open would not see them
+        conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return sqlite_utils.Database(conn)
+
+
 @contextlib.contextmanager
 def write(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     """A write transaction taken with BEGIN IMMEDIATE.

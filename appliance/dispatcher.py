@@ -10,6 +10,11 @@ claiming (claims are per message, so the other workers simply take the rest), ma
 modem not ready with the reason, and keeps re-opening and re-initialising it with back-off
 until it comes back (USB unplug and replug), without a restart.
 
+When the database cannot be written (a full or read-only disk, a damaged file:
+appliance.storage), the worker keeps its modem and the message in hand, gives the modem
+nothing whose state it could not write first, and tries the write again every heartbeat
+interval; the message goes on from where it stopped once the write goes through.
+
 Single steps (`connect()`, `poll_health()`, `process_one()`, `drain_events()`) are public
 and take time from an injectable clock, so each can be tested alone; `run()` loops them.
 """
@@ -26,14 +31,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 
 from modem import pdu
 from modem.errors import ModemError
 
-from . import budget, error_policy, health, outbox
+from . import budget, error_policy, health, outbox, storage as storage_mod
 from .clock import Clock, SystemClock
 from .config import Config, ModemConfig
 from .db import write
@@ -63,6 +68,8 @@ NOTICE_GAP = 0.5           # at most one look per this long brought forward by t
 STORED_BATCH = 8           # announced stored messages (reports, replies) read together…
 STORED_WAIT = 2.0          # …or once the first has waited this long, while there is work;
                            # well within any modem's storage (an EC25 holds 255)
+
+T = TypeVar("T")
 
 
 def _open_device(path: str):
@@ -112,13 +119,16 @@ class Worker:
     def __init__(self, config: Config, modem: ModemConfig, *,
                  db: sqlite_utils.Database | None = None, clock: Clock | None = None,
                  open_device: Callable[[str], Device] | None = None,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None,
+                 storage: storage_mod.Watch | None = None):
         from .db import connect
         self.config = config
         self.modem = modem
         self.name = modem.name
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
+        # Told of every write the storage refuses (the daemon shares one among its threads).
+        self.storage = storage or storage_mod.Watch(config, clock=self.clock.now)
         # Each thread its own connection; migrations were applied by the daemon at start.
         self.db = db if db is not None else connect(config.database, migrate=False)
         self._open_device = open_device or _open_device
@@ -126,7 +136,8 @@ class Worker:
         self.identity = health.Identity()
         self.health: health.ModemHealth | None = None
         self.events = ModemEvents(self.db, modem.name, self.clock,
-                                  database=None if db is not None else str(config.database))
+                                  database=None if db is not None else str(config.database),
+                                  storage=self.storage)
         self.backoff = Backoff(maximum=min(RECONNECT_MAX, config.daemon.poll_interval))
         self._next_connect = 0.0
         self._next_poll = 0.0
@@ -141,6 +152,7 @@ class Worker:
         self.sent_parts = 0
         self._initialised = False
         self._pin_refused = False
+        self._read_store_again = False  # after a storage fault: what the modem kept meanwhile
         # The next message, claimed (and its PDUs made) while the modem sent the last part
         # of the one before, so that neither sits between two sends.
         self._ahead: outbox.Claim | None = None
@@ -184,7 +196,15 @@ class Worker:
             while not self.stop.is_set():
                 try:
                     self.step()
-                except Exception:
+                except Exception as exc:
+                    if self.storage.met(exc, self.name) is not None:
+                        # The disk or the database, not the modem: keep the modem and
+                        # what is in hand, and try the write again in a while. What the
+                        # modem reported meanwhile stays in its storage: read it again
+                        # once the disk takes writes.
+                        self._read_store_again = True
+                        self.stop.wait(self.config.daemon.heartbeat_interval)
+                        continue
                     # A bug or a database error must not end sending for good: say it
                     # loudly, drop the modem (it is re-opened) and go on after a pause.
                     log.exception("%s: unexpected error in the worker", self.name)
@@ -207,6 +227,9 @@ class Worker:
             if self.device is None:
                 self.stop.wait(min(AWAY_WAIT, max(0.0, self._next_connect - now)))
             return
+        if self._read_store_again and self.storage.fault is None and self.sendable:
+            self._read_store_again = False
+            self._reread_store()
         if not self._probes.empty() or now >= self._next_poll or self._stored_due(now):
             # Each of these gives the modem commands: not between two sends, so the answer
             # to the last part is committed first.
@@ -308,6 +331,19 @@ class Worker:
             self.events.sweep(device)
         return True
 
+    def _reread_store(self) -> None:
+        """Read the replies and reports a storage fault kept in the modem's storage: they
+        were announced once, and could not be saved then (nothing is deleted from the modem
+        before it is saved). Setting the modem up again reads its stores."""
+        try:
+            self.device.initialise(pin=self._pin(),
+                                   request_status_reports=self.modem.request_status_reports)
+        except ModemError as exc:
+            self._lost(exc)
+            return
+        log.info("%s: reading the modem's storage again after the storage fault", self.name)
+        self.drain_events()
+
     def _pin(self) -> str | None:
         """The configured PIN, unless the SIM has refused it once."""
         return None if self._pin_refused else (self.modem.pin or None)
@@ -401,8 +437,14 @@ class Worker:
         self.health = current
         if not current.sendable:
             self._give_back_ahead()
-        with write(self.db) as conn:
-            health.write_status(conn, current)
+        try:
+            with write(self.db) as conn:
+                health.write_status(conn, current)
+        except sqlite3.Error as exc:
+            # The modem's state is kept here and written with the next poll; a storage
+            # fault is told where staff look, anything else is a real error.
+            if self.storage.met(exc, self.name) is None:
+                raise
         if changed:
             log.info("%s: %s", self.name, "ready" if current.ready else
                      f"not ready: {current.reason} ({current.detail})")
@@ -509,7 +551,8 @@ class Worker:
         if claim is not None:
             answers = list(self._unrecorded)
             # On a database error the claim stays ahead, to be handed back (_close).
-            begun = outbox.begin_claimed(self.db, claim, now, accepted=answers) == "begun"
+            begun = self._until_written(lambda: outbox.begin_claimed(
+                self.db, claim, now, accepted=answers)) == "begun"
             self._ahead = self._ahead_submits = None
             self._committed(answers)
             if not begun:  # cancelled, or handed back for an emergency
@@ -539,7 +582,14 @@ class Worker:
 
     def _give_back_ahead(self) -> None:
         if self._ahead is not None:
-            outbox.unclaim(self.db, self._ahead, self.clock.now())
+            try:
+                outbox.unclaim(self.db, self._ahead, self.clock.now())
+            except sqlite3.Error as exc:
+                # Kept in hand: given back (or begun) once the database can be written;
+                # after a stop, recovery queues it again (nothing of it was sent).
+                if self.storage.met(exc, self.name) is None:
+                    raise
+                return
             self._ahead = self._ahead_submits = None
 
     def record_accepted(self, *, unprepare: bool = False) -> None:
@@ -582,18 +632,20 @@ class Worker:
             try:
                 claim, submits = self._encode(claim)
             except (ModemError, ValueError) as exc:
-                self.record_accepted()
-                return self._finish(claim, outbox.retry_or_fail(
-                    self.db, claim, 1, f"cannot encode the message: {exc}", self.clock.now(),
-                    permanent=True, delay=0, reason="encode"))
+                why = f"cannot encode the message: {exc}"
+                self._until_written(self.record_accepted)
+                return self._finish(claim, self._until_written(lambda: outbox.retry_or_fail(
+                    self.db, claim, 1, why, self.clock.now(), permanent=True, delay=0,
+                    reason="encode")))
         prepared = begun  # this part is marked 'sending' already
         for submit in submits[claim.first_seq - 1:]:
             seq, last = submit.seq, submit.seq == submit.total
             if not prepared:
-                self.record_accepted()
+                self._until_written(self.record_accepted)
                 if seq > claim.first_seq:
                     self._wait_for_pace()
-                outbox.part_sending(self.db, claim, seq, self.clock.now())
+                self._until_written(lambda: outbox.part_sending(self.db, claim, seq,
+                                                                self.clock.now()))
             written = []
 
             def meanwhile(seq=seq, last=last) -> None:
@@ -607,16 +659,17 @@ class Worker:
                     self._drain_reports()
                     if last and self._ahead is None and not self.stop.is_set():
                         self._claim_ahead()
-                except sqlite3.Error:
+                except sqlite3.Error as exc:
                     # Nothing here may cost the answer to the part on the air. What was not
                     # written is written by the next commit (the answers are kept; the next
                     # part is then marked before its AT+CMGS), which meets the error again
                     # if it lasts.
-                    log.exception("%s: bookkeeping during a send failed", self.name)
+                    if self.storage.met(exc, self.name) is None:
+                        log.exception("%s: bookkeeping during a send failed", self.name)
             try:
                 mr = self.device.send_pdu(submit, meanwhile=meanwhile)
             except ModemError as exc:
-                self.record_accepted()
+                self._until_written(self.record_accepted)
                 return self._finish(claim, self._send_failed(claim, seq, exc))
             self.sent_parts += 1
             self._sent_ok()
@@ -628,6 +681,20 @@ class Worker:
                 self.record_accepted(unprepare=True)
                 prepared = False
         return "submitted"  # its broadcast is looked at once the answer is committed
+
+    def _until_written(self, write_: Callable[[], T]) -> T:
+        """*write_*, a write that must be in the database before the modem is given
+        anything more, tried again while the storage refuses it (nothing is sent
+        meanwhile). The daemon stopping ends the wait with the storage's error: what is
+        in hand is then settled by recovery at the next start, like after a crash.
+        """
+        while True:
+            try:
+                return write_()
+            except sqlite3.Error as exc:
+                if self.storage.met(exc, self.name) is None or self.stop.is_set():
+                    raise
+            self.stop.wait(self.config.daemon.heartbeat_interval)
 
     def _pace_allows_now(self) -> bool:
         now = self.clock.now()
@@ -648,8 +715,8 @@ class Worker:
         if fault and exc.handed_over is not False:
             # The modem may have sent the part before it went silent or away.
             self._note(error=True)
-            state = outbox.uncertain(self.db, claim, seq, detail, now,
-                                     policy=self.config.daemon.resend_uncertain)
+            state = self._until_written(lambda: outbox.uncertain(
+                self.db, claim, seq, detail, now, policy=self.config.daemon.resend_uncertain))
             if self.device is not None:
                 self.poll_health()  # a single missed answer need not cost the modem
             return state
@@ -671,16 +738,17 @@ class Worker:
             current = self.poll_health() if self.device is not None else None
         if verdict.action == error_policy.ELSEWHERE or current is None or not current.sendable:
             why = current.reason if current is not None and current.reason else verdict.en
-            outbox.release(self.db, claim, seq, f"{detail} ({why}) — handed back", now,
-                           reason=verdict.key)
+            self._until_written(lambda: outbox.release(
+                self.db, claim, seq, f"{detail} ({why}) — handed back", now,
+                reason=verdict.key))
             self._hold_until = now + self._hold.failed()
             return "queued"
-        return outbox.retry_or_fail(self.db, claim, seq, f"{detail} ({verdict.en})", now,
-                                    permanent=verdict.action == error_policy.FAIL,
-                                    give_up=verdict.give_up,
-                                    max_attempts=self.config.daemon.max_attempts,
-                                    delay=self._retry_delay(claim, verdict),
-                                    reason=verdict.key)
+        delay = self._retry_delay(claim, verdict)
+        # Written before the modem is given anything else: the outcome must not be lost.
+        return self._until_written(lambda: outbox.retry_or_fail(
+            self.db, claim, seq, f"{detail} ({verdict.en})", now,
+            permanent=verdict.action == error_policy.FAIL, give_up=verdict.give_up,
+            max_attempts=self.config.daemon.max_attempts, delay=delay, reason=verdict.key))
 
     def _retry_delay(self, claim: outbox.Claim, verdict: error_policy.Verdict) -> float:
         """A recipient's own back-off when the cause is theirs (or unknown); for the

@@ -82,4 +82,8 @@ class Doorbell:
             self._sock.close()
             self._sock = None
             if self.path is not None and self.path.is_socket():
-                self.path.unlink()
+                try:
+                    self.path.unlink()
+                except OSError as exc:
+                    # A read-only disk: the next start finds the stale socket and replaces it.
+                    log.info("cannot remove the doorbell %s: %s", self.path, exc)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from . import budget
+from . import budget, storage
 from .config import Config, ModemConfig
 
 # Why a modem is not ready, most fundamental first (the first that applies is the reason).
@@ -204,6 +204,8 @@ class Health:
     # Work is due and no SIM's daily limit has room for any of it (上限待ち): when the first
     # of it may go again (inf: none of it ever fits a SIM's limit).
     budget_blocked_until: float | None = None
+    # What the daemon's writes meet now (its status file): nothing is sent meanwhile.
+    storage_fault: storage.Fault | None = None
 
     @property
     def budget_blocked(self) -> bool:
@@ -224,9 +226,10 @@ class Health:
 
     @property
     def can_send(self) -> bool:
-        """Something queued now would go out: daemon alive, a modem usable, budget left
-        (and the work waiting fits in it)."""
-        return (self.daemon_alive and bool(self.sendable_modems) and self.remaining_budget > 0
+        """Something queued now would go out: daemon alive and able to record what it sends,
+        a modem usable, budget left (and the work waiting fits in it)."""
+        return (self.daemon_alive and self.storage_fault is None
+                and bool(self.sendable_modems) and self.remaining_budget > 0
                 and not self.budget_blocked)
 
 
@@ -234,7 +237,8 @@ def read_health(db: sqlite_utils.Database | sqlite3.Connection, config: Config,
                 now: float) -> Health:
     """The one health record, read from what the daemon last wrote."""
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
-    heartbeat = _heartbeat(conn, now)
+    status = storage.read_daemon_status(config)
+    heartbeat = _heartbeat(conn, now, status)
     alive = heartbeat is not None and heartbeat.age <= config.check.heartbeat_max_age
     # A poll older than three intervals (or the check's heartbeat limit) is not news.
     stale_after = max(3 * config.daemon.poll_interval, config.check.heartbeat_max_age)
@@ -252,7 +256,8 @@ def read_health(db: sqlite_utils.Database | sqlite3.Connection, config: Config,
                   queue_depth=queue[0], oldest_queued_at=queue[1], uncertain=uncertain,
                   sending_broadcasts=sending,
                   remaining_budget=sum(m.remaining for m in modems),
-                  budget_blocked_until=_budget_blocked_until(conn, config, modems, now))
+                  budget_blocked_until=_budget_blocked_until(conn, config, modems, now),
+                  storage_fault=status.fault if alive and status is not None else None)
 
 
 def _budget_blocked_until(conn: sqlite3.Connection, config: Config,
@@ -268,12 +273,28 @@ def _budget_blocked_until(conn: sqlite3.Connection, config: Config,
                default=float("inf"))
 
 
-def _heartbeat(conn: sqlite3.Connection, now: float) -> Heartbeat | None:
+def _heartbeat(conn: sqlite3.Connection, now: float,
+               status: storage.DaemonStatus | None = None) -> Heartbeat | None:
+    """The daemon's heartbeat row, or its status file when that is newer: a daemon whose
+    database cannot be written still beats there (appliance.storage)."""
     row = conn.execute("SELECT * FROM heartbeat WHERE name = 'daemon'").fetchone()
-    if row is None:
+    beat = None if row is None else Heartbeat(
+        pid=row["pid"], started_at=row["started_at"], beat_at=row["beat_at"],
+        age=max(0.0, now - row["beat_at"]), version=row["version"])
+    if status is not None and (beat is None or status.beat_at > beat.beat_at):
+        beat = Heartbeat(pid=status.pid, started_at=status.started_at,
+                         beat_at=status.beat_at, age=max(0.0, now - status.beat_at),
+                         version=beat.version if beat else None)
+    return beat
+
+
+def daemon_heartbeat(config: Config, now: float) -> Heartbeat | None:
+    """The heartbeat from the status file alone, for when the database cannot be read."""
+    status = storage.read_daemon_status(config)
+    if status is None:
         return None
-    return Heartbeat(pid=row["pid"], started_at=row["started_at"], beat_at=row["beat_at"],
-                     age=max(0.0, now - row["beat_at"]), version=row["version"])
+    return Heartbeat(pid=status.pid, started_at=status.started_at, beat_at=status.beat_at,
+                     age=max(0.0, now - status.beat_at), version=None)
 
 
 def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive: bool,

@@ -9,7 +9,11 @@ an older version, a database that refuses a write. Each runs under `Jobs.run()`:
 - a job that fails again and again is paused, doubling from PAUSE_FIRST up to PAUSE_MAX, so
   it cannot fill the log or hold the database in a tight loop; it stays flagged until a run
   works again;
-- the record is written only when a job fails and when it works again, never on every run.
+- the record is written only when a job fails and when it works again, never on every run;
+- a full or read-only disk or a damaged database (appliance.storage) is not the job's fault
+  and cannot be recorded in the database: it goes to the daemon's storage watch (its status
+  file, a log line a minute), and the job is neither paused nor counted, so it runs again
+  at its own pace and works the moment the disk takes writes again.
 
 The sending itself is not a job here: the modem workers have their own loop and only the
 modem can stop them.
@@ -25,6 +29,7 @@ from typing import TypeVar
 import sqlite_utils
 
 from .db import write
+from .storage import Watch
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +67,10 @@ def describe(exc: BaseException) -> str:
 class Jobs:
     """Runs the daemon's jobs under the guard; see the module docstring."""
 
-    def __init__(self, database: Callable[[], sqlite_utils.Database]) -> None:
+    def __init__(self, database: Callable[[], sqlite_utils.Database], *,
+                 storage: Watch | None = None) -> None:
         self._database = database  # the daemon's connection, opened after this is made
+        self._storage = storage
         self.states: dict[str, JobState] = {}
 
     def run(self, name: str, job: Callable[[], T], *, now: float) -> T | None:
@@ -74,6 +81,8 @@ class Jobs:
         try:
             result = job()
         except Exception as exc:  # the guard: logged, recorded, and the loop goes on
+            if self._storage is not None and self._storage.met(exc, f"job {name}"):
+                return None
             log.exception("job %s failed", name)
             self._failed(name, state, exc, now)
             return None

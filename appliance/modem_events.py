@@ -36,10 +36,11 @@ def _unix(moment) -> float | None:
 
 class ModemEvents:
     def __init__(self, db: sqlite_utils.Database, modem: str, clock, *,
-                 database: str | None = None) -> None:
+                 database: str | None = None, storage=None) -> None:
         self.db = db
         self.modem = modem
         self.clock = clock
+        self.storage = storage  # appliance.storage.Watch: told of writes the disk refuses
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._stored_reports: list[dev.StatusReport] = []  # read, not yet saved
         self._stop_gathering = threading.Event()
@@ -69,10 +70,15 @@ class ModemEvents:
     def _record_loop(self, database: str) -> None:
         from .db import connect
         db = connect(database, migrate=False)
+        unwritten: list = []  # kept while the disk refuses them, written once it takes them
         try:
             while True:
-                jobs = [self._jobs.get()]
-                if jobs[0] is not None:
+                try:
+                    jobs = [self._jobs.get(timeout=self._retry_after() if unwritten
+                                           else None)]
+                except queue.Empty:
+                    jobs = []
+                if jobs and jobs[0] is not None:
                     # Gather a little: one commit for many reports takes the database's write
                     # lock away from the sending worker once, not once per report.
                     self._stop_gathering.wait(GATHER_SECONDS)
@@ -82,15 +88,27 @@ class ModemEvents:
                     except queue.Empty:
                         break
                 stop = None in jobs
+                unwritten += [j for j in jobs if j is not None]
                 try:
-                    self._apply(db, [j for j in jobs if j is not None])
-                except Exception:
-                    # A database error must not silently end report recording for good.
-                    log.exception("%s: recording delivery reports failed", self.modem)
+                    self._apply(db, unwritten)
+                except Exception as exc:
+                    if self.storage is None or self.storage.met(exc, self.modem) is None:
+                        # A database error must not silently end report recording for good.
+                        log.exception("%s: recording delivery reports failed", self.modem)
+                        unwritten = []
+                    elif stop:
+                        log.error("%s: %d delivery report(s) could not be written before the "
+                                  "stop (the disk): those recipients stay 'submitted'",
+                                  self.modem, len(unwritten))
+                else:
+                    unwritten = []
                 if stop:
                     return
         finally:
             db.conn.close()
+
+    def _retry_after(self) -> float:
+        return self.storage.config.daemon.heartbeat_interval if self.storage else 1.0
 
     def _apply(self, db: sqlite_utils.Database, jobs: list) -> None:
         from . import broadcasts

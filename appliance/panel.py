@@ -162,10 +162,18 @@ class PanelService:
         from .db import connect
         db = connect(self.config.database, migrate=False)
         try:
+            failing = False
             while not self._stop.wait(self.interval):
                 try:
                     self.refresh(db)
                 except Exception:
-                    log.exception("updating the status lights failed")
+                    # Unknown is not "ready": red until the health record can be read again
+                    # (a damaged database, say). Logged once per run of failures.
+                    if not failing:
+                        log.exception("updating the status lights failed; showing red")
+                    failing = True
+                    self.panel.show("cannot_send")
+                else:
+                    failing = False
         finally:
             db.conn.close()

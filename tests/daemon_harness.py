@@ -165,12 +165,14 @@ class DaemonProcess:
 
 def write_config(directory: Path, sims: list[Sim], *, pace: int = 600,
                  daily_limit: int = 100_000, daemon: dict | None = None,
-                 request_status_reports: bool = True) -> Path:
+                 request_status_reports: bool = True, database: str = "tsunagu.db") -> Path:
     """A configuration for the daemon under test: its database and one [[modem]] per sim."""
     settings = {"poll_interval": 2, "heartbeat_interval": 0.5, "max_attempts": 5,
-                "retry_backoff": 0.05, "min_signal_dbm": -110, "resend_uncertain": "emergency"}
+                "retry_backoff": 0.05, "min_signal_dbm": -110, "resend_uncertain": "emergency",
+                # The test's own: the daemon's status file, a small reserve.
+                "runtime_directory": str(directory / "run"), "reserve_mb": 1}
     settings.update(daemon or {})
-    lines = ['database = "tsunagu.db"', 'clinic_name = "つなぐ透析クリニック"', "",
+    lines = [f'database = "{database}"', 'clinic_name = "つなぐ透析クリニック"', "",
              "[daemon]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     lines += ["", "[gpio]", "enabled = false"]

@@ -47,6 +47,13 @@ def test_the_daemon_unit_is_notify_with_a_watchdog_and_serial_and_gpio_access():
     assert "PrivateDevices" not in text  # it would hide /dev/ttyUSB* and /dev/gpiomem
 
 
+def test_the_daemon_unit_makes_the_runtime_directory_its_status_file_goes_to():
+    from appliance.config import DaemonConfig
+    text = (ROOT / "systemd" / "tsunagu-daemon.service").read_text()
+    name = re.search(r"^RuntimeDirectory=(\S+)$", text, re.M).group(1)
+    assert DaemonConfig.runtime_directory == Path("/run") / name
+
+
 def test_the_check_timer_runs_every_ten_minutes():
     text = (ROOT / "systemd" / "tsunagu-check.timer").read_text()
     assert "OnUnitActiveSec=10min" in text and "Persistent=true" in text

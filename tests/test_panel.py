@@ -141,3 +141,58 @@ def test_the_button_asks_the_daemon_for_a_test_and_the_lights_show_ready(tmp_pat
         factory.pin(17).drive_high()
     finally:
         service.stop()
+
+
+def _ready_appliance(tmp_path):
+    """A config and database with a live daemon and a ready modem, as the daemon writes them."""
+    import time
+    path = tmp_path / "tsunagu.toml"
+    path.write_text(f'database = "t.db"\n[daemon]\nruntime_directory = "{tmp_path / "run"}"\n'
+                    '[[modem]]\nname = "m0"\nport = "/dev/null"\n', encoding="utf-8")
+    config = config_mod.load(path)
+    db = connect(config.database)
+    now = time.time()
+    with write(db) as conn:
+        conn.execute("INSERT INTO heartbeat VALUES ('daemon', 1, ?, ?, '0')", [now, now])
+        conn.execute("INSERT INTO modem_status (name, port, ready, checked_at) VALUES "
+                     "('m0', '/dev/null', 1, ?)", [now])
+    return config, db
+
+
+def _service(config, factory) -> PanelService:
+    return PanelService(config, panel_factory=lambda gpio, on_test_request: Panel(
+        gpio, on_test_request=on_test_request, pin_factory=factory), interval=0.05)
+
+
+def test_the_lights_turn_red_while_the_daemon_cannot_record_what_it_would_send(tmp_path,
+                                                                               factory):
+    import sqlite3
+
+    from appliance import storage
+    config, db = _ready_appliance(tmp_path)
+    service = _service(config, factory)
+    service.start()
+    try:
+        assert service.refresh(db) == "ready"
+        watch = storage.Watch(config)  # the daemon's: it meets a read-only disk
+        refused = sqlite3.OperationalError("attempt to write a readonly database")
+        refused.sqlite_errorname = "SQLITE_READONLY"
+        watch.met(refused, "modem0")
+        assert service.refresh(db) == "cannot_send"
+        assert factory.pin(22).state is True and factory.pin(27).state is False
+    finally:
+        service.stop()
+
+
+def test_the_lights_turn_red_when_the_health_record_cannot_be_read(tmp_path, factory):
+    config, db = _ready_appliance(tmp_path)
+    service = _service(config, factory)
+    service.start()
+    try:
+        wait_for(lambda: factory.pin(27).state is True, 5, message="green")
+        with write(db) as conn:  # what a damaged database does to the reads: they fail
+            conn.execute("DROP TABLE heartbeat")
+        wait_for(lambda: factory.pin(22).state is True and factory.pin(27).state is False, 5,
+                 message="red")
+    finally:
+        service.stop()

@@ -8,6 +8,8 @@ daemon did, like every other part of Tsunagu.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import sqlite3
 import time
 
 from flask import Flask, g, render_template, request, session
@@ -16,7 +18,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from appliance import config as config_mod
-from appliance.db import connect
+from appliance.db import connect, connect_read_only
 
 LANGUAGES = ("ja", "en")
 UPLOAD_LIMIT_MB = 8  # a roster CSV of thousands of rows fits
@@ -54,6 +56,8 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     _headers(app)
     _errors(app)
     _filters(app)
+    from . import storage_errors
+    storage_errors.install(app)
     from . import (admin_views, api_admin_views, api_v1, api_views, auth, broadcast_views,
                    contact_views, reminder_views, schedule_views, template_views, views)
     for module in (auth, views, broadcast_views, contact_views, template_views, schedule_views,
@@ -78,9 +82,27 @@ def now() -> float:
 
 
 def db():
-    """This request's database connection (opened on first use, closed at teardown)."""
+    """This request's database connection (opened on first use, closed at teardown).
+
+    When the disk will not let it be opened for writing (full, read-only), it is opened
+    for reading: pages still show what is stored, and a write meets the storage fault,
+    which the storage page explains (webui.storage_errors).
+    """
     if "db" not in g:
-        g.db = connect(tsunagu_config().database, migrate=False)
+        database = tsunagu_config().database
+        try:
+            g.db = connect(database, migrate=False)
+        except sqlite3.Error as exc:
+            from . import storage_errors
+            if storage_errors.met(exc) is None:
+                raise
+            if g.get("reserve_released"):
+                g.db = connect(database, migrate=False)  # the reserve made room
+            else:
+                try:
+                    g.db = connect_read_only(database)
+                except sqlite3.Error:
+                    raise exc from None
     return g.db
 
 
@@ -104,7 +126,18 @@ def _login(app: Flask) -> None:
 
 def _database(app: Flask) -> None:
     # Migrations run once here, not per request (the daemon also applies them at start).
-    connect(app.extensions["tsunagu_config"].database).conn.close()
+    # A disk that refuses them does not stop the web UI: its pages say what is wrong.
+    from appliance import storage
+    database = app.extensions["tsunagu_config"].database
+    try:
+        connect(database).conn.close()
+    except sqlite3.Error as exc:
+        fault = storage.fault_of(exc, database.parent)
+        if fault is None:
+            raise
+        logging.getLogger(__name__).error("the database cannot be opened (%s: %s); the "
+                                          "pages say so", fault.kind, fault.detail)
+        app.extensions["tsunagu_storage_fault"] = fault  # for the banner (storage_errors)
 
     @app.teardown_appcontext
     def close_db(_exc):

@@ -259,15 +259,19 @@ PROBLEM_TYPES = {
     "rate-limited": ("Too many requests", "The token's requests a minute are used up; "
                      "wait `retry_after` seconds (the Retry-After header)."),
     "too-large": ("Body too large", "The request body is larger than the appliance accepts."),
+    "storage": ("Storage fault", "The appliance's storage is full, read-only or damaged: "
+                "nothing was done. The dashboard says what to do; try again later."),
     "server-error": ("Internal error", "The appliance failed to answer; nothing half-done "
                      "was kept. Try again; tell the administrator if it goes on."),
 }
 
 
 def problem_responses() -> dict:
-    return {"4XX": {"description": "RFC 9457 problem details",
-                    "content": {"application/problem+json": {
-                        "schema": {"$ref": "#/components/schemas/Problem"}}}}}
+    problem = {"content": {"application/problem+json": {
+        "schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {"4XX": {"description": "RFC 9457 problem details", **problem},
+            "503": {"description": "the appliance's storage is full, read-only or damaged",
+                    **problem}}
 
 
 def document(operations: list) -> dict:

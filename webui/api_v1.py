@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,6 +128,13 @@ def _http(exc: HTTPException):
 
 @bp.errorhandler(Exception)
 def _crash(exc: Exception):
+    from . import storage_errors
+    fault = storage_errors.met(exc) if isinstance(exc, (sqlite3.Error, OSError)) else None
+    if fault is not None:
+        # Full, read-only or damaged storage: the staff pages answer 503 too (storage_errors).
+        return problem_response(503, "storage", f"the appliance's storage refused the work "
+                                f"({fault.kind}): {fault.detail}; nothing half-done was kept",
+                                headers={"Retry-After": "60"})
     current_app.logger.exception("API request failed: %s %s", request.method, request.path)
     return problem_response(500, "server-error", "the appliance failed to answer; nothing "
                             "half-done was kept (try again)")

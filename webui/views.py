@@ -79,6 +79,7 @@ def api_status():
     h = status["health"]
     return jsonify({
         "can_send": h.can_send, "daemon_alive": h.daemon_alive,
+        "storage_fault": h.storage_fault.kind if h.storage_fault else None,
         "heartbeat_age": h.heartbeat_age, "queue_depth": h.queue_depth,
         "modems": [{"name": m.name, "ready": m.ready, "reason": m.reason,
                     "bars": m.signal_bars, "remaining": m.remaining} for m in h.modems],

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from dataclasses import asdict
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .common import cli_actor, config_option, friendly_errors, load_config
 
 
 @click.command("check")
@@ -23,20 +24,28 @@ from .common import cli_actor, config_option, friendly_errors, load_config_and_d
 def check_command(as_json: bool, live: bool, send_test: bool, timeout: float) -> None:
     """Could the appliance send right now? Exit 0 ok, 1 warning, 2 critical."""
     from .. import check
-    config, db = load_config_and_db()
+    config = load_config()
     lang = config.language
+    db, met = _open(config)
     extra: list[check.Result] = []
-    if live or send_test:
+    if (live or send_test) and db is not None and not met:
         try:
             check.ask_daemon(db, "probe", actor=cli_actor(), timeout=min(timeout, 60))
         except check.DaemonDidNotAnswer as exc:
             extra.append(check.Result("live", check.CRITICAL, str(exc)))
-    if send_test and not extra:
+        except sqlite3.Error as exc:  # the request could not be written: the disk says why
+            met += _fault(config, exc)
+    if send_test and not extra and not met:
         extra.append(_send_test(db, config, timeout))
     now = time.time()
-    results = check.run_checks(db, config, now) + extra
+    results = check.run_checks(db, config, now, met=met) + extra
+    if db is not None and not met:
+        try:
+            check.record(db, results, now=now, live=live or send_test)
+        except sqlite3.Error as exc:  # nowhere to keep this run: the output says why
+            met += _fault(config, exc)
+            results = check.run_checks(db, config, now, met=met) + extra
     status = check.overall(results)
-    check.record(db, results, now=now, live=live or send_test)
     if as_json:
         click.echo(json.dumps({"status": status, "results": [asdict(r) for r in results]},
                               ensure_ascii=False, indent=2))
@@ -46,6 +55,29 @@ def check_command(as_json: bool, live: bool, send_test: bool, timeout: float) ->
             click.echo(f"{words[r.status]:<8} {r.message}")
         click.echo(f"==> {words[status]}")
     sys.exit(status)
+
+
+def _open(config):
+    """The database, and the storage faults met opening it: opened for reading only when
+    it cannot be opened to write (a full or read-only disk), None when not at all."""
+    from .. import db as db_mod
+    try:
+        return db_mod.connect(config.database), []
+    except sqlite3.Error as exc:
+        met = _fault(config, exc)
+    try:
+        return db_mod.connect_read_only(config.database), met
+    except sqlite3.Error as exc:
+        return None, met + _fault(config, exc)
+
+
+def _fault(config, exc: sqlite3.Error) -> list:
+    """The storage fault *exc* is, as a list (empty never: any other error is raised)."""
+    from .. import storage
+    fault = storage.fault_of(exc, config.database.parent)
+    if fault is None:
+        raise exc
+    return [fault]
 
 
 def _send_test(db, config, timeout: float):

@@ -23,6 +23,7 @@ session_timeout_minutes = 60
 [daemon]
 poll_interval = 15
 heartbeat_interval = 3
+runtime_directory = "run"   # the daemon's status file; the appliance keeps it on a RAM disk
 
 [gpio]
 enabled = false
