@@ -52,7 +52,8 @@ EVENTS = ("message.sent", "message.delivered", "message.failed", "reply.received
           "modem.state", "broadcast.finished")
 BATCH = 20                   # deliveries handed to the pool at once per webhook, in order
 POOL_THREADS = 4
-KEEP_DELIVERED_DAYS = 30     # delivered rows older than this are pruned
+KEEP_DELIVERED_DAYS = 30     # delivered rows older than this are pruned…
+PRUNE_EVERY = 3600.0         # …looked for once an hour
 URL_MAX = 500
 ERROR_MAX = 300
 RETRIED_4XX = (408, 425, 429)   # "try later" answers, not refusals
@@ -351,6 +352,7 @@ class Deliverer:
         self._post = post_
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook")
         self._running: dict[int, Future] = {}      # webhook id → its batch in flight
+        self._next_prune = 0.0
 
     def run(self, now: float) -> int:
         """Record answers, fan out new events, give up the too old, send the due. Returns
@@ -365,6 +367,10 @@ class Deliverer:
                         "give_up_at <= ? LIMIT 1", [now]).fetchone():
             with write(db) as c:
                 give_up(c, now)
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            with write(db) as c:
+                prune(c, now)
         for hook in conn.execute(
                 "SELECT w.id, w.url, w.secret FROM api_webhooks w WHERE w.enabled = 1 AND "
                 "(w.retry_at IS NULL OR w.retry_at <= ?) AND EXISTS (SELECT 1 FROM "

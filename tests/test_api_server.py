@@ -294,3 +294,57 @@ def test_the_openapi_document_is_served_and_lists_every_operation(server):
             ("PUT", "/reminders/{external_id}"), ("GET", "/reminders/{external_id}"),
             ("DELETE", "/reminders/{external_id}")} <= operations
     assert json.dumps(answer.body["webhooks"]).count("WebhookEvent") == 6
+
+
+# -- reminders -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def examination(server):
+    """The reminder kind 診察: the day before at 17:00."""
+    from appliance import reminders
+    with write(server.db) as conn:
+        return reminders.save_kind(conn, server.config, name="診察",
+                                   text="{name}様 {date} {time}から診察です", days_before=1,
+                                   send_time="17:00", quiet_start="21:00", quiet_end="08:00",
+                                   choices="はい / 変更したい", actor="t", now=0.0)
+
+
+def test_reminders_are_added_moved_and_withdrawn_by_the_clinics_appointment_id(
+        server, full, examination):
+    at = "2031-03-04T10:00:00+09:00"
+    created = full.call("PUT", "/reminders/APPT-1", {"patient_id": "P001", "kind": "診察", "at": at})
+    assert created.status == 201, created.body
+    r = created.body
+    assert r["state"] == "pending" and r["change"] == "new" and r["patient_id"] == "P001"
+    assert r["appointment_at"] == at and r["planned_at"] == "2031-03-03T17:00:00+09:00"
+    assert created.headers["Location"] == "/api/v1/reminders/APPT-1"
+    same = full.call("PUT", "/reminders/APPT-1", {"phone": "090-1234-5678", "kind": "診察",
+                                                  "at": "2031-03-04 10:00"})
+    assert same.status == 200 and same.body["change"] == "unchanged"
+    moved = full.call("PUT", "/reminders/APPT-1", {"patient_id": "P001", "kind": "診察",
+                                                   "at": "2031-03-05T14:30:00+09:00"})
+    assert moved.body["change"] == "changed" and moved.body["planned_at"].startswith("2031-03-04T17")
+    assert full.call("GET", "/reminders/APPT-1").body["appointment_at"] == "2031-03-05T14:30:00+09:00"
+    gone = full.call("DELETE", "/reminders/APPT-1")
+    assert gone.status == 200 and gone.body["state"] == "withdrawn" and gone.body["change"] == "withdrawn"
+    cancelled = full.call("PUT", "/reminders/APPT-2", {"patient_id": "P001", "kind": "診察",
+                                                       "at": at, "status": "cancelled"})
+    assert cancelled.body["state"] == "withdrawn"
+    assert audit.count(server.db, action="reminder_withdraw", actor="api:予約システム") == 2
+    assert_problem(full.call("GET", "/reminders/NOPE"), 404, "not-found")
+    assert_problem(full.call("DELETE", "/reminders/NOPE"), 404, "not-found")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"patient_id": "P001", "kind": "歯科", "at": "2031-03-04T10:00:00+09:00"}, "kind"),
+    ({"patient_id": "NOBODY", "kind": "診察", "at": "2031-03-04T10:00:00+09:00"}, "patient_id"),
+    ({"kind": "診察", "at": "2031-03-04T10:00:00+09:00"}, "patient_id"),
+    ({"patient_id": "P001", "phone": "080-2222-3333", "kind": "診察",
+      "at": "2031-03-04T10:00:00+09:00"}, "patient_id"),
+    ({"patient_id": "P001", "kind": "診察", "at": "2020-03-04T10:00:00+09:00"}, "at"),
+    ({"patient_id": "P001", "kind": "診察", "at": "来週"}, "at"),
+    ({"patient_id": "P001", "kind": "診察"}, "at"),
+])
+def test_a_refused_reminder_names_the_field(server, full, examination, body, field):
+    assert_problem(full.call("PUT", "/reminders/BAD-1", body), 422, "validation", field)
+    assert full.call("GET", "/reminders/BAD-1").status == 404

@@ -339,3 +339,31 @@ def test_the_daily_limit_is_kept_and_what_cannot_go_in_time_is_reported_not_sent
     # Emergencies still had room: the reserve was kept.
     from appliance import budget
     assert budget.remaining(db.conn, config.modems[0], local(0, 18)) == 5
+
+
+@pytest.mark.slow
+def test_the_real_daemon_sends_a_due_reminder_personalised_under_its_job_guard(rig_factory):
+    import time
+    from tests.daemon_harness import wait_until
+    rig = rig_factory(1)
+    add_kinds(rig.db, rig.config)
+    with write(rig.db) as conn:
+        contact = conn.execute("INSERT INTO contacts (patient_id, name, phone, created_at, "
+                               "updated_at) VALUES ('P1', '山田 太郎', '+819012345678', 0, 0)"
+                               ).lastrowid
+        # In two hours: its 3-hours-before moment has passed, its latest has not. Whatever
+        # the wall clock's hour, quiet hours would hold it: the kind has none here.
+        conn.execute("UPDATE reminder_kinds SET quiet_start = NULL, quiet_end = NULL")
+        at = time.time() + 2 * 3600
+        reminders.upsert(conn, contact_id=contact, kind_id=2, appointment_at=at, actor="t",
+                         now=time.time(), source="api", external_id="X1")
+    rig.daemon.start()
+    wait_until(lambda: any(m["to"] == "+819012345678" for m in rig.sims[0].events("message"))
+               or not rig.daemon.alive(), 30, "the reminder on the network")
+    moment = dt.datetime.fromtimestamp(at, TOKYO)
+    text = next(m["text"] for m in rig.sims[0].events("message"))
+    assert text == f"山田 太郎様 本日{moment.hour}:{moment.minute:02d}から採血です"
+    wait_until(lambda: reminders.by_external_id(rig.db.conn, "X1")["state"] == "sent", 30,
+               "the reminder recorded as sent")
+    assert rig.db.conn.execute("SELECT count(*) FROM daemon_jobs WHERE failures > 0"
+                               ).fetchone()[0] == 0
