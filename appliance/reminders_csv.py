@@ -80,7 +80,7 @@ class RowResult:
 
 
 @dataclass(frozen=True)
-class ImportPreview:
+class ImportPreview(roster_csv.PreviewCounts):
     encoding: str
     columns: dict[str, str]
     ignored_columns: tuple[str, ...]
@@ -88,18 +88,6 @@ class ImportPreview:
 
     def count(self, action: str) -> int:
         return sum(r.action == action for r in self.rows)
-
-    @property
-    def ok_count(self) -> int:
-        return sum(r.status == "ok" for r in self.rows)
-
-    @property
-    def error_count(self) -> int:
-        return sum(r.status == "error" for r in self.rows)
-
-    @property
-    def problems(self) -> list[Problem]:
-        return [p for r in self.rows for p in r.problems]
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,23 @@ class Record:
     width: int                      # how many cells the row has (see Sheet.width)
 
 
+class PreviewCounts:
+    """What an import's preview says of its rows (each with `status` and `problems`)."""
+    rows: tuple
+
+    @property
+    def ok_count(self) -> int:
+        return sum(r.status == "ok" for r in self.rows)
+
+    @property
+    def error_count(self) -> int:
+        return sum(r.status == "error" for r in self.rows)
+
+    @property
+    def problems(self) -> list:
+        return [p for r in self.rows for p in r.problems]
+
+
 @dataclass(frozen=True)
 class Sheet:
     encoding: str                   # 'utf-8-sig', 'utf-8' or 'cp932'

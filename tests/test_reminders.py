@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance import audit, config as config_mod, contacts, reminders, reminders_csv
+from appliance import audit, config as config_mod, reminders, reminders_csv
 from appliance.db import connect, write
 from appliance.dispatcher import Worker
 from tests.daemon_harness import write_config

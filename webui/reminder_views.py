@@ -185,13 +185,16 @@ def _save(form: KindForm, kind_id: int | None) -> bool:
 @bp.route("/reminders/kinds", methods=["GET", "POST"])
 @staff_required
 def kinds():
-    form = KindForm()
+    return _kind_page(KindForm(), None)
+
+
+def _kind_page(form: KindForm, editing: reminders.Kind | None):
     _kind_choices(form)
-    if form.validate_on_submit() and _save(form, None):
+    if form.validate_on_submit() and _save(form, editing.id if editing else None):
         flash(_("Reminder kind saved."), "ok")
         return redirect(url_for("reminders.kinds"))
     return render_template("reminder_kinds.html", form=form, kinds=reminders.kinds(db().conn),
-                           editing=None)
+                           editing=editing)
 
 
 @bp.route("/reminders/kinds/<int:kind_id>", methods=["GET", "POST"])
@@ -214,9 +217,4 @@ def edit_kind(kind_id: int):
             "priority": current.priority, "enabled": current.enabled})
     else:
         form = KindForm()
-    _kind_choices(form)
-    if form.validate_on_submit() and _save(form, kind_id):
-        flash(_("Reminder kind saved."), "ok")
-        return redirect(url_for("reminders.kinds"))
-    return render_template("reminder_kinds.html", form=form, kinds=reminders.kinds(db().conn),
-                           editing=current)
+    return _kind_page(form, current)

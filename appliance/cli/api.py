@@ -2,25 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .common import cli_actor, config_option, field_errors, load_config_and_db
 
 
 def _errors(f):
     from ..api_tokens import TokenError
     from ..webhooks import WebhookError
-
-    @functools.wraps(f)
-    @friendly_errors
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except (TokenError, WebhookError) as exc:
-            raise click.ClickException(f"{exc.field + ': ' if exc.field else ''}{exc}") from None
-    return wrapper
+    return field_errors(TokenError, WebhookError)(f)
 
 
 def _token(db, name: str):

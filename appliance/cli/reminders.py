@@ -2,25 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from pathlib import Path
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .common import cli_actor, config_option, field_errors, load_config_and_db
 
 
 def _errors(f):
     from ..reminders import ReminderError
-
-    @functools.wraps(f)
-    @friendly_errors
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except ReminderError as exc:
-            raise click.ClickException(f"{exc.field + ': ' if exc.field else ''}{exc}") from None
-    return wrapper
+    return field_errors(ReminderError)(f)
 
 
 @click.group("reminders")
