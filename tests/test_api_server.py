@@ -121,6 +121,7 @@ def test_a_broadcast_is_planned_checked_and_queued_like_the_confirm_page(server,
     assert answer.headers["Location"] == f"/api/v1/broadcasts/{b['id']}"
     assert b["total"] == 2 and b["counts"]["queued"] == 2 and b["priority"] == "emergency"
     assert b["created_by"] == "api:予約システム" and b["choices"] == ["来院できる", "来院できない"]
+    assert "Set-Cookie" not in answer.headers          # a token, never a session
     texts = [r[0] for r in server.db.conn.execute(
         "SELECT text FROM recipients WHERE broadcast_id = ? ORDER BY name", [b["id"]])]
     assert texts[0].startswith("山田 太郎様 停電") and "1 来院できる" in texts[0]

@@ -367,3 +367,39 @@ def test_the_real_daemon_sends_a_due_reminder_personalised_under_its_job_guard(r
                "the reminder recorded as sent")
     assert rig.db.conn.execute("SELECT count(*) FROM daemon_jobs WHERE failures > 0"
                                ).fetchone()[0] == 0
+
+
+def test_emergency_reminders_go_first_even_in_quiet_hours_and_routine_ones_leave_the_reserve(
+        setup):
+    config, db = setup                      # one SIM, 200 a day, reserve 5
+    ids = add_kinds(db, config)
+    with write(db) as conn:
+        urgent = reminders.save_kind(conn, config, name="休診", text="{name}様 {date}は休診です",
+                                     hours_before=12, priority="emergency", actor="t", now=0.0)
+        conn.execute("UPDATE reminder_kinds SET hours_before = 12 WHERE id = ?", [ids["採血"]])
+    add_patients(db, 8)
+    # 193 parts already sent today: 7 left, of which routine reminders may use 2.
+    with write(db) as conn:
+        b = conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at, state) "
+                         "VALUES ('x', 'x', 't', 0, 'done')").lastrowid
+        r = conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count, "
+                         "state) VALUES (?, 'x', '+819000000000', 'x', 193, 'submitted')",
+                         [b]).lastrowid
+        conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
+                         "VALUES (?, ?, 'submitted', 'm0', ?)",
+                         [(r, i + 1, local(2, 6)) for i in range(193)])
+        for i in range(7):
+            reminders.upsert(conn, contact_id=i + 1, kind_id=ids["採血"], actor="t", now=0.0,
+                             appointment_at=local(2, 18), source="api", external_id=f"R{i}")
+        reminders.upsert(conn, contact_id=8, kind_id=urgent, appointment_at=local(2, 18),
+                         actor="t", now=0.0, source="api", external_id="E1")
+        assert reminders.run_due(conn, config, local(2, 6, 30)) != []     # 6:30: quiet hours
+    state = {r["external_id"]: r["state"] for r in reminders.listing(db.conn, config, 0)}
+    assert state["E1"] == "queued" and {state[f"R{i}"] for i in range(7)} == {"pending"}
+    with write(db) as conn:
+        reminders.run_due(conn, config, local(2, 8))
+    state = {r["external_id"]: (r["state"], r["reason"])
+             for r in reminders.listing(db.conn, config, 0)}
+    queued = [k for k, (s, _r) in state.items() if s == "queued" and k != "E1"]
+    assert len(queued) == 1     # 7 left: the emergency took 1, routine may use 6 - 5
+    assert {state[k] for k in state if k not in queued and k != "E1"} == {("pending", "budget")}

@@ -47,7 +47,8 @@ class TokenForm(FlaskForm):
 
 class WebhookForm(FlaskForm):
     url = StringField(_l("Address (URL) that receives the events"),
-                      validators=[DataRequired(), Length(max=webhooks.URL_MAX)])
+                      validators=[DataRequired(), Length(max=webhooks.URL_MAX)],
+                      render_kw={"placeholder": "http://192.168.1.20:8000/tsunagu"})
     events = Checkboxes(_l("Events"), validators=[DataRequired()],
                         choices=[C(e, f"{e} — {EVENT_LABELS[e]}") for e in webhooks.EVENTS])
     new_secret = BooleanField(_l("Make a new signing secret"))

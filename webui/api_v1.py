@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, session
 from werkzeug.exceptions import HTTPException
 
 from appliance import api_tokens, audit
@@ -250,6 +250,10 @@ def _rate_headers(response: Response) -> Response:
         response.headers["RateLimit-Limit"] = str(rate[0])
         response.headers["RateLimit-Remaining"] = str(rate[1])
     response.headers["Cache-Control"] = "no-store"
+    # A token, not a cookie, says who calls: never hand the API's clients a session cookie
+    # (the staff pages' hooks may have touched the session on the way).
+    session.clear()
+    session.modified = False
     return response
 
 
