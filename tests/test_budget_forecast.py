@@ -1,0 +1,77 @@
+"""The daily-limit forecast, written out for speed (issue 16: it runs over the whole queue on
+every broadcast page load), gives exactly the times the plain algorithm gives: each
+message in order to the SIM whose rolling 24 hours free room for it first."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from appliance import budget
+from appliance.config import ModemConfig
+from appliance.db import write
+
+NOW = 1_000_000.0
+HOUR = 3600.0
+
+
+def plain_forecast(spent: dict[str, list[float]], modems: list[ModemConfig],
+                   waiting: list[tuple[int, int, float]]) -> dict[int, float]:
+    """The forecast as first written: one budget._room_at() per SIM per message."""
+    sims = [{"limit": m.daily_limit, "spent": sorted(spent[m.name]), "last": NOW}
+            for m in modems]
+    out = {}
+    for rid, parts, due in waiting:
+        best, best_sim = float("inf"), None
+        for sim in sims:
+            at = budget._room_at(sim, parts, max(due, sim["last"]))
+            if at < best:
+                best, best_sim = at, sim
+        out[rid] = best
+        if best_sim is not None:
+            best_sim["spent"].extend([best] * parts)
+            best_sim["last"] = best
+    return out
+
+
+@dataclass
+class Config:
+    modems: list[ModemConfig]
+
+
+queues = st.lists(st.tuples(st.integers(1, 4),                       # parts
+                            st.sampled_from([0.0, 0.0, 0.0, 600.0, 30 * HOUR])),  # due in
+                  max_size=60)
+
+
+# One database for every example: each starts by emptying it.
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(limits=st.lists(st.integers(1, 12), min_size=1, max_size=3),
+       spent_hours_ago=st.lists(st.lists(st.floats(0.0, 30.0), max_size=12), min_size=3,
+                                max_size=3),
+       queue=queues)
+def test_the_fast_forecast_gives_the_times_of_the_plain_one(db, limits, spent_hours_ago, queue):
+    modems = [ModemConfig(name=f"m{i}", port="/dev/null", daily_limit=limit)
+              for i, limit in enumerate(limits)]
+    spent = {m.name: [NOW - h * HOUR for h in spent_hours_ago[i] if h * HOUR < budget.DAY]
+             for i, m in enumerate(modems)}
+    with write(db) as conn:
+        conn.execute("DELETE FROM parts")
+        conn.execute("DELETE FROM recipients")
+        conn.execute("DELETE FROM broadcasts")
+        bid = conn.execute("INSERT INTO broadcasts (title, text, priority, created_by, "
+                           "created_at, state) VALUES ('t', 't', 'routine', 't', 0, 'done')"
+                           ).lastrowid
+        for name, times in spent.items():
+            for at in times:
+                rid = conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, "
+                                   "parts_count, priority_rank, state) VALUES "
+                                   "(?, 'p', '+819000000000', 't', 1, 1, 'submitted')",
+                                   [bid]).lastrowid
+                conn.execute("INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
+                             "VALUES (?, 1, 'submitted', ?, ?)", [rid, name, at])
+    waiting = [(i + 1, parts, NOW + due) for i, (parts, due) in enumerate(queue)]
+    assert budget.forecast(db.conn, Config(modems), NOW, waiting) == \
+        plain_forecast(spent, modems, waiting)
