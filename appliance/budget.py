@@ -128,13 +128,29 @@ def _waiting(conn: sqlite3.Connection) -> list[tuple[int, int, float]]:
     return cursor.execute(_WAITING).fetchall()
 
 
-def held_back(conn: sqlite3.Connection, config: Config, now: float) -> dict[int, float]:
+def held_back(conn: sqlite3.Connection, config: Config, now: float, *,
+              broadcast_id: int | None = None) -> dict[int, float]:
     """Queued messages that the daily limits hold back (上限待ち): recipient id → when the
-    budget lets it go (inf: no SIM's limit ever can)."""
+    budget lets it go (inf: no SIM's limit ever can).
+
+    *broadcast_id*: only that broadcast's, as its page and `broadcast show` need. The
+    forecast then stops after its last queued message (the ones behind it cannot change its
+    times) and is not made at all when it has none queued: with a week of reminders
+    queued, a finished broadcast's page no longer forecasts 10,000 messages.
+    """
+    mine = None
+    if broadcast_id is not None:
+        mine = {r[0] for r in conn.execute("SELECT id FROM recipients WHERE broadcast_id = ? "
+                                           "AND state = 'queued'", [broadcast_id])}
+        if not mine:
+            return {}
     waiting = _waiting(conn)
+    if mine is not None:
+        last = max((i for i, w in enumerate(waiting) if w[0] in mine), default=-1)
+        waiting = waiting[:last + 1]
     due = {rid: at for rid, _parts, at in waiting}
     return {rid: at for rid, at in forecast(conn, config, now, waiting).items()
-            if at > max(now, due[rid]) + 1.0}
+            if at > max(now, due[rid]) + 1.0 and (mine is None or rid in mine)}
 
 
 def room_at(conn: sqlite3.Connection, modem: ModemConfig, now: float, parts: int) -> float:

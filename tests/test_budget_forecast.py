@@ -75,3 +75,24 @@ def test_the_fast_forecast_gives_the_times_of_the_plain_one(db, limits, spent_ho
     waiting = [(i + 1, parts, NOW + due) for i, (parts, due) in enumerate(queue)]
     assert budget.forecast(db.conn, Config(modems), NOW, waiting) == \
         plain_forecast(spent, modems, waiting)
+
+
+def test_one_broadcasts_held_back_messages_are_those_of_the_whole_forecast(db):
+    # Three broadcasts queued behind limits of 5 parts a day: the first fits, the others
+    # wait, each from its own moment; the emergency one goes ahead of them all.
+    from tests.queue_rows import TEXT_2_PARTS, add_broadcast
+    config = Config([ModemConfig(name="m0", port="/dev/null", daily_limit=5),
+                     ModemConfig(name="m1", port="/dev/null", daily_limit=3)])
+    first, _ = add_broadcast(db, 2, text=TEXT_2_PARTS)
+    second, _ = add_broadcast(db, 4, first_number=100)
+    urgent, _ = add_broadcast(db, 3, priority="emergency", first_number=200)
+    done, _ = add_broadcast(db, 2, state="done", first_number=300)
+    with write(db) as conn:
+        conn.execute("UPDATE recipients SET state = 'delivered' WHERE broadcast_id = ?", [done])
+    whole = budget.held_back(db.conn, config, NOW)
+    assert whole, "nothing held back: the test proves nothing"
+    for bid in (first, second, urgent, done):
+        ids = {r[0] for r in db.conn.execute("SELECT id FROM recipients WHERE broadcast_id = ?",
+                                             [bid])}
+        assert budget.held_back(db.conn, config, NOW, broadcast_id=bid) == \
+            {rid: at for rid, at in whole.items() if rid in ids}

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
+from tests import web_support
 from tests.queue_rows import add_broadcast
 from webui.broadcast_views import PEOPLE_PER_PAGE
 
-pytest_plugins = ["tests.web_support"]
+web, staff = web_support.web, web_support.staff  # shared fixtures
 
 
 def _rows(page: str) -> list[str]:

@@ -170,9 +170,9 @@ def _get_summary(broadcast_id: int, held: dict[int, float] | None = None) -> dic
         abort(404)
 
 
-def _held() -> dict[int, float]:
-    """Queued messages the SIMs' daily limits hold back (上限待ち), for the counts."""
-    return budget.held_back(db().conn, tsunagu_config(), now())
+def _held(broadcast_id: int) -> dict[int, float]:
+    """This broadcast's queued messages the SIMs' daily limits hold back (上限待ち)."""
+    return budget.held_back(db().conn, tsunagu_config(), now(), broadcast_id=broadcast_id)
 
 
 # Recipients per page of the broadcast page: a clinic's whole roster (~200) on one page, as
@@ -196,7 +196,7 @@ def _page_of_people(broadcast_id: int, total: int, held: dict[int, float]
 @bp.route("/broadcasts/<int:broadcast_id>")
 @staff_required
 def detail(broadcast_id: int):
-    held = _held()
+    held = _held(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, pager = _page_of_people(broadcast_id, summary["total"], held)
     return render_template("broadcast.html", b=summary, people=people, labels=STATE_LABELS,
@@ -207,7 +207,7 @@ def detail(broadcast_id: int):
 @bp.route("/api/broadcasts/<int:broadcast_id>")
 @staff_required
 def api_detail(broadcast_id: int):
-    held = _held()
+    held = _held(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, _pager = _page_of_people(broadcast_id, summary["total"], held)
     return jsonify({"state": summary["state"], "state_label": str(STATE_LABELS[summary["state"]]),
