@@ -29,7 +29,14 @@ def sent_today(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> int:
 
 def remaining(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> int:
     """Parts this SIM may still send in the current 24 hours."""
-    return max(0, modem.daily_limit - sent_today(conn, modem, now))
+    # Read before every message a modem takes: counting stops at the limit, so the work is
+    # bounded by the SIM's own limit, not by all it sent today (a SIM allowed 100,000 a day
+    # took 7 ms a message by the end of a 10,000-person broadcast).
+    spent = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM parts WHERE modem = ? AND sending_at > ? "
+        f"AND state IN {_SPENT} LIMIT ?)",
+        [modem.name, now - DAY, modem.daily_limit]).fetchone()[0]
+    return max(0, modem.daily_limit - spent)
 
 
 def next_send_allowed_at(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> float:

@@ -62,6 +62,21 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def cpu_ns(pid: int) -> int | None:
+    """CPU time of every thread of the process, in nanoseconds (the scheduler's own count:
+    finer than /proc/PID/stat's 10 ms ticks, for short windows)."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that ended meanwhile
+    except OSError:
+        return None
+    return total
+
+
 def mib(kib: int | None) -> float | None:
     return None if kib is None else round(kib / 1024, 1)
 

@@ -96,3 +96,19 @@ def test_one_broadcasts_held_back_messages_are_those_of_the_whole_forecast(db):
                                              [bid])}
         assert budget.held_back(db.conn, config, NOW, broadcast_id=bid) == \
             {rid: at for rid, at in whole.items() if rid in ids}
+
+
+def test_the_remaining_budget_stops_counting_at_the_limit_and_stays_exact(db):
+    # remaining() counts at most daily_limit parts (its work is bounded by the SIM's limit,
+    # not by everything it sent today); what it answers is the same.
+    from tests.queue_rows import add_broadcast
+    modem = ModemConfig(name="m0", port="/dev/null", daily_limit=5)
+    _bid, ids = add_broadcast(db, 8)
+    for spent, left in [(0, 5), (4, 1), (5, 0), (8, 0)]:
+        with write(db) as conn:
+            conn.execute("DELETE FROM parts")
+            conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
+                             "VALUES (?, 1, 'submitted', 'm0', ?)",
+                             [(rid, NOW - 60) for rid in ids[:spent]])
+        assert budget.remaining(db.conn, modem, NOW) == left
+        assert budget.sent_today(db.conn, modem, NOW) == spent   # the figure staff see: exact
