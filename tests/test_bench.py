@@ -16,20 +16,32 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def test_the_throughput_benchmark_prints_one_line_per_run_and_a_median_summary():
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "broadcast_throughput.py"), "--people", "4",
-         "--case", "0:1", "--case", "0.02:2:50"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, check=True).stdout
-    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    runs, summary = lines[:-1], lines[-1]
-    assert [(r["send_delay_s"], r["modems"]) for r in runs] == [(0.0, 1), (0.02, 2)]
-    assert all(r["parts"] == 8 and sum(r["parts_per_modem"]) == 8 for r in runs)
-    assert all(r["messages_split_over_modems"] == 0 for r in runs)
-    assert all(r["daemon_peak_rss_mib"] > 0 and r["daemon_cpu_ms_per_part"] > 0 for r in runs)
-    assert runs[0]["cpu_quota"] is None and runs[1]["cpu_quota"].startswith("50% of one core")
-    assert set(summary["cases"]) == {"0.0s/1", "0.02s/2 pi"}
-    assert summary["cases"]["0.02s/2 pi"]["ratio_to_ideal"]["n"] == 1
+def test_one_command_runs_every_benchmark_and_writes_the_readme_performance_section(tmp_path):
+    readme = tmp_path / "README.md"
+    original = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme.write_text(original, encoding="utf-8")
+    report = tmp_path / "report.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "performance.py"), "--smoke",
+                    "--repeat", "1", "--drill-repeat", "1", "--report", "--readme", str(readme),
+                    "--json", str(report)],
+                   capture_output=True, text=True, timeout=300, cwd=ROOT, check=True)
+    figures = json.loads(report.read_text(encoding="utf-8"))
+    assert {"queue_depth", "throughput", "drill", "ten_thousand", "clinic", "machine_before",
+            "machine_after"} <= set(figures)
+    cases = figures["throughput"]["cases"]
+    assert cases["0.02s/2 pi"]["cpu_quota"].startswith("50% of one core")
+    assert all(c["messages_split_over_modems"] == 0 for c in cases.values())
+    assert figures["drill"]["lost"] == figures["drill"]["duplicates"] == 0
+    written = readme.read_text(encoding="utf-8")
+    section = written.split("## Performance\n", 1)[1].split("\n## ", 1)[0]
+    for heading in ("### The claim and the queue's depth", "### The send path",
+                    "### The disaster drill", "### Ten thousand recipients",
+                    "### Memory (resident, MiB)", "load average", "bench/performance.py --report",
+                    "A smoke run at toy sizes"):
+        assert heading in section, heading
+    # Only the section changed: what comes before and after it is the README's own.
+    before, after = original.split("## Performance\n", 1)[0], original.split("\n## Status", 1)[1]
+    assert written.startswith(before) and written.endswith(after)
 
 
 def _cpu_share_of_a_busy_loop(quota: CpuQuota, seconds: float) -> float:
