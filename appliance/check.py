@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import health as health_mod, jobs, schedules, storage
+from . import clock as clock_mod
+from . import health as health_mod
+from . import jobs, schedules, storage
 from .config import Config
 from .db import write
 
@@ -190,11 +192,22 @@ def check_storage(config: Config, now: float, lang: str,
     return results
 
 
-def check_clock(now: float, lang: str) -> Result:
+def check_clock(now: float, lang: str, synchronised: bool | None = None) -> Result:
+    """Critical when the time is impossible; a warning when it is not synchronised (the
+    second factor's codes and the audit log's times need the right time)."""
     if now < EARLIEST_SANE_TIME:
         return Result("clock", CRITICAL, _t(lang, "時計が合っていません（NTPを確認してください）",
                                             "the clock is wrong (check NTP)"))
-    return Result("clock", OK, _t(lang, "時計正常", "clock sane"))
+    if synchronised is False:
+        return Result("clock", WARNING, _t(
+            lang, "時計が同期していません。ネットワーク（NTP）の設定を確認してください。"
+                  "ずれると2段階認証のコードが通らなくなります",
+            "the clock is not synchronised (check NTP): two-step verification codes fail "
+            "when it drifts"))
+    if synchronised is None:
+        return Result("clock", OK, _t(lang, "時計正常（同期状態は確認できません）",
+                                      "clock sane (synchronisation unknown)"))
+    return Result("clock", OK, _t(lang, "時計正常（同期済み）", "clock sane and synchronised"))
 
 
 def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
@@ -258,9 +271,12 @@ def _local(at: float | None, config: Config) -> str:
 
 
 def run_checks(db, config: Config, now: float, *,
-               met: Iterable[storage.Fault] = ()) -> list[Result]:
+               met: Iterable[storage.Fault] = (),
+               clock_sync: Callable[[], bool | None] = clock_mod.synchronised) -> list[Result]:
     """Every check. *db* is None when the database could not be opened at all (*met* says
-    why); a database that cannot be read gives what can be known without it."""
+    why); a database that cannot be read gives what can be known without it. *clock_sync*
+    says whether the system clock is synchronised (a seam: tests inject the answer, the
+    appliance asks timedatectl, then the kernel)."""
     conn = db.conn if hasattr(db, "conn") else db
     lang = config.language
     met = list(met)
@@ -281,7 +297,8 @@ def run_checks(db, config: Config, now: float, *,
             results, tail = [], []
     if not results:
         results = [check_daemon_without_database(config, now, lang)]
-    every = [*results, *check_storage(config, now, lang, met), check_clock(now, lang), *tail]
+    every = [*results, *check_storage(config, now, lang, met),
+             check_clock(now, lang, clock_sync()), *tail]
     return list({(r.name, r.message): r for r in every}.values())  # a fault said once
 
 

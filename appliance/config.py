@@ -12,6 +12,7 @@ directory such as ./var/demo works wherever it is started from.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -20,6 +21,8 @@ import zoneinfo
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from .lan import DEFAULT_RANGES
 
 ENV_VAR = "TSUNAGU_CONFIG"
 RESEND_UNCERTAIN = ("emergency", "always", "never")
@@ -43,14 +46,27 @@ class ConfigError(Exception):
         super().__init__(f"{where}{what}{message}")
 
 
+TWO_FACTOR_MODES = ("admin", "all", "off")
+ROLES = ("admin", "office", "staff")
+# The private ranges a clinic LAN uses (RFC 1918, IPv6 link-local and unique local).
+DEFAULT_LAN_RANGES = DEFAULT_RANGES
+
+
 @dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     secret_key_file: Path = Path("secret_key")
     session_timeout_minutes: int = 30
-    max_failed_logins: int = 5
-    lockout_minutes: int = 15
+    max_failed_logins: int = 5          # failed logins per client address before it waits
+    lockout_minutes: int = 5            # the longest wait for one address
+    global_failed_logins: int = 50      # across all addresses: then any that failed waits
+    two_factor: str = "admin"           # who must have a second factor: admin, all, off
+    roster_roles: tuple[str, ...] = ("admin", "office")   # may import and export the roster
+    session_cookie_secure: bool = False  # true behind the HTTPS proxy
+    trusted_proxy: str = ""             # the proxy's address whose X-Forwarded-For is believed
+    lan_ranges: tuple[str, ...] = DEFAULT_LAN_RANGES
+    ca_certificate: Path = Path("ca.crt")   # the proxy's CA root, offered at /ca
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,7 @@ class BackupConfig:
     directory: Path = Path("backups")
     keep: int = 7
     usb_path: Path | None = None
+    key_file: Path = Path("backup.key")   # the age key backups are encrypted with
 
 
 @dataclass(frozen=True)
@@ -203,12 +220,18 @@ class _Reader:
     def resolve_web(self, web: WebConfig, database: Path) -> WebConfig:
         if web.secret_key_file == WebConfig.secret_key_file:
             # Not given: keep the key beside the database, which is writable by design.
-            return replace(web, secret_key_file=database.parent / "secret_key")
+            web = replace(web, secret_key_file=database.parent / "secret_key")
+        if web.ca_certificate == WebConfig.ca_certificate:
+            web = replace(web, ca_certificate=database.parent / "ca.crt")
         return web
 
     def resolve_backup(self, backup: BackupConfig, database: Path) -> BackupConfig:
         if backup.directory == BackupConfig.directory:
-            return replace(backup, directory=database.parent / "backups")
+            backup = replace(backup, directory=database.parent / "backups")
+        if backup.key_file == BackupConfig.key_file:
+            # Beside the database (writable by the service), never in the backup directory
+            # or on the USB stick: a copy and its key must not travel together.
+            backup = replace(backup, key_file=database.parent / "backup.key")
         return backup
 
     def check_pins(self, gpio: GpioConfig) -> None:
@@ -313,6 +336,12 @@ class _Table:
                             f"got {value!r}")
         return value
 
+    def text_list(self, name: str, *, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(name, (list,), "a list of strings", default, False)
+        if not all(isinstance(item, str) for item in value):
+            raise self.fail(name, "expected a list of strings, such as [\"a\", \"b\"]")
+        return tuple(value)
+
     def boolean(self, name: str, *, default: bool) -> bool:
         return self.get(name, (bool,), "true or false", default, False)
 
@@ -374,7 +403,27 @@ MODEM_KEYS = {"name", "port", "pin", "pace", "daily_limit", "request_status_repo
 def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
     t = _Table(reader, "web.", data, {"host", "port", "secret_key_file",
                                       "session_timeout_minutes", "max_failed_logins",
-                                      "lockout_minutes"})
+                                      "lockout_minutes", "global_failed_logins", "two_factor",
+                                      "roster_roles", "session_cookie_secure", "trusted_proxy",
+                                      "lan_ranges", "ca_certificate"})
+    roster_roles = t.text_list("roster_roles", default=WebConfig.roster_roles)
+    for role in roster_roles:
+        if role not in ROLES:
+            raise t.fail("roster_roles", f"{role!r} is not a role (roles: {', '.join(ROLES)})")
+    lan_ranges = t.text_list("lan_ranges", default=WebConfig.lan_ranges)
+    for network in lan_ranges:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise t.fail("lan_ranges", f"{network!r} is not an address range "
+                         "(such as \"192.168.1.0/24\")") from None
+    proxy = t.text("trusted_proxy", default="", allow_empty=True)
+    if proxy:
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError:
+            raise t.fail("trusted_proxy", f"{proxy!r} is not an IP address "
+                         "(the proxy's, such as \"127.0.0.1\")") from None
     return WebConfig(
         host=t.text("host", default=WebConfig.host),
         port=t.integer("port", default=WebConfig.port, minimum=1, maximum=65535),
@@ -382,8 +431,15 @@ def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
         session_timeout_minutes=t.integer("session_timeout_minutes", default=30, minimum=1,
                                           maximum=24 * 60),
         max_failed_logins=t.integer("max_failed_logins", default=5, minimum=1, maximum=100),
-        lockout_minutes=t.integer("lockout_minutes", default=15, minimum=1,
-                                  maximum=7 * 24 * 60),
+        lockout_minutes=t.integer("lockout_minutes", default=5, minimum=1, maximum=60),
+        global_failed_logins=t.integer("global_failed_logins", default=50, minimum=1,
+                                       maximum=100_000),
+        two_factor=t.choice("two_factor", TWO_FACTOR_MODES, default="admin"),
+        roster_roles=tuple(dict.fromkeys(("admin", *roster_roles))),  # admins always may
+        session_cookie_secure=t.boolean("session_cookie_secure", default=False),
+        trusted_proxy=proxy,
+        lan_ranges=tuple(lan_ranges),
+        ca_certificate=t.path("ca_certificate", default=WebConfig.ca_certificate),
     )
 
 
@@ -437,11 +493,12 @@ def read_check(reader: _Reader, data: dict[str, Any]) -> CheckConfig:
 
 
 def read_backup(reader: _Reader, data: dict[str, Any]) -> BackupConfig:
-    t = _Table(reader, "backup.", data, {"directory", "keep", "usb_path"})
+    t = _Table(reader, "backup.", data, {"directory", "keep", "usb_path", "key_file"})
     return BackupConfig(
         directory=t.path("directory", default=BackupConfig.directory),
         keep=t.integer("keep", default=7, minimum=1, maximum=1000),
         usb_path=t.path("usb_path", default=None),
+        key_file=t.path("key_file", default=BackupConfig.key_file),
     )
 
 

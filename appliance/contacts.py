@@ -52,6 +52,10 @@ _ENGLISH_SHIFTS = {"am": "午前", "morning": "午前", "pm": "午後", "afterno
                    "evening": "夜間", "night": "夜間"}
 _DAY_NOISE = re.compile(r"[\s・,、/／]|曜日|曜")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Invisible characters that only cause harm in a name: a BOM left mid-file by pasting two
+# "CSV UTF-8" files together, zero-width spaces, and the bidirectional controls that make
+# "U+202E" text display reversed (a name that reads differently from what it is).
+_INVISIBLE = re.compile("[\ufeff\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u061c]")
 _CONTROL_IN_NOTE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # notes may have line breaks
 LABELS = {"patient_id": ("患者ID", "patient ID"), "name": ("氏名", "name"),
           "kana": ("フリガナ", "kana"), "phone": ("携帯電話", "mobile number"),
@@ -164,7 +168,7 @@ def _check_text(fields: dict[str, Any], key: str, problems: list[Problem], *,
     value = fields.get(key)
     if value is None:
         return
-    value = str(value)
+    value = _INVISIBLE.sub("", str(value))
     if nfkc:
         value = unicodedata.normalize("NFKC", value)
     value = value.strip()
@@ -534,7 +538,8 @@ def _update_contact(conn: sqlite3.Connection, contact_id: int, actor: str,
         if changed == ["active"]:
             action = "contact_reactivate" if active else "contact_deactivate"
         audit.record(conn, actor, action, remote_addr, contact_id=contact_id,
-                     fields=changed)
+                     fields=changed, old={k: current[k] for k in changed},
+                     new={k: fields[k] for k in changed})
 
 
 def deactivate_contact(db: sqlite_utils.Database, contact_id: int, *, actor: str,

@@ -42,6 +42,12 @@ class RowResult:
     action: str | None = None               # 'new' | 'update' | 'unchanged' (when ok)
     contact_id: int | None = None           # the existing contact an update goes to
     changes: tuple[str, ...] = ()           # fields (and 'groups', 'active') an update changes
+    old: dict[str, Any] = field(default_factory=dict)   # what an update replaces: old → new
+
+    @property
+    def new(self) -> dict[str, Any]:
+        """The values an update writes, for the fields in `old` (the preview's old → new)."""
+        return {k: (self.fields.get(k) if k != "active" else True) for k in self.old}
 
     @property
     def reason(self) -> str:
@@ -173,8 +179,13 @@ class _Planner:
         if contact is None:
             return RowResult(record.row, "ok", (), _public(fields), "new")
         changes = self.changes(contact, fields)
+        old: dict[str, Any] = {k: contact[k] for k in changes if k in CONTACT_FIELDS}
+        if "active" in changes:
+            old["active"] = False
+        if "groups" in changes:
+            old["groups"] = sorted(self.existing.memberships.get(contact["id"], set()))
         return RowResult(record.row, "ok", (), _public(fields),
-                         "update" if changes else "unchanged", contact["id"], changes)
+                         "update" if changes else "unchanged", contact["id"], changes, old)
 
     def check(self, record: roster_csv.Record) -> tuple[dict[str, Any], list[Problem]]:
         cells = record.cells
@@ -313,7 +324,11 @@ def import_contacts(db: sqlite_utils.Database, data: bytes, *, actor: str,
             audit.record(conn, actor, "contacts_import", remote_addr, filename=filename,
                          encoding=plan.encoding, rows=len(plan.rows), created=plan.new,
                          updated=plan.updated, unchanged=plan.unchanged,
-                         groups_created=[name for name, _ in plan.groups_to_create])
+                         groups_created=[name for name, _ in plan.groups_to_create],
+                         changes=[{"contact_id": r.contact_id, "old": r.old,
+                                   "new": {k: sorted(v) if k == "groups" else v
+                                           for k, v in r.new.items()}}
+                                  for r in plan.rows if r.action == "update"])
     except ContactImportError as exc:
         with write(db) as conn:
             audit.record(conn, actor, "contacts_import_refused", remote_addr,

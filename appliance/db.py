@@ -38,6 +38,7 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn)
     if migrate:
         migrations.apply(db)
+    conn.set_authorizer(_service_may)
     return db
 
 
@@ -59,6 +60,29 @@ def connect_read_only(path: str | Path) -> sqlite_utils.Database:
         conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     return sqlite_utils.Database(conn)
+
+
+_AUDIT = "audit_log"
+
+
+def _service_may(action: int, arg1, arg2, _database, _trigger) -> int:
+    """What the appliance's own connections may do to the audit log: add rows, read them.
+
+    Triggers already refuse UPDATE and DELETE; this also refuses dropping those triggers or
+    the table, and writable_schema, so no code path of the service can remove evidence (a
+    bug, or an injected statement). Migrations run before it is set. See docs/security.md
+    for what remains possible to someone with the file itself.
+    """
+    if action in (sqlite3.SQLITE_DELETE, sqlite3.SQLITE_DROP_TABLE,
+                  sqlite3.SQLITE_ALTER_TABLE) and (arg1 == _AUDIT or arg2 == _AUDIT):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_UPDATE and arg1 == _AUDIT:
+        return sqlite3.SQLITE_DENY
+    if action in (sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_TEMP_TRIGGER):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() == "writable_schema":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 @contextlib.contextmanager

@@ -38,6 +38,96 @@ def m0005_resume_long_messages(db) -> None:
     db.executescript(SCHEMA_0005)
 
 
+@migrations(name="0006_security_accounts")
+def m0006_security_accounts(db) -> None:
+    # users is rebuilt (SQLite cannot change a CHECK): the 'office' role (事務) joins, the
+    # per-account lockout goes (anyone on the LAN could lock every account; logins are now
+    # throttled by client address instead), and each account gets a session version and
+    # its second factor. Nothing references users by key, so the rebuild moves no data.
+    db.executescript(SCHEMA_SECURITY_ACCOUNTS)
+
+
+SCHEMA_SECURITY_ACCOUNTS = r"""
+CREATE TABLE users_new (
+    id              INTEGER PRIMARY KEY,
+    username        TEXT NOT NULL UNIQUE,
+    password_hash   TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('admin','office','staff')),
+    locale          TEXT NOT NULL DEFAULT 'ja' CHECK (locale IN ('ja','en')),
+    active          INTEGER NOT NULL DEFAULT 1,
+    created_at      REAL NOT NULL,
+    last_login_at   REAL,
+    -- Checked on every request against the one in the session: bumped by logout, a
+    -- password change or reset, a role change, deactivation and a second-factor reset, it
+    -- ends every session of the account at once (a copied cookie included).
+    session_version INTEGER NOT NULL DEFAULT 1,
+    password_changed_at REAL,
+    totp_secret     TEXT,                  -- base32; NULL: no second factor
+    totp_pending    TEXT,                  -- during enrolment, until a code confirms it
+    totp_enabled_at REAL,
+    totp_last_step  INTEGER                -- the last accepted 30 s step: no code twice
+);
+INSERT INTO users_new (id, username, password_hash, role, locale, active, created_at,
+                       last_login_at)
+    SELECT id, username, password_hash, role, locale, active, created_at, last_login_at
+    FROM users;
+DROP TABLE users;
+ALTER TABLE users_new RENAME TO users;
+
+-- One-time recovery codes for the second factor (hashes only).
+CREATE TABLE recovery_codes (
+    id              INTEGER PRIMARY KEY,
+    user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash       TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    used_at         REAL
+);
+CREATE INDEX recovery_codes_user ON recovery_codes(user_id);
+
+-- Every login attempt, for the throttle by client address and the admins' dashboard.
+-- outcome: ok, password_ok (the second factor awaited), bad_credentials, bad_code,
+-- throttled, emergency, bad_emergency, cleared (an admin let the address try again).
+CREATE TABLE login_attempts (
+    id              INTEGER PRIMARY KEY,
+    at              REAL NOT NULL,
+    remote_addr     TEXT NOT NULL,
+    username        TEXT,
+    outcome         TEXT NOT NULL
+);
+CREATE INDEX login_attempts_addr ON login_attempts(remote_addr, at);
+CREATE INDEX login_attempts_at ON login_attempts(at);
+
+-- Sealed one-time emergency codes (break-glass), hashes only; printed at install.
+CREATE TABLE emergency_codes (
+    id              INTEGER PRIMARY KEY,
+    code_hash       TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    created_by      TEXT NOT NULL,
+    used_at         REAL,
+    used_from       TEXT,
+    revoked_at      REAL
+);
+"""
+
+
+@migrations(name="0007_security_audit_chain")
+def m0007_security_audit_chain(db) -> None:
+    # Each audit row's hash covers the row and the previous row's hash (appliance.audit);
+    # the rows already there are chained now, in id order. The update trigger is lifted for
+    # this one statement and put back in the same transaction.
+    from .audit import GENESIS, row_hash
+    conn = db.conn
+    conn.execute("ALTER TABLE audit_log ADD COLUMN hash TEXT")
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    previous = GENESIS
+    for r in conn.execute("SELECT * FROM audit_log ORDER BY id").fetchall():
+        previous = row_hash(previous, r["id"], r["at"], r["actor"], r["action"], r["detail"],
+                            r["remote_addr"])
+        conn.execute("UPDATE audit_log SET hash = ? WHERE id = ?", [previous, r["id"]])
+    conn.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+                 "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.

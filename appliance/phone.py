@@ -57,9 +57,16 @@ class PhoneError(ValueError):
         return self.message_en if language == "en" else self.message_ja
 
 
+# An international call prefix written instead of "+": 00 (most of the world, and how many
+# people write +81) or 010 (Japan's own): "0081 90-1234-5678", "010-81-90-1234-5678".
+_DIAL_PREFIX = re.compile(r"^(?:00|010)(?=[1-9])")
+
+
 def clean(text: str) -> str:
-    """NFKC (full-width digits, ＋, spaces) and dash-like characters made hyphens."""
-    return unicodedata.normalize("NFKC", text).translate(_DASHES).strip()
+    """NFKC (full-width digits, ＋, spaces), dash-like characters made hyphens, and an
+    international call prefix made "+"."""
+    cleaned = unicodedata.normalize("NFKC", text).translate(_DASHES).strip()
+    return _DIAL_PREFIX.sub("+", cleaned)
 
 
 def normalise_mobile(text: str | None) -> str:

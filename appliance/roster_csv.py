@@ -68,24 +68,56 @@ class Sheet:
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 with or without BOM, else CP932; anything else refused."""
+    """(text, encoding): UTF-8 with or without BOM, else CP932; anything else refused.
+
+    A file is read in one encoding only. Lines pasted together from files saved apart can
+    mix them: read as CP932, the UTF-8 lines would become mojibake that then overwrites real
+    names, so a file with both UTF-8 lines and lines that are not UTF-8 is refused, naming
+    the lines.
+    """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
         raise _utf16()
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return data.decode("utf-8-sig"), "utf-8-sig"
         except UnicodeDecodeError as exc:
-            raise _not_text(data, exc) from None
+            raise _mixed(data) or _not_text(data, exc) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if mixed := _mixed(data):
+        raise mixed
     try:
         return data.decode("cp932"), "cp932"
     except UnicodeDecodeError as exc:
         if _decodes_as_utf16(data):
             raise _utf16() from None
         raise _not_text(data, exc) from None
+
+
+def _mixed(data: bytes) -> CsvFileError | None:
+    """The refusal for a file whose lines are in UTF-8 and in another encoding, or None."""
+    utf8, other = [], []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(number)
+        else:
+            utf8.append(number)
+    if not (utf8 and other):
+        return None
+    shown = "、".join(map(str, other[:10])) + ("…" if len(other) > 10 else "")
+    shown_utf8 = "、".join(map(str, utf8[:5])) + ("…" if len(utf8) > 5 else "")
+    return CsvFileError(
+        f"文字コードが混ざっています：{shown}行目は Shift_JIS など、{shown_utf8}行目は UTF-8 です。"
+        "すべての行を同じ形式（「CSV UTF-8」など）で保存し直してください",
+        f"mixed encodings: line(s) {shown.replace('、', ', ')} are not UTF-8 (Shift_JIS?) but "
+        f"line(s) {shown_utf8.replace('、', ', ')} are; save the whole file in one encoding",
+        row=other[0])
 
 
 def _looks_utf16(data: bytes) -> bool:
@@ -198,6 +230,11 @@ def read(data: bytes) -> Sheet:
             if record is not None:
                 records.append(record)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            limit = csv.field_size_limit()
+            raise CsvFileError(f"セルが長すぎます（1つのセルは{limit}文字まで）",
+                               f"a cell is longer than {limit} characters",
+                               row=row + 1) from None
         raise CsvFileError("CSVとして読めません（引用符 \" の閉じ忘れなど）",
                            f"not valid CSV ({exc}); an unclosed quote \" is the usual cause",
                            row=row + 1) from None

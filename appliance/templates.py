@@ -76,15 +76,18 @@ def parse(text: str) -> list[tuple[str, str | None]]:
         if spec or conversion or not name.isidentifier():
             shown = "{" + name + ("!" + conversion if conversion else "")
             shown += (":" + spec if spec else "") + "}"
-            raise TemplateError(f"{shown} is not a placeholder: write a bare name such as "
-                                "{name}; for a literal brace write {{ or }}", field="text")
+            raise TemplateError(f"{shown} は差し込みとして使えません。{{name}} のように名前だけを"
+                                f"書いてください / {shown} is not a placeholder: write a bare "
+                                "name such as {name}; for a literal brace write {{ or }}",
+                                field="text")
         result.append((literal, name))
     return result
 
 
 def _syntax_message(text: str, detail: str) -> str:
-    return ("a single { or } is not allowed: write {{ or }} for a literal brace, or a "
-            "placeholder such as {name} " f"({detail})")
+    return ("「{」「}」は単独では使えません。差し込みは {name} のように書き、括弧そのものは "
+            "{{ か }} と書いてください / a single { or } is not allowed: write {{ or }} for "
+            "a literal brace, or a placeholder such as {name} " f"({detail})")
 
 
 def placeholders(text: str) -> set[str]:

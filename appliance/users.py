@@ -1,11 +1,21 @@
-"""Web UI accounts: scrypt password hashes, roles, failed-login counting and lockout.
+"""Web UI accounts: scrypt password hashes, the password and user-name policies, roles,
+session versions, and checking a login.
 
 Every change to an account and every login attempt is audited (the MHLW guideline for
 medical information systems asks for both). A password is never stored or logged; only
 werkzeug's scrypt hash is kept.
+
+There is no per-account lockout: anyone on the clinic LAN could lock every nurse out with a
+few wrong guesses. Guessing is slowed by client address instead (appliance.login_throttle),
+and the answer to a wrong password is the same for a name that exists and one that does not.
+
+Each account has a session version that every request's session must carry; changing it
+(logout, a new password, another role, deactivation, a second-factor reset) ends every open
+session of that account at once, a copied cookie included.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import sqlite3
 import unicodedata
@@ -14,14 +24,26 @@ from dataclasses import dataclass
 import sqlite_utils
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import audit
+from . import audit, login_throttle
 from .db import now, write
 
-ROLES = ("admin", "staff")
+ROLES = ("admin", "office", "staff")
+ROLE_NAMES = {"admin": ("管理者", "admin"), "office": ("事務", "office"),
+              "staff": ("職員", "staff")}
 LOCALES = ("ja", "en")
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
+# zxcvbn's 0–4 guess score: 3 is "safely unguessable" for an online attack; a password of
+# MIN_PASSWORD_LENGTH or more may score 2, but a common one (password1234) scores 1.
+STRONG_SCORE = 3
+LONG_ENOUGH_SCORE = 2
 MAX_PASSWORD_LENGTH = 256
 USERNAME_MAX = 32
+# Letters and digits of the scripts a Japanese clinic writes names in, and . _ -: no '/'
+# (it broke every admin action on 'ward/3'), no look-alikes from other scripts (a Cyrillic
+# 'і' in 'admіn'), nothing invisible.
+USERNAME = re.compile(r"[A-Za-z0-9\u3041-\u3096\u30a1-\u30fa\u30fc\u4e00-\u9fff\u3005]"
+                      r"[A-Za-z0-9._\-\u3041-\u3096\u30a1-\u30fa\u30fc\u4e00-\u9fff\u3005]*")
+EMERGENCY_USER = "emergency"   # the break-glass account (appliance.emergency); reserved
 HASH_METHOD = "scrypt"
 # No 0/O, 1/l/I: generated passwords are read off a screen and typed on a tablet.
 _ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -45,24 +67,27 @@ class PasswordPolicyError(UserError):
 
 
 class LoginRefused(Exception):
-    """`.reason`: 'bad_credentials', 'locked' or 'inactive'."""
+    """`.reason`: 'bad_credentials', 'inactive', 'throttled' (`.wait` seconds) or
+    'bad_code' (the second factor)."""
 
     MESSAGES = {
         "bad_credentials": ("ユーザー名またはパスワードが違います", "wrong user name or password"),
-        "locked": ("ログインの失敗が続いたため、しばらくロックされています",
-                   "locked after repeated failed logins; try again later"),
         "inactive": ("このアカウントは無効です", "this account is deactivated"),
+        "throttled": ("この端末からのログインの失敗が続いています。{wait}秒待ってからもう一度"
+                      "試してください。急ぎの送信は緊急用コードでログインできます",
+                      "too many failed logins from this device: try again in {wait} s, or "
+                      "log in with an emergency code to send now"),
+        "bad_code": ("確認コードが違います", "wrong verification code"),
     }
 
-    def __init__(self, reason: str, *, locked_until: float | None = None):
+    def __init__(self, reason: str, *, wait: float = 0):
         self.reason = reason
-        self.locked_until = locked_until
-        ja, en = self.MESSAGES[reason]
-        super().__init__(f"{ja} ({en})")
+        self.wait = wait
+        super().__init__(f"{self.message('ja')} ({self.message('en')})")
 
     def message(self, language: str = "ja") -> str:
         ja, en = self.MESSAGES[self.reason]
-        return en if language == "en" else ja
+        return (en if language == "en" else ja).format(wait=max(1, round(self.wait)))
 
 
 @dataclass(frozen=True)
@@ -72,10 +97,10 @@ class User:
     role: str
     locale: str
     active: bool
-    failed_logins: int
-    locked_until: float | None
     created_at: float
     last_login_at: float | None
+    session_version: int
+    two_factor: bool            # a second factor is set up
 
     @property
     def is_admin(self) -> bool:
@@ -84,9 +109,9 @@ class User:
 
 def _user(row: sqlite3.Row) -> User:
     return User(id=row["id"], username=row["username"], role=row["role"], locale=row["locale"],
-                active=bool(row["active"]), failed_logins=row["failed_logins"],
-                locked_until=row["locked_until"], created_at=row["created_at"],
-                last_login_at=row["last_login_at"])
+                active=bool(row["active"]), created_at=row["created_at"],
+                last_login_at=row["last_login_at"], session_version=row["session_version"],
+                two_factor=row["totp_secret"] is not None)
 
 
 def _conn(db) -> sqlite3.Connection:
@@ -97,11 +122,22 @@ def generate_password() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(GENERATED_LENGTH))
 
 
+def password_score(password: str, username: str | None = None) -> int:
+    """zxcvbn's 0–4 score (the first 100 characters: its time grows with the length)."""
+    from zxcvbn import zxcvbn
+    hints = ["tsunagu", "つなぐ"] + ([username] if username else [])
+    return zxcvbn(password[:100], user_inputs=hints)["score"]
+
+
 def check_password(password: str, username: str | None = None) -> str:
-    """The password if it meets the policy, else PasswordPolicyError."""
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise PasswordPolicyError(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください "
-                                  f"(at least {MIN_PASSWORD_LENGTH} characters)")
+    """The password if it meets the policy, else PasswordPolicyError.
+
+    Policy: no user name inside; then either a zxcvbn score of 3 or more, or at least
+    MIN_PASSWORD_LENGTH characters with a score of 2 (a long but common password such as
+    "password1234" is still refused).
+    """
+    if not isinstance(password, str) or not password:
+        raise PasswordPolicyError("パスワードを入力してください (the password is empty)")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise PasswordPolicyError(f"パスワードが長すぎます (at most {MAX_PASSWORD_LENGTH} "
                                   "characters)")
@@ -111,18 +147,32 @@ def check_password(password: str, username: str | None = None) -> str:
     if username and username.lower() in password.lower():
         raise PasswordPolicyError("パスワードにユーザー名を含めないでください "
                                   "(must not contain the user name)")
-    if len(set(password)) < 4:
-        raise PasswordPolicyError("同じ文字の繰り返しは使えません (too few different characters)")
-    return password
+    score = password_score(password, username)
+    if score >= STRONG_SCORE or (len(password) >= MIN_PASSWORD_LENGTH
+                                 and score >= LONG_ENOUGH_SCORE):
+        return password
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise PasswordPolicyError(
+            f"パスワードが短く推測されやすいです。{MIN_PASSWORD_LENGTH}文字以上にしてください "
+            f"(too short and easy to guess: use at least {MIN_PASSWORD_LENGTH} characters)")
+    raise PasswordPolicyError("よく使われる推測されやすいパスワードです。単語を組み合わせるなど"
+                              "してください (too common and easy to guess; try a few "
+                              "unrelated words)")
+
+
+def clean_username(username: str | None) -> str:
+    """The name as stored and looked up: NFKC (full-width letters typed by an IME) and trimmed."""
+    return unicodedata.normalize("NFKC", username or "").strip()
 
 
 def check_username(username: str) -> str:
-    name = unicodedata.normalize("NFKC", username or "").strip()
+    name = clean_username(username)
     if not name:
         raise UserError("ユーザー名を入力してください (the user name is empty)", field="username")
-    if len(name) > USERNAME_MAX or any(c.isspace() or not c.isprintable() for c in name):
-        raise UserError(f"ユーザー名は空白なしの{USERNAME_MAX}文字までです "
-                        f"(up to {USERNAME_MAX} characters, no spaces)", field="username")
+    if len(name) > USERNAME_MAX or not USERNAME.fullmatch(name):
+        raise UserError(f"ユーザー名に使えるのは英数字・ひらがな・カタカナ・漢字と . _ - で、"
+                        f"{USERNAME_MAX}文字までです (up to {USERNAME_MAX} letters, digits, "
+                        "'.', '_' or '-', starting with a letter or digit)", field="username")
     return name
 
 
@@ -134,7 +184,7 @@ def _check_role(role: str) -> str:
 
 def get_user(db, username: str) -> User | None:
     row = _conn(db).execute("SELECT * FROM users WHERE username = ?",
-                            [unicodedata.normalize("NFKC", username or "").strip()]).fetchone()
+                            [clean_username(username)]).fetchone()
     return _user(row) if row else None
 
 
@@ -144,7 +194,8 @@ def get_user_by_id(db, user_id: int) -> User | None:
 
 
 def list_users(db) -> list[User]:
-    return [_user(r) for r in _conn(db).execute("SELECT * FROM users ORDER BY username")]
+    return [_user(r) for r in _conn(db).execute(
+        "SELECT * FROM users WHERE username != ? ORDER BY username", [EMERGENCY_USER])]
 
 
 def create_user(db: sqlite_utils.Database, username: str, role: str,
@@ -152,6 +203,9 @@ def create_user(db: sqlite_utils.Database, username: str, role: str,
                 remote_addr: str | None = None) -> tuple[User, str | None]:
     """Create an account; returns (user, the generated password or None if one was given)."""
     username = check_username(username)
+    if username.lower() == EMERGENCY_USER:
+        raise UserError(f"「{EMERGENCY_USER}」は緊急ログイン用の名前です (reserved for the "
+                        "emergency login)", field="username")
     _check_role(role)
     if locale not in LOCALES:
         raise UserError(f"locale must be one of {', '.join(LOCALES)}", field="locale")
@@ -164,17 +218,25 @@ def create_user(db: sqlite_utils.Database, username: str, role: str,
         if conn.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
             raise UserError(f"ユーザー「{username}」は既にあります (the user exists)",
                             field="username")
+        at = now()
         user_id = conn.execute(
-            "INSERT INTO users (username, password_hash, role, locale, created_at) "
-            "VALUES (?, ?, ?, ?, ?)", [username, password_hash, role, locale, now()]).lastrowid
-        audit.record(conn, actor, "user_create", remote_addr, username=username, role=role)
+            "INSERT INTO users (username, password_hash, role, locale, created_at, "
+            "password_changed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [username, password_hash, role, locale, at, at]).lastrowid
+        audit.record(conn, actor, "user_create", remote_addr, user_id=user_id,
+                     username=username, role=role)
     return get_user_by_id(db, user_id), generated
 
 
-def _require(conn: sqlite3.Connection, username: str) -> sqlite3.Row:
-    row = conn.execute("SELECT * FROM users WHERE username = ?", [username]).fetchone()
+def require(conn: sqlite3.Connection, who: int | str) -> sqlite3.Row:
+    """The users row for an id (int) or a user name (str), or UserError."""
+    if isinstance(who, int):
+        row = conn.execute("SELECT * FROM users WHERE id = ?", [who]).fetchone()
+    else:
+        row = conn.execute("SELECT * FROM users WHERE username = ?",
+                           [clean_username(who)]).fetchone()
     if row is None:
-        raise UserError(f"ユーザー「{username}」はありません (no such user)", field="username")
+        raise UserError(f"ユーザー「{who}」はありません (no such user)", field="username")
     return row
 
 
@@ -183,143 +245,165 @@ def _other_active_admins(conn: sqlite3.Connection, user_id: int) -> int:
                         "AND id != ?", [user_id]).fetchone()[0]
 
 
-def set_password(db: sqlite_utils.Database, username: str, password: str, *, actor: str,
+def bump_session_version(conn: sqlite3.Connection, user_id: int) -> None:
+    """End every open session of the account (call inside the change's transaction)."""
+    conn.execute("UPDATE users SET session_version = session_version + 1 WHERE id = ?",
+                 [user_id])
+
+
+def set_password(db: sqlite_utils.Database, who: int | str, password: str, *, actor: str,
                  remote_addr: str | None = None) -> User:
-    """Set a new password; it also lifts a lockout (an admin resetting a locked account)."""
-    username = check_username(username)
-    check_password(password, username)
-    password_hash = generate_password_hash(password, method=HASH_METHOD)
+    """Set a new password (an admin's reset or the CLI); every open session ends."""
     with write(db) as conn:
-        row = _require(conn, username)
-        conn.execute("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL "
-                     "WHERE id = ?", [password_hash, row["id"]])
-        audit.record(conn, actor, "user_password", remote_addr, username=username)
-    return get_user(db, username)
+        row = require(conn, who)
+        check_password(password, row["username"])
+        conn.execute("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+                     [generate_password_hash(password, method=HASH_METHOD), now(), row["id"]])
+        bump_session_version(conn, row["id"])
+        audit.record(conn, actor, "user_password", remote_addr, user_id=row["id"],
+                     username=row["username"])
+    return get_user_by_id(db, row["id"])
 
 
-def set_role(db: sqlite_utils.Database, username: str, role: str, *, actor: str,
+def change_own_password(db: sqlite_utils.Database, user_id: int, current: str, new: str, *,
+                        remote_addr: str | None = None) -> User:
+    """A person changing their own password: the current one first. Other sessions end."""
+    row = require(_conn(db), user_id)
+    if not check_password_hash(row["password_hash"], current or ""):
+        raise UserError("今のパスワードが違います (the current password is wrong)",
+                        field="current")
+    if new == current:
+        raise PasswordPolicyError("今と同じパスワードです (the new password is the same as "
+                                  "the current one)")
+    with write(db) as conn:
+        check_password(new, row["username"])
+        conn.execute("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+                     [generate_password_hash(new, method=HASH_METHOD), now(), user_id])
+        bump_session_version(conn, user_id)
+        audit.record(conn, row["username"], "password_change", remote_addr, user_id=user_id)
+    return get_user_by_id(db, user_id)
+
+
+def set_role(db: sqlite_utils.Database, who: int | str, role: str, *, actor: str,
              remote_addr: str | None = None) -> User:
     _check_role(role)
     with write(db) as conn:
-        row = _require(conn, check_username(username))
+        row = require(conn, who)
         if row["role"] == "admin" and role != "admin" and row["active"] \
                 and not _other_active_admins(conn, row["id"]):
             raise UserError("最後の管理者の権限は外せません (cannot demote the last admin)",
                             field="role")
+        if row["role"] == role:
+            return get_user_by_id(db, row["id"])
         conn.execute("UPDATE users SET role = ? WHERE id = ?", [role, row["id"]])
-        audit.record(conn, actor, "user_role", remote_addr, username=row["username"],
-                     role=role, old_role=row["role"])
+        bump_session_version(conn, row["id"])
+        audit.record(conn, actor, "user_role", remote_addr, user_id=row["id"],
+                     username=row["username"], role=role, old_role=row["role"])
     return get_user_by_id(db, row["id"])
 
 
-def set_locale(db: sqlite_utils.Database, username: str, locale: str, *, actor: str,
+def set_locale(db: sqlite_utils.Database, who: int | str, locale: str, *, actor: str,
                remote_addr: str | None = None) -> User:
     if locale not in LOCALES:
         raise UserError(f"locale must be one of {', '.join(LOCALES)}", field="locale")
     with write(db) as conn:
-        row = _require(conn, check_username(username))
+        row = require(conn, who)
         conn.execute("UPDATE users SET locale = ? WHERE id = ?", [locale, row["id"]])
     return get_user_by_id(db, row["id"])
 
 
-def deactivate(db: sqlite_utils.Database, username: str, *, actor: str,
+def deactivate(db: sqlite_utils.Database, who: int | str, *, actor: str,
                remote_addr: str | None = None) -> User:
     """Disable an account (kept for the audit trail); the last active admin cannot go."""
     with write(db) as conn:
-        row = _require(conn, check_username(username))
+        row = require(conn, who)
         if row["role"] == "admin" and row["active"] and not _other_active_admins(conn, row["id"]):
             raise UserError("最後の管理者は無効にできません (cannot deactivate the last admin)",
                             field="active")
         conn.execute("UPDATE users SET active = 0 WHERE id = ?", [row["id"]])
-        audit.record(conn, actor, "user_deactivate", remote_addr, username=row["username"])
+        bump_session_version(conn, row["id"])
+        audit.record(conn, actor, "user_deactivate", remote_addr, user_id=row["id"],
+                     username=row["username"])
     return get_user_by_id(db, row["id"])
 
 
-def activate(db: sqlite_utils.Database, username: str, *, actor: str,
+def activate(db: sqlite_utils.Database, who: int | str, *, actor: str,
              remote_addr: str | None = None) -> User:
     with write(db) as conn:
-        row = _require(conn, check_username(username))
-        conn.execute("UPDATE users SET active = 1, failed_logins = 0, locked_until = NULL "
-                     "WHERE id = ?", [row["id"]])
-        audit.record(conn, actor, "user_activate", remote_addr, username=row["username"])
+        row = require(conn, who)
+        conn.execute("UPDATE users SET active = 1 WHERE id = ?", [row["id"]])
+        audit.record(conn, actor, "user_activate", remote_addr, user_id=row["id"],
+                     username=row["username"])
     return get_user_by_id(db, row["id"])
 
 
-def unlock(db: sqlite_utils.Database, username: str, *, actor: str,
-           remote_addr: str | None = None) -> User:
+def end_sessions(db: sqlite_utils.Database, user_id: int, *, actor: str, action: str = "logout",
+                 remote_addr: str | None = None) -> None:
+    """Logout: this account's sessions end everywhere (a copied cookie no longer opens)."""
     with write(db) as conn:
-        row = _require(conn, check_username(username))
-        conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?",
-                     [row["id"]])
-        audit.record(conn, actor, "user_unlock", remote_addr, username=row["username"])
-    return get_user_by_id(db, row["id"])
+        bump_session_version(conn, user_id)
+        audit.record(conn, actor, action, remote_addr, user_id=user_id)
 
 
 def verify_login(db: sqlite_utils.Database, username: str, password: str, *,
-                 now: float | None = None, max_failed: int = 5, lockout_minutes: float = 15,
+                 now: float | None = None, throttle: login_throttle.Policy | None = None,
                  remote_addr: str | None = None) -> User:
-    """The user when the password is right; else LoginRefused (and the attempt is audited).
+    """The user when the password is right; else LoginRefused (and the attempt is recorded).
 
-    After *max_failed* wrong passwords in a row the account is locked for
-    *lockout_minutes*; while locked, even the right password is refused (and not checked).
-    The slow hash check runs outside the write lock (the daemon must not wait on it); the
-    outcome is then recorded in one write transaction that counts with SQL, so parallel
-    guesses cannot race past the limit.
+    The throttle by client address is asked first: a throttled address is refused before
+    the password is checked, whatever the name. A wrong password and an unknown name give
+    the same answer in the same time. A right password does not log in yet: the caller
+    asks for the second factor when the account has one, then calls `logged_in`.
     """
     at = _now() if now is None else now
-    name = unicodedata.normalize("NFKC", username or "").strip()
-    row = _conn(db).execute("SELECT * FROM users WHERE username = ?", [name]).fetchone()
+    address = remote_addr or "unknown"
+    name = clean_username(username)[:USERNAME_MAX * 4]
+    policy = throttle or login_throttle.Policy()
+    # The attempt is written as a failure before the (slow) password check, in the same
+    # transaction that asks the throttle: parallel guesses cannot all slip in before the
+    # first one is counted. A right password turns it into 'password_ok' afterwards.
+    with write(db) as conn:
+        wait = login_throttle.wait_for(conn, policy, address, at)
+        if wait > 0:
+            login_throttle.record(conn, address, name, "throttled", at)
+            audit.record(conn, name or "?", "login_failed", remote_addr, reason="throttled",
+                         wait=round(wait))
+        else:
+            attempt = login_throttle.record(conn, address, name, "bad_credentials", at)
+    if wait > 0:
+        raise LoginRefused("throttled", wait=wait)
+    row = _conn(db).execute("SELECT * FROM users WHERE username = ? AND username != ?",
+                            [name, EMERGENCY_USER]).fetchone()
     if row is None:
         check_password_hash(_DUMMY_HASH, password or "")
-        right = False
-    elif _locked(row, at):
-        right = False
+        reason = "unknown_user"
+    elif not check_password_hash(row["password_hash"], password or ""):
+        reason = "bad_password"
+    elif not row["active"]:
+        reason = "inactive"
     else:
-        right = check_password_hash(row["password_hash"], password or "")
-    refused: LoginRefused | None = None
+        reason = None
     with write(db) as conn:
-        row = conn.execute("SELECT * FROM users WHERE username = ?", [name]).fetchone()
-        if row is None:
-            audit.record(conn, name[:USERNAME_MAX] or "?", "login_failed", remote_addr,
-                         reason="unknown_user")
-            refused = LoginRefused("bad_credentials")
-        elif _locked(row, at):
-            audit.record(conn, name, "login_failed", remote_addr, reason="locked")
-            refused = LoginRefused("locked", locked_until=row["locked_until"])
-        elif not right:
-            refused = _count_failure(conn, row, at, max_failed, lockout_minutes, remote_addr)
-        elif not row["active"]:
-            audit.record(conn, name, "login_failed", remote_addr, reason="inactive")
-            refused = LoginRefused("inactive")
+        if reason is None:
+            login_throttle.settle(conn, attempt, "password_ok")
         else:
-            conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL, "
-                         "last_login_at = ? WHERE id = ?", [at, row["id"]])
-            audit.record(conn, name, "login", remote_addr)
-    # Raised after the commit: the failure count must be kept even though we refuse.
-    if refused is not None:
-        raise refused
-    return get_user(db, name)
+            audit.record(conn, name or "?", "login_failed", remote_addr, reason=reason)
+    if reason is None:
+        return _user(row)
+    # The same answer for a wrong password and an unknown name; 'inactive' only to the
+    # one who knows the password.
+    raise LoginRefused("inactive" if reason == "inactive" else "bad_credentials")
 
 
-def _locked(row: sqlite3.Row, at: float) -> bool:
-    return row["locked_until"] is not None and row["locked_until"] > at
-
-
-def _count_failure(conn: sqlite3.Connection, row: sqlite3.Row, at: float, max_failed: int,
-                   lockout_minutes: float, remote_addr: str | None) -> LoginRefused:
-    failed = row["failed_logins"] + 1   # read inside this write transaction: no lost count
-    audit.record(conn, row["username"], "login_failed", remote_addr, reason="bad_password",
-                 failed_logins=failed)
-    if failed >= max_failed:
-        until = at + lockout_minutes * 60
-        # The count starts again after the lockout: the next lock needs max_failed more.
-        conn.execute("UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?",
-                     [until, row["id"]])
-        audit.record(conn, row["username"], "user_locked", remote_addr, until=until,
-                     after_failures=failed)
-    else:
-        conn.execute("UPDATE users SET failed_logins = ? WHERE id = ?", [failed, row["id"]])
-    return LoginRefused("bad_credentials")
+def logged_in(db: sqlite_utils.Database, user_id: int, *, method: str, now: float,
+              remote_addr: str | None = None) -> User:
+    """Record a completed login (password, and the second factor when there is one)."""
+    with write(db) as conn:
+        row = require(conn, user_id)
+        conn.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [now, user_id])
+        login_throttle.record(conn, remote_addr or "unknown", row["username"], "ok", now)
+        audit.record(conn, row["username"], "login", remote_addr, method=method)
+    return get_user_by_id(db, user_id)
 
 
 def _now() -> float:

@@ -9,7 +9,11 @@
 # What it does: a system user "tsunagu" (groups dialout, gpio); /opt/tsunagu/venv with this
 # checkout installed; /etc/tsunagu/tsunagu.toml from the commented example ONLY when missing
 # (the clinic's configuration is never overwritten); /var/lib/tsunagu (database, backups);
-# the systemd units and the udev rule, enabled and started.
+# the systemd units and the udev rule, enabled and started; HTTPS on the LAN: Debian's caddy
+# in front of the web UI with its own local CA (deploy/Caddyfile), reachable as
+# https://tsunagu.local/ (avahi-daemon) and by the Pi's address, http redirected to https,
+# both units limited to the LAN ranges of [web] lan_ranges; sealed emergency codes printed
+# on the first install (docs/security.md).
 set -euo pipefail
 
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,6 +36,8 @@ ETC="$ROOT/etc/tsunagu"
 DATA="$ROOT/var/lib/tsunagu"
 UNITS="$ROOT/etc/systemd/system"
 RULES="$ROOT/etc/udev/rules.d"
+CADDY="$ROOT/etc/caddy"
+AVAHI="$ROOT/etc/avahi"
 UNIT_FILES=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.service
             tsunagu-check.timer tsunagu-backup.service tsunagu-backup.timer)
 ENABLE=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.timer tsunagu-backup.timer)
@@ -49,6 +55,8 @@ if [ -n "$UNINSTALL" ]; then
         systemctl disable --now "${ENABLE[@]}" 2>/dev/null || true
     fi
     for unit in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$unit"; done
+    rm -rf "$UNITS/tsunagu-web.service.d"
+    rm -f "$UNITS/caddy.service.d/tsunagu.conf"
     rm -f "$RULES/99-tsunagu-modem.rules"
     rm -rf "$OPT"
     if live; then
@@ -107,14 +115,71 @@ fi
 for unit in "${UNIT_FILES[@]}"; do install -m 0644 "$SRC/systemd/$unit" "$UNITS/$unit"; done
 install -m 0644 "$SRC/systemd/99-tsunagu-modem.rules" "$RULES/99-tsunagu-modem.rules"
 
+# The clinic LAN's ranges ([web] lan_ranges) for the web UI and the proxy (IPAddressAllow=).
+lan_dropin="$(PYTHONPATH="$SRC" python3 -m appliance.lan "$ETC/tsunagu.toml")"
+install -d -m 0755 "$UNITS/tsunagu-web.service.d" "$UNITS/caddy.service.d"
+printf '%s\n' "$lan_dropin" > "$UNITS/tsunagu-web.service.d/lan.conf"
+
+# HTTPS: Caddy with its local CA in front of waitress, by name and by address.
+if live; then
+    addresses="$(hostname -I 2>/dev/null || true)"
+else
+    addresses="${TSUNAGU_ADDRESSES:-192.0.2.10}"   # --root: an example address
+fi
+sites="tsunagu.local localhost"
+for address in $addresses; do
+    case "$address" in *:*) sites="$sites [$address]" ;; *) sites="$sites $address" ;; esac
+done
+install -d -m 0755 "$CADDY" "$AVAHI"
+if [ -f "$CADDY/Caddyfile" ] && ! grep -q "^# Tsunagu" "$CADDY/Caddyfile"; then
+    mv "$CADDY/Caddyfile" "$CADDY/Caddyfile.before-tsunagu"
+    say "kept the previous Caddyfile as $CADDY/Caddyfile.before-tsunagu"
+fi
+install -m 0644 "$SRC/deploy/Caddyfile" "$CADDY/Caddyfile"
+{
+    printf '%s\n' "$lan_dropin" | sed 's/^# Written by.*/# Written by scripts\/install.sh: the sites and the LAN ranges./'
+    echo "Environment=\"TSUNAGU_SITES=${sites// /, }\""
+    echo "Environment=TSUNAGU_UPSTREAM=127.0.0.1:8080"
+} > "$UNITS/caddy.service.d/tsunagu.conf"
+# tsunagu.local for every device on the LAN, whatever the Pi's host name (avahi-daemon).
+first_v4="$(for a in $addresses; do case "$a" in *:*) ;; *) echo "$a"; break ;; esac; done)"
+if [ -n "$first_v4" ]; then
+    touch "$AVAHI/hosts"
+    grep -v ' tsunagu.local$' "$AVAHI/hosts" > "$AVAHI/hosts.new" || true
+    echo "$first_v4 tsunagu.local" >> "$AVAHI/hosts.new"
+    mv "$AVAHI/hosts.new" "$AVAHI/hosts"
+fi
+
 if live; then
     udevadm control --reload-rules
     udevadm trigger --subsystem-match=tty || true
+    for package in caddy avahi-daemon; do
+        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+            say "installing $package (HTTPS and the name tsunagu.local)"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null
+        fi
+    done
     systemctl daemon-reload
     systemctl enable --now "${ENABLE[@]}"
-    say "services enabled and started: ${ENABLE[*]}"
+    systemctl enable avahi-daemon caddy
+    systemctl restart avahi-daemon caddy
+    say "services enabled and started: ${ENABLE[*]} caddy avahi-daemon"
+    # Caddy makes its CA on first start; the web UI offers its root at /ca.
+    root_cert=/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt
+    for _ in $(seq 1 30); do [ -f "$root_cert" ] && break; sleep 1; done
+    if [ -f "$root_cert" ]; then
+        install -m 0644 -o tsunagu -g tsunagu "$root_cert" "$DATA/ca.crt"
+    else
+        say "warning: Caddy has not made its certificate yet; run this script again"
+    fi
+    tsunagu_cli=(sudo -u tsunagu "$OPT/venv/bin/tsunagu")
+    if "${tsunagu_cli[@]}" emergency-codes status --config "$ETC/tsunagu.toml" | grep -q "^unused codes: 0$"; then
+        say "PRINT these emergency codes, seal them in an envelope and keep it by the appliance:"
+        "${tsunagu_cli[@]}" emergency-codes new --config "$ETC/tsunagu.toml"
+    fi
+    say "open https://tsunagu.local/ (or https://${first_v4:-PI-ADDRESS}/); install the certificate from http://tsunagu.local/ca"
     say "next: sudo -u tsunagu $OPT/venv/bin/tsunagu user add NAME --role admin --config $ETC/tsunagu.toml"
 else
-    say "(--root) would enable and start: ${ENABLE[*]}"
+    say "(--root) would install caddy and avahi-daemon; would enable and start: ${ENABLE[*]} caddy avahi-daemon"
 fi
 say "done"

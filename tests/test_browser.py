@@ -7,9 +7,11 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
+import pyotp
 import pytest
 from playwright.sync_api import expect
 
@@ -18,6 +20,7 @@ from appliance.db import connect
 from tests.daemon_harness import (ROOT, DaemonProcess, Sim, stop_process, tsunagu_command,
                                   wait_until, write_config)
 from tests.helpers import free_port
+from tests.web_support import enrol_two_factor
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -37,12 +40,15 @@ def stack(tmp_path):
     config = config_mod.load(path)
     db = connect(config.database)
     _, password = users.create_user(db, "nurse", "admin", actor="test")
+    enrol_two_factor(db, "nurse", time.time())  # an admin must have a second factor
     for t in json.loads((ROOT / "appliance" / "seed" / "templates_ja.json").read_text("utf-8")):
         templates.create_template(db, t["name"], t["text"], actor="test",
                                   clinic=config.clinic_name)
     test_group = contacts.create_group(db, "テスト", actor="test", kind="test")
     contacts.add_contact(db, name="受付の携帯", phone="090-1111-0001", actor="test",
                          group_ids=[test_group.id])
+    totp = pyotp.TOTP(db.conn.execute(
+        "SELECT totp_secret FROM users WHERE username = 'nurse'").fetchone()[0])
     db.conn.close()
     daemon = DaemonProcess(path, tmp_path).start()
     port = free_port()
@@ -59,7 +65,7 @@ def stack(tmp_path):
     try:
         wait_until(up, 30, "the web UI to answer")
         yield {"url": f"http://127.0.0.1:{port}", "password": password, "sim": sim,
-               "config": config}
+               "config": config, "totp": totp}
     finally:
         stop_process(web)
         web_log.close()
@@ -83,6 +89,13 @@ def page():
             browser.close()
 
 
+def enter_code(page, stack) -> None:
+    """The second factor's page, as the nurse types the code her app shows."""
+    page.wait_for_selector("#code")
+    page.fill("#code", stack["totp"].now())
+    page.click("button.primary")
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -95,6 +108,7 @@ def test_a_nurse_imports_the_roster_sends_a_broadcast_and_sees_replies(stack, pa
     page.fill("#username", "nurse")
     page.fill("#password", stack["password"])
     page.click("button.primary")
+    enter_code(page, stack)
     page.wait_for_selector("text=送信サービス")
     shot(page, "02-dashboard")
 
@@ -162,6 +176,7 @@ def test_the_ui_fits_a_phone_screen_and_switches_to_english(stack, page):
     page.fill("#username", "nurse")
     page.fill("#password", stack["password"])
     page.click("button.primary")
+    enter_code(page, stack)
     page.wait_for_selector("text=Sending service")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1
@@ -180,6 +195,7 @@ def test_the_send_path_works_without_javascript(stack):
             page.fill("#username", "nurse")
             page.fill("#password", stack["password"])
             page.click("button.primary")
+            enter_code(page, stack)
             page.goto(stack["url"] + "/send")
             page.select_option("#template_id", label="訓練")
             page.click("text=このテンプレートを使う")     # a plain form post without JS

@@ -33,7 +33,8 @@ def url(tmp_path):
     path.write_text(CONFIG, encoding="utf-8")
     config = config_mod.load(path)
     db = connect(config.database)
-    users.create_user(db, "nurse", "admin", password=PASSWORD, actor="test")
+    # 事務 (office): imports the roster; no admin pages here, so no second factor needed.
+    users.create_user(db, "nurse", "office", password=PASSWORD, actor="test")
     db.conn.close()
     server = waitress.create_server(create_app(config), host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)

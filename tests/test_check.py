@@ -121,3 +121,43 @@ def test_a_weak_signal_still_counts_as_able_to_send(tmp_path):
                      "('m0', '/dev/null', 0, 'weak_signal', ?)", [now])
     h = health.read_health(db, config, now)
     assert h.can_send and not h.ready_modems
+
+
+# -- issue 12: the clock must be synchronised for TOTP codes -------------------------------
+
+def test_an_unsynchronised_clock_is_a_warning_that_names_ntp_and_two_step_codes(monkeypatch):
+    from appliance import check, clock
+    assert check.check_clock(1_800_000_000, "ja", False).status == check.WARNING
+    assert "2段階認証" in check.check_clock(1_800_000_000, "ja", False).message
+    assert check.check_clock(1_800_000_000, "en", True).status == check.OK
+    assert check.check_clock(1_800_000_000, "en", None).status == check.OK
+    assert clock.synchronised() is True                    # told by the environment
+    monkeypatch.delenv(clock.SYNC_ENV)
+    assert clock.synchronised((lambda: None, lambda: False)) is False
+    assert clock.synchronised((lambda: True, lambda: False)) is True
+    assert clock.synchronised((lambda: None,)) is None
+
+
+def test_the_readiness_check_asks_the_clock_seam(tmp_path):
+    from appliance import check, config as config_mod
+    from appliance.db import connect
+    path = tmp_path / "tsunagu.toml"
+    path.write_text('database = "t.db"\n[[modem]]\nname = "m0"\nport = "/dev/null"\n')
+    config = config_mod.load(path)
+    db = connect(config.database)
+    results = {r.name: r for r in check.run_checks(db, config, 1_800_000_000,
+                                                    clock_sync=lambda: False)}
+    assert results["clock"].status == check.WARNING
+
+
+def test_timedatectls_answer_is_read_and_a_failure_is_unknown():
+    import subprocess
+    from appliance import clock
+
+    def answer(text, code=0):
+        return lambda *a, **k: subprocess.CompletedProcess(a, code, stdout=text, stderr="")
+    if clock.shutil.which("timedatectl") is None:
+        return   # nothing to call here; the other reader is the kernel's
+    assert clock.timedatectl_synchronised(answer("yes\n")) is True
+    assert clock.timedatectl_synchronised(answer("no\n")) is False
+    assert clock.timedatectl_synchronised(answer("", 1)) is None

@@ -36,8 +36,64 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path):
 def test_every_service_is_hardened(unit):
     text = unit.read_text()
     for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/tsunagu",
-                 "User=tsunagu", "PrivateTmp=yes"):
+                 "User=tsunagu", "PrivateTmp=yes", "SystemCallFilter=@system-service",
+                 "IPAddressDeny=any", "CapabilityBoundingSet=\n"):
         assert line in text, f"{unit.name} lacks {line}"
+
+
+SECURITY_LIMIT = 3.0  # issue 12: `systemd-analyze security` rated the backup unit 7.9
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+@pytest.mark.parametrize("unit", SERVICES, ids=lambda p: p.name)
+def test_every_service_is_rated_at_most_3_by_systemd_analyze_security(unit, tmp_path):
+    path = tmp_path / unit.name
+    path.write_text(unit.read_text().replace("/opt/tsunagu/venv/bin/tsunagu", "/bin/true"))
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+                             f"--threshold={int(SECURITY_LIMIT * 10)}", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert score, result.stdout + result.stderr
+    assert float(score.group(1)) <= SECURITY_LIMIT, result.stdout
+
+
+def test_the_web_units_lan_drop_in_comes_from_the_configs_lan_ranges(tmp_path):
+    config = tmp_path / "etc/tsunagu/tsunagu.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('database = "t.db"\n[web]\nlan_ranges = ["192.168.10.0/24"]\n'
+                      '[[modem]]\nname = "m0"\nport = "m0"\n', encoding="utf-8")
+    assert install(tmp_path).returncode == 0
+    for dropin in ("tsunagu-web.service.d/lan.conf", "caddy.service.d/tsunagu.conf"):
+        text = (tmp_path / "etc/systemd/system" / dropin).read_text()
+        assert "IPAddressDeny=any\nIPAddressAllow=localhost 192.168.10.0/24\n" in text, dropin
+
+
+def test_install_sets_up_https_by_name_and_address(tmp_path):
+    result = subprocess.run([str(ROOT / "scripts" / "install.sh"), "--root", str(tmp_path),
+                             "--no-venv"], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "TSUNAGU_ADDRESSES": "192.168.1.20 fd00::20"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc/caddy/Caddyfile").read_text() == (ROOT / "deploy/Caddyfile").read_text()
+    caddy = (tmp_path / "etc/systemd/system/caddy.service.d/tsunagu.conf").read_text()
+    assert 'Environment="TSUNAGU_SITES=tsunagu.local, localhost, 192.168.1.20, [fd00::20]"' in caddy
+    assert "Environment=TSUNAGU_UPSTREAM=127.0.0.1:8080" in caddy
+    assert (tmp_path / "etc/avahi/hosts").read_text() == "192.168.1.20 tsunagu.local\n"
+    config = (tmp_path / "etc/tsunagu/tsunagu.toml").read_text()
+    for line in ('host = "127.0.0.1"', "session_cookie_secure = true",
+                 'trusted_proxy = "127.0.0.1"'):
+        assert line in config, line
+    assert "would install caddy and avahi-daemon" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("caddy"), reason="Debian's caddy is not installed")
+def test_the_installed_caddyfile_is_valid_for_caddy(tmp_path):
+    result = subprocess.run(["caddy", "validate", "--adapter", "caddyfile", "--config",
+                             str(ROOT / "deploy/Caddyfile")], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                 "XDG_DATA_HOME": str(tmp_path), "TSUNAGU_HTTP_PORT": "8081",
+                                 "TSUNAGU_HTTPS_PORT": "8444"})
+    assert result.returncode == 0 and "Valid configuration" in result.stdout + result.stderr
 
 
 def test_the_daemon_unit_is_notify_with_a_watchdog_and_serial_and_gpio_access():
@@ -130,6 +186,7 @@ def test_uninstall_removes_the_programs_but_keeps_data_and_configuration(tmp_pat
     assert result.returncode == 0
     assert not (tmp_path / "opt/tsunagu").exists()
     assert not list((tmp_path / "etc/systemd/system").glob("tsunagu-*"))
+    assert not (tmp_path / "etc/systemd/system/caddy.service.d/tsunagu.conf").exists()
     assert not (tmp_path / "etc/udev/rules.d/99-tsunagu-modem.rules").exists()
     assert (tmp_path / "var/lib/tsunagu/tsunagu.db").read_bytes() == b"patients"
     assert (tmp_path / "etc/tsunagu/tsunagu.toml").exists()

@@ -17,7 +17,7 @@ from appliance import config as config_mod, users
 from appliance.db import connect, write
 from tests.daemon_harness import tsunagu_command
 from tests.storage_faults import damage, fill, read_only, small_filesystem
-from tests.web_support import ADMIN, log_in
+from tests.web_support import STAFF, log_in
 from webui import create_app
 
 CONFIG = """\
@@ -44,9 +44,9 @@ def make_config(tmp_path: Path, *, reserve_mb: int = 0) -> config_mod.Config:
 
 
 def seed(config: config_mod.Config) -> None:
-    """An admin and a contact, written and closed (the WAL folded into the file)."""
+    """A nurse and a contact, written and closed (the WAL folded into the file)."""
     db = connect(config.database)
-    users.create_user(db, ADMIN[0], "admin", password=ADMIN[1], actor="test")
+    users.create_user(db, STAFF[0], "staff", password=STAFF[1], actor="test")
     with write(db) as conn:
         conn.execute("INSERT INTO contacts (name, phone, created_at, updated_at) "
                      "VALUES ('山田 太郎', '+819012345678', 0, 0)")
@@ -88,7 +88,7 @@ def full_disk(tmp_path):
 def test_a_full_disk_makes_the_login_say_in_japanese_to_free_space_not_a_500(full_disk):
     config, _ = full_disk
     client = create_app(config, testing=True).test_client()
-    response = log_in(client, *ADMIN)
+    response = log_in(client, *STAFF)
     assert response.status_code == 503, page(response)[:500]
     assert "空き容量" in page(response) and "削除" in page(response)
     assert "空き容量" in page(client.get("/login"))  # the banner, before anyone tries
@@ -110,12 +110,12 @@ def test_the_reserve_gives_a_full_disk_room_to_log_in_and_keeps_check_critical(t
         daemon_connection = connect(config.database)  # as the daemon holds it
         fill(tmp_path / "disk")
         client = create_app(config, testing=True).test_client()
-        first = log_in(client, *ADMIN)
+        first = log_in(client, *STAFF)
         # The first write that finds the disk full gives the reserve back and says so…
         assert first.status_code == 503 and "予備" in page(first)
         assert not storage.Reserve.of(config).path.exists()
         # …and the next attempt has room.
-        assert log_in(client, *ADMIN).status_code == 302
+        assert log_in(client, *STAFF).status_code == 302
         status, report, _ = run_check(config)
         assert status == 2 and "予備" in messages(report)
         daemon_connection.conn.close()
@@ -130,7 +130,7 @@ def test_on_a_full_disk_with_nothing_open_the_reserve_lets_the_web_ui_open_the_d
         assert storage.Reserve.of(config).ensure()
         fill(tmp_path / "disk")
         client = create_app(config, testing=True).test_client()
-        assert log_in(client, *ADMIN).status_code == 302
+        assert log_in(client, *STAFF).status_code == 302
         assert not storage.Reserve.of(config).path.exists()
         assert "予備" in page(client.get("/"))  # the banner says it is running on the reserve
 
@@ -151,7 +151,7 @@ def test_on_a_read_only_disk_the_web_ui_starts_shows_pages_and_says_why_it_canno
     client = create_app(config, testing=True).test_client()
     login_page = client.get("/login")
     assert login_page.status_code == 200 and "読み取り専用" in page(login_page)
-    response = log_in(client, *ADMIN)
+    response = log_in(client, *STAFF)
     assert response.status_code == 503, page(response)[:500]
     assert "読み取り専用" in page(response) and "電話" in page(response)
 
@@ -172,12 +172,12 @@ def test_a_damaged_database_gives_a_japanese_page_that_says_restore_never_a_500(
     seed(config)
     app = create_app(config, testing=True)
     logged_in = app.test_client()
-    assert log_in(logged_in, *ADMIN).status_code == 302
+    assert log_in(logged_in, *STAFF).status_code == 302
     damage(config.database, header=header)
     app = create_app(config, testing=True)  # a restart finds it damaged too
     client = app.test_client()
     assert client.get("/login").status_code == 200
-    for response in (log_in(client, *ADMIN), logged_in.get("/"),
+    for response in (log_in(client, *STAFF), logged_in.get("/"),
                      logged_in.get("/contacts")):
         assert response.status_code == 503, page(response)[:500]
         assert "データベースが壊れています" in page(response)
@@ -221,7 +221,7 @@ def test_the_dashboard_says_the_daemon_cannot_record_not_that_the_budget_is_used
     config = make_config(tmp_path)
     seed(config)
     client = create_app(config, testing=True).test_client()
-    assert log_in(client, *ADMIN).status_code == 302
+    assert log_in(client, *STAFF).status_code == 302
     refused = sqlite3.OperationalError("disk I/O error")
     refused.sqlite_errorname = "SQLITE_IOERR_WRITE"
     storage.Watch(config).met(refused, "modem0")  # as the daemon meets a failing card

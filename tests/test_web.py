@@ -9,13 +9,15 @@ import pytest
 
 from appliance import config as config_mod, contacts, users
 from appliance.db import connect
+from tests.web_support import enrol_two_factor, log_in, totp_code
 from webui import create_app
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 
 GET_PAGES = ["/", "/send", "/broadcasts", "/inbox", "/contacts", "/contacts/new",
              "/contacts/import", "/contacts/export", "/templates", "/templates/new",
-             "/schedules", "/admin/users", "/admin/audit", "/admin/settings", "/api/status"]
+             "/schedules", "/admin/users", "/admin/audit", "/admin/settings", "/api/status",
+             "/account"]
 ADMIN_PAGES = ["/admin/users", "/admin/audit", "/admin/settings"]
 
 
@@ -38,6 +40,7 @@ def app(tmp_path):
     application.extensions["tsunagu_clock"] = Clock()
     db = connect(config.database)
     users.create_user(db, "admin1", "admin", password="admin-pass-123456", actor="t")
+    enrol_two_factor(db, "admin1", application.extensions["tsunagu_clock"].t)
     users.create_user(db, "nurse1", "staff", password="nurse-pass-123456", actor="t")
     group = contacts.create_group(db, "月水金 午前", actor="t", kind="shift")
     contacts.add_contact(db, name="山田 太郎", kana="ヤマダ タロウ", phone="090-1234-5678",
@@ -55,8 +58,9 @@ def token(client, path: str) -> str:
 
 
 def login(client, username: str, password: str):
-    return client.post("/login", data={"username": username, "password": password,
-                                       "csrf_token": token(client, "/login")})
+    app = client.application
+    return log_in(client, username, password, code=totp_code(
+        app.extensions["test_db"], app.extensions["tsunagu_clock"], username))
 
 
 @pytest.fixture
@@ -96,7 +100,7 @@ def test_every_page_opens_for_an_admin_with_security_headers(admin, path):
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_session_cookie_is_httponly_and_samesite(app):
@@ -132,12 +136,12 @@ def test_html_in_a_name_is_shown_as_text_not_markup(staff):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;𠮷田" in page
 
 
-def test_logins_lock_after_the_configured_failures_and_are_audited(app):
+def test_repeated_failures_make_the_device_wait_and_are_audited(app):
     client = app.test_client()
     for _ in range(3):
         assert login(client, "nurse1", "wrong").status_code == 200
     page = login(client, "nurse1", "nurse-pass-123456").get_data(as_text=True)
-    assert "ロック" in page
+    assert "秒待って" in page
     actions = [r[0] for r in app.extensions["test_db"].conn.execute(
         "SELECT action FROM audit_log WHERE action LIKE 'login%'")]
     assert actions.count("login_failed") >= 3
@@ -213,29 +217,29 @@ def test_a_template_with_an_unknown_placeholder_is_refused_and_not_saved(staff, 
     assert "nmae" in page.get_data(as_text=True) and count(app, "templates") == before
 
 
-def test_a_roster_with_problems_is_previewed_row_by_row_and_nothing_imported(staff, app):
+def test_a_roster_with_problems_is_previewed_row_by_row_and_nothing_imported(admin, app):
     before = count(app, "contacts")
     with open(DATA / "messy_14_cp932.csv", "rb") as f:
-        page = staff.post("/contacts/import", data={"file": (f, "messy.csv"),
-                                                    "csrf_token": token(staff, "/contacts/import")},
+        page = admin.post("/contacts/import", data={"file": (f, "messy.csv"),
+                                                    "csrf_token": token(admin, "/contacts/import")},
                           content_type="multipart/form-data").get_data(as_text=True)
     assert "行目" in page and "row-error" in page and "/contacts/import/confirm" not in page
     assert count(app, "contacts") == before
 
 
-def test_a_clean_cp932_roster_is_imported_after_the_preview_is_confirmed(staff, app):
+def test_a_clean_cp932_roster_is_imported_after_the_preview_is_confirmed(admin, app):
     with open(DATA / "roster_200_cp932.csv", "rb") as f:
-        page = staff.post("/contacts/import", data={"file": (f, "roster.csv"),
-                                                    "csrf_token": token(staff, "/contacts/import")},
+        page = admin.post("/contacts/import", data={"file": (f, "roster.csv"),
+                                                    "csrf_token": token(admin, "/contacts/import")},
                           content_type="multipart/form-data").get_data(as_text=True)
     assert "200行を取り込む" in page and count(app, "contacts") == 1
     confirm_token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    response = staff.post("/contacts/import/confirm", data={"csrf_token": confirm_token})
+    response = admin.post("/contacts/import/confirm", data={"csrf_token": confirm_token})
     assert response.status_code == 302 and count(app, "contacts") == 201
 
 
-def test_contacts_export_in_cp932_for_excel(staff):
-    response = staff.get("/contacts/export?encoding=cp932")
+def test_contacts_export_in_cp932_for_excel(admin):
+    response = admin.get("/contacts/export?encoding=cp932")
     assert response.status_code == 200 and "山田 太郎".encode("cp932") in response.data
 
 
@@ -319,7 +323,7 @@ def test_the_dashboard_test_button_queues_the_test_message_or_says_why_not(staff
     "/inbox/1/handled", "/contacts/new", "/contacts/1", "/contacts/1/deactivate", "/groups",
     "/contacts/import", "/contacts/import/confirm", "/templates/new", "/templates/1",
     "/templates/1/delete", "/schedules", "/schedules/1/disable", "/admin/users",
-    "/admin/users/nurse1/reset", "/language", "/logout", "/test", "/check"])
+    "/admin/users/2/reset", "/language", "/logout", "/test", "/check"])
 def test_every_form_post_without_its_csrf_token_is_refused(admin, app, path):
     before = app.extensions["test_db"].conn.execute(
         "SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM broadcasts)").fetchone()[:]

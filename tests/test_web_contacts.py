@@ -12,6 +12,7 @@ from tests import web_support
 from tests.web_support import DATA, field_errors, post_form
 
 web, staff, admin = web_support.web, web_support.staff, web_support.admin  # shared fixtures
+office = web_support.office
 
 
 def names_listed(client, query: str = "", **params) -> list[str]:
@@ -155,90 +156,90 @@ def uploads(web) -> list:
     return list(folder.iterdir()) if folder.exists() else []
 
 
-def test_the_preview_keeps_the_upload_on_the_server_not_in_the_cookie(web, staff):
+def test_the_preview_keeps_the_upload_on_the_server_not_in_the_cookie(web, office):
     data = (DATA / "roster_12_utf8_bom.csv").read_bytes()
-    response = upload(staff, data)
+    response = upload(office, data)
     assert response.status_code == 200 and web.count("contacts") == 1
     kept = uploads(web)
     assert len(kept) == 1 and kept[0].read_bytes() == data
     assert (kept[0].stat().st_mode & 0o777) == 0o600 or kept[0].parent.stat().st_mode & 0o077 == 0
-    with staff.session_transaction() as session:
+    with office.session_transaction() as session:
         assert session["import_token"] == kept[0].name and len(str(dict(session))) < 500
 
 
-def test_confirming_imports_everything_removes_the_upload_and_is_audited(web, staff):
-    upload(staff, (DATA / "roster_12_utf8_bom.csv").read_bytes())
-    response = post_form(staff, "/contacts/import/confirm", form_page="/contacts")
+def test_confirming_imports_everything_removes_the_upload_and_is_audited(web, office):
+    upload(office, (DATA / "roster_12_utf8_bom.csv").read_bytes())
+    response = post_form(office, "/contacts/import/confirm", form_page="/contacts")
     assert response.status_code == 302 and web.count("contacts") == 13
     assert uploads(web) == [] and "contacts_import" in web.audit_actions()
 
 
-def test_a_confirm_without_a_preview_imports_nothing_and_says_to_upload_again(web, staff):
-    response = post_form(staff, "/contacts/import/confirm", form_page="/contacts",
+def test_a_confirm_without_a_preview_imports_nothing_and_says_to_upload_again(web, office):
+    response = post_form(office, "/contacts/import/confirm", form_page="/contacts",
                          follow_redirects=True)
     assert "もう一度ファイルを選んでください" in response.get_data(as_text=True)
     assert web.count("contacts") == 1
 
 
-def test_a_second_upload_replaces_the_first_preview_and_its_file(web, staff):
-    upload(staff, (DATA / "roster_12_utf8_bom.csv").read_bytes())
-    upload(staff, "氏名,携帯電話\n新井 一,090-3333-4444\n".encode("utf-8"))
+def test_a_second_upload_replaces_the_first_preview_and_its_file(web, office):
+    upload(office, (DATA / "roster_12_utf8_bom.csv").read_bytes())
+    upload(office, "氏名,携帯電話\n新井 一,090-3333-4444\n".encode("utf-8"))
     assert len(uploads(web)) == 1
-    post_form(staff, "/contacts/import/confirm", form_page="/contacts")
+    post_form(office, "/contacts/import/confirm", form_page="/contacts")
     assert web.count("contacts") == 2 and uploads(web) == []
 
 
-def test_a_preview_confirmed_twice_imports_once(web, staff):
-    upload(staff, (DATA / "roster_12_utf8_bom.csv").read_bytes())
-    post_form(staff, "/contacts/import/confirm", form_page="/contacts")
-    post_form(staff, "/contacts/import/confirm", form_page="/contacts")
+def test_a_preview_confirmed_twice_imports_once(web, office):
+    upload(office, (DATA / "roster_12_utf8_bom.csv").read_bytes())
+    post_form(office, "/contacts/import/confirm", form_page="/contacts")
+    post_form(office, "/contacts/import/confirm", form_page="/contacts")
     assert web.count("contacts") == 13 and web.audit_actions().count("contacts_import") == 1
 
 
-def test_every_problem_row_of_a_messy_roster_is_shown_with_its_row_number(web, staff):
-    page = upload(staff, (DATA / "messy_14_cp932.csv").read_bytes()).get_data(as_text=True)
+def test_every_problem_row_of_a_messy_roster_is_shown_with_its_row_number(web, office):
+    page = upload(office, (DATA / "messy_14_cp932.csv").read_bytes()).get_data(as_text=True)
     problems = re.findall(r'class="row-error"', page)
     assert len(problems) >= 3 and "/contacts/import/confirm" not in page
     assert uploads(web) == [] and web.count("contacts") == 1
 
 
-def test_html_in_an_uploaded_name_is_escaped_in_the_preview(web, staff):
+def test_html_in_an_uploaded_name_is_escaped_in_the_preview(web, office):
     csv = "氏名,携帯電話\n<b>太字</b>,090-3333-4444\n".encode("utf-8")
-    page = upload(staff, csv).get_data(as_text=True)
+    page = upload(office, csv).get_data(as_text=True)
     assert "<b>太字</b>" not in page and "&lt;b&gt;太字&lt;/b&gt;" in page
 
 
-def test_an_empty_or_undecodable_file_is_explained_and_nothing_saved(web, staff):
+def test_an_empty_or_undecodable_file_is_explained_and_nothing_saved(web, office):
     for data in (b"", b"\x81\xff\x00\x00garbage\n"):
-        response = upload(staff, data)
+        response = upload(office, data)
         assert response.status_code == 200
         assert 'class="error"' in response.get_data(as_text=True)
     assert web.count("contacts") == 1 and uploads(web) == []
 
 
-def test_a_file_over_the_upload_limit_gets_a_styled_japanese_page(web, staff):
+def test_a_file_over_the_upload_limit_gets_a_styled_japanese_page(web, office):
     web.app.config["MAX_CONTENT_LENGTH"] = 1024
-    response = upload(staff, b"x" * 4096)
+    response = upload(office, b"x" * 4096)
     assert response.status_code == 413
     assert "ファイルが大きすぎます" in response.get_data(as_text=True)
 
 
 # -- export ----------------------------------------------------------------------------------
 
-def test_export_in_utf8_has_a_bom_for_excel_and_is_audited(web, staff):
-    response = staff.get("/contacts/export?encoding=utf-8")
+def test_export_in_utf8_has_a_bom_for_excel_and_is_audited(web, office):
+    response = office.get("/contacts/export?encoding=utf-8")
     assert response.data.startswith(b"\xef\xbb\xbf") and "山田 太郎".encode() in response.data
     assert "attachment" in response.headers["Content-Disposition"]
     assert web.audit_actions()[-1] == "contacts_export"
 
 
-def test_a_name_cp932_cannot_hold_refuses_that_export_and_says_use_utf8(web, staff):
-    add(staff, name="𠮷田 一郎")
-    response = staff.get("/contacts/export?encoding=cp932", follow_redirects=True)
+def test_a_name_cp932_cannot_hold_refuses_that_export_and_says_use_utf8(web, office):
+    add(office, name="𠮷田 一郎")
+    response = office.get("/contacts/export?encoding=cp932", follow_redirects=True)
     assert "UTF-8で書き出してください" in response.get_data(as_text=True)
     assert "contacts_export" not in web.audit_actions()
-    assert "𠮷田 一郎".encode() in staff.get("/contacts/export?encoding=utf-8").data
+    assert "𠮷田 一郎".encode() in office.get("/contacts/export?encoding=utf-8").data
 
 
-def test_an_unknown_export_encoding_is_refused(web, staff):
-    assert staff.get("/contacts/export?encoding=latin-1").status_code == 400
+def test_an_unknown_export_encoding_is_refused(web, office):
+    assert office.get("/contacts/export?encoding=latin-1").status_code == 400

@@ -11,17 +11,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from appliance import config as config_mod, contacts, users
+from appliance import config as config_mod, contacts, two_factor, users
 from appliance.db import connect
 from webui import create_app
 
 DATA = Path(__file__).parent / "data"
 STAFF = ("nurse1", "nurse-pass-123456")
 ADMIN = ("admin1", "admin-pass-123456")
+OFFICE = ("office1", "office-pass-123456")   # 事務: may import and export the roster
 START = 1_800_000_000.0  # 2027-01-15, a fixed "now" the tests move by hand
 
 CONFIG = """\
@@ -64,9 +66,13 @@ class Web:
 
     def logged_in(self, username: str, password: str) -> FlaskClient:
         client = self.client()
-        response = log_in(client, username, password)
-        assert response.status_code == 302, f"{username} could not log in"
+        response = log_in(client, username, password, code=self.totp_code(username))
+        assert response.status_code == 302 and "/login" not in response.headers["Location"], \
+            f"{username} could not log in"
         return client
+
+    def totp_code(self, username: str) -> str | None:
+        return totp_code(self.db, self.clock, username)
 
     def count(self, table: str, where: str = "1", *params) -> int:
         return self.db.conn.execute(f"SELECT count(*) FROM {table} WHERE {where}",
@@ -74,6 +80,18 @@ class Web:
 
     def audit_actions(self) -> list[str]:
         return [r[0] for r in self.db.conn.execute("SELECT action FROM audit_log ORDER BY id")]
+
+
+def totp_code(db, clock: Clock, username: str) -> str | None:
+    """The code the account's authenticator app shows now (None: no second factor).
+    A code is accepted once, so the clock moves to the next 30 s step when needed."""
+    row = db.conn.execute("SELECT totp_secret, totp_last_step FROM users WHERE username = ?",
+                          [username]).fetchone()
+    if row is None or row["totp_secret"] is None:
+        return None
+    if row["totp_last_step"] is not None and row["totp_last_step"] >= clock.t // 30:
+        clock.t = (row["totp_last_step"] + 1) * 30
+    return pyotp.TOTP(row["totp_secret"]).at(clock.t)
 
 
 def csrf_token(client: FlaskClient, path: str) -> str:
@@ -84,10 +102,24 @@ def csrf_token(client: FlaskClient, path: str) -> str:
     return match.group(1)
 
 
-def log_in(client: FlaskClient, username: str, password: str, *, next_path: str = ""):
+def log_in(client: FlaskClient, username: str, password: str, *, next_path: str = "",
+           code: str | None = None):
+    """The password form; then, given *code*, the second factor's form when it is asked."""
     path = "/login" + (f"?next={next_path}" if next_path else "")
-    return client.post(path, data={"username": username, "password": password,
-                                   "csrf_token": csrf_token(client, "/login")})
+    response = client.post(path, data={"username": username, "password": password,
+                                       "csrf_token": csrf_token(client, "/login")})
+    if code is not None and response.headers.get("Location", "").endswith("/login/code"):
+        response = client.post("/login/code", data={
+            "code": code, "csrf_token": csrf_token(client, "/login/code")})
+    return response
+
+
+def enrol_two_factor(db, username: str, at: float) -> list[str]:
+    """Set up the account's authenticator as a person would; returns its recovery codes."""
+    user = users.get_user(db, username)
+    secret = two_factor.start_enrolment(db, user.id)
+    return two_factor.confirm_enrolment(db, user.id, pyotp.TOTP(secret).at(at - 60), now=at - 60,
+                                        actor="test")
 
 
 def post_form(client: FlaskClient, path: str, data: dict | None = None, *,
@@ -116,7 +148,9 @@ def web(tmp_path) -> Web:
     app.extensions["tsunagu_clock"] = clock
     db = connect(config.database)
     users.create_user(db, ADMIN[0], "admin", password=ADMIN[1], actor="test")
+    enrol_two_factor(db, ADMIN[0], clock.t)  # admins must have a second factor
     users.create_user(db, STAFF[0], "staff", password=STAFF[1], actor="test")
+    users.create_user(db, OFFICE[0], "office", password=OFFICE[1], actor="test")
     group = contacts.create_group(db, "月水金 午前", actor="test", kind="shift")
     contact = contacts.add_contact(db, name="山田 太郎", kana="ヤマダ タロウ", phone="090-1234-5678",
                                    actor="test", group_ids=[group.id])
@@ -130,6 +164,11 @@ def web(tmp_path) -> Web:
 @pytest.fixture
 def staff(web) -> FlaskClient:
     return web.logged_in(*STAFF)
+
+
+@pytest.fixture
+def office(web) -> FlaskClient:
+    return web.logged_in(*OFFICE)
 
 
 @pytest.fixture

@@ -13,10 +13,12 @@ import sqlite3
 import time
 
 from flask import Flask, g, render_template, request, session
+from werkzeug.routing import IntegerConverter
 from flask_babel import Babel, format_decimal
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from appliance import audit
 from appliance import config as config_mod
 from appliance.db import connect, connect_read_only
 
@@ -34,9 +36,10 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     app.config.update(
         SECRET_KEY=config_mod.ensure_secret_key(config),
         TESTING=testing,
-        # Not Secure: the appliance serves plain http on the clinic LAN (no certificate
-        # authority reachable in a disaster); behind a TLS proxy, set SESSION_COOKIE_SECURE.
         SESSION_COOKIE_NAME="tsunagu_session",
+        # Behind the HTTPS proxy the cookie is never sent over plain http.
+        SESSION_COOKIE_SECURE=config.web.session_cookie_secure,
+        REMEMBER_COOKIE_SECURE=config.web.session_cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
@@ -47,6 +50,9 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES="translations",
         WTF_CSRF_TIME_LIMIT=None,             # the session timeout bounds it already
     )
+    # Before the blueprints: every <int:…> in a URL is a row id SQLite can hold; a longer
+    # number is "no such page" (404), not an OverflowError deep in a query (500).
+    app.url_map.converters["int"] = RowId
     app.extensions["tsunagu_config"] = config
     app.extensions["tsunagu_clock"] = time.time
     CSRFProtect(app)
@@ -58,12 +64,29 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     _filters(app)
     from . import storage_errors
     storage_errors.install(app)
-    from . import (admin_views, auth, broadcast_views, contact_views, schedule_views,
-                   template_views, views)
+    from . import (account_views, admin_views, auth, broadcast_views, ca_views, contact_views,
+                   schedule_views, template_views, views)
     for module in (auth, views, broadcast_views, contact_views, template_views, schedule_views,
-                   admin_views):
+                   admin_views, account_views, ca_views):
         app.register_blueprint(module.bp)
     return app
+
+
+SQLITE_MAX_INT = 2**63 - 1
+MAX_PAGE = 1_000_000  # far past any real page, small enough for SQLite's OFFSET
+
+
+class RowId(IntegerConverter):
+    """<int:…> limited to what an SQLite INTEGER holds."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", SQLITE_MAX_INT)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def page_arg() -> int:
+    """The ?page= of a paged list: 1 when missing or not a number, never past MAX_PAGE."""
+    return min(MAX_PAGE, max(1, request.args.get("page", 1, type=int)))
 
 
 def tsunagu_config() -> config_mod.Config:
@@ -115,7 +138,10 @@ def _login(app: Flask) -> None:
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.login_message = None  # the login page says why itself
-    manager.session_protection = "strong"
+    # Not Flask-Login's "strong" protection: it does nothing for permanent sessions, and an
+    # address that changes under DHCP would log a nurse out. Sessions end instead by the
+    # account's session version (auth.load_user) and the idle timeout.
+    manager.session_protection = None
     manager.user_loader(load_user)
 
 
@@ -147,7 +173,9 @@ def _headers(app: Flask) -> None:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Same-origin: nothing leaks to other sites, and over HTTPS Flask-WTF checks that a
+        # form was posted from this site's own pages (it refuses a post without a Referer).
+        response.headers["Referrer-Policy"] = "same-origin"
         if request.endpoint != "static":
             # Patient data: never in a shared browser's cache.
             response.headers["Cache-Control"] = "no-store"
@@ -156,6 +184,13 @@ def _headers(app: Flask) -> None:
     @app.before_request
     def refresh_session():
         session.permanent = True  # the timeout counts from the last request
+        g.audit_origin = audit.set_origin(request.remote_addr)
+
+    @app.teardown_request
+    def forget_origin(_exc):
+        token = g.pop("audit_origin", None)
+        if token is not None:
+            audit.reset_origin(token)
 
 
 def _errors(app: Flask) -> None:

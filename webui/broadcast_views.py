@@ -21,7 +21,7 @@ from wtforms.validators import Length, NumberRange, Optional
 from appliance import audit, broadcasts, budget, doorbell, replies, templates
 from appliance.db import write
 
-from . import db, now, tsunagu_config
+from . import db, now, page_arg, tsunagu_config
 from .auth import actor, remote, staff_required
 
 bp = Blueprint("broadcasts", __name__)
@@ -291,7 +291,7 @@ def reached(recipient_id: int):
 @bp.route("/broadcasts")
 @staff_required
 def history():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_arg()
     rows = broadcasts.history(db().conn, limit=50, offset=(page - 1) * 50)
     return render_template("history.html", rows=rows, labels=STATE_LABELS, page=page)
 

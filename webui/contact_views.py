@@ -2,11 +2,6 @@
 every row's problem before anything is saved (all or nothing); CSV export."""
 from __future__ import annotations
 
-import os
-import secrets
-import time
-from pathlib import Path
-
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    session, url_for)
 from flask_babel import get_locale
@@ -18,10 +13,10 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import contacts
+from appliance import audit, contacts, import_previews
 
 from . import db, tsunagu_config
-from .auth import actor, remote, staff_required
+from .auth import actor, remote, roster_required, staff_required
 
 bp = Blueprint("contacts", __name__)
 
@@ -56,6 +51,12 @@ def _lang() -> str:
     return str(get_locale() or "ja")
 
 
+def _field_labels() -> dict[str, str]:
+    """Field names as the import preview shows them (old → new of an update)."""
+    index = 1 if _lang() == "en" else 0
+    return {key: names[index] for key, names in contacts.LABELS.items()}
+
+
 def _group_choices(form: ContactForm) -> None:
     # Facility groups follow the facility field; offering them here as well would let the
     # two disagree (the patient moved, the old facility still ticked).
@@ -76,6 +77,9 @@ def index():
     group_id = request.args.get("group", type=int)
     inactive = request.args.get("inactive") == "1"
     people = contacts.list_contacts(db(), query, group_id=group_id, include_inactive=inactive)
+    # Who looked at or searched patients' data is part of the evidence (MHLW guideline).
+    audit.record(db(), actor(), "contacts_search" if query else "contacts_view", remote(),
+                 query=query or None, group_id=group_id, shown=len(people))
     return render_template("contacts.html", people=people, query=query, group_id=group_id,
                            inactive=inactive, groups=contacts.list_groups(db()),
                            group_form=GroupForm())
@@ -110,6 +114,7 @@ def edit(contact_id: int):
     form = ContactForm(obj=None if request.method == "POST" else contact)
     _group_choices(form)
     if request.method == "GET":
+        audit.record(db(), actor(), "contact_view", remote(), contact_id=contact_id)
         names = set(contact.groups)
         form.groups.data = [g.id for g in contacts.list_groups(db()) if g.name in names]
         form.phone.data = contact.display_phone
@@ -161,32 +166,13 @@ def new_group():
 
 # -- import ----------------------------------------------------------------------------------
 
-UPLOAD_MAX_AGE = 3600  # an abandoned preview's file (patient data) is removed after an hour
-
-
-def _upload_dir() -> Path:
-    # Beside the database: the same private directory, never /tmp shared with others.
-    path = Path(tsunagu_config().database).parent / "uploads"
-    path.mkdir(mode=0o700, exist_ok=True)
-    for old in path.iterdir():
-        if old.stat().st_mtime < time.time() - UPLOAD_MAX_AGE:  # file times: the wall clock
-            old.unlink(missing_ok=True)
-    return path
-
-
-def _valid_token(token: str | None) -> bool:
-    return bool(token) and token.replace("-", "").replace("_", "").isalnum()
-
-
 def _forget_upload() -> None:
-    token = session.pop("import_token", None)
     session.pop("import_name", None)
-    if _valid_token(token):
-        (_upload_dir() / token).unlink(missing_ok=True)
+    import_previews.forget(tsunagu_config(), session.pop("import_token", None))
 
 
 @bp.route("/contacts/import", methods=["GET", "POST"])
-@staff_required
+@roster_required
 def import_upload():
     form = ImportForm()
     if form.validate_on_submit():
@@ -194,40 +180,29 @@ def import_upload():
         try:
             preview = contacts.preview(db(), data)
         except contacts.ContactImportError as exc:
-            return render_template("import.html", form=form, preview=exc.preview,
+            return render_template("import.html", labels=_field_labels(), form=form, preview=exc.preview,
                                    problems=exc.problems, lang=_lang())
         _forget_upload()  # a new file replaces any earlier preview
         if preview.error_count:
             # Nothing to confirm: the patient data in the file is not kept on disk.
-            return render_template("import.html", form=form, preview=preview, problems=[],
+            return render_template("import.html", labels=_field_labels(), form=form, preview=preview, problems=[],
                                    lang=_lang())
-        token = secrets.token_urlsafe(16)
-        (_upload_dir() / token).write_bytes(data)
-        session["import_token"] = token
+        session["import_token"] = import_previews.save(tsunagu_config(), data)
         session["import_name"] = form.file.data.filename
-        return render_template("import.html", form=form, preview=preview, problems=[],
+        return render_template("import.html", labels=_field_labels(), form=form, preview=preview, problems=[],
                                confirm=ConfirmImportForm(), lang=_lang())
-    return render_template("import.html", form=form, preview=None, problems=[], lang=_lang())
+    return render_template("import.html", labels=_field_labels(), form=form, preview=None, problems=[], lang=_lang())
 
 
 @bp.route("/contacts/import/confirm", methods=["POST"])
-@staff_required
+@roster_required
 def import_confirm():
     if not ConfirmImportForm().validate_on_submit():
         abort(400)
-    token = session.pop("import_token", None)
-    if not _valid_token(token):
+    data = import_previews.take(tsunagu_config(), session.pop("import_token", None))
+    if data is None:
         flash(_("Upload the file again: the preview has expired."), "error")
         return redirect(url_for("contacts.import_upload"))
-    path = _upload_dir() / token
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        flash(_("Upload the file again: the preview has expired."), "error")
-        return redirect(url_for("contacts.import_upload"))
-    finally:
-        if path.exists():
-            os.unlink(path)
     try:
         result = contacts.import_contacts(db(), data, actor=actor(), remote_addr=remote(),
                                           filename=session.pop("import_name", None))
@@ -241,7 +216,7 @@ def import_confirm():
 
 
 @bp.route("/contacts/export")
-@staff_required
+@roster_required
 def export():
     encoding = request.args.get("encoding", "cp932")
     if encoding not in ("cp932", "utf-8"):

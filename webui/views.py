@@ -26,8 +26,21 @@ def _status() -> dict:
 @bp.route("/")
 @staff_required
 def dashboard():
-    return render_template("dashboard.html", **_status(),
+    return render_template("dashboard.html", **_status(), security=_security(),
                            reasons=check.REASON_TEXT.get(_lang(), check.REASON_TEXT["ja"]))
+
+
+def _security() -> dict | None:
+    """For admins: failed logins by device and emergency logins of the last day."""
+    if not current_user.is_admin:
+        return None
+    from appliance import emergency, login_throttle
+
+    from .auth import throttle_policy
+    day_ago = now() - 24 * 3600
+    return {"attempts": login_throttle.recent(db().conn, throttle_policy(), now()),
+            "emergency_uses": emergency.uses(db(), day_ago),
+            "emergency_left": emergency.unused(db())}
 
 
 def _lang() -> str:

@@ -28,6 +28,8 @@ def _register() -> None:
     from .demo import demo; main.add_command(demo)  # noqa: E702
     from .contacts import contacts_group; main.add_command(contacts_group)  # noqa: E702
     from .user import user_group; main.add_command(user_group)  # noqa: E702
+    from .emergency import emergency_group; main.add_command(emergency_group)  # noqa: E702
+    from .audit import audit_group; main.add_command(audit_group)  # noqa: E702
 
 
 _register()

@@ -23,10 +23,16 @@ from .common import cli_actor, config_option, friendly_errors, load_config
 @friendly_errors
 def check_command(as_json: bool, live: bool, send_test: bool, timeout: float) -> None:
     """Could the appliance send right now? Exit 0 ok, 1 warning, 2 critical."""
-    from .. import check
+    from .. import check, import_previews
     config = load_config()
     lang = config.language
     db, met = _open(config)
+    if not met:
+        # The timer's run also clears abandoned import previews (patient data on disk).
+        try:
+            import_previews.prune(config)
+        except OSError as exc:  # a disk that refuses writes: the storage line says so
+            met += _fault(config, exc)
     extra: list[check.Result] = []
     if (live or send_test) and db is not None and not met:
         try:
@@ -71,7 +77,7 @@ def _open(config):
         return None, met + _fault(config, exc)
 
 
-def _fault(config, exc: sqlite3.Error) -> list:
+def _fault(config, exc: sqlite3.Error | OSError) -> list:
     """The storage fault *exc* is, as a list (empty never: any other error is raised)."""
     from .. import storage
     fault = storage.fault_of(exc, config.database.parent)

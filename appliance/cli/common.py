@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +69,21 @@ def load_config_and_db(ctx: click.Context | None = None):
         raise click.ClickException(f"cannot open the database {config.database}: {exc}") \
             from None
     return config, database
+
+
+# Control characters (an ESC starts a terminal escape sequence), C1 controls, and invisible or
+# bidirectional characters: text from a file or the database is shown with these escaped, so
+# a roster cannot move the cursor, retitle the window or display a name reversed.
+_UNSAFE_ON_A_TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                                   "\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def terminal_safe(text: object) -> str:
+    """*text* with every character that could act on a terminal written as an escape."""
+    def escape(match: re.Match) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code <= 0xff else f"\\u{code:04x}"
+    return _UNSAFE_ON_A_TERMINAL.sub(escape, str(text))
 
 
 def cli_actor() -> str:

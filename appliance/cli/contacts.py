@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..phone import display_number
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db, terminal_safe
 
 
 @click.group("contacts")
@@ -46,20 +46,22 @@ def import_command(file: Path, dry_run: bool) -> None:
     _show_columns(plan, lang)
     for row in plan.rows:
         if row.action == "update":
-            click.echo(f"  row {row.row}: update {row.fields['name']} ({', '.join(row.changes)})")
+            changes = "; ".join(f"{key}: {_value(before)} → {_value(row.new[key])}"
+                                for key, before in row.old.items())
+            click.echo(terminal_safe(f"  row {row.row}: update {row.fields['name']} ({changes})"))
     verb = "would import" if dry_run else "imported"
     if lang == "ja":
         verb = "取り込み予定（--dry-run: 書き込みなし）" if dry_run else "取り込みました"
-    click.echo(f"{verb}: new {result.created}, updated {result.updated}, "
-               f"unchanged {result.unchanged}; groups created: "
-               f"{', '.join(result.groups_created) or '-'}")
+    click.echo(terminal_safe(f"{verb}: new {result.created}, updated {result.updated}, "
+                             f"unchanged {result.unchanged}; groups created: "
+                             f"{', '.join(result.groups_created) or '-'}"))
 
 
 def _show_problems(exc, lang: str) -> None:
     """One line per problem: row, column, the cell as written, and the reason."""
     if exc.preview is None:  # the file as a whole
         for problem in exc.problems:
-            click.echo(problem.message(lang), err=True)
+            click.echo(terminal_safe(problem.message(lang)), err=True)
         return
     columns = exc.preview.columns
     for row in exc.preview.rows:
@@ -69,15 +71,21 @@ def _show_problems(exc, lang: str) -> None:
             if problem.field == "phone" and value and value.startswith("+81"):
                 value = display_number(value)
             shown = f" 「{value}」" if isinstance(value, str) and value else ""
-            click.echo(f"{problem.message(lang)}  [{header}{shown}]", err=True)
+            click.echo(terminal_safe(f"{problem.message(lang)}  [{header}{shown}]"), err=True)
 
 
 def _show_columns(plan, lang: str) -> None:
     mapped = ", ".join(f"{header}→{field}" for field, header in plan.columns.items())
-    click.echo(f"encoding {plan.encoding}; columns: {mapped}")
+    click.echo(terminal_safe(f"encoding {plan.encoding}; columns: {mapped}"))
     if plan.ignored_columns:
         label = "使わない列" if lang == "ja" else "ignored columns"
-        click.echo(f"{label}: {', '.join(plan.ignored_columns)}")
+        click.echo(terminal_safe(f"{label}: {', '.join(plan.ignored_columns)}"))
+
+
+def _value(value) -> str:
+    if isinstance(value, list):
+        return "・".join(value) or "-"
+    return "-" if value in (None, "") else str(value)
 
 
 @contacts_group.command("export")
@@ -125,6 +133,7 @@ def list_command(query: str | None, group_name: str | None, include_inactive: bo
                                     include_inactive=include_inactive)
     for c in people:
         state = "" if c.active else " [inactive]"
-        click.echo(f"{c.id}\t{c.patient_id or '-'}\t{c.name}\t{c.kana}\t{c.display_phone}\t"
-                   f"{'・'.join(c.groups)}{state}")
+        cells = [c.id, c.patient_id or "-", c.name, c.kana, c.display_phone,
+                 "・".join(c.groups) + state]
+        click.echo("\t".join(terminal_safe(cell) for cell in cells))
     click.echo(f"{len(people)} contact(s)", err=True)

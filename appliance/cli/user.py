@@ -1,4 +1,4 @@
-"""`tsunagu user add|list|passwd|unlock|deactivate`: web UI accounts from a shell.
+"""`tsunagu user add|list|passwd|deactivate|reset-2fa`: web UI accounts from a shell.
 
 The first admin is made here (`tsunagu user add NAME --role admin`), on the appliance
 itself, before anyone can log in to the web UI.
@@ -15,13 +15,15 @@ from .common import cli_actor, config_option, friendly_errors, load_config_and_d
 PASSWORD_HELP = """
 Password: with --password-stdin the first line of standard input is the password; with
 --generate (or when standard input is not a terminal) a strong one is generated and
-printed once; otherwise you are asked for it twice. At least 10 characters.
+printed once; otherwise you are asked for it twice. At least 12 characters and hard to guess
+(a few unrelated words), without the user name.
 """
 
 
 @click.group("user")
 def user_group() -> None:
-    """Web UI accounts (admin: users, modems, settings, audit; staff: everything else)."""
+    """Web UI accounts (admin: users, settings, audit; office: also the roster's import and
+    export; staff: sending, contacts, templates)."""
 
 
 def _password_options(f):
@@ -55,7 +57,7 @@ def _show_generated(username: str, password: str) -> None:
 
 @user_group.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "staff"]), required=True)
+@click.option("--role", type=click.Choice(["admin", "office", "staff"]), required=True)
 @click.option("--locale", type=click.Choice(["ja", "en"]), default="ja", show_default=True,
               help="The web UI's language for this user.")
 @_password_options
@@ -83,7 +85,7 @@ add_command.help = (add_command.help or "") + PASSWORD_HELP
 @config_option
 @friendly_errors
 def passwd_command(username: str, password_stdin: bool, generate: bool) -> None:
-    """Set a new password (this also lifts a lockout).\n"""
+    """Set a new password (every open session of the account ends).\n"""
     from .. import users
     _, db = load_config_and_db()
     if users.get_user(db, username) is None:
@@ -105,30 +107,31 @@ passwd_command.help = (passwd_command.help or "") + PASSWORD_HELP
 @config_option
 @friendly_errors
 def list_command() -> None:
-    """List accounts: name, role, state, last login."""
+    """List accounts: name, role, state, second factor, last login."""
     from .. import users
-    from ..db import now
     config, db = load_config_and_db()
     zone = config.zone
     for u in users.list_users(db):
         state = "active" if u.active else "deactivated"
-        if u.locked_until and u.locked_until > now():
-            state += ", locked"
+        state += ", 2fa" if u.two_factor else ""
         last = (dt.datetime.fromtimestamp(u.last_login_at, zone).strftime("%Y-%m-%d %H:%M")
                 if u.last_login_at else "never")
         click.echo(f"{u.username}\t{u.role}\t{u.locale}\t{state}\tlast login {last}")
 
 
-@user_group.command("unlock")
+@user_group.command("reset-2fa")
 @click.argument("username")
 @config_option
 @friendly_errors
-def unlock_command(username: str) -> None:
-    """Lift a lockout after repeated failed logins."""
-    from .. import users
+def reset_two_factor_command(username: str) -> None:
+    """Remove an account's second factor (a lost phone); it is set up again at next login."""
+    from .. import two_factor, users
     _, db = load_config_and_db()
-    users.unlock(db, username, actor=cli_actor())
-    click.echo(f"unlocked {username}")
+    user = users.get_user(db, username)
+    if user is None:
+        raise click.ClickException(f"no such user: {username}")
+    two_factor.disable(db, user.id, actor=cli_actor(), action="two_factor_reset")
+    click.echo(f"second factor removed for {username}")
 
 
 @user_group.command("deactivate")

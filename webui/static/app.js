@@ -2,6 +2,9 @@
 "use strict";
 
 function debounce(fn, ms) { let t; return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); }; }
+// Requests the page makes by itself: the server does not count them as someone using it, so
+// a dashboard left open does not keep a session alive past the idle timeout.
+const BACKGROUND = { "X-Tsunagu-Background": "1" };
 function csrf() { const el = document.querySelector('input[name="csrf_token"]'); return el ? el.value : ""; }
 const ja = document.documentElement.lang !== "en";
 
@@ -59,7 +62,7 @@ function setupProgress() {
   const box = document.getElementById("progress");
   if (!box || !box.dataset.url) return;
   const tick = async () => {
-    const res = await fetch(box.dataset.url, { credentials: "same-origin" });
+    const res = await fetch(box.dataset.url, { credentials: "same-origin", headers: BACKGROUND });
     if (!res.ok) return;
     const d = await res.json();
     document.getElementById("bar").value = d.progress;
@@ -84,7 +87,9 @@ function setupProgress() {
 function setupDashboard() {
   const status = document.getElementById("status");
   if (!status) return;
-  setInterval(() => window.location.reload(), 15000);
+  const url = new URL(window.location.href);
+  url.searchParams.set("auto", "1");   // a refresh, not a person: see BACKGROUND
+  setInterval(() => window.location.replace(url.toString()), 15000);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
