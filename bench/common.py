@@ -12,7 +12,6 @@ import platform
 import statistics
 import sys
 import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,15 +143,3 @@ def percentile(values: list[float], p: float) -> float | None:
     rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
 
-
-def wait_until(predicate, timeout: float, message: str, interval: float = 0.05):
-    """Poll *predicate* until truthy; raise at the deadline (benchmarks wait on conditions,
-    as the tests do)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)

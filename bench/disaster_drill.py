@@ -30,11 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MemoryWatch, spread, wait_until  # noqa: E402
+from bench.common import MemoryWatch, spread  # noqa: E402
 
 from appliance import broadcasts, config as config_mod, doorbell  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
-from tests.daemon_harness import DaemonProcess, Sim, seed_patients, write_config  # noqa: E402
+from tests.daemon_harness import (DaemonProcess, Sim, seed_patients,  # noqa: E402
+                                  wait_until, write_config)
 
 # One UCS2 part, even with the longest name seed_patients gives ("患者199 𠮷田").
 TEXT = "{name}様 つなぐ透析クリニックです。地震のため本日の透析は中止します。ご自宅で待機してください。"

@@ -29,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.broadcast_throughput import CHOICES, SubmitCounter  # noqa: E402
-from bench.common import cpu_ns, spread, wait_until  # noqa: E402
+from bench.common import cpu_ns, spread  # noqa: E402
 
 from appliance import broadcasts, config as config_mod, outbox  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
 from tests.daemon_harness import (TEXT, DaemonProcess, Sim, seed_patients,  # noqa: E402
-                                  write_config)
+                                  wait_until, write_config)
 
 WINDOW = 60   # parts timed (the smallest queue, 30 two-part messages, has 60)
 LIMIT = 200   # parts a day: a real SIM's, so the budget is counted as on the box

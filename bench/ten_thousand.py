@@ -37,14 +37,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MemoryWatch, percentile, wait_until  # noqa: E402
+from bench.common import MemoryWatch, percentile  # noqa: E402
 from bench.broadcast_throughput import SubmitCounter  # noqa: E402
 
 from appliance import broadcasts, budget, config as config_mod, doorbell, roster_csv  # noqa: E402
 from appliance import users  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
 from tests.daemon_harness import (ROOT, DaemonProcess, Sim, stop_process,  # noqa: E402
-                                  tsunagu_command, write_config)
+                                  tsunagu_command, wait_until, write_config)
 
 TEXT = "{name}様 つなぐ透析クリニックです。来週の透析の予定をお知らせします。"
 USER = ("bench-nurse", "bench-pass-123456")
