@@ -135,6 +135,11 @@ def count(db: sqlite3.Connection | sqlite_utils.Database, action: str | None = N
                                    params).fetchone()[0]
 
 
+def actions(db: sqlite3.Connection | sqlite_utils.Database) -> list[str]:
+    """Every action name the log holds."""
+    return [r[0] for r in _connection(db).execute("SELECT DISTINCT action FROM audit_log")]
+
+
 def _filter(action: str | None = None, actor: str | None = None, since: float | None = None,
             until: float | None = None) -> tuple[str, list]:
     conditions = (("action = ?", action), ("actor = ?", actor), ("at >= ?", since),

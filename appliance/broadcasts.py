@@ -21,7 +21,7 @@ from typing import Any
 
 from modem import pdu
 
-from . import audit, budget, outbox, templates
+from . import audit, budget, outbox, templates, wording
 from .config import Config
 
 PRIORITIES = ("emergency", "routine")
@@ -32,11 +32,17 @@ ACTIVE = ("queued", "sending")
 
 
 class BroadcastError(ValueError):
-    """A broadcast cannot be planned or changed as asked; `field` names the form field."""
+    """A broadcast cannot be planned or changed as asked; `field` names the form field.
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
+    `en` and `ja` are the message in each language (wording.error_text picks one for the
+    reader); str() gives both, for logs.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 ja: str | None = None) -> None:
+        super().__init__(f"{message} / {ja}" if ja else message)
         self.field = field
+        self.en, self.ja = message, ja
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,8 @@ def parse_choices(text: str | list[str] | None) -> list[str]:
     choices = [c.strip() for c in items if c and c.strip()]
     if len(choices) > MAX_CHOICES:
         raise BroadcastError(f"at most {MAX_CHOICES} reply choices (a reply is one digit), "
-                             f"got {len(choices)} / 返信の選択肢は{MAX_CHOICES}個までです",
-                             field="choices")
+                             f"got {len(choices)}", field="choices",
+                             ja=f"返信の選択肢は{MAX_CHOICES}個までです（{len(choices)}個あります）")
     return choices
 
 
@@ -121,8 +127,9 @@ def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] =
             "JOIN groups g ON g.id = cg.group_id WHERE g.name = ? AND c.active = 1 "
             "ORDER BY c.kana, c.name, c.id", [config.test.group]).fetchall()
         if not rows:
-            raise BroadcastError(f"the test group 「{config.test.group}」 has no active members "
-                                 "/ テストグループに連絡先がありません", field="groups")
+            raise BroadcastError(f"the test group 「{config.test.group}」 has no active members",
+                                 field="groups", ja=f"テストグループに連絡先がありません（「"
+                                 f"{config.test.group}」）。連絡先の画面でスタッフの携帯を入れてください")
         return rows
     if everyone:
         return conn.execute("SELECT * FROM contacts WHERE active = 1 "
@@ -134,7 +141,8 @@ def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] =
         known = {r[0] for r in conn.execute(f"SELECT id FROM groups WHERE id IN ({marks})",
                                             group_ids)}
         if missing := sorted(set(group_ids) - known):
-            raise BroadcastError(f"no such group: {missing}", field="groups")
+            raise BroadcastError(f"no such group: {missing}", field="groups",
+                                 ja="選んだグループがありません（削除された可能性があります）")
         for row in conn.execute(
                 f"SELECT c.* FROM contacts c JOIN contact_groups cg ON cg.contact_id = c.id "
                 f"WHERE cg.group_id IN ({marks}) AND c.active = 1", group_ids):
@@ -145,8 +153,8 @@ def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] =
                                 contact_ids):
             wanted[row["id"]] = row
     if not wanted:
-        raise BroadcastError("choose at least one group or person with an active contact "
-                             "/ 送信先を選んでください", field="groups")
+        raise BroadcastError("choose at least one group or person with an active contact",
+                             field="groups", ja="送信先を選んでください（グループか個人を1つ以上）")
     return sorted(wanted.values(), key=lambda r: (r["kana"], r["name"], r["id"]))
 
 
@@ -157,9 +165,9 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
     """Everything a broadcast would do, checked; BroadcastError names the field at fault."""
     if priority not in PRIORITIES:
         raise BroadcastError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}",
-                             field="priority")
+                             field="priority", ja="優先度を選んでください")
     if not text or not text.strip():
-        raise BroadcastError("the message is empty / 本文が空です", field="text")
+        raise BroadcastError("the message is empty", field="text", ja="本文が空です")
     values = values or {}
     try:
         # The same check a schedule and a template pass when they are saved.
@@ -167,7 +175,7 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
                              supplied=[k for k, v in values.items() if _given(v)],
                              length=False)
     except templates.TemplateError as exc:
-        raise BroadcastError(str(exc), field="text") from None
+        raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
     choice_list = parse_choices(choices)
     rows = audience(conn, config, group_ids=group_ids, contact_ids=contact_ids,
                     everyone=everyone, drill=drill)
@@ -177,14 +185,15 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
             body = templates.render(text, contact_name=row["name"], kana=row["kana"],
                                     clinic=config.clinic_name, **values)
         except templates.TemplateError as exc:
-            raise BroadcastError(str(exc), field="text") from None
+            raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
         body += choices_block(choice_list)
         parts = pdu.count(body).parts
         if parts > pdu.MAX_PARTS:
             raise BroadcastError(
                 f"the message for {row['name']} needs {parts} SMS parts; at most "
-                f"{pdu.MAX_PARTS} (670 full-width characters) can be sent "
-                f"/ 本文が長すぎます", field="text")
+                f"{pdu.MAX_PARTS} (670 full-width characters) can be sent", field="text",
+                ja=f"本文が長すぎます（{row['name']}さんへは{parts}通必要です。"
+                   f"送れるのは{pdu.MAX_PARTS}通＝全角670文字まで）")
         planned.append(PlannedRecipient(row["id"], row["name"], row["phone"], body, parts))
     result = Plan(text=text, recipients=planned, priority=priority, drill=drill,
                   choices=choice_list)
@@ -251,7 +260,8 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
     title = (title or "").strip() or written[0][:40]
     if followup_after_minutes is not None and (followup_after_minutes < 1 or followup_max < 1):
         raise BroadcastError("a follow-up needs at least 1 minute and 1 time",
-                             field="followup_after_minutes")
+                             field="followup_after_minutes",
+                             ja="再送は1分以上あけて、1回以上にしてください")
     state = "scheduled" if scheduled_at and scheduled_at > now else "queued"
     cursor = conn.execute(
         "INSERT INTO broadcasts (title, text, template_id, priority, drill, choices, created_by, "
@@ -277,7 +287,8 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
 def get(conn: sqlite3.Connection, broadcast_id: int) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM broadcasts WHERE id = ?", [broadcast_id]).fetchone()
     if row is None:
-        raise BroadcastError(f"no broadcast with id {broadcast_id}", field="id")
+        raise BroadcastError(f"no broadcast with id {broadcast_id}", field="id",
+                             ja=f"一斉送信 #{broadcast_id} はありません")
     return row
 
 
@@ -288,7 +299,9 @@ def cancel(conn: sqlite3.Connection, broadcast_id: int, *, actor: str, now: floa
     """
     row = get(conn, broadcast_id)
     if row["state"] in ("done", "cancelled"):
-        raise BroadcastError(f"broadcast {broadcast_id} is already {row['state']}", field="id")
+        raise BroadcastError(f"broadcast {broadcast_id} is already {row['state']}", field="id",
+                             ja=f"一斉送信 #{broadcast_id} はすでに「"
+                                f"{wording.state(row['state'], 'ja')}」です")
     conn.execute("UPDATE broadcasts SET state = 'cancelled', cancelled_at = ?, finished_at = ? "
                  "WHERE id = ?", [now, now, broadcast_id])
     # Queued messages, and those a modem claimed ahead but has not begun (no part handed
@@ -383,6 +396,48 @@ def create_followup(conn: sqlite3.Connection, broadcast_id: int, now: float) -> 
     return resend_unacknowledged(conn, broadcast_id, actor="daemon", now=now)
 
 
+def reply_to_inbound(conn: sqlite3.Connection, config: Config, inbound_id: int, text: str, *,
+                     actor: str, now: float) -> int:
+    """Answer one inbound SMS from the inbox: a broadcast of one, through the same queue
+    and checks as any other, audited; the inbound message is then handled. Returns the
+    new broadcast's id."""
+    from . import phone
+    row = conn.execute("SELECT id, number FROM inbound_messages WHERE id = ?",
+                       [inbound_id]).fetchone()
+    if row is None:
+        raise BroadcastError(f"no inbound message {inbound_id}", field="id",
+                             ja="返信するメッセージが見つかりません")
+    if not (text or "").strip():
+        raise BroadcastError("the message is empty", field="text", ja="本文が空です")
+    try:
+        number = phone.normalise_mobile(row["number"])
+    except phone.PhoneError:
+        raise BroadcastError(f"{row['number']} cannot receive SMS", field="number",
+                             ja="この番号にはSMSを送れません（携帯電話の番号ではありません）") from None
+    contact = conn.execute("SELECT id, name, kana FROM contacts WHERE phone = ?",
+                           [number]).fetchone()
+    name = contact["name"] if contact else row["number"]
+    try:
+        body = templates.render(text.strip(), contact_name=name, clinic=config.clinic_name,
+                                kana=contact["kana"] if contact else None)
+    except templates.TemplateError as exc:
+        raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
+    parts = pdu.count(body).parts
+    if parts > pdu.MAX_PARTS:
+        raise BroadcastError("the message is too long for SMS", field="text",
+                             ja="本文が長すぎます（全角670文字まで）")
+    p = Plan(text=body, priority="routine", drill=False, choices=[],
+             recipients=[PlannedRecipient(contact["id"] if contact else None, name, number,
+                                          body, parts)])
+    p.parts = parts
+    broadcast_id = create(conn, p, title=f"返信: {name}", actor=actor, now=now)
+    conn.execute("UPDATE inbound_messages SET handled_by = coalesce(handled_by, ?), "
+                 "handled_at = coalesce(handled_at, ?) WHERE id = ?", [actor, now, inbound_id])
+    audit.record(conn, actor, "inbound_reply", inbound_id=inbound_id,
+                 broadcast_id=broadcast_id)
+    return broadcast_id
+
+
 def promote_scheduled(conn: sqlite3.Connection, now: float) -> list[int]:
     """Scheduled broadcasts whose time has come become queued; returns their ids."""
     ids = [r[0] for r in conn.execute("SELECT id FROM broadcasts WHERE state = 'scheduled' "
@@ -446,21 +501,33 @@ def summary(conn: sqlite3.Connection, broadcast_id: int, *,
                                 "acknowledged_at IS NOT NULL", [broadcast_id]).fetchone()[0]
     choices = json.loads(b["choices"]) if b["choices"] else []
     tally = {c: 0 for c in choices}
+    # Replies that picked no choice are counted too, and listed: 「はい」 or a question.
+    other_replies = [dict(r) for r in conn.execute(
+        "SELECT r.id AS recipient_id, r.name, r.phone, i.text, i.received_at FROM recipients r "
+        "JOIN inbound_messages i ON i.id = r.reply_id WHERE r.broadcast_id = ? AND "
+        "(r.choice IS NULL OR r.choice NOT BETWEEN 1 AND ?) ORDER BY i.received_at, i.id",
+        [broadcast_id, len(choices)])] if choices else []
+    by_phone = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ? AND "
+                            "acknowledged_at IS NOT NULL AND reply_id IS NULL",
+                            [broadcast_id]).fetchone()[0]
     for choice, n in conn.execute("SELECT choice, count(*) FROM recipients WHERE "
                                   "broadcast_id = ? AND choice IS NOT NULL GROUP BY choice",
                                   [broadcast_id]):
         if 1 <= choice <= len(choices):
             tally[choices[choice - 1]] = n
-    parts = conn.execute("SELECT coalesce(sum(parts_count), 0) FROM recipients WHERE "
-                         "broadcast_id = ?", [broadcast_id]).fetchone()[0]
+    parts, parts_waiting = conn.execute(
+        "SELECT coalesce(sum(parts_count), 0), coalesce(sum(CASE WHEN state IN "
+        "('queued', 'sending') THEN parts_count END), 0) FROM recipients WHERE "
+        "broadcast_id = ?", [broadcast_id]).fetchone()
     finished = sum(counts[s] for s in FINAL)
     return {"id": b["id"], "title": b["title"], "text": b["text"], "state": b["state"],
             "priority": b["priority"], "drill": bool(b["drill"]), "created_by": b["created_by"],
             "created_at": b["created_at"], "scheduled_at": b["scheduled_at"],
             "started_at": b["started_at"], "finished_at": b["finished_at"],
             "parent_id": b["parent_id"], "choices": choices, "tally": tally,
-            "total": total, "parts": parts, "counts": counts, "acknowledged": acknowledged,
-            "budget_until": budget_until,
+            "other_replies": other_replies, "by_phone": by_phone,
+            "total": total, "parts": parts, "parts_waiting": parts_waiting, "counts": counts,
+            "acknowledged": acknowledged, "budget_until": budget_until,
             "sent": counts["submitted"] + counts["delivered"],
             "progress": round(100 * (finished + counts["submitted"]) / total) if total else 100}
 
@@ -487,60 +554,86 @@ def recipients(conn: sqlite3.Connection, broadcast_id: int, *,
     return out
 
 
-def call_list(conn: sqlite3.Connection, broadcast_id: int) -> list[dict]:
-    """Everyone to phone: not reached (failed, uncertain, never sent) or no reply yet.
+# The order of the call list: those who heard nothing or asked for a call first.
+CALL_ORDER = ("not_reached", "not_sent", "asked", "free_text", "uncertain", "no_reply")
 
-    Counted over the whole family, so a patient who answered a resend is not on the list.
+
+def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
+              now: float | None = None) -> list[dict]:
+    """Everyone to phone, and why: not reached (failed, uncertain, never sent), no reply
+    yet, or a reply that asks for a call — any choice but the first ("1" is the answer
+    that needs nothing more) or words that match no choice.
+
+    Counted over the whole family, so a patient who answered a resend is judged by that
+    answer. Each row carries the latest call made from the list (`call`) and `done` once
+    the person was reached by phone; done rows stay, below the others. With *now*, a
+    silent person's row says how many minutes ago the message went.
     """
-    root = root_of(conn, broadcast_id)
+    from . import calls
+    root_row = get(conn, root_of(conn, broadcast_id))
+    root = root_row["id"]
+    choices = json.loads(root_row["choices"]) if root_row["choices"] else []
     ids = family(conn, root)
     marks = ",".join("?" * len(ids))
-    acknowledged = {r[0] for r in conn.execute(
-        f"SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
-        f"AND acknowledged_at IS NOT NULL", ids)}
-    reached = {r[0] for r in conn.execute(
-        f"SELECT phone FROM recipients WHERE broadcast_id IN ({marks}) "
-        f"AND state IN ('submitted', 'delivered')", ids)}
+    latest_reply: dict[str, sqlite3.Row] = {}
+    for r in conn.execute(f"SELECT r.phone, r.choice, i.text FROM recipients r JOIN "
+                          f"inbound_messages i ON i.id = r.reply_id WHERE r.broadcast_id IN "
+                          f"({marks}) ORDER BY r.reply_id", ids):
+        latest_reply[r["phone"]] = r
+    reached = {r[0]: r[1] for r in conn.execute(
+        f"SELECT phone, max(coalesce(submitted_at, delivered_at)) FROM recipients "
+        f"WHERE broadcast_id IN ({marks}) AND state IN ('submitted', 'delivered') "
+        f"GROUP BY phone", ids)}
+    rows = conn.execute("SELECT r.*, c.note AS contact_note, c.facility, c.kana FROM "
+                        "recipients r LEFT JOIN contacts c ON c.id = r.contact_id "
+                        "WHERE r.broadcast_id = ? ORDER BY r.id", [root]).fetchall()
+    called = calls.latest(conn, [r["id"] for r in rows])
     out = []
-    for r in conn.execute("SELECT r.*, c.note AS contact_note, c.facility, c.kana FROM "
-                          "recipients r LEFT JOIN contacts c ON c.id = r.contact_id "
-                          "WHERE r.broadcast_id = ? ORDER BY r.id", [root]):
-        if r["phone"] in acknowledged:
+    for r in rows:
+        reason, answer = _call_reason(r, latest_reply.get(r["phone"]), choices, reached)
+        call = called.get(r["id"])
+        if reason is None:
             continue
-        if r["phone"] in reached:
-            reason = "no_reply"
-        elif r["state"] == "uncertain":
-            reason = "uncertain"     # may have arrived: ask before reading it out again
-        elif r["state"] in ("queued", "sending", "cancelled"):
-            reason = "not_sent"
-        else:
-            reason = "not_reached"
-        out.append({**dict(r), "reason": reason})
-    # Those not reached at all first: they have heard nothing.
-    out.sort(key=lambda x: (x["reason"] == "no_reply", x["kana"] or "", x["name"]))
+        sent_at = reached.get(r["phone"])
+        done = bool(call and call["outcome"] == "reached") or bool(
+            call is None and r["acknowledged_at"] and not r["reply_id"])
+        # "reason" is why to phone; the send's own reason key (error_policy) is reason_key.
+        out.append({**dict(r), "reason_key": r["reason"], "reason": reason, "answer": answer,
+                    "call": call,
+                    "done": done, "minutes_since_sent":
+                        int((now - sent_at) // 60) if now and sent_at and reason == "no_reply"
+                        else None})
+    out.sort(key=lambda x: (x["done"], CALL_ORDER.index(x["reason"]), x["kana"] or "",
+                            x["name"]))
     return out
 
 
-def mark_reached(conn: sqlite3.Connection, recipient_id: int, *, actor: str, now: float) -> int:
-    """Staff reached this person by phone: acknowledged (no reply message), off the call list.
-
-    Returns the broadcast id. Several staff phoning from one list see who is done.
-    """
-    row = conn.execute("SELECT broadcast_id FROM recipients WHERE id = ?", [recipient_id]).fetchone()
-    if row is None:
-        raise BroadcastError(f"no recipient with id {recipient_id}", field="id")
-    conn.execute("UPDATE recipients SET acknowledged_at = coalesce(acknowledged_at, ?) "
-                 "WHERE id = ?", [now, recipient_id])
-    audit.record(conn, actor, "recipient_reached_by_phone", recipient_id=recipient_id,
-                 broadcast_id=row[0])
-    return row[0]
+def _call_reason(r: sqlite3.Row, reply: sqlite3.Row | None, choices: list[str],
+                 reached: dict[str, float]) -> tuple[str | None, str | None]:
+    """(why this person is to be phoned, their answer) or (None, None): nothing to do."""
+    if reply is not None:
+        if reply["choice"] is not None and 1 <= reply["choice"] <= len(choices):
+            if reply["choice"] == 1:
+                return None, None
+            return "asked", f"{reply['choice']} {choices[reply['choice'] - 1]}"
+        if not choices:
+            return None, None   # no choices offered: any reply says they have it
+        return "free_text", reply["text"]
+    if r["phone"] in reached:
+        return "no_reply", None
+    if r["state"] == "uncertain":
+        return "uncertain", None    # may have arrived: ask before reading it out again
+    if r["state"] in ("queued", "sending", "cancelled"):
+        return "not_sent", None
+    return "not_reached", None
 
 
 def history(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> list[dict]:
     rows = conn.execute(
         "SELECT b.*, count(r.id) AS people, "
         "sum(r.state IN ('submitted','delivered')) AS sent, "
-        "sum(r.state = 'delivered') AS delivered, sum(r.state = 'failed') AS failed, "
+        "sum(r.state = 'delivered') AS delivered, sum(r.state = 'submitted') AS submitted, "
+        "sum(r.state = 'failed') AS failed, sum(r.state = 'uncertain') AS uncertain, "
         "sum(r.acknowledged_at IS NOT NULL) AS acknowledged "
         "FROM broadcasts b LEFT JOIN recipients r ON r.broadcast_id = b.id "
         "GROUP BY b.id ORDER BY b.id DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()

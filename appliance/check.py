@@ -18,28 +18,21 @@ from pathlib import Path
 
 from . import clock as clock_mod
 from . import health as health_mod
-from . import jobs, schedules, storage
+from . import jobs, schedules, storage, wording
 from .config import Config
 from .db import write
 
 OK, WARNING, CRITICAL = 0, 1, 2
-STATUS_WORDS = {"ja": ("正常", "注意", "異常"), "en": ("OK", "WARNING", "CRITICAL")}
+# The words come from the one wording list the web UI and the CLI use too.
+STATUS_WORDS = {lang: tuple(wording.word(wording.CHECK_STATUS, n, lang) for n in (0, 1, 2))
+                for lang in wording.LANGS}
 # A Raspberry Pi has no battery clock: before NTP it may believe it is 1970 (or its last
 # shutdown). Schedules and "today's budget" would then be wrong.
 EARLIEST_SANE_TIME = 1_767_225_600  # 2026-01-01T00:00Z, after this release was made
 TEST_MAX_AGE_DAYS = 31
 
-REASON_TEXT = {
-    "ja": {"port_missing": "モデムが接続されていません", "not_answering": "モデムが応答しません",
-           "no_sim": "SIMカードがありません", "sim_pin": "SIMのPINが必要です",
-           "not_registered": "ネットワークに登録されていません（圏外）",
-           "weak_signal": "電波が弱い", "unknown": "まだ確認されていません",
-           "stale": "デーモンが最近確認していません"},
-    "en": {"port_missing": "the modem is not connected", "not_answering": "the modem does not answer",
-           "no_sim": "no SIM card", "sim_pin": "the SIM needs its PIN",
-           "not_registered": "not registered on the network", "weak_signal": "weak signal",
-           "unknown": "not checked yet", "stale": "the daemon has not checked it recently"},
-}
+REASON_TEXT = {lang: {key: wording.word(wording.MODEM_REASONS, key, lang)
+                      for key in wording.MODEM_REASONS} for lang in wording.LANGS}
 
 
 @dataclass(frozen=True)
@@ -51,6 +44,10 @@ class Result:
 
 def _t(lang: str, ja: str, en: str) -> str:
     return ja if lang == "ja" else en
+
+
+def _not_yet_sent(lang: str) -> str:
+    return wording.word(wording.COUNTS, "not_yet_sent", lang)
 
 
 def check_daemon(h: health_mod.Health, lang: str) -> Result:
@@ -118,11 +115,11 @@ def check_queue(h: health_mod.Health, config: Config, lang: str) -> list[Result]
     waited = (h.now - h.oldest_queued_at) / 60 if h.oldest_queued_at else 0
     if waited > config.check.stuck_queue_minutes:
         out.append(Result("queue", WARNING, _t(
-            lang, f"未送信 {h.queue_depth}件、最も古いものは{waited:.0f}分待っています",
+            lang, f"{_not_yet_sent(lang)} {h.queue_depth}件、最も古いものは{waited:.0f}分待っています",
             f"{h.queue_depth} not yet sent; the oldest for {waited:.0f} minutes")))
     else:
         # "Not yet sent", not "waiting": the count includes a message on the air now.
-        out.append(Result("queue", OK, _t(lang, f"未送信 {h.queue_depth}件",
+        out.append(Result("queue", OK, _t(lang, f"{_not_yet_sent(lang)} {h.queue_depth}件",
                                           f"{h.queue_depth} not yet sent")))
     if h.uncertain:
         out.append(Result("uncertain", WARNING, _t(
@@ -250,11 +247,13 @@ def check_jobs(conn: sqlite3.Connection, config: Config, lang: str) -> list[Resu
     for s in schedules.failed(conn):
         when = _local(s["last_error_at"], config)
         paused = not s["enabled"]
+        # The stored error is written in both languages: the reader's half.
+        error = {lang_: wording.in_language(s["last_error"] or "", lang_) for lang_ in ("ja", "en")}
         out.append(Result(f"schedule:{s['id']}", WARNING, _t(
             lang, f"定期送信「{s['name']}」が{when}に送れませんでした{'（停止中）' if paused else ''}"
-                  f": {s['last_error']} — 定期送信の画面で本文と送信先を直してください",
+                  f": {error['ja']} — 定期送信の画面で本文と送信先を直してください",
             f"recurring schedule 「{s['name']}」 could not run at {when}"
-            f"{' (paused)' if paused else ''}: {s['last_error']} — fix its text or groups "
+            f"{' (paused)' if paused else ''}: {error['en']} — fix its text or groups "
             "on the schedules page")))
     for p in jobs.problems(conn):
         label = _job_label(p.name, lang)

@@ -25,6 +25,8 @@ from typing import Any
 from .lan import DEFAULT_RANGES
 
 ENV_VAR = "TSUNAGU_CONFIG"
+# Where scripts/install.sh puts it: on the appliance every command finds it without --config.
+DEFAULT_PATH = Path("/etc/tsunagu/tsunagu.toml")
 RESEND_UNCERTAIN = ("emergency", "always", "never")
 LANGUAGES = ("ja", "en")
 # BCM numbers of the GPIO pins on a Raspberry Pi's 40-pin header.
@@ -157,12 +159,15 @@ class Config:
 
 
 def load(path: str | os.PathLike | None = None) -> Config:
-    """Read and check the configuration: *path*, else $TSUNAGU_CONFIG."""
+    """Read and check the configuration: *path*, else $TSUNAGU_CONFIG, else DEFAULT_PATH."""
     if path is None or str(path) == "":
         path = os.environ.get(ENV_VAR) or None
     if path is None:
-        raise ConfigError(f"no configuration file given: use --config FILE or set {ENV_VAR} "
-                          "(docs/config.example.toml documents every key)")
+        if not DEFAULT_PATH.exists():
+            raise ConfigError(f"no configuration file given and none at {DEFAULT_PATH}: use "
+                              f"--config FILE or set {ENV_VAR} (docs/config.example.toml "
+                              "documents every key)")
+        path = DEFAULT_PATH
     path = Path(path).expanduser().absolute()
     try:
         raw = path.read_bytes()

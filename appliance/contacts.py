@@ -310,18 +310,41 @@ def find_by_phone(db, text: str) -> Contact | None:
     return _contact(row, _groups_by_contact(conn, [row["id"]])) if row else None
 
 
+# Variant forms (異体字) of kanji common in family names, folded to the everyday form for
+# search only (names are stored as written): 「高橋」 finds 「髙橋」, 「山崎」 finds 「山﨑」.
+# NFKC does not fold these (髙 is a separate character; 﨑 is one of the compatibility
+# ideographs without a decomposition). A short list on purpose: the published variant
+# tables also join different characters (崎・埼・碕, 斎・斉) that are different names.
+KANJI_VARIANTS = str.maketrans({
+    "髙": "高", "﨑": "崎", "嵜": "崎", "邊": "辺", "邉": "辺", "澤": "沢", "濱": "浜",
+    "齋": "斎", "齊": "斉", "廣": "広", "櫻": "桜", "國": "国", "眞": "真", "德": "徳",
+    "瀨": "瀬", "冨": "富", "槇": "槙", "藪": "薮", "龍": "竜", "惠": "恵", "實": "実",
+    "淺": "浅", "條": "条", "彌": "弥", "嶋": "島", "嶌": "島", "曾": "曽", "靜": "静",
+    "增": "増", "埜": "野", "兒": "児", "黑": "黒", "戶": "戸", "舘": "館", "萬": "万",
+    "榮": "栄", "緖": "緒", "﨔": "欅", "𠮷": "吉", "瀧": "滝", "驒": "騨", "鷗": "鴎",
+    "禮": "礼", "壽": "寿", "濵": "浜",
+})
+
+
 def _fold(text: str) -> str:
-    """For search: NFKC, lower case, no spaces, hiragana as katakana."""
-    text = unicodedata.normalize("NFKC", text or "").lower()
+    """For search: NFKC, lower case, no spaces, hiragana as katakana, variant kanji as the
+    everyday ones."""
+    text = unicodedata.normalize("NFKC", text or "").lower().translate(KANJI_VARIANTS)
     text = "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in text)
     return re.sub(r"\s+", "", text)
 
 
+SORT_KEYS = {"kana": "c.kana, c.name, c.id", "name": "c.name, c.kana, c.id",
+             "phone": "c.phone, c.id", "facility": "c.facility, c.kana, c.id",
+             "patient_id": "c.patient_id, c.kana, c.id"}
+
+
 def list_contacts(db, query: str | None = None, *, group_id: int | None = None,
                   include_inactive: bool = False, limit: int | None = None,
-                  offset: int = 0) -> list[Contact]:
-    """Contacts by kana then name; *query* matches name, kana (ひらがな or カタカナ),
-    patient ID or number (090-1000…, +8190…, or any run of digits)."""
+                  offset: int = 0, sort: str = "kana", descending: bool = False
+                  ) -> list[Contact]:
+    """Contacts by kana then name (or by *sort*, one of SORT_KEYS); *query* matches name,
+    kana (ひらがな or カタカナ), patient ID or number (090-1000…, +8190…, any run of digits)."""
     conn = _conn(db)
     sql, params = "SELECT c.* FROM contacts c", []
     clauses = [] if include_inactive else ["c.active = 1"]
@@ -330,7 +353,10 @@ def list_contacts(db, query: str | None = None, *, group_id: int | None = None,
         params.append(group_id)
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    rows = conn.execute(sql + " ORDER BY c.kana, c.name, c.id", params).fetchall()
+    order = SORT_KEYS.get(sort, SORT_KEYS["kana"])
+    if descending:
+        order = ", ".join(f"{column} DESC" for column in order.split(", "))
+    rows = conn.execute(sql + " ORDER BY " + order, params).fetchall()
     if query and query.strip():
         rows = [r for r in rows if _matches(r, query)]
     rows = rows[offset:offset + limit] if limit is not None else rows[offset:]

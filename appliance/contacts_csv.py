@@ -100,6 +100,7 @@ class ImportResult:
     groups_created: tuple[str, ...]
     dry_run: bool
     preview: ImportPreview
+    skipped: tuple[RowResult, ...] = ()     # rows left out by skip_errors, with their problems
 
 
 # -- preview ------------------------------------------------------------------------------
@@ -301,16 +302,18 @@ def _plan(conn: sqlite3.Connection, sheet: roster_csv.Sheet) -> ImportPreview:
 
 def import_contacts(db: sqlite_utils.Database, data: bytes, *, actor: str,
                     dry_run: bool = False, remote_addr: str | None = None,
-                    filename: str | None = None) -> ImportResult:
+                    filename: str | None = None, skip_errors: bool = False) -> ImportResult:
     """Import a roster, all or nothing, in one BEGIN IMMEDIATE transaction.
 
     Any problem in any row raises ContactImportError listing every problem by row, and
-    nothing is written (a refusal is audited). dry_run checks everything and writes
-    nothing.
+    nothing is written (a refusal is audited). With *skip_errors*, the rows without a
+    problem are imported and the others listed in the result's `skipped` (a patient with
+    only a landline must not keep 199 others out); a file that cannot be read at all is
+    still refused. dry_run checks everything and writes nothing.
     """
     if dry_run:
         plan = _plan(_conn(db), _read(data))
-        if plan.error_count:
+        if plan.error_count and not skip_errors:
             raise ContactImportError(plan.problems, plan)
         return _result(plan, dry_run=True)
     try:
@@ -318,13 +321,14 @@ def import_contacts(db: sqlite_utils.Database, data: bytes, *, actor: str,
         with write(db) as conn:
             # Planned again inside the transaction: the preview the user saw may be stale.
             plan = _plan(conn, sheet)
-            if plan.error_count:
+            if plan.error_count and not skip_errors:
                 raise ContactImportError(plan.problems, plan)
-            _apply(conn, plan, sheet)
+            created_groups = _apply(conn, plan, sheet)
             audit.record(conn, actor, "contacts_import", remote_addr, filename=filename,
                          encoding=plan.encoding, rows=len(plan.rows), created=plan.new,
                          updated=plan.updated, unchanged=plan.unchanged,
-                         groups_created=[name for name, _ in plan.groups_to_create],
+                         groups_created=created_groups,
+                         skipped_rows=[r.row for r in plan.rows if r.status == "error"],
                          changes=[{"contact_id": r.contact_id, "old": r.old,
                                    "new": {k: sorted(v) if k == "groups" else v
                                            for k, v in r.new.items()}}
@@ -339,13 +343,24 @@ def import_contacts(db: sqlite_utils.Database, data: bytes, *, actor: str,
 
 def _result(plan: ImportPreview, *, dry_run: bool) -> ImportResult:
     return ImportResult(created=plan.new, updated=plan.updated, unchanged=plan.unchanged,
-                        groups_created=tuple(name for name, _ in plan.groups_to_create),
-                        dry_run=dry_run, preview=plan)
+                        groups_created=tuple(_groups_wanted(plan)), dry_run=dry_run,
+                        preview=plan,
+                        skipped=tuple(r for r in plan.rows if r.status == "error"))
 
 
-def _apply(conn: sqlite3.Connection, plan: ImportPreview, sheet: roster_csv.Sheet) -> None:
+def _groups_wanted(plan: ImportPreview) -> list[str]:
+    """The new groups the imported rows use (not those only a skipped row named)."""
+    used = {name for r in plan.rows if r.status == "ok" for name, _ in r.fields["_derived"]}
+    return [name for name, _ in plan.groups_to_create if name in used]
+
+
+def _apply(conn: sqlite3.Connection, plan: ImportPreview, sheet: roster_csv.Sheet
+           ) -> list[str]:
+    """Write the rows without problems; returns the names of the groups it created."""
+    wanted_groups = _groups_wanted(plan)
     for name, kind in plan.groups_to_create:
-        conn.execute("INSERT INTO groups (name, kind) VALUES (?, ?)", [name, kind])
+        if name in wanted_groups:
+            conn.execute("INSERT INTO groups (name, kind) VALUES (?, ?)", [name, kind])
     group_ids = {r["name"]: r["id"] for r in conn.execute("SELECT id, name FROM groups")}
     managed = sorted({kind for column, kinds in MANAGED_KINDS.items()
                       if column in sheet.columns for kind in kinds})
@@ -375,6 +390,7 @@ def _apply(conn: sqlite3.Connection, plan: ImportPreview, sheet: roster_csv.Shee
             continue
         conn.executemany("INSERT OR IGNORE INTO contact_groups (contact_id, group_id) "
                          "VALUES (?, ?)", [(contact_id, g) for g in wanted])
+    return wanted_groups
 
 
 # -- export -------------------------------------------------------------------------------

@@ -128,6 +128,38 @@ def m0007_security_audit_chain(db) -> None:
                  "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
 
 
+@migrations(name="0008_ui_call_outcomes")
+def m0008_ui_call_outcomes(db) -> None:
+    # What came of each phone call from the call list, kept (not overwritten) so a wrong tap
+    # can be undone and the list shows who called whom, when, and what they noted.
+    db.executescript("""
+    CREATE TABLE call_outcomes (
+        id              INTEGER PRIMARY KEY,
+        recipient_id    INTEGER NOT NULL REFERENCES recipients(id),
+        broadcast_id    INTEGER NOT NULL REFERENCES broadcasts(id),
+        outcome         TEXT NOT NULL CHECK (outcome IN ('reached','no_answer','message_left')),
+        note            TEXT NOT NULL DEFAULT '',
+        called_by       TEXT NOT NULL,
+        called_at       REAL NOT NULL,
+        undone_by       TEXT,
+        undone_at       REAL
+    );
+    CREATE INDEX call_outcomes_recipient ON call_outcomes(recipient_id, id);
+    """)
+
+
+@migrations(name="0009_ui_template_defaults")
+def m0009_ui_template_defaults(db) -> None:
+    # A template carries how it is sent: 停電・透析中止 is an emergency with reply choices,
+    # to the same groups each time. choices and group_ids are JSON lists (NULL: none).
+    db.executescript("""
+    ALTER TABLE templates ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'
+        CHECK (priority IN ('emergency','routine'));
+    ALTER TABLE templates ADD COLUMN choices TEXT;
+    ALTER TABLE templates ADD COLUMN group_ids TEXT;
+    """)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.

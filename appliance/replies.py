@@ -72,16 +72,33 @@ def record(conn: sqlite3.Connection, modem: str, *, sender: str, text: str,
     return inbound_id
 
 
-def inbox(conn: sqlite3.Connection, *, unmatched_only: bool = False, limit: int = 100,
-          offset: int = 0) -> list[dict]:
-    where = "WHERE i.recipient_id IS NULL" if unmatched_only else ""
+def unhandled_count(conn: sqlite3.Connection) -> int:
+    """Inbound messages nobody has marked handled yet (the menu's and dashboard's 未対応)."""
+    return conn.execute("SELECT count(*) FROM inbound_messages WHERE handled_at IS NULL"
+                        ).fetchone()[0]
+
+
+def inbox(conn: sqlite3.Connection, *, unmatched_only: bool = False,
+          unhandled_only: bool = False, limit: int = 100, offset: int = 0) -> list[dict]:
+    clauses = (["i.recipient_id IS NULL"] if unmatched_only else []) + (
+        ["i.handled_at IS NULL"] if unhandled_only else [])
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = conn.execute(
-        f"SELECT i.*, r.name AS recipient_name, b.title AS broadcast_title, c.name AS contact_name "
+        f"SELECT i.*, r.name AS recipient_name, b.title AS broadcast_title, "
+        f"b.choices AS broadcast_choices, c.name AS contact_name "
         f"FROM inbound_messages i LEFT JOIN recipients r ON r.id = i.recipient_id "
         f"LEFT JOIN broadcasts b ON b.id = i.broadcast_id "
         f"LEFT JOIN contacts c ON c.phone = i.number {where} "
         f"ORDER BY i.received_at DESC, i.id DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()
-    return [dict(r) for r in rows]
+    out = []
+    for r in rows:
+        item = dict(r)
+        choices = json.loads(item.pop("broadcast_choices") or "[]")
+        # The choice the reply picked, in words ("2 来院できない"), for the inbox.
+        item["choice_text"] = (f"{r['choice']} {choices[r['choice'] - 1]}"
+                               if r["choice"] and r["choice"] <= len(choices) else None)
+        out.append(item)
+    return out
 
 
 def mark_handled(conn: sqlite3.Connection, inbound_id: int, *, actor: str, now: float) -> None:

@@ -64,7 +64,9 @@ def _seed_templates(db: sqlite_utils.Database, clinic_name: str, actor: str) -> 
     for item in json.loads(TEMPLATES_FILE.read_text(encoding="utf-8")):
         if templates.get_template_by_name(db, item["name"]) is None:
             templates.create_template(db, item["name"], item["text"], actor=actor,
-                                      clinic=clinic_name)
+                                      clinic=clinic_name,
+                                      priority=item.get("priority", "routine"),
+                                      choices=item.get("choices", ()))
             created += 1
     return created
 

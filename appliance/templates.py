@@ -11,6 +11,7 @@ render when a used placeholder has no value, before anything is queued.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import string
 from dataclasses import dataclass
@@ -38,8 +39,17 @@ SCHEDULE_SUPPLIES: frozenset[str] = frozenset()
 NAME_MAX = 50
 TEXT_MAX = 1000
 WEEKDAYS_JA = "月火水木金土日"
-# Values long enough that a template which fits with them fits for nearly everyone; the
-# broadcast checks each rendered message again before it queues anything.
+# What a preview shows: a message as a patient would read it.
+PREVIEW_VALUES = {
+    "name": "山田 花子",
+    "kana": "ヤマダ ハナコ",
+    "date": "12月1日(月)",
+    "time": "14:00",
+    "original_time": "9:00",
+}
+# Values long enough that a template which fits with them fits for nearly everyone (for
+# counting, never shown); the broadcast checks each rendered message again before it
+# queues anything.
 SAMPLE_VALUES = {
     "name": "山田山田 花子花子",
     "kana": "ヤマダヤマダ ハナコハナコ",
@@ -51,10 +61,18 @@ _FORMATTER = string.Formatter()
 
 
 class TemplateError(ValueError):
-    """A template or its rendering is refused; `.field` is 'name' or 'text' when known."""
+    """A template or its rendering is refused; `.field` is 'name' or 'text' when known.
 
-    def __init__(self, message: str, *, field: str | None = None):
+    Messages are written in both languages ("日本語 (English)"); `ja` and `en` are the halves
+    (wording.error_text shows the reader's).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, ja: str | None = None,
+                 en: str | None = None):
+        from .wording import in_language
         self.field = field
+        self.ja = ja or in_language(message, "ja")
+        self.en = en or in_language(message, "en")
         super().__init__(message)
 
 
@@ -67,7 +85,10 @@ def parse(text: str) -> list[tuple[str, str | None]]:
     try:
         pieces = list(_FORMATTER.parse(text))
     except ValueError as exc:
-        raise TemplateError(_syntax_message(text, str(exc)), field="text") from None
+        en = _syntax_message(text, str(exc))
+        ja = ("{ や } が1つだけあります。括弧そのものは {{ や }} と書き、差し込み項目は {name} "
+              "のように書いてください")
+        raise TemplateError(f"{ja} / {en}", field="text", ja=ja, en=en) from None
     result = []
     for literal, name, spec, conversion in pieces:
         if name is None:
@@ -76,18 +97,18 @@ def parse(text: str) -> list[tuple[str, str | None]]:
         if spec or conversion or not name.isidentifier():
             shown = "{" + name + ("!" + conversion if conversion else "")
             shown += (":" + spec if spec else "") + "}"
-            raise TemplateError(f"{shown} は差し込みとして使えません。{{name}} のように名前だけを"
-                                f"書いてください / {shown} is not a placeholder: write a bare "
-                                "name such as {name}; for a literal brace write {{ or }}",
-                                field="text")
+            en = (f"{shown} is not a placeholder: write a bare name such as {{name}}; for a "
+                  "literal brace write {{ or }}")
+            ja = (f"{shown} は差し込み項目として使えません。{{name}} のように名前だけを書いて"
+                  "ください（括弧そのものは {{ や }} と書きます）")
+            raise TemplateError(f"{ja} / {en}", field="text", ja=ja, en=en)
         result.append((literal, name))
     return result
 
 
 def _syntax_message(text: str, detail: str) -> str:
-    return ("「{」「}」は単独では使えません。差し込みは {name} のように書き、括弧そのものは "
-            "{{ か }} と書いてください / a single { or } is not allowed: write {{ or }} for "
-            "a literal brace, or a placeholder such as {name} " f"({detail})")
+    return ("a single { or } is not allowed: write {{ or }} for a literal brace, or a "
+            "placeholder such as {name} " f"({detail})")
 
 
 def placeholders(text: str) -> set[str]:
@@ -140,7 +161,8 @@ def render(text: str, *, contact_name: str | None = None, clinic: str | None = N
             continue
         if name not in ALLOWED:
             raise TemplateError(f"unknown placeholder {{{name}}} (allowed: {allowed_list()})",
-                                field="text")
+                                field="text", ja=f"使えない差し込み項目です: {{{name}}}"
+                                                 f"（使えるもの: {allowed_list()}）")
         value = values[name]
         if value is None or (isinstance(value, str) and not value.strip()):
             if name not in missing:
@@ -150,7 +172,9 @@ def render(text: str, *, contact_name: str | None = None, clinic: str | None = N
     if missing:
         names = ", ".join("{" + n + "}" for n in missing)
         raise TemplateError(f"no value for {names}: fill it in before sending "
-                            f"（{names} の値が入力されていません）", field="text")
+                            f"（{names} の値が入力されていません）", field="text",
+                            en=f"no value for {names}: fill it in before sending",
+                            ja=f"{names} の値が入力されていません。送る前に入れてください")
     return "".join(out)
 
 
@@ -158,6 +182,23 @@ def needs_values(text: str) -> list[str]:
     """Placeholders the sender must fill in (not per-contact and not the clinic's name)."""
     return [n for n in DESCRIPTIONS if n in placeholders(text)
             and n not in PER_CONTACT and n != "clinic"]
+
+
+def preview(text: str, *, clinic: str, supplied=None, who: str | None = None) -> str:
+    """*text* as a patient would read it, with ordinary example values (PREVIEW_VALUES).
+
+    With *supplied* (and *who*), as check_text: TemplateError when the text could not be
+    sent with only those values — a schedule's preview says so instead of inventing a date.
+    """
+    if supplied is not None:
+        check_text(text, clinic=clinic, supplied=supplied, who=who, length=False)
+    return render(text, clinic=clinic, **{
+        ("contact_name" if k == "name" else k): v for k, v in PREVIEW_VALUES.items()})
+
+
+def schedule_preview(text: str, *, clinic: str) -> str:
+    """The preview of a text a recurring schedule sends (it fills no date or time)."""
+    return preview(text, clinic=clinic, supplied=SCHEDULE_SUPPLIES, who="定期送信")
 
 
 def check_text(text: str, *, clinic: str, supplied=None, who: str | None = None,
@@ -179,7 +220,8 @@ def check_text(text: str, *, clinic: str, supplied=None, who: str | None = None,
     if unknown:
         names = ", ".join("{" + n + "}" for n in unknown)
         raise TemplateError(f"使えない差し込み項目です: {names} "
-                            f"(unknown placeholder; allowed: {allowed_list()})", field="text")
+                            f"(unknown placeholder; allowed: {allowed_list()})", field="text",
+                            ja=f"使えない差し込み項目です: {names}（使えるもの: {allowed_list()}）")
     supplied = ALLOWED if supplied is None else set(supplied) | PER_CONTACT | {"clinic"}
     missing = [n for n in DESCRIPTIONS if n in placeholders(text) and n not in supplied]
     if missing:
@@ -189,7 +231,9 @@ def check_text(text: str, *, clinic: str, supplied=None, who: str | None = None,
                                 f"直接書いてください (a {who} cannot fill {names}: write the "
                                 "date or time into the text)", field="text")
         raise TemplateError(f"no value for {names}: fill it in before sending "
-                            f"（{names} の値が入力されていません）", field="text")
+                            f"（{names} の値が入力されていません）", field="text",
+                            en=f"no value for {names}: fill it in before sending",
+                            ja=f"{names} の値が入力されていません。送る前に入れてください")
     if length:
         _check_length(text, clinic)
 
@@ -215,6 +259,9 @@ class Template:
     text: str
     created_at: float
     updated_at: float
+    priority: str = "routine"           # how it is sent by default…
+    choices: tuple[str, ...] = ()       # …with these reply choices…
+    group_ids: tuple[int, ...] = ()     # …to these groups (those that still exist)
 
     @property
     def placeholders(self) -> set[str]:
@@ -256,7 +303,28 @@ def _check_length(text: str, clinic: str) -> None:
 
 def _row(row: sqlite3.Row | dict) -> Template:
     return Template(id=row["id"], name=row["name"], text=row["text"],
-                    created_at=row["created_at"], updated_at=row["updated_at"])
+                    created_at=row["created_at"], updated_at=row["updated_at"],
+                    priority=row["priority"], choices=tuple(json.loads(row["choices"] or "[]")),
+                    group_ids=tuple(json.loads(row["group_ids"] or "[]")))
+
+
+def _defaults(conn: sqlite3.Connection, priority: str, choices: list[str] | tuple[str, ...],
+              group_ids: list[int] | tuple[int, ...]) -> tuple[str, str | None, str | None]:
+    """The checked (priority, choices JSON, group ids JSON) a template is stored with."""
+    if priority not in ("emergency", "routine"):
+        raise TemplateError(f"優先度を選んでください (priority must be emergency or routine, "
+                            f"not {priority!r})", field="priority")
+    choices = [c.strip() for c in choices if c and c.strip()]
+    if len(choices) > 9:
+        raise TemplateError("返信の選択肢は9個までです (at most 9 reply choices)", field="choices")
+    ids = sorted({int(g) for g in group_ids})
+    if ids:
+        marks = ",".join("?" * len(ids))
+        known = {r[0] for r in conn.execute(f"SELECT id FROM groups WHERE id IN ({marks})", ids)}
+        if set(ids) - known:
+            raise TemplateError("選んだグループがありません (no such group)", field="groups")
+    return (priority, json.dumps(choices, ensure_ascii=False) if choices else None,
+            json.dumps(ids) if ids else None)
 
 
 def list_templates(db: sqlite_utils.Database) -> list[Template]:
@@ -280,17 +348,20 @@ def _name_taken(conn: sqlite3.Connection, name: str, except_id: int | None = Non
 
 
 def create_template(db: sqlite_utils.Database, name: str, text: str, *, actor: str,
-                    clinic: str, remote_addr: str | None = None) -> Template:
+                    clinic: str, remote_addr: str | None = None, priority: str = "routine",
+                    choices: list[str] | tuple[str, ...] = (),
+                    group_ids: list[int] | tuple[int, ...] = ()) -> Template:
     """Save a new template; *clinic* fills {clinic} for the length check."""
     name, text = validate(name, text, clinic=clinic)
     with write(db) as conn:
         if _name_taken(conn, name):
             raise TemplateError(f"「{name}」という名前のテンプレートは既にあります "
                                 "(a template with this name exists)", field="name")
+        stored = _defaults(conn, priority, choices, group_ids)
         at = now()
         cursor = conn.execute(
-            "INSERT INTO templates (name, text, created_at, updated_at) VALUES (?, ?, ?, ?)",
-            [name, text, at, at])
+            "INSERT INTO templates (name, text, created_at, updated_at, priority, choices, "
+            "group_ids) VALUES (?, ?, ?, ?, ?, ?, ?)", [name, text, at, at, *stored])
         template_id = cursor.lastrowid
         audit.record(conn, actor, "template_create", remote_addr, template_id=template_id,
                      name=name)
@@ -299,7 +370,10 @@ def create_template(db: sqlite_utils.Database, name: str, text: str, *, actor: s
 
 def update_template(db: sqlite_utils.Database, template_id: int, *, actor: str, clinic: str,
                     name: str | None = None, text: str | None = None,
-                    remote_addr: str | None = None) -> Template:
+                    remote_addr: str | None = None, priority: str | None = None,
+                    choices: list[str] | tuple[str, ...] | None = None,
+                    group_ids: list[int] | tuple[int, ...] | None = None) -> Template:
+    """Change a template; what is not given (None) stays as it was."""
     current = get_template(db, template_id)
     if current is None:
         raise TemplateError(f"no template with id {template_id}")
@@ -314,9 +388,12 @@ def update_template(db: sqlite_utils.Database, template_id: int, *, actor: str, 
             # A recurring schedule sends this text unattended: it must still be sendable.
             check_text(text, clinic=clinic, supplied=SCHEDULE_SUPPLIES,
                        who=f"定期送信「{schedule['name']}」", length=False)
+        stored = _defaults(conn, current.priority if priority is None else priority,
+                           current.choices if choices is None else choices,
+                           current.group_ids if group_ids is None else group_ids)
         changed = conn.execute(
-            "UPDATE templates SET name = ?, text = ?, updated_at = ? WHERE id = ?",
-            [name, text, now(), template_id]).rowcount
+            "UPDATE templates SET name = ?, text = ?, updated_at = ?, priority = ?, choices = ?, "
+            "group_ids = ? WHERE id = ?", [name, text, now(), *stored, template_id]).rowcount
         if not changed:
             raise TemplateError(f"no template with id {template_id}")
         audit.record(conn, actor, "template_update", remote_addr, template_id=template_id,

@@ -32,9 +32,16 @@ tsunagu_bootstrap() {
         stamp="$dev_stamp"
     fi
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        echo "==> installing tsunagu $spec into .venv"
-        "$PY" -m pip install -q --upgrade pip
-        "$PY" -m pip install -q -e "$spec"
+        # pip's own chatter (index warnings, build notes) goes to a log, shown only when the
+        # install fails: it buried the demo's login line.
+        local log="$VENV/pip-install.log"
+        echo "==> installing tsunagu $spec into .venv (log: $log)"
+        if ! { "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e "$spec"; } \
+                > "$log" 2>&1; then
+            cat "$log" >&2
+            echo "pip install failed; the log above is also in $log" >&2
+            exit 1
+        fi
         echo "$want" > "$stamp"
     fi
     if [ -d webui/translations ]; then

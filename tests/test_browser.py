@@ -116,7 +116,7 @@ def test_a_nurse_imports_the_roster_sends_a_broadcast_and_sees_replies(stack, pa
     page.set_input_files("#file", str(ROSTER))
     page.click("text=ファイルを確認する")
     page.wait_for_selector("#preview")
-    assert "200 OK" in page.inner_text("#preview")
+    assert "問題なし 200行" in page.inner_text("#preview")
     shot(page, "03-import-preview")
     page.click("text=200行を取り込む")
     page.wait_for_selector("text=取り込みました")
@@ -125,8 +125,7 @@ def test_a_nurse_imports_the_roster_sends_a_broadcast_and_sees_replies(stack, pa
     page.goto(url + "/send")
     page.select_option("#template_id", label="停電・透析中止")
     expect(page.locator("#text")).to_have_value(re.compile("停電"))
-    night = page.locator("#groups option", has_text="月水金 夜間").inner_text()
-    page.select_option("#groups", label=night)
+    page.get_by_label(re.compile("^月水金 夜間")).check()     # groups are check boxes
     page.fill("#choices", "来院できる\n来院できない\n連絡がほしい")
     page.check("#priority-0")
     page.wait_for_selector("#counter:has-text('文字')")

@@ -6,18 +6,15 @@ The full stack (daemon, simulated modem, sending) is driven by tests/test_browse
 from __future__ import annotations
 
 import os
-import threading
-from pathlib import Path
 
 import pytest
 
 from appliance import config as config_mod, users
 from appliance.db import connect
+from tests.nurse_scenario import CHROMIUM, SHOTS, chromium_browser, served
 from tests.web_support import CONFIG, DATA
 from webui import create_app
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 PASSWORD = "spring-rain-2026"
 
 pytestmark = [pytest.mark.browser,
@@ -27,8 +24,7 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.fixture
 def url(tmp_path):
-    """The app on a free port, served by waitress in a thread; stopped and joined after."""
-    import waitress
+    """The app on a free port, served by waitress in a thread as `tsunagu web` serves it."""
     path = tmp_path / "tsunagu.toml"
     path.write_text(CONFIG, encoding="utf-8")
     config = config_mod.load(path)
@@ -36,35 +32,14 @@ def url(tmp_path):
     # 事務 (office): imports the roster; no admin pages here, so no second factor needed.
     users.create_user(db, "nurse", "office", password=PASSWORD, actor="test")
     db.conn.close()
-    server = waitress.create_server(create_app(config), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        def stop():
-            # Runs in the server's own loop: close every connection, then the listener and
-            # its trigger; the loop's map empties and run() returns.
-            for channel in list(server._map.values()):
-                if channel not in (server, server.trigger):
-                    channel.handle_close()
-            server.close()
-        server.trigger.pull_trigger(stop)
-        thread.join(15)
-        server.task_dispatcher.shutdown()
-        assert not thread.is_alive(), "waitress did not stop"
+    with served(create_app(config)) as address:
+        yield address
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 def open_page(browser, width: int = 1200, height: int = 900):
@@ -118,7 +93,7 @@ def test_a_nurse_imports_a_cp932_roster_and_finds_a_patient(url, browser):
         page.fill("#name", "停電")
         page.fill("#text", "【{clinic}】{name}様 停電のため本日の透析は中止です。")
         page.click("button[name=preview]")
-        assert "山田山田 花子花子様" in page.inner_text(".sms")
+        assert "山田 花子様" in page.inner_text(".sms")      # as a patient reads it
         assert "テンプレート名" in page.inner_text("label[for=name]")
         page.wait_for_selector("#counter:has-text('1通')")         # the live counter (JS)
         shot(page, "05-template-preview")

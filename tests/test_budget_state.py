@@ -106,7 +106,8 @@ def test_broadcast_show_says_it_waits_for_the_limit(web, blocked):
     # The CLI reads the real clock, which is before the test's START: the parts spent
     # "today" are all within its 24 hours, and the wait ends at the same moment.
     assert out.exit_code == 0, out.output
-    assert "budget_wait" in out.output and f"上限待ち: {_local(until, web)} から" in out.output
+    # The state in the configured language's words (issue 11), the note with from when.
+    assert "上限待ち 1" in out.output and f"上限待ち: {_local(until, web)} から" in out.output
     held = budget.held_back(web.db.conn, web.config, web.clock())
     assert held == {broadcasts.recipients(web.db.conn, bid)[0]["id"]: until}
 

@@ -83,8 +83,9 @@ def test_path_comes_from_the_environment_when_not_given(tmp_path, monkeypatch):
     assert config.load().path == path
 
 
-def test_no_path_and_no_environment_says_how_to_give_one(monkeypatch):
+def test_no_path_and_no_environment_says_how_to_give_one(monkeypatch, tmp_path):
     monkeypatch.delenv("TSUNAGU_CONFIG", raising=False)
+    monkeypatch.setattr(config, "DEFAULT_PATH", tmp_path / "absent.toml")
     with pytest.raises(ConfigError, match="--config FILE or set TSUNAGU_CONFIG"):
         config.load()
 

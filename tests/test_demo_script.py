@@ -3,6 +3,7 @@ everything it started."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import urllib.request
@@ -73,3 +74,11 @@ def test_ctrl_c_stops_the_sim_daemon_and_web_ui_the_demo_started(tmp_path):
             os.kill(pid, signal.SIGKILL)
     said = output.read_text(encoding="utf-8")
     assert "==> stopping" in said and "a demo process exited" not in said
+    # The login is the last thing the demo says before it waits, inside its closing box
+    # (issue 11, finding 16: pip's warnings buried it).
+    before_stop = said.split("==> stopping")[0].rstrip().splitlines()
+    assert before_stop[-1].strip().startswith("=====")
+    box = before_stop[before_stop.index(next(line for line in reversed(before_stop[:-1])
+                                              if line.strip().startswith("====="))):]
+    login = next(line for line in box if "Log in:" in line)
+    assert re.search(r"Log in:\s+admin / \S+", login), login

@@ -105,7 +105,7 @@ def test_schedule_cli_adds_lists_and_refuses_a_bad_cron(db, config):
                               "0 17 * * mon", "--group", "月水金", "--text", "明日は採血日です"])
     assert ok.exit_code == 0, ok.output
     listing = runner.invoke(main, ["schedule", "list", "--config", str(config.path)])
-    assert "0 17 * * mon" in listing.output and "17:00" in listing.output
+    assert "月 17:00" in listing.output and "次回" in listing.output   # in words (issue 11)
     bad = runner.invoke(main, ["schedule", "add", "x", "--config", str(config.path), "--cron",
                                "61 * * * *", "--group", "月水金", "--text", "x"])
     assert bad.exit_code == 1 and "cron" in bad.output

@@ -45,7 +45,9 @@ def test_every_door_of_the_web_ui_records_the_clients_address(web, admin):
     post_form(nurse, f"/broadcasts/{broadcast}/cancel", form_page=f"/broadcasts/{broadcast}")
     post_form(nurse, f"/broadcasts/{broadcast}/retry", form_page=f"/broadcasts/{broadcast}")
     recipient = web.db.conn.execute("SELECT id FROM recipients").fetchone()[0]
-    post_form(nurse, f"/recipients/{recipient}/reached", form_page=f"/broadcasts/{broadcast}")
+    # The call list's outcome of a call (issue 11) replaced the bare "reached" mark.
+    post_form(nurse, f"/recipients/{recipient}/call", {"outcome": "reached", "note": ""},
+              form_page=f"/broadcasts/{broadcast}/calls")
     with write(web.db) as conn:
         inbound = conn.execute("INSERT INTO inbound_messages (modem, number, text, received_at) "
                                "VALUES ('m0', '+819012345678', '1', 1)").lastrowid
@@ -60,7 +62,7 @@ def test_every_door_of_the_web_ui_records_the_clients_address(web, admin):
     rows = web.db.conn.execute("SELECT actor, action, remote_addr FROM audit_log WHERE id > ?",
                                [first]).fetchall()
     actions = {r["action"] for r in rows}
-    for expected in ("broadcast_create", "broadcast_cancel", "recipient_reached_by_phone",
+    for expected in ("broadcast_create", "broadcast_cancel", "call_outcome",
                      "inbound_handled", "schedule_add", "schedule_disable", "user_create"):
         assert any(expected in a for a in actions), (expected, actions)
     missing = [(r["action"]) for r in rows if not r["remote_addr"]]

@@ -61,7 +61,8 @@ def test_the_pages_background_requests_say_they_are_background():
     script = (web_support.Path(__file__).resolve().parent.parent / "webui" / "static"
               / "app.js").read_text()
     assert '"X-Tsunagu-Background": "1"' in script
-    assert script.count("fetch(") == script.count("headers: BACKGROUND") + 1  # all but typing
+    # All but the two a person sets off: typing (the counter) and choosing a template.
+    assert script.count("fetch(") == script.count("headers: BACKGROUND") + 2
     assert 'searchParams.set("auto", "1")' in script             # the dashboard's refresh
 
 

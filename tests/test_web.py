@@ -223,7 +223,10 @@ def test_a_roster_with_problems_is_previewed_row_by_row_and_nothing_imported(adm
         page = admin.post("/contacts/import", data={"file": (f, "messy.csv"),
                                                     "csrf_token": token(admin, "/contacts/import")},
                           content_type="multipart/form-data").get_data(as_text=True)
-    assert "行目" in page and "row-error" in page and "/contacts/import/confirm" not in page
+    assert "行目" in page and "row-error" in page
+    # Only the rows without problems can be imported, and only when asked (issue 11).
+    confirm = page.split('action="/contacts/import/confirm"', 1)[1].split("</form>")[0]
+    assert 'name="skip_errors" value="1"' in confirm
     assert count(app, "contacts") == before
 
 
@@ -261,7 +264,7 @@ def test_an_admin_adds_a_user_and_sees_the_generated_password_once(admin, app):
     page = admin.post("/admin/users", data={"username": "clerk", "role": "staff",
                                             "csrf_token": token(admin, "/admin/users")})
     text = page.get_data(as_text=True)
-    assert "clerk" in text and "<code>" in text
+    assert "clerk" in text and '<code class="secret"' in text
     assert users.get_user(app.extensions["test_db"], "clerk").role == "staff"
 
 
@@ -323,7 +326,8 @@ def test_the_dashboard_test_button_queues_the_test_message_or_says_why_not(staff
     "/inbox/1/handled", "/contacts/new", "/contacts/1", "/contacts/1/deactivate", "/groups",
     "/contacts/import", "/contacts/import/confirm", "/templates/new", "/templates/1",
     "/templates/1/delete", "/schedules", "/schedules/1/disable", "/admin/users",
-    "/admin/users/2/reset", "/language", "/logout", "/test", "/check"])
+    "/admin/users/2/reset", "/language", "/logout", "/test", "/check",
+    "/recipients/1/call", "/calls/1/undo"])
 def test_every_form_post_without_its_csrf_token_is_refused(admin, app, path):
     before = app.extensions["test_db"].conn.execute(
         "SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM broadcasts)").fetchone()[:]
@@ -334,17 +338,23 @@ def test_every_form_post_without_its_csrf_token_is_refused(admin, app, path):
     assert after == before
 
 
-def test_staff_phoning_from_the_call_list_tick_people_off(staff, app):
+def test_staff_phoning_from_the_call_list_record_the_outcome_and_can_undo_it(staff, app):
     fields = _confirm_fields(staff, _compose(staff, app).get_data(as_text=True))
     location = staff.post("/send/commit", data=fields).headers["Location"]
     broadcast_id = location.rsplit("/", 1)[1]
     calls = staff.get(f"/broadcasts/{broadcast_id}/calls").get_data(as_text=True)
-    assert "山田 太郎" in calls and "電話で連絡済み" in calls
+    assert "山田 太郎" in calls and "連絡がついた" in calls
+    assert 'href="tel:090-1234-5678"' in calls
     recipient = app.extensions["test_db"].conn.execute("SELECT id FROM recipients").fetchone()[0]
-    staff.post(f"/recipients/{recipient}/reached", data={"csrf_token": token(staff, location)})
-    calls = staff.get(f"/broadcasts/{broadcast_id}/calls").get_data(as_text=True)
-    assert "山田 太郎" not in calls
+    page = staff.post(f"/recipients/{recipient}/call", data={
+        "outcome": "reached", "note": "明日来院", "csrf_token": token(staff, location)},
+        follow_redirects=True).get_data(as_text=True)
+    # Still on the list, marked done with the note, and the undo is right there.
+    assert "山田 太郎" in page and "明日来院" in page and "取り消す" in page
     assert "電話で確認" in staff.get(location).get_data(as_text=True)
+    call_id = app.extensions["test_db"].conn.execute("SELECT id FROM call_outcomes").fetchone()[0]
+    staff.post(f"/calls/{call_id}/undo", data={"csrf_token": token(staff, location)})
+    assert "電話で確認" not in staff.get(location).get_data(as_text=True)
 
 
 def test_a_broadcast_for_later_waits_as_scheduled(staff, app):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from appliance import audit, users
+from appliance import audit, users, wording
 from tests import web_support
 from tests.web_support import ADMIN, STAFF, enrol_two_factor, field_errors, log_in, post_form
 
@@ -87,7 +87,8 @@ def test_a_reset_shows_a_new_password_once_never_in_a_cookie_and_ends_her_sessio
     nurse = web.logged_in(*STAFF)
     response = act(admin, STAFF[0], "reset")
     page = response.get_data(as_text=True)
-    new = re.search(r"nurse1 の新しいパスワード（一度だけ表示）: <code>(\S+)</code>", page).group(1)
+    assert "nurse1 の新しいパスワード" in page      # large, on the page (issue 11)
+    new = re.search(r'<code class="secret"[^>]*>(\S+)</code>', page).group(1)
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert all(new not in cookie for cookie in response.headers.getlist("Set-Cookie"))
     assert nurse.get("/contacts").status_code == 302           # her old session is over
@@ -131,11 +132,20 @@ def test_an_unknown_action_or_user_changes_nothing(web, admin):
     assert act(admin, "nobody", "deactivate").status_code == 404
 
 
+def test_the_users_page_offers_each_other_role_as_a_button(web, admin):
+    page = admin.get("/admin/users").get_data(as_text=True)
+    nurse = users.get_user(web.db, STAFF[0]).id
+    for role, label in (("admin", "管理者にする"), ("office", "事務にする")):
+        form = re.search(rf'action="/admin/users/{nurse}/{role}"[^>]*>.*?</form>', page, re.S)
+        assert form and label in form.group(0), role
+    assert f'action="/admin/users/{nurse}/staff"' not in page     # her own role
+
+
 def test_roles_are_shown_in_the_page_language(web, admin):
     page = admin.get("/admin/users").get_data(as_text=True)
-    assert "<td>管理者</td>" in page and "<td>職員</td>" in page
+    assert re.search(r"<td[^>]*>管理者</td>", page) and re.search(r"<td[^>]*>職員</td>", page)
     act(admin, STAFF[0], "office")
-    assert "<td>事務</td>" in admin.get("/admin/users").get_data(as_text=True)
+    assert re.search(r"<td[^>]*>事務</td>", admin.get("/admin/users").get_data(as_text=True))
 
 
 # -- audit log -------------------------------------------------------------------------------
@@ -155,21 +165,21 @@ def test_the_audit_log_filters_by_action_and_keeps_the_filter_when_paging(web, a
     for i in range(120):
         audit.record(web.db.conn, "test", "probe", n=i)
     page = admin.get("/admin/audit?action=probe").get_data(as_text=True)
-    assert "<td>login</td>" not in page and "action=probe" in page.split('class="pager"')[1]
+    assert ">ログイン</td>" not in page and "action=probe" in page.split('class="pager"')[1]
 
 
 def test_audit_details_are_readable_japanese_and_escaped(web, admin):
     audit.record(web.db.conn, "test", "group_create", name="<b>月水金</b> 午前")
     page = admin.get("/admin/audit").get_data(as_text=True)
-    assert "name: &lt;b&gt;月水金&lt;/b&gt; 午前" in page and "\\u" not in page
+    assert "名前: &lt;b&gt;月水金&lt;/b&gt; 午前" in page and "\\u" not in page
 
 
 def test_logins_and_user_changes_appear_in_the_audit_log(web, admin):
     log_in(web.client(), STAFF[0], "wrong-password-1")
     act(admin, STAFF[0], "office")
     page = admin.get("/admin/audit").get_data(as_text=True)
-    for action in ("login_failed", "login", "user_role"):
-        assert f"<td>{action}</td>" in page, action
+    for action in ("login_failed", "login", "user_role"):       # named in Japanese (issue 11)
+        assert f">{wording.audit_action(action)}</td>" in page, action
 
 
 # -- settings --------------------------------------------------------------------------------

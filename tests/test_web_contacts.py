@@ -17,8 +17,8 @@ office = web_support.office
 
 def names_listed(client, query: str = "", **params) -> list[str]:
     page = client.get("/contacts", query_string={"q": query, **params}).get_data(as_text=True)
-    table = page.split('<table class="people">')[1].split("</table>")[0]
-    return re.findall(r'<td><a href="/contacts/\d+">([^<]*)</a>', table)
+    table = re.split(r'<table class="people[^"]*">', page)[1].split("</table>")[0]
+    return re.findall(r'<td[^>]*><a href="/contacts/\d+">([^<]*)</a>', table)
 
 
 def add(client, **fields):
@@ -109,7 +109,8 @@ def test_a_bad_edit_changes_nothing_at_all(web, staff):
 def test_the_edit_form_shows_the_contact_as_saved(web, staff):
     page = staff.get(f"/contacts/{web.contact_id}").get_data(as_text=True)
     assert 'value="山田 太郎"' in page and 'value="090-1234-5678"' in page
-    assert re.search(r'<option selected value="%d">月水金 午前' % web.group_id, page)
+    assert re.search(r'<input checked id="groups-\d+" name="groups" type="checkbox" value="%d">'
+                     r'\s*<label for="groups-\d+">月水金 午前' % web.group_id, page)
 
 
 def test_a_deactivated_contact_leaves_the_list_but_stays_on_file(web, staff):
@@ -199,8 +200,11 @@ def test_a_preview_confirmed_twice_imports_once(web, office):
 def test_every_problem_row_of_a_messy_roster_is_shown_with_its_row_number(web, office):
     page = upload(office, (DATA / "messy_14_cp932.csv").read_bytes()).get_data(as_text=True)
     problems = re.findall(r'class="row-error"', page)
-    assert len(problems) >= 3 and "/contacts/import/confirm" not in page
-    assert uploads(web) == [] and web.count("contacts") == 1
+    assert len(problems) >= 3
+    # What can be imported is the rows without problems, on request (issue 11): the file is
+    # kept for that confirm, as for a clean one; nothing is imported yet.
+    assert 'name="skip_errors" value="1"' in page
+    assert len(uploads(web)) == 1 and web.count("contacts") == 1
 
 
 def test_html_in_an_uploaded_name_is_escaped_in_the_preview(web, office):

@@ -30,7 +30,7 @@ def test_the_preview_button_shows_the_message_with_sample_values_and_saves_nothi
                                                    "preview": "1"})
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "【つなぐ透析クリニック】山田山田 花子花子様 停電のため" in page
+    assert "【つなぐ透析クリニック】山田 花子様 停電のため" in page    # as a patient reads it
     assert "文字" in page and web.count("templates") == 0
 
 

@@ -20,6 +20,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from appliance import audit
 from appliance import config as config_mod
+from appliance import wording
 from appliance.db import connect, connect_read_only
 
 LANGUAGES = ("ja", "en")
@@ -253,17 +254,36 @@ def _filters(app: Flask) -> None:
     def number(value) -> str:
         return format_decimal(value or 0)
 
-    @app.template_filter("reason")
-    def reason(key: str | None) -> str:
-        """Why a recipient failed or waits, in the page's language (appliance.error_policy)."""
-        from flask_babel import get_locale
-
-        from appliance import error_policy
-        return error_policy.describe(key, str(get_locale() or "ja")) or ""
+    @app.template_filter("day")
+    def day(value: float | None, fmt: str = "%m/%d") -> str:
+        """A date with its weekday in the page's language: 12/06(日)."""
+        if not value:
+            return "-"
+        moment = dt.datetime.fromtimestamp(value, tsunagu_config().zone)
+        return f"{moment.strftime(fmt)}({wording.weekday_of(moment, lang())})"
 
     @app.context_processor
     def globals_():
         from flask_babel import get_locale
         return {"clinic_name": tsunagu_config().clinic_name, "languages": LANGUAGES,
                 "config_tz": tsunagu_config().timezone,
-                "get_locale": get_locale, "inf": float("inf"), "now_ts": now()}
+                "get_locale": get_locale, "lang": lang(), "words": wording,
+                "unhandled_replies": unhandled_replies,
+                "labels": {key: wording.state(key, lang()) for key in wording.STATES},
+                "inf": float("inf"), "now_ts": now()}
+
+
+def unhandled_replies() -> int:
+    """Replies nobody has handled yet, for the menu (0 when logged out)."""
+    from flask_login import current_user
+
+    from appliance import replies
+    if not getattr(current_user, "is_authenticated", False):
+        return 0
+    return replies.unhandled_count(db().conn)
+
+
+def lang() -> str:
+    """The page's language, 'ja' or 'en' (what Flask-Babel chose for this request)."""
+    from flask_babel import get_locale
+    return "en" if str(get_locale() or "ja") == "en" else "ja"

@@ -9,9 +9,9 @@ from wtforms.fields.choices import SelectChoice as C
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import audit, check, login_throttle, two_factor, users
+from appliance import audit, check, login_throttle, two_factor, users, wording
 
-from . import db, now, page_arg, tsunagu_config
+from . import db, lang, now, page_arg, tsunagu_config
 from .auth import actor, admin_required, remote
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -41,7 +41,7 @@ def users_page():
                                                 actor=actor(), remote_addr=remote())
         except users.UserError as exc:
             field = getattr(form, exc.field or "username", form.username)
-            field.errors = list(field.errors or []) + [str(exc)]
+            field.errors = list(field.errors or []) + [wording.error_text(exc, lang())]
         else:
             created = (user.username, generated)
             form = UserForm(formdata=None)
@@ -75,8 +75,8 @@ def user_action(user_id: int, action: str):
         elif action == "reset":
             password = users.generate_password()
             users.set_password(db(), user_id, password, actor=actor(), remote_addr=remote())
-            # Shown in this response only (no-store): never in a flash, which lives in the
-            # session cookie that anyone holding it can read.
+            # Shown in this response only (no-store), large and once: never in a flash,
+            # which lives in the session cookie that anyone holding it can read.
             return _users(reset=(target.username, password))
         elif action == "reset_2fa":
             two_factor.disable(db(), user_id, actor=actor(), action="two_factor_reset",
@@ -84,7 +84,7 @@ def user_action(user_id: int, action: str):
         else:
             abort(404)
     except users.UserError as exc:
-        flash(str(exc), "error")
+        flash(wording.error_text(exc, lang()), "error")
     else:
         flash(_("Done."), "ok")
     return redirect(url_for("admin.users_page"))
@@ -109,8 +109,11 @@ def audit_page():
     action = request.args.get("action") or None
     entries = audit.entries(db(), limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE, action=action)
     total = audit.count(db(), action=action)
+    # Every action the log holds, and every one we have a name for, to pick from.
+    actions = sorted(set(audit.actions(db())) | set(wording.AUDIT_ACTIONS),
+                     key=lambda a: wording.audit_action(a, lang()))
     return render_template("audit.html", entries=entries, page=page, total=total, action=action,
-                           per_page=AUDIT_PAGE)
+                           per_page=AUDIT_PAGE, actions=actions)
 
 
 @bp.route("/audit/export.csv")

@@ -207,7 +207,8 @@ def login():
             return redirect(url_for("auth.login_code" if user.two_factor
                                     else "auth.login_enrol"))
     expired = request.args.get("expired")
-    return render_template("login.html", form=form, error=error, expired=expired)
+    return render_template("login.html", form=form, error=error, expired=expired,
+                           logged_out=request.args.get("logged_out"))
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -278,7 +279,7 @@ def logout():
     users.end_sessions(db(), current_user.id, actor=actor(), remote_addr=remote())
     logout_user()
     session.clear()
-    return redirect(url_for("auth.login"))
+    return redirect(url_for("auth.login", logged_out=1))
 
 
 @bp.route("/language", methods=["POST"])
@@ -289,5 +290,6 @@ def language():
         abort(400)
     users.set_locale(db(), current_user.id, chosen, actor=actor())
     session["lang"] = chosen
-    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url)
-                    else url_for("views.dashboard"))
+    # Back to the page the switch was pressed on (the form says which: no Referer is sent),
+    # never off the site.
+    return redirect(safe_next(request.form.get("next")))

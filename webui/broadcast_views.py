@@ -6,7 +6,6 @@ when the confirm page was shown, so pressing 送信 twice (or reloading) sends o
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -15,31 +14,27 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice as C
 from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, SelectField,
-                     SelectMultipleField, StringField, TextAreaField)
+                     StringField, TextAreaField)
 from wtforms.validators import Length, NumberRange, Optional
 
-from appliance import audit, broadcasts, budget, doorbell, replies, templates
+from appliance import (audit, broadcasts, budget, calls, contacts, doorbell, replies, templates,
+                       wording)
 from appliance.db import write
 
-from . import db, now, page_arg, tsunagu_config
-from .auth import actor, remote, staff_required
+from . import db, lang, now, page_arg, tsunagu_config
+from .auth import actor, remote, safe_next, staff_required
+from .fields import CheckboxesField
 
 bp = Blueprint("broadcasts", __name__)
 
-STATE_LABELS = {
-    "queued": _l("Waiting"), "budget_wait": _l("Waiting for the daily limit"),
-    "sending": _l("Sending"), "submitted": _l("Sent"),
-    "delivered": _l("Delivered"), "failed": _l("Failed"), "uncertain": _l("Uncertain"),
-    "cancelled": _l("Cancelled"), "scheduled": _l("Scheduled"), "done": _l("Finished"),
-}
 
 
 class ComposeForm(FlaskForm):
     title = StringField(_l("Title (for the history)"), validators=[Optional(), Length(max=80)])
     template_id = SelectField(_l("Template"), coerce=int, validators=[Optional()])
     text = TextAreaField(_l("Message"), validators=[Length(max=2000)])
-    groups = SelectMultipleField(_l("Groups"), coerce=int, validators=[Optional()])
-    contacts = SelectMultipleField(_l("People"), coerce=int, validators=[Optional()])
+    groups = CheckboxesField(_l("Groups"), coerce=int, validators=[Optional()])
+    contacts = CheckboxesField(_l("People"), coerce=int, validators=[Optional()])
     everyone = BooleanField(_l("Everyone (all active contacts)"))
     priority = RadioField(_l("Priority"), default="routine",
                           choices=[C("emergency", _l("Emergency (sent first)")),
@@ -60,16 +55,30 @@ class ComposeForm(FlaskForm):
 
 
 def _choices(form: ComposeForm) -> None:
-    conn = db().conn
     form.template_id.choices = [C(0, _("— write freely —"))] + [
         C(t.id, t.name) for t in templates.list_templates(db())]
-    form.groups.choices = [C(r["id"], f"{r['name']} ({r['n']})") for r in conn.execute(
-        "SELECT g.id, g.name, count(c.id) AS n FROM groups g LEFT JOIN contact_groups cg ON "
-        "cg.group_id = g.id LEFT JOIN contacts c ON c.id = cg.contact_id AND c.active = 1 "
-        "GROUP BY g.id ORDER BY g.kind = 'test', g.kind, g.name")]
-    form.contacts.choices = [C(r["id"], f"{r['name']}（{r['kana']}）" if r["kana"] else r["name"])
-                             for r in conn.execute("SELECT id, name, kana FROM contacts WHERE "
-                                                   "active = 1 ORDER BY kana, name")]
+    form.groups.choices = group_choices()
+    form.contacts.choices = [C(c.id, f"{c.name}（{c.kana}）" if c.kana else c.name)
+                             for c in contacts.list_contacts(db())]
+
+
+def group_choices(value=lambda g: g.id) -> list:
+    """Every group with its number of active members, the test group last."""
+    groups = sorted(contacts.list_groups(db()), key=lambda g: g.kind == "test")
+    return [C(value(g), _("%(name)s (%(n)d people)", name=g.name, n=g.member_count))
+            for g in groups]
+
+
+def apply_template(form, template: templates.Template) -> None:
+    """Fill a form from a template: its text and how it is sent (priority, reply choices,
+    groups). The JavaScript does the same through /api/templates/<id>."""
+    form.template_id.data, form.text.data = template.id, template.text
+    form.priority.data = template.priority
+    if hasattr(form, "choices"):
+        form.choices.data = "\n".join(template.choices)
+    known = {c.value for c in form.groups.choices}
+    if template.group_ids and not form.groups.data:
+        form.groups.data = [g for g in template.group_ids if g in known]
 
 
 def _plan(form: ComposeForm):
@@ -90,7 +99,7 @@ def _plan(form: ComposeForm):
     except broadcasts.BroadcastError as exc:
         field = {"text": form.text, "groups": form.groups, "choices": form.choices,
                  "priority": form.priority}.get(exc.field or "", form.text)
-        field.errors = list(field.errors or []) + [str(exc)]
+        field.errors = list(field.errors or []) + [wording.error_text(exc, lang())]
         return None
     return plan
 
@@ -119,13 +128,14 @@ def compose():
     if request.method == "GET" and request.args.get("template", type=int):
         template = templates.get_template(db(), request.args.get("template", type=int))
         if template:
-            form.template_id.data, form.text.data = template.id, template.text
+            apply_template(form, template)
     if request.method == "POST" and "edit" in request.form:
         return render_template("compose.html", form=form)  # back from the confirm page
     if request.method == "POST" and "use_template" in request.form:
         # Without JavaScript, "use this template" reloads the page with its text.
         template = templates.get_template(db(), form.template_id.data or 0)
-        form.text.data = template.text if template else form.text.data
+        if template:
+            apply_template(form, template)
         return render_template("compose.html", form=form)
     if form.validate_on_submit():
         when = _send_at(form)
@@ -133,8 +143,19 @@ def compose():
         if plan is not None:
             form.request_key.data = uuid.uuid4().hex
             return render_template("confirm.html", form=form, plan=plan, send_at=when,
-                                   preview=plan.recipients[:3])
+                                   previews=_distinct_previews(plan),
+                                   chosen_groups=[c.label for c in form.groups.choices
+                                                  if c.value in (form.groups.data or [])],
+                                   chosen_people=len(form.contacts.data or []))
     return render_template("compose.html", form=form)
+
+
+def _distinct_previews(plan, limit: int = 3) -> list[tuple[object, int]]:
+    """Up to *limit* different texts, each with one recipient and how many get it."""
+    seen: dict[str, list] = {}
+    for r in plan.recipients:
+        seen.setdefault(r.text, []).append(r)
+    return [(people[0], len(people)) for people in list(seen.values())[:limit]]
 
 
 @bp.route("/send/commit", methods=["POST"])
@@ -199,9 +220,19 @@ def detail(broadcast_id: int):
     held = _held(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, pager = _page_of_people(broadcast_id, summary["total"], held)
-    return render_template("broadcast.html", b=summary, people=people, labels=STATE_LABELS,
-                           pager=pager, live=summary["state"] in ("queued", "sending",
-                                                                  "scheduled"))
+    return render_template("broadcast.html", b=summary, people=people, pager=pager,
+                           remaining=_remaining_minutes(summary),
+                           live=summary["state"] in ("queued", "sending", "scheduled"))
+
+
+def _remaining_minutes(summary: dict) -> int | None:
+    """About how many minutes until the last message is sent, at the SIMs' pace."""
+    from math import ceil
+
+    from appliance import budget
+    if not summary["parts_waiting"]:
+        return None
+    return max(1, ceil(budget.seconds_for(summary["parts_waiting"], tsunagu_config()) / 60))
 
 
 @bp.route("/api/broadcasts/<int:broadcast_id>")
@@ -210,11 +241,15 @@ def api_detail(broadcast_id: int):
     held = _held(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, _pager = _page_of_people(broadcast_id, summary["total"], held)
-    return jsonify({"state": summary["state"], "state_label": str(STATE_LABELS[summary["state"]]),
+    return jsonify({"state": summary["state"],
+                    "state_label": wording.state(summary["state"], lang()),
                     "progress": summary["progress"], "counts": summary["counts"],
                     "acknowledged": summary["acknowledged"], "tally": summary["tally"],
+                    "remaining_minutes": _remaining_minutes(summary),
                     "recipients": [{"id": r["id"], "state": r["state"],
-                                    "label": str(STATE_LABELS[r["state"]]),
+                                    "label": wording.state(r["state"], lang()),
+                                    "meaning": wording.word(wording.STATE_MEANINGS, r["state"],
+                                                            lang()),
                                     "acknowledged": bool(r["acknowledged_at"]),
                                     "choice": r["choice"]} for r in people]})
 
@@ -227,7 +262,7 @@ def _act(broadcast_id: int, change, message, *, go_to_result: bool = False,
         with write(db()) as conn:
             result = change(conn)
     except broadcasts.BroadcastError as exc:
-        flash(str(exc), "error")
+        flash(wording.error_text(exc, lang()), "error")
         return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
     if queues:
         doorbell.ring(tsunagu_config().database)
@@ -266,25 +301,54 @@ def resend(broadcast_id: int):
 @staff_required
 def call_list(broadcast_id: int):
     summary = _get_summary(broadcast_id)
-    calls = broadcasts.call_list(db().conn, broadcast_id)
+    rows = broadcasts.call_list(db().conn, broadcast_id, now=now())
     # What the patients were sent, as staff will read it out: one person's text, name hidden.
     first = db().conn.execute("SELECT name, text FROM recipients WHERE broadcast_id = ? "
                               "ORDER BY id LIMIT 1", [broadcast_id]).fetchone()
     message = first["text"].replace(first["name"], "〇〇") if first else summary["text"]
     audit.record(db(), actor(), "call_list_view", remote(), broadcast_id=broadcast_id,
-                 people=len(calls))
-    return render_template("calls.html", b=summary, calls=calls, printed_at=now(),
-                           message=message)
+                 people=len(rows))
+    return render_template("calls.html", b=summary, calls=rows, printed_at=now(),
+                           message=message, open_count=sum(not r["done"] for r in rows))
 
 
-@bp.route("/recipients/<int:recipient_id>/reached", methods=["POST"])
+@bp.route("/recipients/<int:recipient_id>/call", methods=["POST"])
 @staff_required
-def reached(recipient_id: int):
+def record_call(recipient_id: int):
+    """What came of a phone call from the call list (a note, undo beside it)."""
+    outcome = request.form.get("outcome", "")
     try:
         with write(db()) as conn:
-            broadcast_id = broadcasts.mark_reached(conn, recipient_id, actor=actor(), now=now())
-    except broadcasts.BroadcastError:
-        abort(404)
+            calls.record(conn, recipient_id, outcome, note=request.form.get("note", ""),
+                         actor=actor(), now=now())
+            row = conn.execute("SELECT broadcast_id, name FROM recipients WHERE id = ?",
+                               [recipient_id]).fetchone()
+    except calls.CallError as exc:
+        if exc.field == "recipient":
+            abort(404)
+        if exc.field == "outcome":
+            flash(_("Choose what came of the call."), "error")
+        else:
+            flash(_("The note is too long (500 characters at most)."), "error")
+        row = db().conn.execute("SELECT broadcast_id FROM recipients WHERE id = ?",
+                                [recipient_id]).fetchone()
+        return redirect(url_for("broadcasts.call_list", broadcast_id=row["broadcast_id"],
+                                _anchor=f"c{recipient_id}"))
+    flash(_("%(name)s: %(outcome)s — recorded.", name=row["name"],
+            outcome=wording.word(wording.CALL_OUTCOMES, outcome, lang())), "ok")
+    return redirect(url_for("broadcasts.call_list", broadcast_id=row["broadcast_id"],
+                            _anchor=f"c{recipient_id}"))
+
+
+@bp.route("/calls/<int:call_id>/undo", methods=["POST"])
+@staff_required
+def undo_call(call_id: int):
+    try:
+        with write(db()) as conn:
+            broadcast_id = calls.undo(conn, call_id, actor=actor(), now=now())
+    except calls.CallError:
+        abort(404)  # already undone, e.g. by a colleague or a double click
+    flash(_("The call record was taken back."), "ok")
     return redirect(url_for("broadcasts.call_list", broadcast_id=broadcast_id))
 
 
@@ -293,21 +357,18 @@ def reached(recipient_id: int):
 def history():
     page = page_arg()
     rows = broadcasts.history(db().conn, limit=50, offset=(page - 1) * 50)
-    return render_template("history.html", rows=rows, labels=STATE_LABELS, page=page)
+    return render_template("history.html", rows=rows, page=page)
 
 
 @bp.route("/inbox")
 @staff_required
 def inbox():
     unmatched = request.args.get("unmatched") == "1"
-    messages = replies.inbox(db().conn, unmatched_only=unmatched, limit=200)
-    choices = {}
-    for m in messages:
-        if m["broadcast_id"] and m["broadcast_id"] not in choices:
-            row = db().conn.execute("SELECT choices FROM broadcasts WHERE id = ?",
-                                    [m["broadcast_id"]]).fetchone()
-            choices[m["broadcast_id"]] = json.loads(row[0]) if row and row[0] else []
-    return render_template("inbox.html", messages=messages, unmatched=unmatched, choices=choices)
+    unhandled = request.args.get("unhandled") == "1"
+    messages = replies.inbox(db().conn, unmatched_only=unmatched, unhandled_only=unhandled,
+                             limit=200)
+    return render_template("inbox.html", messages=messages, unmatched=unmatched,
+                           unhandled=unhandled)
 
 
 @bp.route("/inbox/<int:inbound_id>/handled", methods=["POST"])
@@ -316,4 +377,24 @@ def handled(inbound_id: int):
     # CSRFProtect has checked the token before we get here, as for every POST.
     with write(db()) as conn:
         replies.mark_handled(conn, inbound_id, actor=actor(), now=now())
+    back = request.form.get("back")
+    return redirect(safe_next(back) if back else url_for("broadcasts.inbox"))
+
+
+@bp.route("/inbox/<int:inbound_id>/reply", methods=["POST"])
+@staff_required
+def reply(inbound_id: int):
+    """An SMS back to one person, from the inbox: queued like any broadcast, audited."""
+    try:
+        with write(db()) as conn:
+            broadcast_id = broadcasts.reply_to_inbound(
+                conn, tsunagu_config(), inbound_id, request.form.get("text", ""),
+                actor=actor(), now=now())
+    except broadcasts.BroadcastError as exc:
+        if exc.field == "id":
+            abort(404)
+        flash(wording.error_text(exc, lang()), "error")
+        return redirect(url_for("broadcasts.inbox", _anchor=f"m{inbound_id}"))
+    doorbell.ring(tsunagu_config().database)
+    flash(_("Reply queued (broadcast #%(id)d).", id=broadcast_id), "ok")
     return redirect(url_for("broadcasts.inbox"))

@@ -10,13 +10,14 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice as C
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import audit, contacts, import_previews
+from appliance import audit, contacts, import_previews, wording
 
-from . import db, tsunagu_config
+from . import db, lang, tsunagu_config
 from .auth import actor, remote, roster_required, staff_required
+from .fields import CheckboxesField
 
 bp = Blueprint("contacts", __name__)
 
@@ -27,7 +28,7 @@ class ContactForm(FlaskForm):
     phone = StringField(_l("Mobile number"), validators=[DataRequired(), Length(max=40)])
     patient_id = StringField(_l("Patient ID"), validators=[Optional(), Length(max=40)])
     facility = StringField(_l("Facility"), validators=[Optional(), Length(max=100)])
-    groups = SelectMultipleField(_l("Groups"), coerce=int, validators=[Optional()])
+    groups = CheckboxesField(_l("Groups"), coerce=int, validators=[Optional()])
     note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=500)])
     active = BooleanField(_l("Active (receives broadcasts)"), default=True)
 
@@ -76,13 +77,16 @@ def index():
     query = request.args.get("q", "")
     group_id = request.args.get("group", type=int)
     inactive = request.args.get("inactive") == "1"
-    people = contacts.list_contacts(db(), query, group_id=group_id, include_inactive=inactive)
+    sort = request.args.get("sort") if request.args.get("sort") in contacts.SORT_KEYS else "kana"
+    descending = request.args.get("dir") == "desc"
+    people = contacts.list_contacts(db(), query, group_id=group_id, include_inactive=inactive,
+                                    sort=sort, descending=descending)
     # Who looked at or searched patients' data is part of the evidence (MHLW guideline).
     audit.record(db(), actor(), "contacts_search" if query else "contacts_view", remote(),
                  query=query or None, group_id=group_id, shown=len(people))
     return render_template("contacts.html", people=people, query=query, group_id=group_id,
                            inactive=inactive, groups=contacts.list_groups(db()),
-                           group_form=GroupForm())
+                           group_form=GroupForm(), sort=sort, descending=descending)
 
 
 @bp.route("/contacts/new", methods=["GET", "POST"])
@@ -183,7 +187,7 @@ def import_upload():
             return render_template("import.html", labels=_field_labels(), form=form, preview=exc.preview,
                                    problems=exc.problems, lang=_lang())
         _forget_upload()  # a new file replaces any earlier preview
-        if preview.error_count:
+        if not preview.ok_count:
             # Nothing to confirm: the patient data in the file is not kept on disk.
             return render_template("import.html", labels=_field_labels(), form=form, preview=preview, problems=[],
                                    lang=_lang())
@@ -205,14 +209,40 @@ def import_confirm():
         return redirect(url_for("contacts.import_upload"))
     try:
         result = contacts.import_contacts(db(), data, actor=actor(), remote_addr=remote(),
-                                          filename=session.pop("import_name", None))
+                                          filename=session.pop("import_name", None),
+                                          skip_errors=request.form.get("skip_errors") == "1")
     except contacts.ContactImportError as exc:
         flash(_("Nothing was imported: the data changed since the preview. %(n)d problem(s).",
                 n=len(exc.problems)), "error")
         return redirect(url_for("contacts.import_upload"))
     flash(_("Imported: %(new)d new, %(updated)d updated, %(same)d unchanged.",
             new=result.created, updated=result.updated, same=result.unchanged), "ok")
+    if result.skipped:
+        # The rows left out stay in view, with why, so they can be fixed and sent again.
+        return render_template("import.html", form=ImportForm(), preview=None, problems=[],
+                               skipped=result.skipped, lang=_lang())
     return redirect(url_for("contacts.index"))
+
+
+# A roster with every column the import reads; names and numbers are made up.
+SAMPLE_ROWS = [
+    ["見本1", "山田 花子", "ヤマダ ハナコ", "090-9000-0001", "本院", "月水金", "午前", "", ""],
+    ["見本2", "髙橋 一郎", "タカハシ イチロウ", "080-9000-0002", "みなみ分院", "火木土", "午後",
+     "送迎あり", "耳が遠いので大きな声で"],
+    ["", "佐藤 次郎", "サトウ ジロウ", "070-9000-0003", "本院", "月水金", "夜間", "", ""],
+]
+
+
+@bp.route("/contacts/import/sample.csv")
+@staff_required
+def import_sample():
+    """A sample roster (Excel's CSV, Shift_JIS) to fill in: the columns the import reads."""
+    from appliance import roster_csv
+    from appliance.contacts_csv import EXPORT_FIELDS
+    data = roster_csv.write([roster_csv.HEADERS_JA[f] for f in EXPORT_FIELDS], SAMPLE_ROWS,
+                            "cp932")
+    return Response(data, content_type="text/csv; charset=shift_jis", headers={
+        "Content-Disposition": "attachment; filename=roster-sample.csv"})
 
 
 @bp.route("/contacts/export")
@@ -224,7 +254,7 @@ def export():
     try:
         data = contacts.export_contacts(db(), encoding, actor=actor(), remote_addr=remote())
     except contacts.ExportError as exc:
-        flash(str(exc), "error")
+        flash(wording.error_text(exc, lang()), "error")
         return redirect(url_for("contacts.index"))
     charset = "shift_jis" if encoding == "cp932" else "utf-8"
     return Response(data, content_type=f"text/csv; charset={charset}", headers={

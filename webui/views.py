@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 from flask_login import current_user
 
-from appliance import broadcasts, check, health, metrics, templates
+from appliance import broadcasts, check, health, metrics, templates, wording
 from modem import pdu
 
-from . import db, now, tsunagu_config
+from . import db, lang, now, tsunagu_config
 from .auth import staff_required
 
 bp = Blueprint("views", __name__)
@@ -64,7 +64,7 @@ def send_test():
             broadcast_id = broadcasts.create_test_broadcast(conn, tsunagu_config(), actor=actor(),
                                                             now=now())
     except broadcasts.BroadcastError as exc:
-        flash(str(exc), "error")
+        flash(wording.error_text(exc, lang()), "error")
         return redirect(url_for("views.dashboard"))
     doorbell.ring(tsunagu_config().database)
     flash(_("Test message queued."), "ok")
@@ -108,18 +108,22 @@ def api_count():
     text, choices = data.get("text", ""), data.get("choices", "")
     if not isinstance(text, str) or not isinstance(choices, str) or len(text) + len(choices) > 5000:
         abort(400)
+    clinic = tsunagu_config().clinic_name
     try:
         # Count what a patient receives: placeholders filled (long sample values) and the
         # reply choices appended, exactly as the sender will build it.
-        text = templates.render(text, clinic=tsunagu_config().clinic_name, **{
+        block = broadcasts.choices_block(broadcasts.parse_choices(choices))
+        counted_text = templates.render(text, clinic=clinic, **{
             ("contact_name" if k == "name" else k): v for k, v in templates.SAMPLE_VALUES.items()})
-        text += broadcasts.choices_block(broadcasts.parse_choices(choices))
+        show = templates.schedule_preview if data.get("for") == "schedule" \
+            else templates.preview
+        sample = show(text, clinic=clinic) + block
     except (templates.TemplateError, broadcasts.BroadcastError) as exc:
-        return jsonify({"error": str(exc)})
-    counted = pdu.count(text)
+        return jsonify({"error": wording.error_text(exc, lang())})
+    counted = pdu.count(counted_text + block)
     return jsonify({"chars": counted.chars, "parts": counted.parts,
                     "encoding": counted.encoding, "too_long": counted.parts > pdu.MAX_PARTS,
-                    "remaining": counted.remaining})
+                    "remaining": counted.remaining, "sample": sample})
 
 
 @bp.route("/metrics")

@@ -10,8 +10,9 @@ import uuid
 
 import click
 
-from .. import doorbell
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .. import doorbell, wording
+from .common import (cli_actor, config_option, error_text, friendly_errors, load_config_and_db,
+                     say)
 
 
 def _errors(f):
@@ -23,7 +24,7 @@ def _errors(f):
             return f(*args, **kwargs)
         except BroadcastError as exc:
             where = f"{exc.field}: " if exc.field else ""
-            raise click.ClickException(f"{where}{exc}") from None
+            raise click.ClickException(f"{where}{error_text(exc)}") from None
     wrapper.__name__, wrapper.__doc__ = f.__name__, f.__doc__
     return wrapper
 
@@ -81,20 +82,27 @@ def send(groups, everyone, text, template_name, title, priority, drill, choices,
     plan = broadcasts.plan(db.conn, config, text=text, group_ids=group_ids, everyone=everyone,
                            priority=priority, drill=drill, choices=choices, values=values,
                            now=now)
-    click.echo(f"{plan.people} people, {plan.parts} SMS parts, about "
-               f"{plan.seconds / 60:.1f} minutes at the SIMs' pace; budget left today: "
-               + ", ".join(f"{k} {v}" for k, v in plan.budget.items()))
+    lang = config.language
+    budget_left = ", ".join(f"{k} {v}" for k, v in plan.budget.items())
+    click.echo(say(lang, f"{plan.people}名、SMS {plan.parts}通、送信にかかる時間 約"
+                         f"{plan.seconds / 60:.1f}分。本日の残り: {budget_left}",
+                   f"{plan.people} people, {plan.parts} SMS parts, about "
+                   f"{plan.seconds / 60:.1f} minutes at the SIMs' pace; budget left today: "
+                   f"{budget_left}"))
     for warning in plan.warnings:
-        click.echo(f"warning: {warning}")
-    click.echo("--- first message ---\n" + plan.recipients[0].text + "\n---")
+        click.echo(f"{say(lang, '注意', 'warning')}: {warning}")
+    click.echo(say(lang, "--- 1人目への本文 ---", "--- first message ---") + "\n"
+               + plan.recipients[0].text + "\n---")
     if not yes:
-        click.confirm("Send it?", abort=True)
+        click.confirm(say(lang, "送信しますか？", "Send it?"), abort=True)
     with write(db) as conn:
         broadcast_id = broadcasts.create(conn, plan, title=title, actor=cli_actor(), now=now,
                                          template_id=template_id, scheduled_at=scheduled_at,
                                          request_key=str(uuid.uuid4()))
     doorbell.ring(config.database)
-    click.echo(f"broadcast {broadcast_id} {'scheduled' if scheduled_at else 'queued'}")
+    shown = wording.state("scheduled" if scheduled_at else "queued", lang)
+    click.echo(say(lang, f"一斉送信 #{broadcast_id}: {shown}",
+                   f"broadcast {broadcast_id} {shown.lower()}"))
 
 
 def _parse_at(text: str, zone, now: float) -> float:
@@ -115,9 +123,10 @@ def _parse_at(text: str, zone, now: float) -> float:
 @_errors
 def show(broadcast_id: int, as_json: bool) -> None:
     """Counts per state and every recipient of broadcast BROADCAST_ID."""
-    from .. import broadcasts, budget, error_policy
+    from .. import broadcasts, budget
     from ..db import now
     config, db = load_config_and_db()
+    lang = config.language
     held = budget.held_back(db.conn, config, now(), broadcast_id=broadcast_id)
     summary = broadcasts.summary(db.conn, broadcast_id, held=held)
     people = broadcasts.recipients(db.conn, broadcast_id, held=held)
@@ -126,8 +135,8 @@ def show(broadcast_id: int, as_json: bool) -> None:
                                                         "attempts", "modem", "last_error",
                                                         "reason", "acknowledged_at", "choice",
                                                         "budget_until")},
-                                  "reason_text": error_policy.describe(r["reason"],
-                                                                       config.language)}
+                                  "reason_text": wording.recipient_reason(
+                                      r["reason"], r["last_error"], lang) or None}
                                  for r in people]
         # Infinity is not JSON: a message no SIM's limit can take has no time (null).
         for item in (summary, *summary["recipients"]):
@@ -135,19 +144,24 @@ def show(broadcast_id: int, as_json: bool) -> None:
                 item["budget_until"] = None
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
         return
-    click.echo(f"#{summary['id']} {summary['title']} — {summary['state']} "
-               f"({summary['priority']}{', drill' if summary['drill'] else ''})")
-    click.echo("  " + "  ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
-               + f"  acknowledged {summary['acknowledged']}/{summary['total']}")
+    drill = say(lang, "、訓練", ", drill") if summary["drill"] else ""
+    click.echo(f"#{summary['id']} {summary['title']} — {wording.state(summary['state'], lang)} "
+               f"({wording.word(wording.PRIORITIES, summary['priority'], lang)}{drill})")
+    acknowledged = wording.word(wording.COUNTS, "acknowledged", lang)
+    click.echo("  " + "  ".join(f"{wording.state(k, lang)} {v}"
+                                for k, v in summary["counts"].items() if v)
+               + f"  {acknowledged} {summary['acknowledged']}/{summary['total']}")
     for choice, n in summary["tally"].items():
         click.echo(f"  {choice}: {n}")
+    if summary["other_replies"]:
+        click.echo(f"  {say(lang, 'その他', 'other')}: {len(summary['other_replies'])}")
     for r in people:
         ack = " ✓" if r["acknowledged_at"] else ""
-        why = error_policy.describe(r["reason"], config.language) if r["reason"] \
-            and r["state"] != "delivered" else r["last_error"]
+        why = wording.recipient_reason(r["reason"], r["last_error"], lang) \
+            if r["state"] != "delivered" else ""
         if r["state"] == "budget_wait":
             why = _budget_note(r["budget_until"], config)
-        click.echo(f"  {r['state']:<10} {r['phone']:<14} {r['name']}{ack}"
+        click.echo(f"  {wording.state(r['state'], lang):<10} {r['phone']:<14} {r['name']}{ack}"
                    + (f"  ({why})" if why else ""))
 
 
@@ -159,10 +173,11 @@ def cancel(broadcast_id: int) -> None:
     """Stop BROADCAST_ID: nobody not yet sent to receives it."""
     from .. import broadcasts
     from ..db import now, write
-    _, db = load_config_and_db()
+    config, db = load_config_and_db()
     with write(db) as conn:
         count = broadcasts.cancel(conn, broadcast_id, actor=cli_actor(), now=now())
-    click.echo(f"broadcast {broadcast_id} cancelled; {count} not sent")
+    click.echo(say(config.language, f"一斉送信 #{broadcast_id} を中止しました。{count}件は送信されません。",
+                   f"broadcast {broadcast_id} cancelled; {count} not sent"))
 
 
 @broadcast_group.command("retry")
@@ -177,7 +192,8 @@ def retry(broadcast_id: int) -> None:
     with write(db) as conn:
         count = broadcasts.retry_failed(conn, broadcast_id, actor=cli_actor(), now=now())
     doorbell.ring(config.database)
-    click.echo(f"{count} recipient(s) queued again")
+    click.echo(say(config.language, f"{count}件を再送信します",
+                   f"{count} recipient(s) queued again"))
 
 
 @broadcast_group.command("resend")
@@ -193,7 +209,10 @@ def resend(broadcast_id: int) -> None:
         new_id = broadcasts.resend_unacknowledged(conn, broadcast_id, actor=cli_actor(),
                                                   now=now())
     doorbell.ring(config.database)
-    click.echo("everyone has replied" if new_id is None else f"broadcast {new_id} queued")
+    lang = config.language
+    click.echo(say(lang, "全員から返信がありました", "everyone has replied") if new_id is None
+               else say(lang, f"一斉送信 #{new_id}: {wording.state('queued', lang)}",
+                        f"broadcast {new_id} queued"))
 
 
 @broadcast_group.command("list")
@@ -203,10 +222,15 @@ def resend(broadcast_id: int) -> None:
 def list_(limit: int) -> None:
     """Recent broadcasts, newest first."""
     from .. import broadcasts
-    _, db = load_config_and_db()
+    config, db = load_config_and_db()
+    lang = config.language
+    words = {key: wording.word(wording.COUNTS, key, lang) for key in ("people", "acknowledged")}
     for b in broadcasts.history(db.conn, limit=limit):
-        click.echo(f"#{b['id']:<4} {b['state']:<9} {b['people'] or 0:>4} people  "
-                   f"sent {b['sent'] or 0}  ack {b['acknowledged'] or 0}  {b['title']}")
+        click.echo(f"#{b['id']:<4} {wording.state(b['state'], lang):<9} "
+                   f"{words['people']} {b['people'] or 0:>4}  "
+                   f"{wording.state('delivered', lang)} {b['delivered'] or 0}  "
+                   f"{wording.state('failed', lang)} {b['failed'] or 0}  "
+                   f"{words['acknowledged']} {b['acknowledged'] or 0}  {b['title']}")
 
 
 @click.command("inbox")
@@ -221,8 +245,9 @@ def inbox(unmatched: bool, limit: int) -> None:
     for m in replies.inbox(db.conn, unmatched_only=unmatched, limit=limit):
         when = dt.datetime.fromtimestamp(m["received_at"], config.zone).strftime("%m-%d %H:%M")
         who = m["contact_name"] or m["recipient_name"] or "?"
-        about = f" → #{m['broadcast_id']}" if m["broadcast_id"] else " (unmatched)"
-        choice = f" [choice {m['choice']}]" if m["choice"] else ""
+        about = (f" → #{m['broadcast_id']}" if m["broadcast_id"]
+                 else say(config.language, "（該当なし）", " (unmatched)"))
+        choice = f" [{say(config.language, '選択肢', 'choice')} {m['choice']}]" if m["choice"] else ""
         click.echo(f"{when} {m['number']} {who}{about}{choice}: {m['text']}")
 
 

@@ -29,6 +29,7 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CONFIG_KEY = "tsunagu.config_path"
+_LANG_KEY = "tsunagu.language"
 
 
 def _remember_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -41,7 +42,8 @@ def config_option(f: F) -> F:
     return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
         envvar="TSUNAGU_CONFIG", expose_value=False, callback=_remember_config,
-        help="Configuration file (TOML; default: $TSUNAGU_CONFIG). "
+        help="Configuration file (TOML; default: $TSUNAGU_CONFIG, else "
+             "/etc/tsunagu/tsunagu.toml). "
              "See docs/config.example.toml.")(f)
 
 
@@ -53,10 +55,13 @@ def config_path(ctx: click.Context | None = None) -> Path | None:
 def load_config(ctx: click.Context | None = None):
     """The checked configuration, or a ClickException naming the key and the file."""
     from .. import config as config_mod
+    ctx = ctx or click.get_current_context()
     try:
-        return config_mod.load(config_path(ctx))
+        config = config_mod.load(config_path(ctx))
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    ctx.meta[_LANG_KEY] = config.language  # errors from here on speak it too
+    return config
 
 
 def load_config_and_db(ctx: click.Context | None = None):
@@ -69,6 +74,11 @@ def load_config_and_db(ctx: click.Context | None = None):
         raise click.ClickException(f"cannot open the database {config.database}: {exc}") \
             from None
     return config, database
+
+
+def say(lang: str, ja: str, en: str) -> str:
+    """The configured language's sentence (`language` in the config): ja unless 'en'."""
+    return en if lang == "en" else ja
 
 
 # Control characters (an ESC starts a terminal escape sequence), C1 controls, and invisible or
@@ -102,6 +112,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
             templates.TemplateError, users.UserError, users.LoginRefused)
 
 
+def error_text(exc: BaseException) -> str:
+    """The error's message in the configured language (Japanese before the config is read)."""
+    from ..wording import error_text as in_language
+    ctx = click.get_current_context(silent=True)
+    return in_language(exc, ctx.meta.get(_LANG_KEY, "ja") if ctx else "ja")
+
+
 def friendly_errors(f: F) -> F:
     """Turn the library's input errors into click.ClickException (one line, exit 1)."""
     @functools.wraps(f)
@@ -109,5 +126,5 @@ def friendly_errors(f: F) -> F:
         try:
             return f(*args, **kwargs)
         except user_errors() as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(error_text(exc)) from None
     return wrapper  # type: ignore[return-value]

@@ -94,7 +94,8 @@ def _value(value) -> str:
               help="cp932 (Shift_JIS, what Excel in Japan expects) or utf-8 (with a BOM; "
                    "needed for names with characters such as 𠮷).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file (created readable by its owner only); default stdout.")
+              help="Write to this file (created readable by its owner only); default stdout "
+                   "(shown as text when stdout is a terminal).")
 @config_option
 @friendly_errors
 def export_command(encoding: str, output: Path | None) -> None:
@@ -102,6 +103,10 @@ def export_command(encoding: str, output: Path | None) -> None:
     from .. import contacts
     _, db = load_config_and_db()
     data = contacts.export_contacts(db, encoding, actor=cli_actor())
+    if output is None and sys.stdout.isatty():
+        # A person reading a terminal: CP932 bytes would show as mojibake there.
+        click.echo(data.decode(encoding).lstrip("\ufeff"), nl=False)
+        return
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

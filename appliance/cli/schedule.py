@@ -5,7 +5,8 @@ import datetime as dt
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .. import wording
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db, say
 
 
 def _errors(f):
@@ -52,7 +53,8 @@ def add(name, cron, groups, text, template_name, priority) -> None:
         schedule_id = schedules.add(conn, config, name=name, cron=cron, groups=list(groups),
                                     text=text, template_id=template_id, priority=priority,
                                     actor=cli_actor(), now=now())
-    click.echo(f"schedule {schedule_id} added")
+    click.echo(say(config.language, f"定期送信 #{schedule_id} を追加しました",
+                   f"schedule {schedule_id} added"))
 
 
 @schedule_group.command("list")
@@ -63,10 +65,15 @@ def list_() -> None:
     from .. import schedules
     from ..db import now
     config, db = load_config_and_db()
+    lang = config.language
     for s in schedules.listing(db.conn, config, now()):
-        nxt = dt.datetime.fromtimestamp(s["next_run_at"], config.zone).strftime(
-            "%Y-%m-%d %H:%M") if s["next_run_at"] else "disabled"
-        click.echo(f"#{s['id']:<3} {s['cron']:<16} next {nxt}  {', '.join(s['groups'])}  {s['name']}")
+        if s["next_run_at"]:
+            moment = dt.datetime.fromtimestamp(s["next_run_at"], config.zone)
+            nxt = f"{moment:%Y-%m-%d}({wording.weekday_of(moment, lang)}) {moment:%H:%M}"
+        else:
+            nxt = say(lang, "停止中", "paused")
+        click.echo(f"#{s['id']:<3} {wording.schedule_when(s['cron'], lang):<14} "
+                   f"{say(lang, '次回', 'next')} {nxt}  {'、'.join(s['groups'])}  {s['name']}")
 
 
 def _toggle(enabled: bool):
@@ -76,10 +83,12 @@ def _toggle(enabled: bool):
     def command(schedule_id: int) -> None:
         from .. import schedules
         from ..db import now, write
-        _, db = load_config_and_db()
+        config, db = load_config_and_db()
         with write(db) as conn:
             schedules.set_enabled(conn, schedule_id, enabled, actor=cli_actor(), now=now())
-        click.echo(f"schedule {schedule_id} {'enabled' if enabled else 'disabled'}")
+        click.echo(say(config.language,
+                       f"定期送信 #{schedule_id} を{'再開' if enabled else '停止'}しました",
+                       f"schedule {schedule_id} {'enabled' if enabled else 'disabled'}"))
     return command
 
 
@@ -95,7 +104,8 @@ def delete(schedule_id: int) -> None:
     """Delete SCHEDULE_ID."""
     from .. import schedules
     from ..db import write
-    _, db = load_config_and_db()
+    config, db = load_config_and_db()
     with write(db) as conn:
         schedules.delete(conn, schedule_id, actor=cli_actor())
-    click.echo(f"schedule {schedule_id} deleted")
+    click.echo(say(config.language, f"定期送信 #{schedule_id} を削除しました",
+                   f"schedule {schedule_id} deleted"))

@@ -69,18 +69,24 @@ def _call(ctx: click.Context, command: str, **args) -> None:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
+def _mobile(number: str | None, hint: str) -> str | None:
+    """A number as people type it (090-1000-0036) in the E.164 form the modem sees."""
+    from appliance.phone import PhoneError, normalise_mobile
+    if number is None:
+        return None
+    try:
+        return normalise_mobile(number)
+    except PhoneError as exc:
+        raise click.BadParameter(exc.reason, param_hint=hint) from None
+
+
 @sim_ctl.command("inject-sms")
 @click.argument("sender")
 @click.argument("text")
 @click.pass_context
 def inject_sms(ctx, sender: str, text: str) -> None:
     """A phone at SENDER texts TEXT to the modem's SIM (a reply)."""
-    from appliance.phone import PhoneError, normalise_mobile
-    try:
-        sender = normalise_mobile(sender)
-    except PhoneError as exc:
-        raise click.BadParameter(exc.reason, param_hint="SENDER") from None
-    _call(ctx, "inject_sms", sender=sender, text=text)
+    _call(ctx, "inject_sms", sender=_mobile(sender, "SENDER"), text=text)
 
 
 @sim_ctl.command("set-outcome")
@@ -89,7 +95,7 @@ def inject_sms(ctx, sender: str, text: str) -> None:
 @click.pass_context
 def set_outcome(ctx, number: str, outcome: str) -> None:
     """What the delivery report says for messages to NUMBER (none: no report)."""
-    _call(ctx, "set_outcome", number=number, outcome=outcome)
+    _call(ctx, "set_outcome", number=_mobile(number, "NUMBER"), outcome=outcome)
 
 
 @sim_ctl.command("fail-sends")
@@ -100,7 +106,8 @@ def set_outcome(ctx, number: str, outcome: str) -> None:
 @click.pass_context
 def fail_sends(ctx, code: int, number: str | None, rate: float | None, count: int | None) -> None:
     """Answer sends with +CMS ERROR CODE (e.g. 331 no network, 500 unknown)."""
-    _call(ctx, "fail_sends", code=code, number=number, rate=rate, count=count)
+    _call(ctx, "fail_sends", code=code, number=_mobile(number, "--number"), rate=rate,
+          count=count)
 
 
 @sim_ctl.command("withhold-prompts")

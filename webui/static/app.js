@@ -8,19 +8,24 @@ const BACKGROUND = { "X-Tsunagu-Background": "1" };
 function csrf() { const el = document.querySelector('input[name="csrf_token"]'); return el ? el.value : ""; }
 const ja = document.documentElement.lang !== "en";
 
+async function postJson(url, body) {
+  const res = await fetch(url, { method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() }, body: JSON.stringify(body) });
+  return res.ok ? res.json() : null;
+}
+
 // Live counter: asks the server, which splits text exactly as the modem sender does.
 function setupCounter() {
-  const area = document.querySelector("textarea[data-count-url]");
   const out = document.getElementById("counter");
+  const area = out && document.querySelector("textarea[data-count-url]");
   const choices = document.getElementById("choices");
   if (!area || !out) return;
+  let typed = false;  // an error already shown beside the field is not repeated on load
   const update = debounce(async () => {
-    const res = await fetch(area.dataset.countUrl, { method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify({ text: area.value, choices: choices ? choices.value : "" }) });
-    if (!res.ok) return;
-    const c = await res.json();
-    if (c.error) { out.textContent = c.error; out.classList.add("over"); return; }
+    const c = await postJson(area.dataset.countUrl, { text: area.value, choices: choices ? choices.value : "" });
+    if (!c) return;
+    if (c.error) { out.textContent = typed ? c.error : ""; out.classList.add("over"); return; }
+    out.classList.remove("over");
     out.classList.toggle("over", c.too_long);
     out.classList.toggle("long", c.parts > 1 && !c.too_long);
     if (ja) {
@@ -31,18 +36,74 @@ function setupCounter() {
         : c.parts > 1 ? `${c.chars} characters · split into ${c.parts} SMS (70 fit in one)` : `${c.chars} characters · 1 SMS`;
     }
   }, 150);
-  area.addEventListener("input", update);
-  if (choices) choices.addEventListener("input", update);
+  const edited = () => { typed = true; update(); };
+  area.addEventListener("input", edited);
+  if (choices) choices.addEventListener("input", edited);
   update();
 }
 
-// Choosing a template fills the message (without JS: the "use this template" button).
+// The preview of the schedule form: the template's text, or the text typed, as it is read.
+function showPreview(selector, sample, problem) {
+  const box = document.querySelector(selector);
+  const problemBox = document.getElementById("schedule-problem");
+  if (!box) return;
+  box.querySelector("pre").textContent = sample || "";
+  box.hidden = !sample;
+  if (problemBox) { problemBox.textContent = problem || ""; problemBox.hidden = !problem; }
+}
+
+function setupPreview() {
+  const area = document.querySelector("textarea[data-preview]");
+  const select = document.querySelector("select[data-preview]");
+  if (!area) return;
+  const update = debounce(async () => {
+    if (select && select.value !== "0") return;  // the template's text is what is sent
+    const c = await postJson(area.dataset.countUrl, { text: area.value, choices: "", for: area.dataset.for || "" });
+    if (c) showPreview(area.dataset.preview, c.sample, c.error);
+  }, 200);
+  area.addEventListener("input", update);
+}
+
+// Choosing a template fills the form with its text and how it is sent (priority, reply
+// choices, groups) — or, on the schedule form, shows what it will send. Without JS: the
+// "use this template" / "preview" buttons do the same through the server.
 function setupTemplates() {
-  const select = document.getElementById("template_id");
-  const area = document.getElementById("text");
-  if (!select || !area) return;
-  select.addEventListener("change", () => {
-    if (select.value !== "0") { document.querySelector('button[name="use_template"]').click(); }
+  document.querySelectorAll(".nojs-only").forEach((el) => { el.hidden = true; });
+  const select = document.querySelector("select[data-template-url]");
+  if (!select) return;
+  select.addEventListener("change", async () => {
+    if (select.value === "0") {
+      if (select.dataset.preview) showPreview(select.dataset.preview, "", "");
+      return;
+    }
+    const url = select.dataset.templateUrl.replace(/\/0$/, `/${select.value}`) + (select.dataset.for ? `?for=${select.dataset.for}` : "");
+    const res = await fetch(url, { credentials: "same-origin" });
+    if (!res.ok) return;
+    const t = await res.json();
+    if (select.dataset.preview) { showPreview(select.dataset.preview, t.sample, t.problem); return; }
+    const text = document.getElementById("text");
+    text.value = t.text;
+    const priority = document.querySelector(`input[name="priority"][value="${t.priority}"]`);
+    if (priority) priority.checked = true;
+    const choices = document.getElementById("choices");
+    if (choices) choices.value = t.choices;
+    const boxes = document.querySelectorAll('input[type="checkbox"][name="groups"]');
+    if (t.groups.length && ![...boxes].some((b) => b.checked)) {
+      boxes.forEach((b) => { b.checked = t.groups.includes(Number(b.value)); });
+    }
+    text.dispatchEvent(new Event("input"));
+  });
+}
+
+// A long list of people to tick: typing narrows it.
+function setupFilters() {
+  document.querySelectorAll("input[data-filter]").forEach((input) => {
+    const list = document.querySelector(input.dataset.filter);
+    if (!list) return;
+    input.addEventListener("input", () => {
+      const q = input.value.trim();
+      list.querySelectorAll("li").forEach((li) => { li.hidden = q !== "" && !li.textContent.includes(q); });
+    });
   });
 }
 
@@ -55,6 +116,12 @@ function setupOnce() {
     f.addEventListener("submit", (e) => { if (!window.confirm(f.dataset.confirm)) e.preventDefault(); });
   });
   document.querySelectorAll("button[data-print]").forEach((b) => b.addEventListener("click", () => window.print()));
+}
+
+// After a refused form the list of what to fix is where the eye (and the keyboard) is.
+function setupErrors() {
+  const summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); summary.scrollIntoView({ block: "start" }); }
 }
 
 // Live progress of a broadcast.
@@ -70,10 +137,15 @@ function setupProgress() {
       const el = box.querySelector(`[data-count="${k}"]`); if (el) el.textContent = v;
     }
     const ack = box.querySelector('[data-count="acknowledged"]'); if (ack) ack.textContent = d.acknowledged;
+    const left = document.getElementById("remaining");
+    if (left) left.textContent = d.remaining_minutes ? left.dataset.template.replace("{m}", d.remaining_minutes) : "";
     for (const r of d.recipients) {
       const cell = document.querySelector(`#r${r.id} [data-state]`);
-      if (cell) { cell.innerHTML = ""; const s = document.createElement("span");
-        s.className = `state s-${r.state}`; s.textContent = r.label; cell.appendChild(s); }
+      const shown = cell && cell.querySelector(".state");
+      if (shown && !shown.classList.contains(`s-${r.state}`)) {
+        shown.className = `state s-${r.state}`; shown.textContent = r.label;
+        shown.title = r.meaning;
+      }
     }
     const active = d.state === "queued" || d.state === "sending" || d.state === "scheduled";
     // Finished just now: reload once for the actions that apply now (retry, resend).
@@ -93,5 +165,6 @@ function setupDashboard() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  setupCounter(); setupTemplates(); setupOnce(); setupProgress(); setupDashboard();
+  setupCounter(); setupPreview(); setupTemplates(); setupFilters(); setupOnce(); setupErrors();
+  setupProgress(); setupDashboard();
 });
