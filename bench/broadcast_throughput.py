@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MemoryWatch, cpu_seconds, spread  # noqa: E402
+from bench.common import (MemoryWatch, cpu_seconds, spread,  # noqa: E402
+                          stop_cleanly_on_sigterm)
 from bench.cpu_quota import CpuQuota  # noqa: E402
 
 from appliance import broadcasts, config as config_mod, doorbell  # noqa: E402
@@ -208,6 +209,7 @@ def run_cases(cases, people: int, repeat: int, out=sys.stdout) -> list[dict]:
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=200)
     parser.add_argument("--quick", action="store_true",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import signal
 import statistics
 import sys
 import threading
@@ -19,6 +20,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (kill, a timeout) ends a benchmark like Ctrl-C: through its finally blocks,
+    which stop the daemon and the simulated modems it started and remove their files."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
 
 
 def machine() -> dict:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MemoryWatch, spread  # noqa: E402
+from bench.common import MemoryWatch, spread, stop_cleanly_on_sigterm  # noqa: E402
 
 from appliance import broadcasts, config as config_mod, doorbell  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
@@ -153,6 +153,7 @@ def summarise(results: list[dict]) -> dict:
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=1)

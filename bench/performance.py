@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import broadcast_throughput, disaster_drill, queue_depth, ten_thousand  # noqa: E402
-from bench.common import ROOT, machine  # noqa: E402
+from bench.common import ROOT, machine, stop_cleanly_on_sigterm  # noqa: E402
 
 BEGIN = "<!-- performance: written by bench/performance.py --report; edit that, not this -->"
 END = "<!-- performance: end -->"
@@ -307,6 +307,7 @@ def write_readme(section: str, readme: Path) -> None:
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true",
                         help="write the README's Performance section and bench/report.json")

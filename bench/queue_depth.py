@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.broadcast_throughput import CHOICES, SubmitCounter  # noqa: E402
-from bench.common import cpu_ns, spread  # noqa: E402
+from bench.common import cpu_ns, spread, stop_cleanly_on_sigterm  # noqa: E402
 
 from appliance import broadcasts, config as config_mod, outbox  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
@@ -105,6 +105,7 @@ def summarise(results: list[dict]) -> dict:
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depths", default="30,200,1000,10000")
     parser.add_argument("--repeat", type=int, default=3)

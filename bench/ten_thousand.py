@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MemoryWatch, percentile  # noqa: E402
+from bench.common import MemoryWatch, percentile, stop_cleanly_on_sigterm  # noqa: E402
 from bench.broadcast_throughput import SubmitCounter  # noqa: E402
 
 from appliance import broadcasts, budget, config as config_mod, doorbell, roster_csv  # noqa: E402
@@ -227,6 +227,7 @@ def _answers(browser: Browser) -> bool:
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--send-delay", type=float, default=0.005)
