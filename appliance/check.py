@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import clock as clock_mod
 from . import health as health_mod
-from . import jobs, schedules, storage, wording
+from . import jobs, modem_link, schedules, storage, timekeeping, wording
 from .config import Config
 from .db import write
 
@@ -88,6 +88,35 @@ def check_modems(h: health_mod.Health, lang: str) -> list[Result]:
         out.append(Result(f"modem:{m.name}", status, _t(
             lang, f"{m.name}: 送信できません — {why}", f"{m.name}: cannot send — {why}")
             + (f" ({m.detail})" if m.detail else "")))
+    return out
+
+
+RUNG_TEXT = {
+    "ja": {"resync": "再同期", "reset": "リセット", "power_cycle": "USB電源の入れ直し"},
+    "en": {"resync": "resync", "reset": "reset", "power_cycle": "USB power cycle"},
+}
+
+
+def check_recovery(conn: sqlite3.Connection, config: Config, lang: str) -> list[Result]:
+    """The recovery ladder (appliance.modem_link): critical when it gave up on a modem,
+    a warning while a rung is being tried."""
+    out = []
+    for modem in config.modems:
+        state = modem_link.latest(conn, modem.name)
+        if state is None or state["outcome"] == "recovered":
+            continue
+        if state["rung"] == "gave_up":
+            out.append(Result(f"recovery:{modem.name}", CRITICAL, _t(
+                lang, f"{modem.name}: モデムが応答せず、自動復旧（再同期・リセット・USB電源の入れ直し）"
+                      "でも直りませんでした。モデムのUSBケーブルを抜いて10秒待ち、差し直してください",
+                f"{modem.name}: the modem does not answer and automatic recovery (resync, reset, "
+                "USB power cycle) did not help: unplug its USB cable, wait 10 s, plug it in "
+                f"again ({state['detail']})")))
+        elif state["outcome"] is None:
+            rung = RUNG_TEXT[lang].get(state["rung"], state["rung"])
+            out.append(Result(f"recovery:{modem.name}", WARNING, _t(
+                lang, f"{modem.name}: モデムが応答しないため自動復旧中（{rung}）",
+                f"{modem.name}: the modem does not answer; recovering ({rung})")))
     return out
 
 
@@ -189,22 +218,43 @@ def check_storage(config: Config, now: float, lang: str,
     return results
 
 
-def check_clock(now: float, lang: str, synchronised: bool | None = None) -> Result:
-    """Critical when the time is impossible; a warning when it is not synchronised (the
-    second factor's codes and the audit log's times need the right time)."""
+def check_clock(now: float, lang: str, synchronised: bool | None = None,
+                conn: sqlite3.Connection | None = None) -> Result:
+    """Critical when the time is impossible; otherwise where it comes from: NTP, the cellular
+    network (appliance.timekeeping set it while NTP could not), or nowhere — a warning, as
+    the second factor's codes, schedules, the daily budget and the audit log's times need
+    the right time."""
     if now < EARLIEST_SANE_TIME:
         return Result("clock", CRITICAL, _t(lang, "時計が合っていません（NTPを確認してください）",
                                             "the clock is wrong (check NTP)"))
+    try:
+        status = timekeeping.read_status(conn) if conn is not None else None
+    except sqlite3.DatabaseError:
+        status = None  # a damaged database is the storage check's to report
+    source = status["source"] if status else None
+    if synchronised is True:
+        return Result("clock", OK, _t(lang, "時計正常（同期済み）", "clock sane and synchronised"))
+    if source == "network":
+        return Result("clock", OK, _t(
+            lang, "時刻の出どころ: 携帯電話網（NTPに届かないため）",
+            f"time source: the cellular network (NTP unreachable): {status['detail']}"))
+    if source == "unsynchronised":
+        return Result("clock", WARNING, _t(
+            lang, "時刻が同期されていません。インターネット接続（NTP）かモデムの電波を確認してください"
+            "（2段階認証のコード・予約送信・1日の上限・ログの時刻に影響します）",
+            f"time source: unsynchronised: {status['detail']} (two-step codes, schedules, the "
+            "daily budget and the logs depend on it)"))
     if synchronised is False:
         return Result("clock", WARNING, _t(
             lang, "時計が同期していません。ネットワーク（NTP）の設定を確認してください。"
                   "ずれると2段階認証のコードが通らなくなります",
             "the clock is not synchronised (check NTP): two-step verification codes fail "
             "when it drifts"))
-    if synchronised is None:
-        return Result("clock", OK, _t(lang, "時計正常（同期状態は確認できません）",
-                                      "clock sane (synchronisation unknown)"))
-    return Result("clock", OK, _t(lang, "時計正常（同期済み）", "clock sane and synchronised"))
+    if source == "ntp":
+        return Result("clock", OK, _t(lang, "時刻の出どころ: NTP（インターネット）",
+                                      "time source: NTP"))
+    return Result("clock", OK, _t(lang, "時計正常（同期状態は確認できません）",
+                                  "clock sane (synchronisation unknown)"))
 
 
 def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
@@ -287,7 +337,8 @@ def run_checks(db, config: Config, now: float, *,
             results = [check_daemon(h, lang), *check_modems(h, lang),
                        check_budget(h, config, lang), *check_queue(h, config, lang),
                        check_database(conn, config, lang)]
-            tail = [check_last_test(conn, now, lang), *check_jobs(conn, config, lang)]
+            tail = [check_last_test(conn, now, lang), *check_jobs(conn, config, lang),
+                    *check_recovery(conn, config, lang)]
         except sqlite3.DatabaseError as exc:
             fault = storage.fault_of(exc, Path(config.database).parent)
             if fault is None:
@@ -297,7 +348,7 @@ def run_checks(db, config: Config, now: float, *,
     if not results:
         results = [check_daemon_without_database(config, now, lang)]
     every = [*results, *check_storage(config, now, lang, met),
-             check_clock(now, lang, clock_sync()), *tail]
+             check_clock(now, lang, clock_sync(), conn), *tail]
     return list({(r.name, r.message): r for r in every}.values())  # a fault said once
 
 

@@ -123,6 +123,26 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class TimeConfig:
+    # How the daemon sets the system clock from the network's time, when NTP is not
+    # synchronised: a command, {epoch} replaced by the Unix time to set. The daemon itself
+    # may not change the clock (ProtectClock, no capabilities); this starts a one-shot unit
+    # that may, and nothing else (scripts/install.sh, systemd/tsunagu-set-clock@.service).
+    setter: str = "systemctl start --no-ask-password tsunagu-set-clock@{epoch}.service"
+    max_drift: float = 120       # seconds the clock may differ from the network before it is set
+    check_interval: float = 600  # seconds between two looks at the network's time
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    # The ladder for a modem that stops answering: resync, then AT+CFUN=1,1 (reset), then
+    # the modem's power_cycle_command; each rung given this long to work before the next.
+    reset: bool = True
+    rung_wait: float = 60
+    max_resets_per_hour: int = 3   # resets and power cycles together: never a reset loop
+
+
+@dataclass(frozen=True)
 class ModemConfig:
     name: str
     port: str
@@ -130,6 +150,9 @@ class ModemConfig:
     pace: int = 20
     daily_limit: int = 200
     request_status_reports: bool = True
+    # The last rung of the recovery ladder: cuts and restores the modem's USB power
+    # ({name} and {port} are replaced); empty: no power cycle (README, "Hardware").
+    power_cycle_command: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,6 +169,8 @@ class Config:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
+    time: TimeConfig = field(default_factory=TimeConfig)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -402,7 +427,8 @@ def _describe(value: Any) -> str:
 # -- the schema: one reader per section -------------------------------------------------
 
 TOP_KEYS = {"database", "clinic_name", "timezone", "language"}
-MODEM_KEYS = {"name", "port", "pin", "pace", "daily_limit", "request_status_reports"}
+MODEM_KEYS = {"name", "port", "pin", "pace", "daily_limit", "request_status_reports",
+              "power_cycle_command"}
 
 
 def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
@@ -507,6 +533,25 @@ def read_backup(reader: _Reader, data: dict[str, Any]) -> BackupConfig:
     )
 
 
+def read_time(reader: _Reader, data: dict[str, Any]) -> TimeConfig:
+    t = _Table(reader, "time.", data, {"setter", "max_drift", "check_interval"})
+    setter = t.text("setter", default=TimeConfig.setter, allow_empty=True)
+    if setter and "{epoch}" not in setter:
+        raise t.fail("setter", "the command must contain {epoch} (the Unix time to set), "
+                     "or be \"\" to never set the clock")
+    return TimeConfig(setter=setter,
+                      max_drift=t.number("max_drift", default=120, above=0),
+                      check_interval=t.number("check_interval", default=600, above=0))
+
+
+def read_recovery(reader: _Reader, data: dict[str, Any]) -> RecoveryConfig:
+    t = _Table(reader, "recovery.", data, {"reset", "rung_wait", "max_resets_per_hour"})
+    return RecoveryConfig(reset=t.boolean("reset", default=True),
+                          rung_wait=t.number("rung_wait", default=60, above=0),
+                          max_resets_per_hour=t.integer("max_resets_per_hour", default=3,
+                                                        minimum=0, maximum=20))
+
+
 def read_modem(reader: _Reader, t: _Table) -> ModemConfig:
     name = t.text("name", required=True)
     if not MODEM_NAME.fullmatch(name):
@@ -526,11 +571,13 @@ def read_modem(reader: _Reader, t: _Table) -> ModemConfig:
         pace=t.integer("pace", default=20, minimum=1, maximum=60_000),  # high: benches
         daily_limit=t.integer("daily_limit", default=200, minimum=1, maximum=100_000),
         request_status_reports=t.boolean("request_status_reports", default=True),
+        power_cycle_command=t.text("power_cycle_command", default="", allow_empty=True),
     )
 
 
 SECTIONS = {"web": read_web, "daemon": read_daemon, "test": read_test, "gpio": read_gpio,
-            "check": read_check, "backup": read_backup}
+            "check": read_check, "backup": read_backup, "time": read_time,
+            "recovery": read_recovery}
 
 
 # -- the web UI's secret key ------------------------------------------------------------

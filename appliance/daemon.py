@@ -35,6 +35,7 @@ import sqlite_utils
 
 from . import broadcasts, schedules, storage
 from .clock import Clock, SystemClock
+from .timekeeping import ClockKeeper
 from .config import Config
 from .db import connect, write
 from .dispatcher import Worker
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 TICK = 0.2                 # the main thread's loop: requests are answered within this
 TIMERS_EVERY = 2.0         # scheduled broadcasts and follow-ups are looked at this often
 PROBE_TIMEOUT = 30.0       # a probe answers with what it has after this long
+DOCTOR_TIMEOUT = 120.0     # modem doctor on the daemon's modem (a send may be in flight)
 WORKER_JOIN_TIMEOUT = 60.0  # the longest message at a slow pace, finishing on SIGTERM
 
 
@@ -124,6 +126,7 @@ class _Probe:
     request_id: int
     futures: dict[str, Future]
     deadline: float
+    kind: str = "probe"
 
 
 @dataclass
@@ -152,6 +155,17 @@ class Requests:
         if row["kind"] == "probe":
             futures = {w.name: w.request_probe() for w in self.daemon.workers}
             self.in_flight[row["id"]] = _Probe(row["id"], futures, now + PROBE_TIMEOUT)
+        elif row["kind"] == "doctor":
+            worker = next((w for w in self.daemon.workers if w.name == args.get("modem")), None)
+            if worker is None:
+                raise ValueError(f"no modem named {args.get('modem')!r} in the configuration")
+            from . import doctor
+            fix, loopback_to = bool(args.get("fix")), args.get("loopback_to")
+            lang = self.daemon.config.language
+            future = worker.request_task(lambda device: doctor.Doctor(
+                device, worker.name, lang=lang, fix=fix).run(loopback_to=loopback_to).as_json())
+            self.in_flight[row["id"]] = _Probe(row["id"], {worker.name: future},
+                                               now + DOCTOR_TIMEOUT, kind="doctor")
         elif row["kind"] == "send_test":
             with write(self.daemon.db) as conn:
                 broadcast_id = broadcasts.create_test_broadcast(
@@ -164,6 +178,17 @@ class Requests:
     def _finish_probe(self, probe: _Probe, now: float) -> None:
         done = all(f.done() for f in probe.futures.values())
         if not done and now < probe.deadline:
+            return
+        if probe.kind == "doctor":
+            (future,) = probe.futures.values()
+            if not future.done():
+                self._answer(probe.request_id, "failed", {"error": "the modem's worker did not "
+                             f"answer within {DOCTOR_TIMEOUT:.0f} s"}, now)
+            elif future.exception() is not None:
+                self._answer(probe.request_id, "failed", {"error": str(future.exception())}, now)
+            else:
+                self._answer(probe.request_id, "done", future.result(), now)
+            del self.in_flight[probe.request_id]
             return
         modems = []
         for name, future in probe.futures.items():
@@ -188,9 +213,13 @@ class Daemon:
 
     def __init__(self, config: Config, *, clock: Clock | None = None,
                  open_device: Callable[[str], Any] | None = None,
-                 services: list[Service] | None = None):
+                 services: list[Service] | None = None,
+                 clock_keeper: ClockKeeper | None = None):
         self.config = config
         self.clock = clock or SystemClock()
+        # Keeps the system clock right from the network's time (appliance.timekeeping);
+        # a test gives one with its own NTP state and setter.
+        self.clock_keeper = clock_keeper or ClockKeeper(config.time, self.clock)
         self.open_device = open_device
         self.services: list[Service] = list(services or [])
         self.stopping = threading.Event()
@@ -296,7 +325,8 @@ class Daemon:
                         len(result.submitted), len(result.resent), len(result.uncertain))
         self.heartbeat(self.started_at)
         self.workers = [Worker(self.config, modem, clock=self.clock, stop=self.stopping,
-                               open_device=self.open_device, storage=self.storage)
+                               open_device=self.open_device, storage=self.storage,
+                               clock_keeper=self.clock_keeper)
                         for modem in self.config.modems]
         self.started = True
         for worker in self.workers:

@@ -5,10 +5,11 @@ through its own modem at the SIM's pace and within its daily limit, and between 
 drains what the modem reports unprompted (delivery reports, replies). The AT session does
 one command at a time, so sending and reading events share this one thread.
 
-When its modem fails — no answer, port gone, SIM removed, no network — the worker stops
-claiming (claims are per message, so the other workers simply take the rest), marks the
-modem not ready with the reason, and keeps re-opening and re-initialising it with back-off
-until it comes back (USB unplug and replug), without a restart.
+The modem's own life — opening it, setting it up, polling it, listening to its notices,
+re-opening it and the recovery ladder when it hangs — is appliance.modem_link.ModemLink's:
+when its modem fails (no answer, port gone, SIM removed, no network) the worker stops
+claiming (claims are per message, so the other workers simply take the rest) until the link
+says it is usable again, without a restart.
 
 When the database cannot be written (a full or read-only disk, a damaged file:
 appliance.storage), the worker keeps its modem and the message in hand, gives the modem
@@ -29,7 +30,6 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol, TypeVar
 
@@ -41,13 +41,11 @@ from modem.errors import ModemError
 from . import budget, error_policy, health, outbox, storage as storage_mod
 from .clock import Clock, SystemClock
 from .config import Config, ModemConfig
-from .db import write
 from .modem_events import ModemEvents
+from .modem_link import Backoff, ModemLink
 
 log = logging.getLogger(__name__)
 
-RECONNECT_FIRST = 0.5      # seconds before the first re-open of a failed modem…
-RECONNECT_MAX = 15.0       # …doubling up to this (a replugged USB modem is back within it)
 IDLE_WAIT = 0.05           # how long an idle worker waits for an event before looking for
                            # work again: bounds the time from "queued" to "on the wire".
                            # 0.02 measured 1.75 % CPU idle against 1.0 % here: not worth
@@ -62,14 +60,16 @@ RATE_WINDOW = 20           # the recent sends an error rate is taken over…
 RATE_MIN_SENDS = 10        # …once there are this many…
 RATE_FLAG = health.FLAG_ERROR_RATE  # …and at this rate it is flagged (dashboard, check)…
 DEGRADED_GAP = 5.0         # …and, while another modem is healthy, claims one message per gap
-WRONG_PASSWORD = 16        # +CME ERROR: 16, incorrect password (the SIM PIN)
 ERROR_PAUSE = 1.0          # after an unexpected error, before the loop goes on
-NOTICE_GAP = 0.5           # at most one look per this long brought forward by the modem's notices
 STORED_BATCH = 8           # announced stored messages (reports, replies) read together…
 STORED_WAIT = 2.0          # …or once the first has waited this long, while there is work;
                            # well within any modem's storage (an EC25 holds 255)
 
 T = TypeVar("T")
+
+
+class ModemUnavailable(RuntimeError):
+    """A task was asked of a modem that is not open."""
 
 
 def _open_device(path: str):
@@ -87,6 +87,8 @@ class Device(Protocol):
     """What the worker needs of modem.device.Modem (a real or a simulated modem)."""
     def initialise(self, *, pin: str | None, request_status_reports: bool) -> Any: ...
     def identify(self) -> Any: ...
+    def network_time(self) -> Any: ...
+    def reset(self, *, timeout: float) -> None: ...
     def send_pdu(self, submit: pdu.SubmitPdu, *,
                  meanwhile: Callable[[], None] | None = None) -> int: ...
     def next_event(self, timeout: float, *, read_stored: bool = True,
@@ -98,28 +100,13 @@ class Device(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class Backoff:
-    """Seconds to wait before the next re-open: doubles per failure, reset on success."""
-    first: float = RECONNECT_FIRST
-    maximum: float = RECONNECT_MAX
-    delay: float = field(init=False, default=0.0)
-
-    def failed(self) -> float:
-        self.delay = min(self.maximum, self.delay * 2 if self.delay else self.first)
-        return self.delay
-
-    def reset(self) -> None:
-        self.delay = 0.0
-
-
 class Worker:
     """Sends through one modem and reads what it reports; see the module docstring."""
 
     def __init__(self, config: Config, modem: ModemConfig, *,
                  db: sqlite_utils.Database | None = None, clock: Clock | None = None,
                  open_device: Callable[[str], Device] | None = None,
-                 stop: threading.Event | None = None,
+                 stop: threading.Event | None = None, clock_keeper: Any = None,
                  storage: storage_mod.Watch | None = None):
         from .db import connect
         self.config = config
@@ -131,27 +118,26 @@ class Worker:
         self.storage = storage or storage_mod.Watch(config, clock=self.clock.now)
         # Each thread its own connection; migrations were applied by the daemon at start.
         self.db = db if db is not None else connect(config.database, migrate=False)
-        self._open_device = open_device or _open_device
-        self.device: Device | None = None
-        self.identity = health.Identity()
-        self.health: health.ModemHealth | None = None
         self.events = ModemEvents(self.db, modem.name, self.clock,
                                   database=None if db is not None else str(config.database),
                                   storage=self.storage)
-        self.backoff = Backoff(maximum=min(RECONNECT_MAX, config.daemon.poll_interval))
-        self._next_connect = 0.0
-        self._next_poll = 0.0
+        # The modem's life (see appliance.modem_link); it tells us when it closes the modem
+        # or finds it unusable, and asks us to add this modem's error rate to its health.
+        self.link = ModemLink(config, modem, db=self.db, clock=self.clock,
+                              open_device=open_device or _open_device,
+                              clock_keeper=clock_keeper, storage=self.storage,
+                              closing=self._modem_closing, unusable=self._give_back_ahead,
+                              decorate=self._with_error_rate, opened=self.events.sweep)
         # The concatenation reference: our own 8-bit counter (never the TP-MR), starting
         # anywhere so a restart does not reuse the references the phones just saw.
         self._reference = random.randrange(256)
         self._probes: SimpleQueue[Future] = SimpleQueue()
+        # Work other processes asked to be done on this modem (tsunagu modem doctor):
+        # a function of the opened device, run on this thread between two sends.
+        self._tasks: SimpleQueue[tuple[Callable[[Any], Any], Future]] = SimpleQueue()
         self._announced_since: float | None = None  # when stored messages were first waiting
-        self._port_was_missing = False
-        self._noticed_at = 0.0  # when a notice from the modem last brought a look forward
         self.thread: threading.Thread | None = None
         self.sent_parts = 0
-        self._initialised = False
-        self._pin_refused = False
         self._read_store_again = False  # after a storage fault: what the modem kept meanwhile
         # The next message, claimed (and its PDUs made) while the modem sent the last part
         # of the one before, so that neither sits between two sends.
@@ -221,21 +207,22 @@ class Worker:
         """One turn of the loop: (re)connect, answer probes, poll, send or wait."""
         now = self.clock.now()
         if self.device is None:
-            if now >= self._next_connect or self._port_came_back():
+            if now >= self.link.next_connect or self.link.port_came_back():
                 self.connect()
             self._answer_probes()
             if self.device is None:
-                self.stop.wait(min(AWAY_WAIT, max(0.0, self._next_connect - now)))
+                self.stop.wait(min(AWAY_WAIT, max(0.0, self.link.next_connect - now)))
             return
         if self._read_store_again and self.storage.fault is None and self.sendable:
             self._read_store_again = False
             self._reread_store()
-        if not self._probes.empty() or now >= self._next_poll or self._stored_due(now):
+        if not self._probes.empty() or not self._tasks.empty() or \
+                now >= self.link.next_poll or self._stored_due(now):
             # Each of these gives the modem commands: not between two sends, so the answer
             # to the last part is committed first.
             self.record_accepted()
             self._answer_probes()
-            if now >= self._next_poll:
+            if now >= self.link.next_poll:
                 self.poll_health()
             self.drain_events()
         if not self.process_one():
@@ -249,17 +236,6 @@ class Worker:
                     wait = min(wait, allowed - now)
             self.drain_events(timeout=wait, wake=self._wake_r)
             self._take_wakes()
-
-    def _port_came_back(self) -> bool:
-        """Whether the modem's port, missing when last looked at, is there again (a USB
-        modem replugged, or booted after a reset): worth opening now, not at the end of the
-        back-off. Once per appearance, so a port that exists but will not open still backs off."""
-        if "://" in self.modem.port:
-            return False
-        present = os.path.exists(self.modem.port)
-        came_back = present and self._port_was_missing
-        self._port_was_missing = not present
-        return came_back
 
     def _stored_due(self, now: float) -> bool:
         """Whether to read the messages the modem announced as stored before the next send.
@@ -292,166 +268,68 @@ class Worker:
             except BlockingIOError:
                 return  # all taken
 
-    # -- the modem's connection and health ----------------------------------------------
+    # -- the modem (appliance.modem_link) -------------------------------------------------
 
-    def connect(self) -> bool:
-        """Open and initialise the modem and poll it; False (and a reason) when it fails."""
-        now = self.clock.now()
-        if "://" not in self.modem.port and not os.path.exists(self.modem.port):
-            self._drop(health.unavailable(self.modem, "port_missing",
-                                          f"{self.modem.port} does not exist", now))
-            return False
-        try:
-            device = self._open_device(self.modem.port)
-        except (ModemError, OSError) as exc:
-            self._drop(health.unavailable(self.modem, "port_missing", str(exc), now))
-            return False
-        self.device = device
-        try:
-            device.initialise(pin=self._pin(),
-                              request_status_reports=self.modem.request_status_reports)
-            self.identity = _identity(device.identify())
-        except ModemError as exc:
-            if getattr(exc, "code", None) == WRONG_PASSWORD and self._pin():
-                # Never try a refused PIN again: three wrong PINs lock the SIM (PUK), and
-                # that cannot be undone on site in a disaster.
-                self._pin_refused = True
-                log.error("%s: the SIM refused the PIN in the configuration; not trying it "
-                          "again (fix [[modem]] pin and restart the daemon)", self.name)
-            # A modem without its SIM may refuse initialisation; the poll says why.
-            log.info("%s: initialisation incomplete: %s", self.name, exc)
-            self._initialised = False
-        else:
-            self._initialised = True
-        current = self.poll_health()
-        if current is None:
-            return False
-        log.info("%s: open (%s)", self.name, current.reason or "ready")
-        if current.sendable:
-            self.events.sweep(device)
-        return True
+    @property
+    def device(self) -> Device | None:
+        return self.link.device
+
+    @property
+    def health(self) -> health.ModemHealth | None:
+        return self.link.health
+
+    @property
+    def identity(self) -> health.Identity:
+        return self.link.identity
 
     def _reread_store(self) -> None:
         """Read the replies and reports a storage fault kept in the modem's storage: they
         were announced once, and could not be saved then (nothing is deleted from the modem
         before it is saved). Setting the modem up again reads its stores."""
-        try:
-            self.device.initialise(pin=self._pin(),
-                                   request_status_reports=self.modem.request_status_reports)
-        except ModemError as exc:
-            self._lost(exc)
+        if not self.link.reinitialise():
             return
         log.info("%s: reading the modem's storage again after the storage fault", self.name)
         self.drain_events()
 
-    def _pin(self) -> str | None:
-        """The configured PIN, unless the SIM has refused it once."""
-        return None if self._pin_refused else (self.modem.pin or None)
+    @property
+    def sendable(self) -> bool:
+        return self.link.sendable
+
+    def connect(self) -> bool:
+        """Open and initialise the modem and poll it; False (and a reason) when it fails."""
+        return self.link.connect()
 
     def poll_health(self) -> health.ModemHealth | None:
         """Ask the modem how it is and record it; None when it stopped answering."""
-        if self.device is None:
-            return None
-        now = self.clock.now()
-        try:
-            current = health.poll(self.device, self.modem,
-                                  min_signal_dbm=self.config.daemon.min_signal_dbm, now=now,
-                                  identity=self.identity)
-            if current.sendable and self._initialised and not self.device.settings_intact(
-                    request_status_reports=self.modem.request_status_reports):
-                log.warning("%s: the modem lost its settings (it rebooted?); setting it up "
-                            "again", self.name)
-                self._initialised = False
-            if current.sim_state == "READY" and not self._initialised:
-                # The SIM is back (or was late): PIN, message format, reports and the
-                # registration notices again — before registration, so that the modem
-                # tells us the moment it registers.
-                self.device.initialise(pin=self._pin(),
-                                       request_status_reports=self.modem.request_status_reports)
-                self._initialised = True
-        except ModemError as exc:
-            self._lost(exc)
-            return None
-        self._record(current)
-        if current.sendable:
-            self.backoff.reset()
-            self._next_poll = now + self.config.daemon.poll_interval
-        else:
-            # Not usable yet: the modem's notices (heard()) say when it is back; this
-            # doubling look is the backstop for a modem that says nothing.
-            if current.sim_state != "READY":
-                self._initialised = False
-            self._next_poll = now + self.backoff.failed()
-        return current
+        return self.link.poll_health()
 
     def heard(self, event: Any) -> None:
-        """A notice from the modem about itself (modem.device.StateChange): look at it now
-        instead of at the next poll. A modem that says it restarted has forgotten our
-        settings and is set up again as soon as its SIM is ready."""
-        from modem.device import StateChange
-        if not isinstance(event, StateChange):
-            return
-        kind = event.kind
-        if kind == "restarted":
-            self._initialised = False
-        now = self.clock.now()
-        # At most one look per NOTICE_GAP, however fast a flapping network talks.
-        self._next_poll = min(self._next_poll, max(now, self._noticed_at + NOTICE_GAP))
-        self._noticed_at = self._next_poll
-        log.info("%s: the modem says %s", self.name, event.line)
+        self.link.heard(event)
 
     def _lost(self, exc: ModemError) -> None:
-        from modem.errors import PortGone
-        reason = "port_missing" if isinstance(exc, PortGone) else "not_answering"
-        self._drop(health.unavailable(self.modem, reason, str(exc), self.clock.now(),
-                                      self.identity))
+        self.link.lost(exc)
 
     def _drop(self, current: health.ModemHealth) -> None:
-        """The modem is unusable: close it, record why, and schedule a re-open."""
-        was_open = self.device is not None
-        self._close()
-        self._record(current)
-        self._next_connect = self.clock.now() + self.backoff.failed()
-        if was_open:
-            log.warning("%s: %s (%s); re-opening with back-off", self.name, current.reason,
-                        current.detail)
+        self.link.drop(current)
 
     def _close(self) -> None:
+        self.link.close()
+
+    def _record(self, current: health.ModemHealth) -> None:
+        self.link.record(current)
+
+    def _modem_closing(self) -> None:
+        """The link closes the modem: what it answered still counts, and the message claimed
+        ahead goes back for another modem."""
         try:
-            self.record_accepted()  # what the modem answered before it failed still counts
+            self.record_accepted()
         except sqlite3.Error:
             # Kept for the next write to try again; the modem is closed regardless.
             log.exception("%s: recording the last answer failed", self.name)
-        self._give_back_ahead()  # another modem may send it now
-        device, self.device = self.device, None
-        if device is not None:
-            try:
-                device.close()
-            except (ModemError, OSError) as exc:
-                log.info("%s: closing the port: %s", self.name, exc)
+        self._give_back_ahead()
 
-    def _record(self, current: health.ModemHealth) -> None:
-        current = dataclasses.replace(current, error_rate=self.error_rate)
-        changed = self.health is None or (self.health.ready, self.health.reason) != \
-            (current.ready, current.reason)
-        self.health = current
-        if not current.sendable:
-            self._give_back_ahead()
-        try:
-            with write(self.db) as conn:
-                health.write_status(conn, current)
-        except sqlite3.Error as exc:
-            # The modem's state is kept here and written with the next poll; a storage
-            # fault is told where staff look, anything else is a real error.
-            if self.storage.met(exc, self.name) is None:
-                raise
-        if changed:
-            log.info("%s: %s", self.name, "ready" if current.ready else
-                     f"not ready: {current.reason} ({current.detail})")
-
-    @property
-    def sendable(self) -> bool:
-        return self.device is not None and self.health is not None and self.health.sendable
+    def _with_error_rate(self, current: health.ModemHealth) -> health.ModemHealth:
+        return dataclasses.replace(current, error_rate=self.error_rate)
 
     # -- how well this modem sends ------------------------------------------------------
 
@@ -471,6 +349,7 @@ class Worker:
     def _sent_ok(self) -> None:
         self._note(error=False)
         self._hold.reset()
+        self.link.send_answered()
 
     def _note(self, *, error: bool) -> None:
         was = self.degraded
@@ -510,7 +389,32 @@ class Worker:
         self._probes.put(future)
         return future
 
+    def request_task(self, task: Callable[[Any], Any]) -> Future:
+        """Run *task(device)* on this worker's thread, between two sends; its result (or
+        its error) in the Future. A modem that is not open gets ModemUnavailable."""
+        future: Future = Future()
+        self._tasks.put((task, future))
+        return future
+
+    def _run_tasks(self) -> None:
+        while True:
+            try:
+                task, future = self._tasks.get_nowait()
+            except Empty:
+                return
+            if self.device is None or self.stop.is_set():
+                future.set_exception(ModemUnavailable(
+                    f"{self.name}: the modem is not open ({self._health_json().get('reason')})"))
+                continue
+            try:
+                future.set_result(task(self.device))
+            except ModemError as exc:
+                future.set_exception(exc)
+                if isinstance(exc, _modem_fault_errors()):
+                    self._lost(exc)
+
     def _answer_probes(self) -> None:
+        self._run_tasks()
         while True:
             try:
                 future = self._probes.get_nowait()
@@ -526,10 +430,7 @@ class Worker:
             future.set_result(self._health_json())
 
     def _health_json(self) -> dict:
-        if self.health is None:
-            return {"name": self.name, "port": self.modem.port, "ready": False,
-                    "reason": "not_answering", "detail": "not polled yet"}
-        return self.health.as_json()
+        return self.link.health_json()
 
     # -- sending -----------------------------------------------------------------------
 
@@ -711,6 +612,7 @@ class Worker:
         modem, or fail the recipient; returns the message's new state."""
         now = self.clock.now()
         detail = f"{self.name}: {exc}"
+        from modem.errors import PortGone
         fault = isinstance(exc, _modem_fault_errors())
         if fault and exc.handed_over is not False:
             # The modem may have sent the part before it went silent or away.
@@ -719,11 +621,12 @@ class Worker:
                 self.db, claim, seq, detail, now, policy=self.config.daemon.resend_uncertain))
             if self.device is not None:
                 self.poll_health()  # a single missed answer need not cost the modem
+            if self.device is not None and not isinstance(exc, PortGone):
+                self.link.send_unanswered()  # twice in a row: hung, the ladder is climbed
             return state
         if fault:
             # It failed before the PDU was written (no "> " prompt, the port gone): nothing
             # reached the network, so it is not uncertain — it goes again.
-            from modem.errors import PortGone
             verdict = error_policy.for_driver(
                 "port_gone_before" if isinstance(exc, PortGone) else "no_prompt")
         else:
@@ -824,7 +727,3 @@ class Worker:
         except ModemError as exc:
             log.info("%s: deleting saved reports from the modem: %s", self.name, exc)
 
-
-def _identity(raw: Any) -> health.Identity:
-    fields = ("manufacturer", "model", "revision", "imei", "imsi", "iccid")
-    return health.Identity(**{f: getattr(raw, f, None) for f in fields})

@@ -160,6 +160,11 @@ def m0009_ui_template_defaults(db) -> None:
     """)
 
 
+@migrations(name="0010_modem_recovery_and_time")
+def m0010_modem_recovery_and_time(db) -> None:
+    db.executescript(SCHEMA_MODEM_RECOVERY_AND_TIME)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.
@@ -436,4 +441,28 @@ ALTER TABLE recipients ADD COLUMN concat_ref INTEGER;     -- this attempt's refe
 ALTER TABLE recipients ADD COLUMN resume_from INTEGER;    -- the first part still to send
 ALTER TABLE recipients ADD COLUMN resume_modem TEXT;
 ALTER TABLE recipients ADD COLUMN resume_until REAL;
+"""
+
+SCHEMA_MODEM_RECOVERY_AND_TIME = """
+-- Where the system clock's time comes from (appliance.timekeeping): one row, 'system'.
+CREATE TABLE clock_status (
+    name            TEXT PRIMARY KEY,
+    source          TEXT NOT NULL,         -- ntp, network, unsynchronised
+    offset_seconds  REAL,                  -- the network's time minus the clock, when known
+    detail          TEXT,
+    modem           TEXT,                  -- whose network time was read
+    checked_at      REAL NOT NULL
+);
+
+-- The recovery ladder of a modem that stopped answering (appliance.modem_link): each rung
+-- climbed, and whether it helped. The latest row per modem is its state.
+CREATE TABLE modem_recovery (
+    id              INTEGER PRIMARY KEY,
+    modem           TEXT NOT NULL,
+    rung            TEXT NOT NULL,         -- resync, reset, power_cycle, gave_up
+    started_at      REAL NOT NULL,
+    outcome         TEXT,                  -- recovered, failed; NULL while it is being tried
+    detail          TEXT
+);
+CREATE INDEX modem_recovery_by_modem ON modem_recovery(modem, started_at);
 """

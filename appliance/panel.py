@@ -20,7 +20,7 @@ from .config import GpioConfig
 
 log = logging.getLogger(__name__)
 
-STATES = ("ready", "sending", "cannot_send", "test_failed")
+STATES = ("ready", "sending", "cannot_send", "test_failed", "modem_failed")
 BLINK = {"on_time": 0.5, "off_time": 0.5}
 
 
@@ -95,10 +95,15 @@ class Panel:
                 device.close()
 
 
-def state_from(health, *, sending: bool, last_test_failed: bool) -> str:
-    """What the lights show, from the same health record as the dashboard and the check."""
+def state_from(health, *, sending: bool, last_test_failed: bool,
+               modem_gave_up: bool = False) -> str:
+    """What the lights show, from the same health record as the dashboard and the check.
+    *modem_gave_up*: the recovery ladder could not bring a modem back (another may still
+    send: the red light blinks, someone must replug it)."""
     if not health.can_send:
         return "cannot_send"
+    if modem_gave_up:
+        return "modem_failed"
     if last_test_failed:
         return "test_failed"
     return "sending" if sending else "ready"
@@ -154,7 +159,11 @@ class PanelService:
         failed = bool(last) and db.conn.execute(
             "SELECT count(*) FROM recipients WHERE broadcast_id = ? AND state IN "
             "('failed', 'uncertain')", [last[0]]).fetchone()[0] > 0
-        state = state_from(h, sending=h.sending_broadcasts > 0, last_test_failed=failed)
+        from .modem_link import latest
+        gave_up = any((latest(db.conn, m.name) or {}).get("rung") == "gave_up"
+                      for m in self.config.modems)
+        state = state_from(h, sending=h.sending_broadcasts > 0, last_test_failed=failed,
+                           modem_gave_up=gave_up)
         self.panel.show(state)
         return state
 

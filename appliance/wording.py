@@ -179,6 +179,7 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "schedule_delete": ("定期送信を削除", "Schedule deleted"),
     "schedule_missed": ("定期送信の時刻を逃した", "Schedule run missed"),
     "schedule_failed": ("定期送信に失敗", "Schedule run failed"),
+    "clock_set": ("時計を携帯電話網の時刻に合わせた", "Clock set from the cellular network"),
     "contact_add": ("連絡先を追加", "Contact added"),
     "contact_update": ("連絡先を変更", "Contact changed"),
     "contact_deactivate": ("連絡先を無効化", "Contact deactivated"),
@@ -230,7 +231,8 @@ AUDIT_DETAILS: dict[str, tuple[str, str]] = {
     "left": ("残りの回復コード", "codes left"), "query": ("検索語", "search"),
     "shown": ("表示した件数", "shown"), "old": ("変更前", "before"), "new": ("変更後", "after"),
     "changes": ("変更", "changes"), "old_name": ("元の名前", "old name"),
-    "modem": ("モデム", "modem"),
+    "modem": ("モデム", "modem"), "offset_seconds": ("ずれ（秒）", "offset (s)"),
+    "clock_was": ("合わせる前の時刻", "clock was"), "set_to": ("合わせた時刻", "set to"),
 }
 
 

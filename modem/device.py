@@ -12,9 +12,9 @@ import queue
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
-from . import pdu
+from . import pdu, profiles
 from .at import ATSession
 from .errors import CmeError, CommandError, PortGone
 from .transport import open_port
@@ -105,11 +105,10 @@ class StateChange:
     line: str
 
 
-# What modems say when they have booted, and when SMS is usable after that (Quectel EC2x:
-# RDY, +CPIN: READY, +QIND: SMS DONE, +QIND: PB DONE; SIMCom SIM7600: RDY, +CPIN: READY,
-# SMS DONE, PB DONE — their AT manuals, "URC after power-on").
-RESTARTED_NOTICES = ("RDY",)
-READY_NOTICES = ("+QIND: SMS DONE", "+QIND: PB DONE", "SMS DONE", "PB DONE")
+# What modems say when they have booted, and when SMS is usable after that: each family's
+# own (modem.profiles), recognised whichever modem this is — they never mean anything else.
+RESTARTED_NOTICES = tuple(sorted({n for p in profiles.PROFILES for n in p.restarted_notices}))
+READY_NOTICES = tuple(sorted({n for p in profiles.PROFILES for n in p.ready_notices}))
 
 
 @dataclass(frozen=True)
@@ -123,6 +122,11 @@ _REG = re.compile(r"\+C(?:E|G)?REG:\s*(?:\d+,)?(\d+)")
 _COPS = re.compile(r'\+COPS:\s*\d+,\d+,"([^"]*)"')
 _CNUM = re.compile(r'\+CNUM:\s*"[^"]*","([^"]+)"')
 _CMGS = re.compile(r"\+CMGS:\s*(\d+)")
+# +QLTS: "2026/12/02,02:46:47+36,0" (UTC, then the zone in quarter hours, then DST) and
+# +CCLK: "26/12/02,11:46:47+36" (local time and its zone).
+_QLTS = re.compile(r'"(\d{4})/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-]\d+)')
+_CCLK = re.compile(r'"(\d\d)/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-]\d+)"')
+EARLIEST_NETWORK_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)  # before: never set
 _STORED = re.compile(r'\+(CMTI|CDSI):\s*"(\w+)",(\d+)')
 
 
@@ -164,11 +168,17 @@ class Modem:
         # sending: reading them takes a command, so they wait for the next chance.
         self._announced: collections.deque[str] = collections.deque()
         self._store: str | None = None  # the modem's current read/delete store (CPMS mem1)
+        self.profile: profiles.Profile = profiles.GENERIC  # known once initialise() asked
 
     @classmethod
     def open(cls, path: str, *, baudrate: int = 115200) -> Modem:
         """Open the port at *path*; PortGone when it is not there (yet)."""
         return cls(ATSession(open_port(path, baudrate=baudrate)), path=path)
+
+    def reset(self, *, timeout: float = 5.0) -> None:
+        """AT+CFUN=1,1: the modem restarts (its port may vanish and return). A hung modem may
+        not answer; ATTimeout then."""
+        self.session.command("AT+CFUN=1,1", timeout=timeout)
 
     def close(self) -> None:
         port = getattr(self.session, "_port", None)
@@ -187,6 +197,9 @@ class Modem:
     def initialise(self, *, pin: str | None = None, request_status_reports: bool = True) -> Identity:
         """Bring a just-opened (or just-rebooted) modem into the state the sender needs."""
         self.session.resync()  # a killed daemon may have left it at the AT+CMGS prompt
+        self.profile = self._choose_profile()
+        for command in self.profile.init:  # the family's own first steps (its quirks)
+            self.session.command(command, timeout=5)
         self.session.command("ATE0", timeout=3)  # echo is on after power-up; off is clearer
         self.session.command("AT+CMEE=1")       # numeric errors: we map codes to policies
         if self.sim_state() == "pin_required" and pin:
@@ -205,6 +218,40 @@ class Modem:
         self._report_state_changes()
         return self.identify()
 
+    def _choose_profile(self) -> profiles.Profile:
+        """The profile of the modem that answers AT+CGMI / AT+CGMM (generic if it will not)."""
+        try:
+            maker = self.session.command("AT+CGMI")
+            model = self.session.command("AT+CGMM")
+        except CommandError:
+            return profiles.GENERIC
+        return profiles.choose(maker[0] if maker else None, model[0] if model else None)
+
+    def network_time(self) -> datetime | None:
+        """The time the network gave the modem (NITZ), as an aware datetime; None when it has
+        not given any (not registered yet, or a network that sends none)."""
+        try:
+            if self.profile.network_time == "qlts":
+                lines = self.session.command("AT+QLTS=1")  # UTC, from the last NITZ
+                match = _QLTS.search(lines[0]) if lines else None
+                if not match:
+                    return None
+                y, mo, d, h, mi, sec, _zone = match.groups()
+                moment = datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec),
+                                  tzinfo=timezone.utc)
+            else:
+                lines = self.session.command("AT+CCLK?")  # local, set from NITZ (+CTZU=1)
+                match = _CCLK.search(lines[0]) if lines else None
+                if not match:
+                    return None
+                y, mo, d, h, mi, sec, zone = match.groups()
+                offset = timezone(timedelta(minutes=15 * int(zone)))
+                moment = datetime(2000 + int(y), int(mo), int(d), int(h), int(mi), int(sec),
+                                  tzinfo=offset)
+        except (CommandError, ValueError):
+            return None  # a modem without the command, or a date it cannot have meant
+        return moment if moment >= EARLIEST_NETWORK_TIME else None
+
     def _report_state_changes(self) -> None:
         """Ask the modem to say when registration changes (+CREG/+CGREG/+CEREG: <stat>), so
         the sender resumes the moment the network is back rather than at its next poll."""
@@ -213,6 +260,10 @@ class Modem:
                 self.session.command(f"AT+{name}=1")
             except CommandError:
                 continue  # a 3G-only modem has no +CEREG; the poll still asks the others
+        try:
+            self.session.command("AT+CTZU=1")  # take the time and zone from the network
+        except CommandError:
+            pass  # a modem without +CTZU: network_time() then finds no time, and says so
 
     def settings_intact(self, *, request_status_reports: bool = True) -> bool:
         """Whether the modem still has our settings. A modem that rebooted on its own (a
@@ -246,8 +297,12 @@ class Modem:
             except CommandError:
                 return None  # no SIM, or a locked one: the modem refuses, which is normal
             return lines[0].split(":", 1)[-1].strip() if lines else None
-        return Identity(one("AT+CGMI"), one("AT+CGMM"), one("AT+CGMR"), one("AT+CGSN"),
-                        optional("AT+CIMI"), optional("AT+QCCID") or optional("AT+CCID"))
+        revision = one("AT+CGMR")
+        if revision.startswith("+CGMR:"):  # SIMCom prefixes it
+            revision = revision.split(":", 1)[1].strip()
+        return Identity(one("AT+CGMI"), one("AT+CGMM"), revision, one("AT+CGSN"),
+                        optional("AT+CIMI"),
+                        optional(self.profile.iccid_command) or optional("AT+CCID"))
 
     def sim_state(self) -> str:
         """ready, pin_required, puk_required or not_inserted."""

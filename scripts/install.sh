@@ -38,8 +38,10 @@ UNITS="$ROOT/etc/systemd/system"
 RULES="$ROOT/etc/udev/rules.d"
 CADDY="$ROOT/etc/caddy"
 AVAHI="$ROOT/etc/avahi"
+POLKIT="$ROOT/etc/polkit-1/rules.d"
 UNIT_FILES=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.service
-            tsunagu-check.timer tsunagu-backup.service tsunagu-backup.timer)
+            tsunagu-check.timer tsunagu-backup.service tsunagu-backup.timer
+            tsunagu-set-clock@.service tsunagu-usb-power@.service)
 ENABLE=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.timer tsunagu-backup.timer)
 
 say() { echo "==> $*"; }
@@ -57,7 +59,7 @@ if [ -n "$UNINSTALL" ]; then
     for unit in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$unit"; done
     rm -rf "$UNITS/tsunagu-web.service.d"
     rm -f "$UNITS/caddy.service.d/tsunagu.conf"
-    rm -f "$RULES/99-tsunagu-modem.rules"
+    rm -f "$RULES/99-tsunagu-modem.rules" "$POLKIT/50-tsunagu.rules"
     rm -rf "$OPT"
     if live; then
         systemctl daemon-reload
@@ -82,7 +84,7 @@ else
     say "(--root) would create the system user tsunagu in groups dialout, gpio"
 fi
 
-install -d -m 0755 "$OPT" "$ETC" "$UNITS" "$RULES"
+install -d -m 0755 "$OPT" "$ETC" "$UNITS" "$RULES" "$POLKIT"
 install -d -m 0750 "$DATA" "$DATA/backups"
 if live; then chown -R tsunagu:tsunagu "$DATA"; chgrp tsunagu "$ETC"; fi
 
@@ -114,6 +116,8 @@ fi
 
 for unit in "${UNIT_FILES[@]}"; do install -m 0644 "$SRC/systemd/$unit" "$UNITS/$unit"; done
 install -m 0644 "$SRC/systemd/99-tsunagu-modem.rules" "$RULES/99-tsunagu-modem.rules"
+# The daemon may start the clock and USB power units, and no other (least privilege).
+install -m 0644 "$SRC/systemd/50-tsunagu.rules" "$POLKIT/50-tsunagu.rules"
 
 # The clinic LAN's ranges ([web] lan_ranges) for the web UI and the proxy (IPAddressAllow=).
 lan_dropin="$(PYTHONPATH="$SRC" python3 -m appliance.lan "$ETC/tsunagu.toml")"

@@ -15,10 +15,21 @@ def synchronised_clock(monkeypatch):
     monkeypatch.setenv("TSUNAGU_CLOCK_SYNC", "yes")
 
 
+MODELS = ("ec25", "sim7600")
+
+
+@pytest.fixture(params=MODELS)
+def modem_model(request) -> str:
+    """Each simulated model in turn: a test that takes it runs against both."""
+    return request.param
+
+
 @pytest.fixture
-def sim_modem(tmp_path):
-    """A simulated modem on a real pty at tmp_path/modem0, with a network log."""
-    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl").start()
+def sim_modem(tmp_path, modem_model):
+    """A simulated modem (each model in turn) on a real pty at tmp_path/modem0, with a
+    network log."""
+    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl",
+                           model=modem_model).start()
     try:
         yield modem
     finally:

@@ -58,6 +58,7 @@ class Sim:
     send_delay: float = 0.01
     report_delay: float = 0.05
     pin: str | None = None
+    model: str = "ec25"
     seed: int = 0          # the simulated network's dice (fault rates, send delays)
     proc: subprocess.Popen | None = None
 
@@ -74,7 +75,8 @@ class Sim:
         self.proc = subprocess.Popen(
             [*tsunagu_command(), "sim", "--link", str(self.link), "--log", str(self.log),
              "--send-delay", str(self.send_delay), "--report-delay", str(self.report_delay),
-             "--seed", str(self.seed), *(["--pin", self.pin] if self.pin else [])],
+             "--model", self.model, "--seed", str(self.seed),
+             *(["--pin", self.pin] if self.pin else [])],
             stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
         stderr.close()
         wait_until(lambda: self.link.exists() and Path(f"{self.link}.ctl").exists()
@@ -167,8 +169,11 @@ class DaemonProcess:
 
 def write_config(directory: Path, sims: list[Sim], *, pace: int = 600,
                  daily_limit: int = 100_000, daemon: dict | None = None,
-                 request_status_reports: bool = True, database: str = "tsunagu.db") -> Path:
-    """A configuration for the daemon under test: its database and one [[modem]] per sim."""
+                 request_status_reports: bool = True, database: str = "tsunagu.db",
+                 sections: dict | None = None, modem: dict | None = None) -> Path:
+    """A configuration for the daemon under test: its database and one [[modem]] per sim.
+    *sections*: more tables ({"recovery": {…}}); *modem*: more keys for every [[modem]]
+    ("{link}" in a value is that sim's link)."""
     settings = {"poll_interval": 2, "heartbeat_interval": 0.5, "max_attempts": 5,
                 "retry_backoff": 0.05, "min_signal_dbm": -110, "resend_uncertain": "emergency",
                 # The test's own: the daemon's status file, a small reserve.
@@ -178,11 +183,17 @@ def write_config(directory: Path, sims: list[Sim], *, pace: int = 600,
              "[daemon]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     lines += ["", "[gpio]", "enabled = false"]
+    # A daemon under test never sets this machine's clock.
+    tables = {"time": {"setter": ""}, **(sections or {})}
+    for name, table in tables.items():
+        lines += ["", f"[{name}]", *[f"{k} = {json.dumps(v)}" for k, v in table.items()]]
     for sim in sims:
         lines += ["", "[[modem]]", f'name = "{sim.name}"', f'port = "{sim.link}"',
                   *([f'pin = "{sim.pin}"'] if sim.pin else []),
                   f"pace = {pace}", f"daily_limit = {daily_limit}",
-                  f"request_status_reports = {str(request_status_reports).lower()}"]
+                  f"request_status_reports = {str(request_status_reports).lower()}",
+                  *[f"{k} = {json.dumps(str(v).replace('{link}', str(sim.link)))}"
+                    for k, v in (modem or {}).items()]]
     path = directory / "tsunagu.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -227,9 +238,10 @@ class Rig:
     """Simulated modems, a config, the database and the daemon for one test."""
 
     def __init__(self, tmp_path, sims: int = 1, *, send_delay: float = 0.005,
-                 report_delay: float = 0.02, seed: int = 0, **config_kw):
+                 report_delay: float = 0.02, seed: int = 0, model: str = "ec25",
+                 **config_kw):
         self.sims = [Sim(tmp_path, f"modem{i}", send_delay=send_delay,
-                         report_delay=report_delay, seed=seed + i).start()
+                         report_delay=report_delay, seed=seed + i, model=model).start()
                      for i in range(sims)]
         config_kw.setdefault("pace", 60_000)
         self.config_path = write_config(tmp_path, self.sims, **config_kw)

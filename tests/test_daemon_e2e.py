@@ -30,8 +30,9 @@ def assert_once_each(rig: Rig, expected_numbers: set[str]) -> None:
 # -- the happy path ---------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_200_recipient_two_part_broadcast_reaches_every_number_exactly_once(rig_factory):
-    rig = rig_factory()
+def test_a_200_recipient_two_part_broadcast_reaches_every_number_exactly_once(rig_factory,
+                                                                             modem_model):
+    rig = rig_factory(model=modem_model)
     group = seed_patients(rig.db, 200)
     bid = rig.broadcast(group, priority="emergency", choices=CHOICES)
     rig.daemon.start()
@@ -143,8 +144,8 @@ def test_a_sim_removed_mid_broadcast_pauses_sending_until_it_is_back(rig_factory
     assert messages_per_number(rig.sims) == Counter({f"+81901{i:07d}": 1 for i in range(30)})
 
 
-def test_the_port_vanishing_and_returning_loses_nobody(rig_factory):
-    rig = rig_factory(send_delay=0.02, daemon={"resend_uncertain": "never"})
+def test_the_port_vanishing_and_returning_loses_nobody(rig_factory, modem_model):
+    rig = rig_factory(model=modem_model, send_delay=0.02, daemon={"resend_uncertain": "never"})
     group = seed_patients(rig.db, 30)
     bid = rig.broadcast(group)
     rig.daemon.start()
@@ -384,8 +385,8 @@ def test_a_wrong_pin_is_tried_once_never_again_so_the_sim_does_not_lock(tmp_path
     (False, "lost its settings"),         # its notices were missed: the poll finds out
 ], ids=["announced", "silent"])
 def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive(
-        rig_factory, notices, noticed):
-    rig = rig_factory(daemon={"poll_interval": 0.3})
+        rig_factory, modem_model, notices, noticed):
+    rig = rig_factory(model=modem_model, daemon={"poll_interval": 0.3})
     group = seed_patients(rig.db, 3)
     bid = rig.broadcast(group, choices=CHOICES)
     rig.daemon.start()
@@ -399,11 +400,11 @@ def test_a_modem_that_reboots_by_itself_is_set_up_again_and_replies_still_arrive
 
 
 @pytest.mark.slow
-def test_delivery_reports_survive_five_sigterms_and_five_kill_9s(rig_factory):
+def test_delivery_reports_survive_five_sigterms_and_five_kill_9s(rig_factory, modem_model):
     # Reports fall due 0.3 s after each send, so some always fall due while the daemon is
     # stopping, dead or starting: a real modem keeps them only if they were routed to its
     # storage (+CDSI); a +CDS written to a port nobody reads is gone.
-    rig = rig_factory(send_delay=0.05, report_delay=0.3)
+    rig = rig_factory(model=modem_model, send_delay=0.05, report_delay=0.3)
     group = seed_patients(rig.db, 40)
     # Emergency: a message left uncertain by a kill is resent (visibly), so it too can end
     # delivered.
@@ -450,9 +451,9 @@ def _polls_seen(rig: Rig, count: int) -> None:
     (lambda c: c.unplug(), lambda c: c.replug()),
 ], ids=["registration", "sim", "usb"])
 def test_the_next_part_is_on_the_air_within_2_s_of_the_modem_saying_it_is_back(
-        rig_factory, away, back):
+        rig_factory, modem_model, away, back):
     # poll_interval 30: the polling backstop alone would take far longer than 2 s.
-    rig = rig_factory(daemon={"poll_interval": 30})
+    rig = rig_factory(model=modem_model, daemon={"poll_interval": 30})
     control = rig.sims[0].control()
     away(control)
     bid = rig.broadcast(seed_patients(rig.db, 3))

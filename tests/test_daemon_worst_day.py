@@ -86,41 +86,27 @@ def test_a_send_the_modem_never_prompted_for_is_sent_again_not_uncertain(rig_fac
     assert "recipient_uncertain" not in audit
 
 
-def _broadcast_seconds(rig: Rig, sim_index: int = 0) -> float:
-    """From the first part the network took to the last whole message, in its own log."""
-    submits = rig.sims[sim_index].events("submit")
-    whole = rig.sims[sim_index].events("message")
-    return max(m["t"] for m in whole) - min(s["t"] for s in submits)
-
-
-def test_temporary_errors_cost_the_modem_no_idle_time(rig_factory, tmp_path):
-    # Temporary errors on a fifth to a third of sends. The defaults scaled to the test's
-    # 0.05 s per SMS (a real modem's ~1 s): the first
-    # retry waits only for those already due, later ones back off from 5 sends' time.
-    daemon = {"retry_backoff": 0.25, "retry_backoff_max": 6.0}
-    clean = rig_factory(send_delay=0.05, report_delay=0.01, daemon=daemon)
-    group = seed_patients(clean.db, 40)
-    clean.daemon.start()
-    clean.wait_final(clean.broadcast(group))
-    error_free = _broadcast_seconds(clean)
-    clean.close()
-
-    (tmp_path / "second").mkdir()
-    rig = Rig(tmp_path / "second", send_delay=0.05, report_delay=0.01, daemon=daemon, seed=5)
-    try:
-        group = seed_patients(rig.db, 40)
-        rig.sims[0].control().fail_sends(code=41, rate=0.2)
-        bid = rig.broadcast(group)
-        rig.daemon.start()
-        states = rig.wait_final(bid)
-        assert states["failed"] == 0
-        took = _broadcast_seconds(rig)
-        errors = rig.db.conn.execute("SELECT sum(attempts) - count(*) FROM recipients"
-                                     ).fetchone()[0]
-        assert errors >= 4, "too few errors to prove anything"
-        assert took <= 1.5 * error_free, (took, error_free, errors)
-    finally:
-        rig.close()
+def test_a_message_refused_for_a_moment_goes_behind_the_others_and_nobody_fails(rig_factory):
+    # Temporary errors on a fifth of sends: the modem goes on with the others while a
+    # refused message waits (it is taken in the order it became due again), so no time is
+    # spent waiting for it. The time itself is a benchmark's figure (bench/), not a test's:
+    # here the order in the network's log proves the mechanism.
+    rig = rig_factory(send_delay=0.02, seed=5)
+    group = seed_patients(rig.db, 40)
+    rig.sims[0].control().fail_sends(code=41, rate=0.2)
+    bid = rig.broadcast(group)
+    rig.daemon.start()
+    states = rig.wait_final(bid)
+    assert states["failed"] == states["uncertain"] == 0
+    assert messages_per_number(rig.sims) == Counter({f"+81901{i:07d}": 1 for i in range(40)})
+    order = [s["to"] for s in rig.sims[0].events("submit")]
+    retried = [r["phone"] for r in rig.db.conn.execute(
+        "SELECT phone FROM recipients WHERE attempts > 1 ORDER BY id")]
+    assert len(retried) >= 4, "too few errors to prove anything"
+    for phone in retried:
+        following = f"+81901{int(phone[-7:]) + 1:07d}"
+        if following in order:   # the patient after it was sent before it got its turn
+            assert order.index(following) < order.index(phone), (phone, order)
 
 
 def test_a_modem_whose_sends_keep_failing_is_flagged_and_the_other_takes_the_work(rig_factory):

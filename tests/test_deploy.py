@@ -22,9 +22,11 @@ SERVICES = [u for u in UNITS if u.suffix == ".service"]
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_the_units_pass_systemd_analyze_verify(tmp_path):
     for unit in UNITS:
-        # /opt/tsunagu does not exist here; verify checks that ExecStart can run.
+        # /opt/tsunagu (and uhubctl) do not exist here; verify checks that ExecStart can run.
         text = unit.read_text().replace("/opt/tsunagu/venv/bin/tsunagu", "/bin/true")
-        (tmp_path / unit.name).write_text(text)
+        text = text.replace("/usr/sbin/uhubctl", "/bin/true")
+        # A template is verified as one of its instances.
+        (tmp_path / unit.name.replace("@.", "@1.")).write_text(text)
     result = subprocess.run(["systemd-analyze", "verify", "--man=no",
                              *sorted(str(p) for p in tmp_path.iterdir())],
                             capture_output=True, text=True, timeout=60)
@@ -32,12 +34,16 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path):
     assert result.returncode == 0 and ours == [], result.stdout + result.stderr
 
 
+# The one exception: the unit that sets the clock holds the capability to (and no other).
+CAPABILITIES = {"tsunagu-set-clock@.service": "CapabilityBoundingSet=CAP_SYS_TIME\n"}
+
+
 @pytest.mark.parametrize("unit", SERVICES, ids=lambda p: p.name)
 def test_every_service_is_hardened(unit):
     text = unit.read_text()
     for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/tsunagu",
                  "User=tsunagu", "PrivateTmp=yes", "SystemCallFilter=@system-service",
-                 "IPAddressDeny=any", "CapabilityBoundingSet=\n"):
+                 "IPAddressDeny=any", CAPABILITIES.get(unit.name, "CapabilityBoundingSet=\n")):
         assert line in text, f"{unit.name} lacks {line}"
 
 
@@ -47,8 +53,9 @@ SECURITY_LIMIT = 3.0  # issue 12: `systemd-analyze security` rated the backup un
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 @pytest.mark.parametrize("unit", SERVICES, ids=lambda p: p.name)
 def test_every_service_is_rated_at_most_3_by_systemd_analyze_security(unit, tmp_path):
-    path = tmp_path / unit.name
-    path.write_text(unit.read_text().replace("/opt/tsunagu/venv/bin/tsunagu", "/bin/true"))
+    path = tmp_path / unit.name.replace("@.", "@1.")  # a template, as one of its instances
+    path.write_text(unit.read_text().replace("/opt/tsunagu/venv/bin/tsunagu", "/bin/true")
+                    .replace("/usr/sbin/uhubctl", "/bin/true"))
     result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
                              f"--threshold={int(SECURITY_LIMIT * 10)}", str(path)],
                             capture_output=True, text=True, timeout=60)
@@ -159,6 +166,7 @@ def test_install_into_a_root_writes_units_rule_config_and_data_dirs(tmp_path):
     for unit in UNITS:
         assert (tmp_path / "etc/systemd/system" / unit.name).read_text() == unit.read_text()
     assert (tmp_path / "etc/udev/rules.d/99-tsunagu-modem.rules").exists()
+    assert (tmp_path / "etc/polkit-1/rules.d/50-tsunagu.rules").exists()
     config = tmp_path / "etc/tsunagu/tsunagu.toml"
     assert config.read_text() == (ROOT / "docs/config.example.toml").read_text()
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
@@ -188,6 +196,7 @@ def test_uninstall_removes_the_programs_but_keeps_data_and_configuration(tmp_pat
     assert not list((tmp_path / "etc/systemd/system").glob("tsunagu-*"))
     assert not (tmp_path / "etc/systemd/system/caddy.service.d/tsunagu.conf").exists()
     assert not (tmp_path / "etc/udev/rules.d/99-tsunagu-modem.rules").exists()
+    assert not (tmp_path / "etc/polkit-1/rules.d/50-tsunagu.rules").exists()
     assert (tmp_path / "var/lib/tsunagu/tsunagu.db").read_bytes() == b"patients"
     assert (tmp_path / "etc/tsunagu/tsunagu.toml").exists()
 
@@ -204,3 +213,15 @@ def test_the_scripts_pass_shellcheck():
     result = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True,
                             cwd=ROOT)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_clock_and_usb_power_units_have_one_capability_each_and_polkit_allows_only_them():
+    clock = (ROOT / "systemd" / "tsunagu-set-clock@.service").read_text()
+    assert "CapabilityBoundingSet=CAP_SYS_TIME" in clock and "AmbientCapabilities=CAP_SYS_TIME" in clock
+    power = (ROOT / "systemd" / "tsunagu-usb-power@.service").read_text()
+    assert "CapabilityBoundingSet=\n" in power and "uhubctl" in power
+    daemon = (ROOT / "systemd" / "tsunagu-daemon.service").read_text()
+    assert "ProtectClock=yes" in daemon and "CapabilityBoundingSet=\n" in daemon
+    rule = (ROOT / "systemd" / "50-tsunagu.rules").read_text()
+    assert 'subject.user == "tsunagu"' in rule and '"start"' in rule
+    assert "tsunagu-set-clock@[0-9]+" in rule and "tsunagu-usb-power@" in rule

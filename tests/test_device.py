@@ -44,7 +44,9 @@ def next_of(device: Modem, kind: type, timeout: float = 10.0):
 
 def test_identify_reports_the_modem_and_the_sim(sim, device):
     identity = device.identify()
-    assert (identity.manufacturer, identity.model) == ("Quectel", "EC25")
+    assert (identity.manufacturer, identity.model) == (sim.model.manufacturer, sim.model.model)
+    assert identity.revision == sim.model.revision  # without SIMCom's "+CGMR: " prefix
+    assert device.profile.name == {"ec25": "quectel", "sim7600": "simcom"}[sim.model.key]
     assert identity.imei == sim.card.identity.imei
     assert identity.imsi == sim.card.identity.imsi
     assert identity.iccid == sim.card.identity.iccid
@@ -327,6 +329,19 @@ def test_the_modem_says_when_registration_and_the_sim_come_back_and_when_it_rest
     assert StateChange("sim", "ready", "+CPIN: READY") in changes_until(
         StateChange("registration", "registered_home", "+CEREG: 1"))
     sim.reboot()
-    assert changes_until(StateChange("ready", None, "+QIND: SMS DONE")) == [
+    last_notice = sim.model.boot_notices[-1]
+    assert changes_until(StateChange("ready", None, last_notice)) == [
         StateChange("restarted", None, "RDY"), StateChange("sim", "ready", "+CPIN: READY"),
-        StateChange("ready", None, "+QIND: SMS DONE")]
+        *[StateChange("ready", None, n) for n in sim.model.boot_notices if "DONE" in n]]
+
+
+@pytest.mark.parametrize("modem_model", ["sim7600"])
+def test_a_sim7600_that_refuses_sms_after_a_reboot_sends_again_once_set_up_with_at_f(sim, device):
+    sim.reboot()  # LilyGo-Modem-Series#340: SMS refused after a reboot until AT&F
+    device.session.command("AT+CMEE=1")  # the reboot forgot it too
+    part = pdu.encode_submit(PATIENT, "再開は未定です")[0]
+    with pytest.raises(CmsError) as refused:
+        device.send_pdu(part)
+    assert refused.value.code == 500
+    device.initialise()  # the SIMCom profile begins with AT&F
+    assert device.send_pdu(part) >= 0

@@ -16,8 +16,9 @@ TEXT = ("停電のため本日の透析は中止です。自宅で待機して�
 
 
 @pytest.fixture
-def gammurc(tmp_path):
-    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl").start()
+def gammurc(tmp_path, modem_model):
+    modem = SimulatedModem(tmp_path / "modem0", log=tmp_path / "net.jsonl",
+                           model=modem_model).start()
     rc = tmp_path / "gammurc"
     rc.write_text(f"[gammu]\ndevice = {modem.link}\nconnection = at115200\n", encoding="utf-8")
     try:
@@ -31,11 +32,11 @@ def gammu(rc, *args):
                           timeout=60)
 
 
-def test_gammu_identify_reads_the_simulated_quectel(gammurc):
+def test_gammu_identify_reads_each_simulated_model(gammurc):
     rc, modem = gammurc
     result = gammu(rc, "identify")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Quectel" in result.stdout
+    assert modem.model.manufacturer.split()[0].lower() in result.stdout.lower()
     assert modem.card.identity.imei in result.stdout
 
 

@@ -139,6 +139,14 @@ def test_the_button_asks_the_daemon_for_a_test_and_the_lights_show_ready(tmp_pat
                                          "'send_test' AND requested_by = 'button'").fetchone()[0],
                  5, message="the test request from the button")
         factory.pin(17).drive_high()
+        # The recovery ladder gave up on the modem: the red light blinks for someone to
+        # replug it, even while the appliance can still send.
+        with write(db) as conn:
+            conn.execute("INSERT INTO modem_recovery (modem, rung, started_at, outcome) "
+                         "VALUES ('m0', 'gave_up', ?, 'failed')", [now])
+        assert service.refresh(db) == "modem_failed"
+        factory.pin(22).clear_states()
+        wait_for(lambda: len(factory.pin(22).states) >= 3, 5, message="the red light blinking")
     finally:
         service.stop()
 

@@ -35,11 +35,12 @@ def test_echo_is_on_after_power_up_and_off_after_ate0(port):
     assert exchange(port, b"AT\r") == b"\r\nOK\r\n"
 
 
-def test_bytes_arriving_one_at_a_time_make_one_command(port):
+def test_bytes_arriving_one_at_a_time_make_one_command(port, sim_modem):
     exchange(port, b"ATE0\r")
     for b in b"AT+CGMI":
         port.write(bytes([b]))
-    assert exchange(port, b"\r") == b"\r\nQuectel\r\n\r\nOK\r\n"
+    maker = sim_modem.model.manufacturer.encode()
+    assert exchange(port, b"\r") == b"\r\n" + maker + b"\r\n\r\nOK\r\n"
 
 
 def test_chained_commands_answer_each_then_one_final_code(port):
@@ -220,3 +221,117 @@ def test_csms_1_with_no_cnma_turns_routing_off_as_ts_27005_says(port, sim_modem)
     wait_for(lambda: sim_modem.cnmi[1] == sim_modem.cnmi[3] == 0,
              message="routing turned off after the acknowledgement timed out")
     assert b"+CNMI: 2,0,0,0,0" in exchange(port, b"AT+CNMI?\r")
+
+
+# -- what a field installation meets (issue 13) -----------------------------------------------
+
+def test_each_model_names_its_iccid_command_and_refuses_the_other_vendors(port, sim_modem):
+    exchange(port, b"ATE0\r")
+    own, other = {"ec25": (b"AT+QCCID\r", b"AT+CICCID\r"),
+                  "sim7600": (b"AT+CICCID\r", b"AT+QCCID\r")}[sim_modem.model.key]
+    assert sim_modem.card.identity.iccid.encode() in exchange(port, own)
+    assert exchange(port, other).endswith(b"ERROR\r\n")
+
+
+def test_without_ims_a_send_fails_as_sms_over_lte_does(port, sim_modem):
+    exchange(port, b"ATE0;+CMEE=1\r")
+    sim_modem.set_ims(False)
+    part = pdu.encode_submit("+819012345678", "テスト")[0]
+    exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ")
+    assert exchange(port, part.hex.encode() + b"\x1a").endswith(b"+CMS ERROR: 500\r\n")
+    assert b"+CIREG: 0,0" in exchange(port, b"AT+CIREG?\r")
+    sim_modem.set_ims(True)
+    assert b"+CIREG: 0,1" in exchange(port, b"AT+CIREG?\r")
+
+
+@pytest.mark.parametrize("modem_model", ["ec25"])
+def test_a_wrong_carrier_profile_keeps_ims_off_until_autoselect_and_a_reset(port, sim_modem):
+    exchange(port, b"ATE0;+CMEE=1\r")
+    sim_modem.set_carrier_profile("Commercial-KDDI")  # a docomo SIM in a KDDI-configured modem
+    assert b'+QCFG: "ims",0,0' in exchange(port, b'AT+QCFG="ims"\r')
+    listing = exchange(port, b'AT+QMBNCFG="List"\r')
+    assert b'"List",2,1,1,"Commercial-KDDI"' in listing
+    exchange(port, b'AT+QMBNCFG="AutoSel",1;+CFUN=1,1\r')
+    port.timeout = 1
+    port.read(200)  # the boot notices
+    port.timeout = 5
+    exchange(port, b"ATE0\r")
+    assert b'+QCFG: "ims",0,1' in exchange(port, b'AT+QCFG="ims"\r')
+
+
+def test_network_time_is_read_with_the_models_command_and_the_offset(port, sim_modem):
+    from datetime import datetime, timedelta, timezone
+    exchange(port, b"ATE0\r")
+    sim_modem.set_network_time_offset(3 * 3600)
+    expected = datetime.now(timezone.utc) + timedelta(hours=3)
+    if sim_modem.model.key == "ec25":
+        answer = exchange(port, b"AT+QLTS=1\r").decode()
+        stamp = answer.split('"')[1]
+        got = datetime.strptime(stamp[:19], "%Y/%m/%d,%H:%M:%S").replace(tzinfo=timezone.utc)
+    else:
+        assert b'"80/01/06,00:00:00+00"' in exchange(port, b"AT+CCLK?\r")  # before +CTZU=1
+        exchange(port, b"AT+CTZU=1\r")
+        stamp = exchange(port, b"AT+CCLK?\r").decode().split('"')[1]
+        local = datetime.strptime(stamp[:17], "%y/%m/%d,%H:%M:%S")
+        got = (local - timedelta(hours=9)).replace(tzinfo=timezone.utc)
+        assert stamp.endswith("+36")
+    assert abs((got - expected).total_seconds()) < 5
+
+
+def test_an_empty_sms_centre_refuses_sends_and_cres_restores_it_from_the_sim(port, sim_modem):
+    exchange(port, b"ATE0;+CMEE=1\r")
+    sim_modem.clear_smsc()
+    assert b'+CSCA: "",129' in exchange(port, b"AT+CSCA?\r")
+    part = pdu.encode_submit("+819012345678", "テスト")[0]
+    assert exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode()).endswith(b"+CMS ERROR: 330\r\n")
+    exchange(port, b"AT+CRES\r")
+    assert b'+CSCA: "+819030101950",145' in exchange(port, b"AT+CSCA?\r")
+
+
+def test_a_denied_registration_says_why_with_cereg_3(port, sim_modem):
+    exchange(port, b"ATE0\r")
+    sim_modem.set_registration("denied")
+    sim_modem.set_reject_cause(7)
+    exchange(port, b"AT+CEREG=3\r")
+    assert b"+CEREG: 3,3,,,,0,7" in exchange(port, b"AT+CEREG?\r")
+
+
+def test_a_voice_call_dials_lists_and_hangs_up_and_an_incoming_one_rings(port, sim_modem):
+    exchange(port, b"ATE0;+CLIP=1;+CVHU=0\r")
+    assert exchange(port, b"ATD+819012345678;\r").endswith(b"OK\r\n")
+    assert b'+CLCC: 1,0,3,0,0,"+819012345678",145' in exchange(port, b"AT+CLCC\r")
+    exchange(port, b"ATH\r")
+    assert b"+CLCC" not in exchange(port, b"AT+CLCC\r")
+    sim_modem.ring("+819087654321")
+    assert exchange(port, b"", until=b"RING\r\n").endswith(b"RING\r\n")
+    assert b'+CLIP: "+819087654321",145' in exchange(port, b"", until=b"\r\n") + \
+        exchange(port, b"", until=b"\r\n")
+    exchange(port, b"ATA\r")
+    assert b'+CLCC: 2,1,0,0,0,"+819087654321",145' in exchange(port, b"AT+CLCC\r")
+    sim_modem.hang_up_far_end()
+    assert exchange(port, b"", until=b"NO CARRIER\r\n").endswith(b"NO CARRIER\r\n")
+
+
+def test_a_hung_sms_stack_answers_at_but_never_a_send_until_a_reset(port, sim_modem):
+    exchange(port, b"ATE0;+CMEE=1\r")
+    sim_modem.hang("sms")
+    part = pdu.encode_submit("+819012345678", "テスト")[0]
+    exchange(port, f"AT+CMGS={part.tpdu_length}\r".encode(), until=b"> ")
+    port.write(part.hex.encode() + b"\x1a")
+    port.timeout = 0.5
+    assert b"+CMGS" not in port.read(200)
+    port.timeout = 5
+    assert exchange(port, b"AT\r").endswith(b"OK\r\n")  # commands still answered
+    exchange(port, b"AT+CFUN=1,1\r")
+    assert sim_modem.hung is None
+
+
+def test_a_total_hang_answers_nothing_until_a_power_cycle(sim_modem):
+    sim_modem.hang("total")
+    with serial.Serial(str(sim_modem.link), 115200, timeout=0.5) as s:
+        s.write(b"AT\r")
+        assert s.read(20) == b""
+    sim_modem.unplug()
+    sim_modem.replug()
+    with serial.Serial(str(sim_modem.link), 115200, timeout=5) as s:
+        assert exchange(s, b"AT\r").endswith(b"OK\r\n")

@@ -118,3 +118,31 @@ def test_the_dashboard_is_in_english_for_an_english_user(web, staff):
     web_support.post_form(staff, "/language", {"lang": "en"}, form_page="/")
     page = dashboard(staff)
     assert "Cannot send right now" in page and "no SIM card" in page
+
+
+def test_the_dashboard_says_where_the_time_comes_from_and_warns_when_unsynchronised(web, staff):
+    beat(web)
+    modem(web, ready=True)
+
+    def time_source(source: str) -> None:
+        web.db.conn.execute(
+            "INSERT OR REPLACE INTO clock_status (name, source, detail, checked_at) "
+            "VALUES ('system', ?, '', ?)", [source, web.clock()])
+    time_source("network")
+    assert "時刻の出どころ: 携帯電話網" in dashboard(staff)
+    time_source("unsynchronised")
+    assert "同期されていません — インターネット接続かモデムの電波を確認してください" in dashboard(staff)
+
+
+def test_a_modem_the_recovery_ladder_gave_up_on_gets_a_red_banner_saying_what_to_do(web, staff):
+    beat(web)
+    modem(web, ready=False, reason="not_answering")
+    web.db.conn.execute("INSERT INTO modem_recovery (modem, rung, started_at) "
+                        "VALUES ('m0', 'reset', ?)", [web.clock()])
+    page = dashboard(staff)
+    assert "自動復旧中" in page and "リセット" in page
+    web.db.conn.execute("INSERT INTO modem_recovery (modem, rung, started_at, outcome) "
+                        "VALUES ('m0', 'gave_up', ?, 'failed')", [web.clock() + 1])
+    page = dashboard(staff)
+    assert "モデム m0 が応答せず、自動復旧でも直りませんでした。" in page
+    assert "USBケーブルを抜いて10秒待ち、差し直してください。" in page

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 from flask_login import current_user
 
-from appliance import broadcasts, check, health, metrics, templates, wording
+from appliance import (broadcasts, check, health, metrics, modem_link, templates,
+                       timekeeping, wording)
 from modem import pdu
 
 from . import db, lang, now, tsunagu_config
@@ -20,7 +21,9 @@ def _status() -> dict:
     active = [broadcasts.summary(conn, r[0]) for r in conn.execute(
         "SELECT id FROM broadcasts WHERE state IN ('queued', 'sending') ORDER BY id DESC")]
     return {"health": h, "active": active, "last_check": check.last_run(conn),
-            "alerts": check.check_jobs(conn, config, _lang())}
+            "alerts": check.check_jobs(conn, config, _lang()),
+            "time_source": timekeeping.read_status(conn),
+            "recovery": {m.name: modem_link.latest(conn, m.name) for m in config.modems}}
 
 
 @bp.route("/")

@@ -109,3 +109,164 @@ def send(port: str, pin: str | None, no_report: bool, number: str, text: str) ->
 def _reference() -> int:
     import secrets
     return secrets.randbelow(256)  # the concatenation reference: any byte, random per message
+
+
+@modem_group.command("doctor")
+@click.option("--port", default=None, help=PORT_HELP + " Opened here: the daemon must not own it.")
+@click.option("--modem", "modem_name", default=None,
+              help="A [[modem]] of the configuration; through the daemon when it runs.")
+@click.option("--fix", is_flag=True,
+              help="Apply the settings known to be safe: carrier profile automatic, IMS on, "
+                   "SMS centre from the SIM.")
+@click.option("--loopback-to", default=None,
+              help="Send the loop-back SMS here (default: the SIM's own number).")
+@click.option("--timeout", default=90.0, show_default=True,
+              help="Seconds to wait for the loop-back SMS to come back.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="The configuration file (default: $TSUNAGU_CONFIG).")
+def doctor_command(port: str | None, modem_name: str | None, fix: bool, loopback_to: str | None,
+                   timeout: float, as_json: bool, config_path: str | None) -> None:
+    """What is wrong with a modem, each failing line with what to do. Exit 0 all good,
+    1 warnings, 2 something fails."""
+    from .. import doctor
+    if (port is None) == (modem_name is None):
+        raise click.UsageError("give either --port P or --modem NAME")
+    if loopback_to is not None:
+        from appliance.phone import PhoneError, normalise_mobile
+        try:
+            loopback_to = normalise_mobile(loopback_to)
+        except PhoneError as exc:
+            raise click.BadParameter(exc.reason, param_hint="--loopback-to") from None
+    lang = "ja"
+    if modem_name is not None:
+        report, lang = _doctor_with_config(config_path, modem_name, fix, loopback_to, timeout)
+    else:
+        report = _doctor_direct(port, port, fix, loopback_to, timeout, lang)
+    _print_report(report, lang, as_json)
+    raise SystemExit({doctor.OK: 0, doctor.WARN: 1, doctor.FAIL: 2}[report.status])
+
+
+def _doctor_with_config(config_path, name, fix, loopback_to, timeout):
+    """Through the daemon when it runs (only it may open the port), else directly."""
+    import time
+
+    from .. import check, config as config_mod, doctor, health
+    from ..db import connect
+    try:
+        config = config_mod.load(config_path)
+        modem = config.modem(name)
+    except config_mod.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyError:
+        raise click.BadParameter(f"no [[modem]] named {name!r} in the configuration",
+                                 param_hint="--modem") from None
+    db = connect(config.database)
+    h = health.read_health(db.conn, config, time.time())
+    if not h.daemon_alive:
+        return _doctor_direct(modem.port, name, fix, loopback_to, timeout, config.language), \
+            config.language
+    from .common import cli_actor
+    try:
+        answer = check.ask_daemon(db, "doctor", actor=cli_actor(), timeout=150,
+                                  args={"modem": name, "fix": fix, "loopback_to": loopback_to})
+    except check.DaemonDidNotAnswer as exc:
+        raise click.ClickException(f"{name}: {exc}") from None
+    report = doctor.Report(answer["modem"], [doctor.Line(**line) for line in answer["lines"]],
+                           answer.get("loopback"))
+    if report.loopback:
+        # The daemon saves what comes back (replies); look for the token there.
+        token, deadline = report.loopback["token"], time.monotonic() + timeout
+        came_back = False
+        while not came_back and time.monotonic() < deadline:
+            came_back = db.conn.execute("SELECT 1 FROM inbound_messages WHERE text LIKE ?",
+                                        [f"%{token}%"]).fetchone() is not None
+            if not came_back:
+                time.sleep(0.5)  # polling another process's database; no event to wait on
+        doctor.loopback_line(report, came_back, config.language)
+    return report, config.language
+
+
+def _doctor_direct(port, name, fix, loopback_to, timeout, lang):
+    import time
+
+    from .. import doctor
+    from modem.device import Inbound
+    device = _open(port)
+    try:
+        device.initialise(request_status_reports=False)
+        report = doctor.Doctor(device, name, lang=lang, fix=fix).run(loopback_to=loopback_to)
+        if report.loopback:
+            token, deadline = report.loopback["token"], time.monotonic() + timeout
+            came_back = False
+            while not came_back and time.monotonic() < deadline:
+                event = device.next_event(min(1.0, max(0.0, deadline - time.monotonic())))
+                if isinstance(event, Inbound) and token in event.text:
+                    came_back = True
+                    for store, index in event.locations:  # ours: not a patient's reply
+                        device.delete_stored(index, store)
+            doctor.loopback_line(report, came_back, lang)
+    except _modem_errors() as exc:
+        raise click.ClickException(f"{port}: the modem did not answer as expected: {exc}") from None
+    finally:
+        device.close()
+    return report
+
+
+def _print_report(report, lang: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        return
+    marks = {"ok": "✔", "warning": "△", "fail": "✖"}
+    click.echo(f"{report.modem}: " + ("診断結果" if lang == "ja" else "diagnosis"))
+    for line in report.lines:
+        click.echo(f" {marks[line.status]} {line.key:<16} {line.summary}")
+        if line.advice and line.status != "ok":
+            click.echo(f"     → {line.advice}")
+        if line.fixed:
+            click.echo(f"     ✔ {'修正しました' if lang == 'ja' else 'fixed'}: {line.fixed}")
+    words = {"ok": ("問題ありません", "all good"), "warning": ("注意があります", "warnings"),
+             "fail": ("問題があります", "something fails")}[report.status]
+    click.echo(words[0] if lang == "ja" else words[1])
+
+
+@modem_group.command("capture")
+@click.option("--port", required=True, help=PORT_HELP)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the anonymised transcript (JSON lines).")
+@click.option("--send-to", default=None,
+              help="The one test SMS goes here (default: the SIM's own number, a loop-back).")
+def capture(port: str, out: str, send_to: str | None) -> None:
+    """Record an anonymised AT transcript of set-up, doctor and one send (IMEI, IMSI, ICCID,
+    numbers and message texts masked), to send to whoever supports the clinic."""
+    from modem.capture import RecordingPort
+    from modem.device import Modem
+    from modem.at import ATSession
+    from modem.errors import PortGone
+    from modem.transport import open_port
+
+    from .. import doctor
+    if send_to is not None:
+        from appliance.phone import PhoneError, normalise_mobile
+        try:
+            send_to = normalise_mobile(send_to)
+        except PhoneError as exc:
+            raise click.BadParameter(exc.reason, param_hint="--send-to") from None
+    try:
+        recording = RecordingPort(open_port(port))
+    except PortGone as exc:
+        raise click.ClickException(
+            f"{exc} (is the modem plugged in, and is the daemon not using it?)") from None
+    device = Modem(ATSession(recording), path=port)
+    try:
+        device.initialise(request_status_reports=False)
+        report = doctor.Doctor(device, port, lang="en").run(loopback_to=send_to)
+    except _modem_errors() as exc:
+        raise click.ClickException(f"{port}: the modem did not answer as expected: {exc}") from None
+    finally:
+        device.close()
+    recording.transcript.write(out, header={
+        "tool": "tsunagu modem capture", "profile": device.profile.name,
+        "status": report.status, "anonymised": True})
+    click.echo(f"wrote {out}: {len(recording.transcript.lines())} lines "
+               f"({device.profile.family}; IMEI, IMSI, ICCID, numbers and PDUs masked)")

@@ -27,9 +27,12 @@ def _delay(value: str, hint: str):
 @click.option("--pin", default=None, help="Give the SIM this PIN (it then starts locked).")
 @click.option("--seed", default=0, type=int, show_default=True,
               help="Seed for the random delays and fault rates.")
+@click.option("--model", default="ec25", show_default=True,
+              type=click.Choice(["ec25", "sim7600"]),
+              help="Which modem to be: a Quectel EC25 or a SIMCom SIM7600JC-H.")
 def sim(link: str, log: str | None, send_delay: str, report_delay: str, pin: str | None,
-        seed: int) -> None:
-    """Run a simulated modem (a Quectel EC25 with a Japanese SIM) until Ctrl-C.
+        seed: int, model: str) -> None:
+    """Run a simulated modem (a Quectel EC25 or SIMCom SIM7600 with a Japanese SIM) until Ctrl-C.
 
     Control it while it runs with `tsunagu sim-ctl --link LINK …` (socket LINK.ctl).
     """
@@ -42,7 +45,7 @@ def sim(link: str, log: str | None, send_delay: str, report_delay: str, pin: str
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     modem = SimulatedModem(link, log=log, send_delay=_delay(send_delay, "--send-delay"),
                            report_delay=_delay(report_delay, "--report-delay"), pin=pin,
-                           seed=seed, control=True).start()
+                           seed=seed, control=True, model=model).start()
     click.echo(f"simulated modem on {link} (SIM number {modem.card.identity.number}; "
                f"control: tsunagu sim-ctl --link {link})", err=True)
     signal.sigwait(stop_signals)
@@ -134,7 +137,9 @@ for _name, _help in [("status", "Show the modem's state."),
                      ("replug", "Plug it back in: the port returns, the modem rebooted."),
                      ("reboot", "The modem restarts by itself: same port, settings lost."),
                      ("hold_sends", "The network stops acknowledging sends (they wait)."),
-                     ("release_sends", "The network acknowledges again, held sends first.")]:
+                     ("release_sends", "The network acknowledges again, held sends first."),
+                     ("clear_smsc", "Empty the SMS centre in use (AT+CRES restores it)."),
+                     ("hang_up_far_end", "The other phone hangs up every call.")]:
     _simple(_name, _help)
 
 
@@ -161,3 +166,52 @@ def set_signal(ctx, csq: int) -> None:
 def set_send_delay(ctx, delay: str) -> None:
     """Seconds per SMS, or a range such as 1-3."""
     _call(ctx, "set_send_delay", delay=delay)
+
+
+@sim_ctl.command("set-ims")
+@click.argument("available", type=click.Choice(["on", "off"]))
+@click.pass_context
+def set_ims(ctx, available: str) -> None:
+    """Whether the network offers IMS (without it, SMS over LTE fails with +CMS ERROR 500)."""
+    _call(ctx, "set_ims", available=available == "on")
+
+
+@sim_ctl.command("set-carrier-profile")
+@click.argument("name")
+@click.pass_context
+def set_carrier_profile(ctx, name: str) -> None:
+    """Select a Quectel carrier profile (MBN) by hand, e.g. Commercial-KDDI (after a reboot)."""
+    _call(ctx, "set_carrier_profile", name=name)
+
+
+@sim_ctl.command("hang")
+@click.argument("kind", type=click.Choice(["sms", "total"]))
+@click.pass_context
+def hang(ctx, kind: str) -> None:
+    """The firmware hangs: sms (sends never answered; a reset clears it) or total (only a
+    power cycle clears it)."""
+    _call(ctx, "hang", kind=kind)
+
+
+@sim_ctl.command("set-network-time-offset")
+@click.argument("seconds", type=float)
+@click.pass_context
+def set_network_time_offset(ctx, seconds: float) -> None:
+    """The network's clock runs SECONDS ahead of this machine's (negative: behind)."""
+    _call(ctx, "set_network_time_offset", seconds=seconds)
+
+
+@sim_ctl.command("set-reject-cause")
+@click.argument("cause", type=int)
+@click.pass_context
+def set_reject_cause(ctx, cause: int) -> None:
+    """The EMM cause given with a denied registration (e.g. 7 EPS services not allowed)."""
+    _call(ctx, "set_reject_cause", cause=cause)
+
+
+@sim_ctl.command("ring")
+@click.argument("number")
+@click.pass_context
+def ring(ctx, number: str) -> None:
+    """A phone at NUMBER calls the SIM (RING until answered or given up)."""
+    _call(ctx, "ring", number=number)

@@ -16,7 +16,9 @@ CMS_NOT_ALLOWED = 302
 CMS_NOT_SUPPORTED = 303
 CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED = 310, 311
 CMS_INVALID_INDEX = 321
+CMS_UNKNOWN = 500       # "unknown error": what a modem says when SMS over LTE is refused
 CMS_NO_NETWORK = 331
+CMS_SMSC_UNKNOWN = 330  # SMSC address unknown
 CMS_NO_CNMA_EXPECTED = 340  # TS 27.005 3.2.5: no +CNMA acknowledgement expected
 
 

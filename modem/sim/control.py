@@ -25,6 +25,10 @@ COMMANDS = {
     "set_signal": "set_signal", "unplug": "unplug", "replug": "replug",
     "set_send_delay": "set_send_delay", "set_report_delay": "set_report_delay",
     "hold_sends": "hold_sends", "release_sends": "release_sends",
+    "set_ims": "set_ims", "set_carrier_profile": "set_carrier_profile", "hang": "hang",
+    "set_network_time_offset": "set_network_time_offset", "clear_smsc": "clear_smsc",
+    "set_reject_cause": "set_reject_cause", "ring": "ring",
+    "hang_up_far_end": "hang_up_far_end", "set_call_outcome": "set_call_outcome",
 }
 
 

@@ -1,5 +1,6 @@
-"""The simulated modem: a pseudo-terminal that answers AT like a Quectel EC25 with a Japanese
-SIM, in front of a small model of the network (modem.sim.network).
+"""The simulated modem: a pseudo-terminal that answers AT like a Quectel EC25 or a SIMCom
+SIM7600 (modem.sim.models) with a Japanese SIM, in front of a small model of the network
+(modem.sim.network).
 
 A peer of the real modem, not a mock of our classes: the driver, gammu or a terminal talk to
 it over a real pty through the symlink at *link*, byte by byte. One thread (`_run`) owns the
@@ -19,12 +20,14 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import pdu
-from .card import (MANUFACTURER, ME_CAPACITY, MODEL, OPERATOR_LONG, OPERATOR_NUMERIC, REVISION,
-                   SMSC, Identity, SimCard)
+from .card import ME_CAPACITY, OPERATOR_LONG, OPERATOR_NUMERIC, SMSC, Identity, SimCard
+from .calls import Call, VoiceCalls
 from .codes import (CMS_INVALID_INDEX, CMS_INVALID_PDU, CMS_NO_CNMA_EXPECTED, CMS_NO_NETWORK,
-                    CMS_NOT_ALLOWED, CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED, CmeFailure, CmsFailure, Failure,
-                    bad_parameters)
-from .network import OUTCOME_STATUS, OUTCOMES, REGISTRATION, Network, PreparedSubmit
+                    CMS_NOT_ALLOWED, CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED, CMS_SMSC_UNKNOWN,
+                    CMS_UNKNOWN, CmeFailure, CmsFailure, Failure, bad_parameters)
+from .models import VENDOR_COMMANDS, model_named
+from .network import OUTCOME_STATUS, OUTCOMES, REGISTRATION, Network, PreparedSubmit, same_number
+from .services import CARRIER_MBN, NetworkServices
 from .pty import PtyPort
 from .storage import ALL, REC_READ, REC_UNREAD, STAT_WORDS, MessageStore, StoredMessage
 
@@ -62,13 +65,14 @@ def parse_delay(text: str | float | None) -> Delay:
     return (low, high) if sep else low
 
 
-class SimulatedModem:
+class SimulatedModem(NetworkServices, VoiceCalls):
     """One simulated modem on a pty; start() returns once the symlink exists."""
 
     def __init__(self, link: str | Path, *, log: str | Path | None = None,
                  send_delay: Delay = 0.0, report_delay: Delay = 0.0, seed: int = 0,
-                 pin: str | None = None, control: bool = False) -> None:
+                 pin: str | None = None, control: bool = False, model: str = "ec25") -> None:
         self.link = Path(link)
+        self.model = model_named(model)
         self.send_delay = send_delay
         self.report_delay = report_delay
         self.card = SimCard(Identity.for_link(str(self.link)), pin=pin)
@@ -93,12 +97,30 @@ class SimulatedModem:
         # until release_sends(). Tests use it to act while a send is certainly in flight.
         self.holding_sends = False
         self._held_sends: list[PreparedSubmit] = []
+        # A firmware hang: "sms" — AT answers but a send never does (a reset or a power
+        # cycle clears it); "total" — nothing answers (only a power cycle clears it).
+        self.hung: str | None = None
+        self.smsc = SMSC  # the SMS centre in use (+CSCA); the SIM keeps its own (AT+CRES)
+        # Quectel's carrier configuration (MBN): chosen from the SIM when AutoSel is on,
+        # else the one selected by hand; the choice takes effect at the next boot.
+        self.mbn_autosel = 1
+        self.mbn_selected = CARRIER_MBN[OPERATOR_NUMERIC]
+        self.mbn_active = self.mbn_selected
+        self.ims_mode = 0    # +QCFG: "ims": 0 as the MBN says, 1 on, 2 off
+        self.ctzu = 0
+        self.cireg = 0
+        self.clip = 0
+        self.calls: list[Call] = []
+        self._call_ids = itertools.count(1)
+        self.sms_refused = False  # SIMCom's quirk after a reboot, until AT&F
         self._power_up()
 
     # -- state ---------------------------------------------------------------------------
     def _power_up(self) -> None:
         """What a reset (ATZ, a power cycle, a USB replug) sets back."""
         self.echo = True
+        self.ctzu = self.cireg = self.clip = self.crc = 0
+        self.calls = []
         self.cmee = 0
         self.cmgf = 0
         self.cscs = "GSM"
@@ -122,6 +144,35 @@ class SimulatedModem:
 
     def _store(self, name: str) -> MessageStore:
         return self.card.store if name == "SM" else self.me_store
+
+    def _boot(self, *, rebooted: bool) -> None:
+        """The modem starts again (a reset, a reboot, a power cycle): settings back to their
+        defaults, the carrier configuration chosen anew, the SIM powered up."""
+        self._power_up()
+        self.card.power_up()
+        self.hung = None
+        self.mbn_active = (CARRIER_MBN.get(OPERATOR_NUMERIC, "ROW_Generic_3GPP")
+                           if self.mbn_autosel else self.mbn_selected)
+        self.sms_refused = rebooted and self.model.refuses_sms_until_factory_reset
+
+    def _boot_notices(self) -> None:
+        """What the modem prints by itself once it has started (to a client that listens)."""
+        self._write("\r\nRDY\r\n")
+        self._write(f"\r\n+CPIN: {self.card.state()}\r\n" if self.card.present else "")
+        if self.card.ready:
+            self._write("".join(f"\r\n{notice}\r\n" for notice in self.model.boot_notices))
+
+    @property
+    def ims_registered(self) -> bool:
+        """Whether the modem is registered with IMS (VoLTE, SMS over IMS): on a network that
+        offers it, with IMS on and, on a Quectel, the carrier configuration of the SIM."""
+        if not self.registered or not self.network.ims_available:
+            return False
+        if self.ims_mode == 2:
+            return False
+        if "QMBNCFG" in self.model.vendor_commands and self.ims_mode == 0:
+            return self.mbn_active == CARRIER_MBN.get(OPERATOR_NUMERIC)
+        return True
 
     def registration_stat(self) -> int:
         if not self.card.present or not self.radio_on:
@@ -226,6 +277,8 @@ class SimulatedModem:
         PDU's send delay starts.
         """
         arrived_at = time.monotonic() if arrived_at is None else arrived_at
+        if self.hung == "total":
+            return  # the firmware is stuck: not even an echo
         i = 0
         while i < len(data):
             if self._busy:
@@ -292,7 +345,10 @@ class SimulatedModem:
         body = line[2:]
         # Chained commands: AT+CMEE=1;+CREG=2 — each answered in turn, one final code.
         out: list[str] = []
-        for cmd in [c.strip() for c in body.split(";") if c.strip()]:
+        # ATD takes the rest of the line, its ";" (a voice call) included (V.250 6.3.1).
+        commands = [body.strip()] if body.strip().upper().startswith("D") else \
+            [c.strip() for c in body.split(";") if c.strip()]
+        for cmd in commands:
             try:
                 result = self._command(cmd)
             except Failure as failure:
@@ -309,14 +365,24 @@ class SimulatedModem:
 
     def _command(self, cmd: str) -> list[str] | None:
         u = cmd.upper()
-        if u in ("Z", "&F", "Z0"):
+        if u in ("Z", "Z0"):
             self._power_up()
             return []
+        if u in ("&F", "&F0"):
+            self._power_up()
+            self.sms_refused = False
+            return []
+        if u in ("H", "H0"):
+            return self._hang_up()
+        if u == "A":
+            return self._answer()
+        if u.startswith("D"):
+            return self._dial(cmd[1:])
         if u in ("E0", "E1", "E"):
             self.echo = u == "E1"
             return []
         if u in ("I", "I0"):
-            return [MANUFACTURER, MODEL, f"Revision: {REVISION}"]
+            return [self.model.manufacturer, self.model.model, f"Revision: {self.model.revision}"]
         if u in ("V1", "Q0", "&C1", "&D2", "&K0", "&W"):
             return []
         if u.startswith("+"):
@@ -331,17 +397,19 @@ class SimulatedModem:
             else:
                 raise Failure()
             handler = getattr(self, f"_at_{name.lower()}", None)
+            if name in VENDOR_COMMANDS and name not in self.model.vendor_commands:
+                handler = None  # another vendor's command
             if handler is None:
                 raise Failure()  # unknown command: plain ERROR, as every modem says
             return handler(arg)
         raise Failure()
 
     # identity
-    def _at_cgmi(self, arg): return [MANUFACTURER]
+    def _at_cgmi(self, arg): return [self.model.manufacturer]
     _at_gmi = _at_cgmi
-    def _at_cgmm(self, arg): return [MODEL]
+    def _at_cgmm(self, arg): return [self.model.model]
     _at_gmm = _at_cgmm
-    def _at_cgmr(self, arg): return [REVISION]
+    def _at_cgmr(self, arg): return [self.model.revision_prefix + self.model.revision]
     _at_gmr = _at_cgmr
     def _at_cgsn(self, arg): return [self.card.identity.imei]
     _at_gsn = _at_cgsn
@@ -354,6 +422,11 @@ class SimulatedModem:
         if not self.card.present:
             raise CmeFailure(10)
         return [f"+QCCID: {self.card.identity.iccid}"]
+
+    def _at_ciccid(self, arg):
+        if not self.card.present:
+            raise CmeFailure(10)
+        return [f"+ICCID: {self.card.identity.iccid}"]
 
     def _at_ccid(self, arg):
         if not self.card.present:
@@ -386,8 +459,9 @@ class SimulatedModem:
             raise bad_parameters()
         self.radio_on = fun == "1"
         if reset == "1":
-            self._power_up()
-            self.card.power_up()
+            # The modem restarts: OK first, then its boot notices, as a real one does.
+            self._boot(rebooted=True)
+            self.after(0.0, self._boot_notices)
         return []
 
     def _at_cpin(self, arg):
@@ -413,9 +487,11 @@ class SimulatedModem:
         if arg == "?":
             n, stat = self.creg_n[name], self.registration_stat()
             location = ',"1A2B","01C2D3E",7' if n >= 2 and stat in (1, 5) else ""
+            if n == 3 and stat == 3 and self.network.reject_cause is not None:
+                location = f",,,,0,{self.network.reject_cause}"  # <cause_type> 0: EMM cause
             return [f"+{name}: {n},{stat}{location}"]
         value = int(arg or 0)
-        if value not in (0, 1, 2):
+        if value not in (0, 1, 2, 3):
             raise bad_parameters()
         self.creg_n[name] = value
         return []
@@ -456,7 +532,18 @@ class SimulatedModem:
 
     def _at_csca(self, arg):
         if arg == "?":
-            return [f'+CSCA: "{SMSC}",145']
+            return [f'+CSCA: "{self.smsc}",{145 if self.smsc.startswith("+") else 129}']
+        if arg == "=?":
+            return []
+        self.smsc = arg.split(",")[0].strip().strip('"')
+        return []
+
+    def _at_cres(self, arg):
+        """Restore the SMS settings (the SMS centre among them) from the SIM (TS 27.005 3.3.6)."""
+        if arg == "=?":
+            return ["+CRES: (0)"]
+        self.card.require_ready()
+        self.smsc = SMSC
         return []
 
     def _at_csmp(self, arg):
@@ -549,6 +636,10 @@ class SimulatedModem:
         if arg in ("?", "=?"):
             return []
         self._sms_ready()
+        if self.sms_refused:
+            raise CmsFailure(CMS_UNKNOWN)  # LilyGo-Modem-Series#340: until AT&F
+        if not self.smsc:
+            raise CmsFailure(CMS_SMSC_UNKNOWN)
         length = int(arg)
         if not 7 <= length <= 176:
             raise CmsFailure(CMS_INVALID_PDU)
@@ -589,9 +680,18 @@ class SimulatedModem:
         if self.holding_sends:
             self._held_sends.append(accepted)
             return
+        if self.hung:
+            # The SMS stack is stuck: the send is never answered (nor sent), while plain
+            # commands are still taken ("sms"; a "total" hang takes nothing at all).
+            self.network.log({"event": "hung_send", "t": time.time(), "to": submit.number})
+            return self._resume_input()
         code = None
         if not self.registered:
             code = CMS_NO_NETWORK
+        elif not self.ims_registered:
+            # SMS over LTE needs IMS here; the modem says only "unknown error"
+            # (Xinyuan-LilyGO/T-SIM7600X#85).
+            code = CMS_UNKNOWN
         else:
             code = self.network.fault_for(submit.number)
         if code is not None:
@@ -602,7 +702,12 @@ class SimulatedModem:
         mr = self.mr
         # The network has the message before it acknowledges it: record it first, so that
         # whoever saw +CMGS (a test, someone tailing the demo's log) also finds it in the log.
-        self.network.submitted(accepted, mr, at=time.time() + (due - time.monotonic()))
+        whole = self.network.submitted(accepted, mr, at=time.time() + (due - time.monotonic()))
+        if whole is not None and same_number(whole["to"], self.card.identity.number) \
+                and whole["outcome"] == "delivered":
+            # Sent to its own number: it comes back, as a loop-back test expects.
+            self.after(self._delay(self.report_delay),
+                       lambda: self.inject_sms(self.card.identity.number, whole["text"]))
         answer = f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n"
         _until(due)
         self._write(answer)
@@ -815,29 +920,28 @@ class SimulatedModem:
     def replug(self) -> None:
         """Plugged back in: a fresh port at the same link, the modem booted again."""
         with self._lock:
-            self._power_up()
-            self.card.power_up()
+            self._held_sends.clear()
+            self._boot(rebooted=False)
             self.port.plug()
 
     def reboot(self, notices: bool = True) -> None:
         """The modem restarts on its own (brown-out, watchdog): same port, settings lost.
         *notices*: whether it says so (RDY…); False for the boot notices a client missed."""
         with self._lock:
-            self._power_up()
-            self.card.power_up()
+            self._boot(rebooted=True)
             self._timers.clear()
             self._held_sends.clear()
             if notices:
-                self._write("\r\nRDY\r\n")
-                self._write(f"\r\n+CPIN: {self.card.state()}\r\n")
-                if self.card.ready:
-                    self._write("\r\n+QIND: SMS DONE\r\n")
+                self._boot_notices()
 
     def status(self) -> dict:
         with self._lock:
             return {"link": str(self.link), "device": self.port.device,
                     "plugged": self.port.plugged, "sim": self.card.state(),
                     "pin_attempts_left": self.card.attempts_left,
+                    "model": self.model.key, "hung": self.hung,
+                    "ims_registered": self.ims_registered, "mbn": self.mbn_active,
+                    "smsc": self.smsc, "calls": [c.line() for c in self.calls],
                     "registration_stat": self.registration_stat(), "own_number":
                     self.card.identity.number, "send_delay": self.send_delay,
                     "report_delay": self.report_delay, "cnmi": list(self.cnmi),

@@ -47,6 +47,11 @@ class Network:
     def __init__(self, *, log: str | Path | None = None, seed: int = 0, own_number: str = "",
                  clock=time.time) -> None:
         self.registration = "home"
+        self.reject_cause: int | None = None  # EMM cause given with a denied registration
+        self.ims_available = True   # Japanese LTE: SMS goes over IMS
+        self.time_offset = 0.0      # the network's clock against this machine's, seconds
+        self.sms_bearer = 1         # +CGSMS: a modem's default (circuit switched)
+        self.call_outcomes: dict[str, str] = {}
         self.csq = 24
         self.own_number = own_number
         self.outcomes: dict[str, str] = {}
