@@ -115,11 +115,12 @@ def choices_block(choices: list[str]) -> str:
 
 def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] = (),
              contact_ids: list[int] = (), everyone: bool = False,
-             drill: bool = False) -> list[sqlite3.Row]:
-    """Active contacts chosen by group, by person or everyone; each number once.
+             drill: bool = False, phones: list[str] = ()) -> list[sqlite3.Row | dict]:
+    """Active contacts chosen by group, by person or everyone, and numbers; each number once.
 
-    A drill goes only to the test group, whatever else was picked, so practising can never
-    alarm a patient.
+    A number (the API's `phones`) is its contact when it has one — refused when that contact
+    is deactivated — else a recipient without a name. A drill goes only to the test group,
+    whatever else was picked, so practising can never alarm a patient.
     """
     if drill:
         rows = conn.execute(
@@ -152,16 +153,44 @@ def audience(conn: sqlite3.Connection, config: Config, *, group_ids: list[int] =
         for row in conn.execute(f"SELECT * FROM contacts WHERE id IN ({marks}) AND active = 1",
                                 contact_ids):
             wanted[row["id"]] = row
-    if not wanted:
+    numbers = _numbers(conn, phones, {r["phone"] for r in wanted.values()})
+    for row in numbers:
+        if row.get("id") is not None:
+            wanted[row["id"]] = row
+    unnamed = [r for r in numbers if r.get("id") is None]
+    if not wanted and not unnamed:
         raise BroadcastError("choose at least one group or person with an active contact",
                              field="groups", ja="送信先を選んでください（グループか個人を1つ以上）")
-    return sorted(wanted.values(), key=lambda r: (r["kana"], r["name"], r["id"]))
+    return sorted(wanted.values(), key=lambda r: (r["kana"], r["name"], r["id"])) + unnamed
+
+
+def _numbers(conn: sqlite3.Connection, phones: list[str], taken: set[str]) -> list[dict]:
+    """The recipients that numbers name, each number once (and not one already chosen)."""
+    from . import phone as phone_mod
+    out, seen = [], set(taken)
+    for i, text in enumerate(phones or ()):
+        try:
+            number = phone_mod.normalise_mobile(text)
+        except phone_mod.PhoneError as exc:
+            raise BroadcastError(f"phones[{i}] {text!r}: {exc.message_en}", field="phones",
+                                 ja=f"phones[{i}] {text!r}: {exc.message_ja}") from None
+        if number in seen:
+            continue
+        seen.add(number)
+        row = conn.execute("SELECT * FROM contacts WHERE phone = ?", [number]).fetchone()
+        if row is not None and not row["active"]:
+            raise BroadcastError(f"phones[{i}]: this number belongs to a deactivated contact "
+                                 f"(#{row['id']})", field="phones",
+                                 ja=f"phones[{i}]: 送信停止中の連絡先（#{row['id']}）の番号です")
+        out.append(dict(row) if row is not None else
+                   {"id": None, "name": "", "kana": "", "phone": number})
+    return out
 
 
 def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list[int] = (),
          contact_ids: list[int] = (), everyone: bool = False, priority: str = "routine",
          drill: bool = False, choices: list[str] | str | None = None,
-         values: dict[str, Any] | None = None, now: float) -> Plan:
+         values: dict[str, Any] | None = None, now: float, phones: list[str] = ()) -> Plan:
     """Everything a broadcast would do, checked; BroadcastError names the field at fault."""
     if priority not in PRIORITIES:
         raise BroadcastError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}",
@@ -178,9 +207,13 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
         raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
     choice_list = parse_choices(choices)
     rows = audience(conn, config, group_ids=group_ids, contact_ids=contact_ids,
-                    everyone=everyone, drill=drill)
+                    everyone=everyone, drill=drill, phones=phones)
     planned = []
     for row in rows:
+        if row["id"] is None and templates.placeholders(text) & templates.PER_CONTACT:
+            raise BroadcastError(f"{row['phone']} is not in the contacts: nothing fills "
+                                 "{name} or {kana} for it / 連絡先にない番号には氏名を差し込めません",
+                                 field="phones")
         try:
             body = templates.render(text, contact_name=row["name"], kana=row["kana"],
                                     clinic=config.clinic_name, **values)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import clock as clock_mod
 from . import health as health_mod
-from . import jobs, modem_link, schedules, storage, timekeeping, wording
+from . import jobs, modem_link, reminders, schedules, storage, timekeeping, webhooks, wording
 from .config import Config
 from .db import write
 
@@ -276,10 +276,12 @@ def check_last_test(conn: sqlite3.Connection, now: float, lang: str) -> Result:
 
 JOB_LABELS = {
     "ja": {"heartbeat": "稼働記録", "requests": "画面やコマンドからの依頼",
-           "scheduled_broadcasts": "予約送信", "schedules": "定期送信", "followups": "返信のない人への再送"},
+           "scheduled_broadcasts": "予約送信", "schedules": "定期送信", "followups": "返信のない人への再送",
+           "webhooks": "外部システムへの通知（Webhook）", "reminders": "個別のお知らせ（リマインダー）"},
     "en": {"heartbeat": "heartbeat", "requests": "requests from the web UI and commands",
            "scheduled_broadcasts": "scheduled broadcasts", "schedules": "recurring schedules",
-           "followups": "follow-ups to the silent"},
+           "followups": "follow-ups to the silent", "webhooks": "webhook deliveries",
+           "reminders": "personal reminders"},
 }
 
 
@@ -305,6 +307,8 @@ def check_jobs(conn: sqlite3.Connection, config: Config, lang: str) -> list[Resu
             f"recurring schedule 「{s['name']}」 could not run at {when}"
             f"{' (paused)' if paused else ''}: {error['en']} — fix its text or groups "
             "on the schedules page")))
+    out += check_reminders(conn, config, lang)
+    out += check_webhooks(conn, config, lang)
     for p in jobs.problems(conn):
         label = _job_label(p.name, lang)
         out.append(Result(f"job:{p.name}", WARNING, _t(
@@ -312,6 +316,38 @@ def check_jobs(conn: sqlite3.Connection, config: Config, lang: str) -> list[Resu
                   " — 続く場合は管理者に連絡してください（送信は続いています）",
             f"the daemon's job 「{label}」 is failing ({p.failures} times in a row): "
             f"{p.error} — tell the administrator if it goes on (sending goes on)")))
+    return out
+
+
+def check_reminders(conn: sqlite3.Connection, config: Config, lang: str,
+                    now: float | None = None) -> list[Result]:
+    """Reminders that could not go in time, or failed, in the last day: reported, never sent
+    late (appliance.reminders)."""
+    now = time.time() if now is None else now
+    bad = reminders.missed(conn, now - 86400)
+    if not bad:
+        return []
+    first = bad[0]
+    who = f"{first['contact_name']}（{first['kind_name']} {_local(first['appointment_at'], config)}）"
+    return [Result("reminders", WARNING, _t(
+        lang, f"リマインダー{len(bad)}件を送れませんでした（{who}ほか）— リマインダーの画面で確かめ、"
+              "必要なら電話で連絡してください",
+        f"{len(bad)} reminder(s) could not be sent in time ({who} …) — see the reminders "
+        "page and phone those patients if needed"))]
+
+
+def check_webhooks(conn: sqlite3.Connection, config: Config, lang: str,
+                   now: float | None = None) -> list[Result]:
+    """A clinic system's webhook receiver that does not answer (sending goes on)."""
+    now = time.time() if now is None else now
+    out = []
+    for w in webhooks.failing(conn, now):
+        out.append(Result(f"webhook:{w['id']}", WARNING, _t(
+            lang, f"「{w['token']}」への通知が届いていません（待ち{w['pending']}件、失敗{w['failed']}件）: "
+                  f"{w['last_error'] or ''} — 受け手のシステムを確かめ、API画面から再送できます",
+            f"webhook of 「{w['token']}」 is not delivered ({w['pending']} waiting, "
+            f"{w['failed']} failed): {w['last_error'] or ''} — check the receiving system; "
+            "re-send from the API page")))
     return out
 
 

@@ -143,6 +143,22 @@ class RecoveryConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    rate_per_minute: int = 120          # a new token's requests a minute (each token its own)
+    webhook_timeout: float = 10         # seconds a receiver has to answer
+    webhook_retry_first: float = 10     # seconds before the first retry, doubling…
+    webhook_retry_max: float = 3600     # …up to this between two tries…
+    webhook_give_up_hours: float = 48   # …for this long; then failed (re-sendable)
+
+
+@dataclass(frozen=True)
+class RemindersConfig:
+    # Parts of the SIMs' daily budget that reminders leave for emergencies and staff's own
+    # broadcasts: when the budget is tight, routine reminders wait (within their window).
+    reserve: int = 50
+
+
+@dataclass(frozen=True)
 class ModemConfig:
     name: str
     port: str
@@ -171,6 +187,8 @@ class Config:
     backup: BackupConfig = field(default_factory=BackupConfig)
     time: TimeConfig = field(default_factory=TimeConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    reminders: RemindersConfig = field(default_factory=RemindersConfig)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -575,9 +593,27 @@ def read_modem(reader: _Reader, t: _Table) -> ModemConfig:
     )
 
 
+def read_api(reader: _Reader, data: dict[str, Any]) -> ApiConfig:
+    t = _Table(reader, "api.", data, {"rate_per_minute", "webhook_timeout",
+                                      "webhook_retry_first", "webhook_retry_max",
+                                      "webhook_give_up_hours"})
+    return ApiConfig(
+        rate_per_minute=t.integer("rate_per_minute", default=120, minimum=1, maximum=100_000),
+        webhook_timeout=t.number("webhook_timeout", default=10, above=0),
+        webhook_retry_first=t.number("webhook_retry_first", default=10, above=0),
+        webhook_retry_max=t.number("webhook_retry_max", default=3600, above=0),
+        webhook_give_up_hours=t.number("webhook_give_up_hours", default=48, above=0),
+    )
+
+
+def read_reminders(reader: _Reader, data: dict[str, Any]) -> RemindersConfig:
+    t = _Table(reader, "reminders.", data, {"reserve"})
+    return RemindersConfig(reserve=t.integer("reserve", default=50, minimum=0))
+
+
 SECTIONS = {"web": read_web, "daemon": read_daemon, "test": read_test, "gpio": read_gpio,
             "check": read_check, "backup": read_backup, "time": read_time,
-            "recovery": read_recovery}
+            "recovery": read_recovery, "api": read_api, "reminders": read_reminders}
 
 
 # -- the web UI's secret key ------------------------------------------------------------

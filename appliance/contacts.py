@@ -326,6 +326,25 @@ KANJI_VARIANTS = str.maketrans({
 })
 
 
+def find_by_patient_id(db, patient_id: str) -> Contact | None:
+    """The contact with the clinic's patient ID (as the CSV import matches it), or None."""
+    value = unicodedata.normalize("NFKC", patient_id or "").strip()
+    if not value:
+        return None
+    conn = _conn(db)
+    row = conn.execute("SELECT * FROM contacts WHERE patient_id = ?", [value]).fetchone()
+    return _contact(row, _groups_by_contact(conn, [row["id"]])) if row else None
+
+
+def patient_ids(db, contact_ids: Iterable[int]) -> dict[int, str | None]:
+    """contact id → patient ID, for lists that show who a row is in the clinic's terms."""
+    ids = sorted({int(i) for i in contact_ids if i is not None})
+    if not ids:
+        return {}
+    return {r[0]: r[1] for r in _conn(db).execute(
+        f"SELECT id, patient_id FROM contacts WHERE id IN ({','.join('?' * len(ids))})", ids)}
+
+
 def _fold(text: str) -> str:
     """For search: NFKC, lower case, no spaces, hiragana as katakana, variant kanji as the
     everyday ones."""
@@ -491,7 +510,7 @@ def _check_group_ids(conn: sqlite3.Connection, group_ids: Iterable[int]) -> list
 def add_contact(db: sqlite_utils.Database, *, name: str, phone: str, actor: str,
                 kana: str = "", patient_id: str | None = None, facility: str = "",
                 note: str = "", group_ids: Iterable[int] = (),
-                remote_addr: str | None = None) -> Contact:
+                remote_addr: str | None = None, active: bool = True) -> Contact:
     """Create a contact (and its facility group when new); ContactValidationError lists
     every problem by field."""
     fields, problems = check_fields({"name": name, "phone": phone, "kana": kana,
@@ -504,9 +523,9 @@ def add_contact(db: sqlite_utils.Database, *, name: str, phone: str, actor: str,
         at = now()
         contact_id = conn.execute(
             "INSERT INTO contacts (patient_id, name, kana, phone, facility, note, active, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [fields["patient_id"], fields["name"], fields["kana"], fields["phone"],
-             fields["facility"], fields["note"], at, at]).lastrowid
+             fields["facility"], fields["note"], int(bool(active)), at, at]).lastrowid
         _move_facility(conn, contact_id, "", fields["facility"])
         conn.executemany("INSERT OR IGNORE INTO contact_groups (contact_id, group_id) "
                          "VALUES (?, ?)", [(contact_id, g) for g in ids])
@@ -690,7 +709,7 @@ __all__ = [
     "Contact", "Group", "Problem", "ContactsError", "ContactValidationError", "NotFound",
     "ContactImportError", "ExportError", "CsvFileError", "check_fields", "check_group_name",
     "shift_group_name", "split_shift_group", "split_group_names", "get_contact",
-    "find_by_phone", "list_contacts", "count_contacts", "list_groups", "get_group",
+    "find_by_phone", "find_by_patient_id", "patient_ids", "list_contacts", "count_contacts", "list_groups", "get_group",
     "get_group_by_name", "group_members", "add_contact", "update_contact",
     "deactivate_contact", "create_group", "update_group", "delete_group",
     "set_contact_groups", "add_to_group", "ImportPreview", "ImportResult", "RowResult",

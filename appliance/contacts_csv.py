@@ -60,20 +60,12 @@ class RowResult:
 
 
 @dataclass(frozen=True)
-class ImportPreview:
+class ImportPreview(roster_csv.PreviewCounts):
     encoding: str
     columns: dict[str, str]                 # field -> header as written
     ignored_columns: tuple[str, ...]
     rows: tuple[RowResult, ...]
     groups_to_create: tuple[tuple[str, str], ...]   # (name, kind)
-
-    @property
-    def ok_count(self) -> int:
-        return sum(r.status == "ok" for r in self.rows)
-
-    @property
-    def error_count(self) -> int:
-        return sum(r.status == "error" for r in self.rows)
 
     @property
     def new(self) -> int:
@@ -86,10 +78,6 @@ class ImportPreview:
     @property
     def unchanged(self) -> int:
         return sum(r.action == "unchanged" for r in self.rows)
-
-    @property
-    def problems(self) -> list[Problem]:
-        return [p for r in self.rows for p in r.problems]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ what a previous run left half-done (appliance.recovery), then starts one Worker 
 per modem and its services (the scheduler, GPIO… anything with start()/stop()). The main
 thread then keeps time: a heartbeat row every heartbeat_interval (and the systemd
 watchdog with it), requests from other processes (daemon_requests: 'probe', 'send_test'),
-scheduled broadcasts and follow-ups every few seconds.
+webhook deliveries (appliance.webhooks: handed to their own threads, never waited for),
+and every few seconds scheduled broadcasts, follow-ups and personal reminders.
 
 SIGTERM (or stop()) sets one event: workers stop claiming, finish the message they are
 sending (so every AT command in flight is completed and recorded), close their modems;
@@ -33,7 +34,7 @@ from typing import IO, Any, Protocol
 
 import sqlite_utils
 
-from . import broadcasts, schedules, storage
+from . import broadcasts, reminders, schedules, storage, webhooks
 from .clock import Clock, SystemClock
 from .timekeeping import ClockKeeper
 from .config import Config
@@ -236,6 +237,8 @@ class Daemon:
         self.doorbell: Doorbell | None = None
         self._doorbell_tried = False
         self.jobs = Jobs(lambda: self.db, storage=self.storage)
+        # Webhooks: its pool threads do the HTTP; the main thread only hands over and records.
+        self.webhooks = webhooks.Deliverer(lambda: self.db, config, clock=self.clock.now)
 
     def stop(self) -> None:
         """Ask the daemon to stop (safe from a signal handler)."""
@@ -345,6 +348,7 @@ class Daemon:
             self.watch_workers()
             self.notify("WATCHDOG=1")
         self.jobs.run("requests", lambda: self.requests.handle(now), now=now)
+        self.jobs.run("webhooks", lambda: self.webhooks.run(now), now=now)
         if now >= self._next_timers:
             self._next_timers = now + TIMERS_EVERY
             self.run_timers(now)
@@ -387,7 +391,8 @@ class Daemon:
         created = self.jobs.run("schedules", recurring, now=now)
         if created:
             log.info("recurring schedule(s) queued broadcast(s) %s", created)
-        queued = bool(promoted or created)
+        reminded = self.jobs.run("reminders", lambda: self._reminders(now), now=now)
+        queued = bool(promoted or created or reminded)
         due = self.jobs.run("followups", lambda: broadcasts.due_followups(self.db.conn, now),
                             now=now)
         for broadcast_id in due or ():
@@ -396,6 +401,13 @@ class Daemon:
                 queued = True
         if queued:
             self.wake_workers()  # it goes now, not at the end of the workers' wait
+
+    def _reminders(self, now: float) -> list[int]:
+        with write(self.db) as conn:
+            created = reminders.run_due(conn, self.config, now)
+        if created:
+            log.info("%d reminder(s) queued", len(created))
+        return created
 
     def _followup(self, broadcast_id: int, now: float) -> int | None:
         with write(self.db) as conn:
@@ -409,6 +421,7 @@ class Daemon:
             log.info("stopped (it never could start: %s)", self.storage.fault)
             return 0
         self.wake_workers()  # an idle worker sees the stop at once
+        self.webhooks.stop()  # a delivery in flight is sent again at the next start
         for service in reversed(self.services):
             service.stop()
         stuck = [w.name for w in self.workers if not w.join(WORKER_JOIN_TIMEOUT)]

@@ -1,5 +1,6 @@
-"""The clinic LAN's address ranges as systemd's IPAddressAllow=, for the web UI's unit and
-the HTTPS proxy's: the kernel itself then refuses packets from anywhere else.
+"""The clinic LAN's address ranges as systemd's IPAddressAllow=, for the web UI's unit, the
+HTTPS proxy's and the daemon's (its webhooks go to the clinic's own systems): the kernel
+itself then refuses packets from, or to, anywhere else.
 
 Standard library only: scripts/install.sh runs it with the system's python3 before the
 virtual environment exists (`python3 -m appliance.lan /etc/tsunagu/tsunagu.toml`). The

@@ -165,6 +165,16 @@ def m0010_modem_recovery_and_time(db) -> None:
     db.executescript(SCHEMA_MODEM_RECOVERY_AND_TIME)
 
 
+@migrations(name="0011_api_tokens_webhooks")
+def m0011_api_tokens_webhooks(db) -> None:
+    db.executescript(SCHEMA_API_0008)
+
+
+@migrations(name="0012_api_reminders")
+def m0012_api_reminders(db) -> None:
+    db.executescript(SCHEMA_API_0009)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.
@@ -465,4 +475,191 @@ CREATE TABLE modem_recovery (
     detail          TEXT
 );
 CREATE INDEX modem_recovery_by_modem ON modem_recovery(modem, started_at);
+"""
+
+SCHEMA_API_0008 = r"""
+-- Tokens for the clinic's other systems (/api/v1). Only a SHA-256 of the token is kept: the
+-- token itself is shown once when it is made. A revoked token is kept (the audit log names
+-- it). scopes: comma-separated, of appliance.api_tokens.SCOPES.
+CREATE TABLE api_tokens (
+    id              INTEGER PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,      -- the audit log's actor is 'api:<name>'
+    token_hash      TEXT NOT NULL UNIQUE,
+    prefix          TEXT NOT NULL,             -- the token's first characters, to recognise it
+    scopes          TEXT NOT NULL,
+    rate_per_minute INTEGER NOT NULL,
+    created_by      TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    last_used_at    REAL,
+    revoked_at      REAL,
+    revoked_by      TEXT
+);
+
+-- Idempotency-Key: a POST repeated with the same key (a retry after a timeout) gets the
+-- first answer again instead of doing it twice; the same key with another request is refused.
+CREATE TABLE api_idempotency (
+    token_id        INTEGER NOT NULL REFERENCES api_tokens(id),
+    key             TEXT NOT NULL,
+    fingerprint     TEXT NOT NULL,             -- SHA-256 of method, path and body
+    status          INTEGER NOT NULL,
+    body            TEXT NOT NULL,             -- the JSON answered the first time
+    location        TEXT,
+    created_at      REAL NOT NULL,
+    PRIMARY KEY (token_id, key)
+);
+
+-- A token's webhook: events are POSTed to url, signed with secret (HMAC-SHA256). events is
+-- ',message.sent,reply.received,' (commas around each, for instr()). A receiver that fails
+-- holds the webhook's queue (failures, retry_at) with a doubling back-off.
+CREATE TABLE api_webhooks (
+    id              INTEGER PRIMARY KEY,
+    token_id        INTEGER NOT NULL UNIQUE REFERENCES api_tokens(id),
+    url             TEXT NOT NULL,
+    secret          TEXT NOT NULL,
+    events          TEXT NOT NULL,
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    failures        INTEGER NOT NULL DEFAULT 0,  -- failed tries in a row
+    retry_at        REAL,
+    last_error      TEXT,
+    last_error_at   REAL,
+    last_success_at REAL,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+
+-- What happened, written by the triggers below in the same transaction as the change itself
+-- (so an event can never be lost, whichever code made the change), only while a webhook
+-- wants that event. The daemon renders body once and fans it out to api_deliveries.
+CREATE TABLE api_events (
+    id              INTEGER PRIMARY KEY,
+    type            TEXT NOT NULL,
+    subject         TEXT NOT NULL,             -- recipient, inbound message, broadcast id; modem name
+    at              REAL NOT NULL,
+    data            TEXT,                      -- JSON taken when it happened
+    body            TEXT                       -- the payload, made once: a re-send sends it unchanged
+);
+CREATE INDEX api_events_new ON api_events(id) WHERE body IS NULL;
+
+-- The durable outbox of webhook deliveries: pending until the receiver answers 2xx.
+CREATE TABLE api_deliveries (
+    id              INTEGER PRIMARY KEY,
+    webhook_id      INTEGER NOT NULL REFERENCES api_webhooks(id) ON DELETE CASCADE,
+    event_id        INTEGER NOT NULL REFERENCES api_events(id),
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      REAL NOT NULL,
+    give_up_at      REAL NOT NULL,             -- still failing then: failed (re-sendable)
+    last_attempt_at REAL,
+    last_status     INTEGER,                   -- the receiver's HTTP status
+    last_error      TEXT,
+    delivered_at    REAL,
+    UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX api_deliveries_queue ON api_deliveries(webhook_id, state, id);
+
+-- Now, as every *_at column has it (the triggers' fallback when the row has no time).
+CREATE VIEW api_now AS SELECT (julianday('now') - 2440587.5) * 86400.0 AS at;
+
+CREATE TRIGGER api_event_message AFTER UPDATE OF state ON recipients
+WHEN NEW.state IS NOT OLD.state AND NEW.state IN ('submitted', 'delivered', 'failed')
+ AND EXISTS (SELECT 1 FROM api_webhooks WHERE enabled = 1 AND instr(events,
+     ',message.' || CASE NEW.state WHEN 'submitted' THEN 'sent' ELSE NEW.state END || ','))
+BEGIN
+    INSERT INTO api_events (type, subject, at, data) VALUES (
+        'message.' || CASE NEW.state WHEN 'submitted' THEN 'sent' ELSE NEW.state END,
+        NEW.id,
+        coalesce(CASE NEW.state WHEN 'submitted' THEN NEW.submitted_at
+                 WHEN 'delivered' THEN NEW.delivered_at ELSE NEW.failed_at END,
+                 (SELECT at FROM api_now)),
+        json_object('reason', NEW.reason, 'attempts', NEW.attempts, 'modem', NEW.modem));
+END;
+
+CREATE TRIGGER api_event_reply AFTER INSERT ON inbound_messages
+WHEN EXISTS (SELECT 1 FROM api_webhooks WHERE enabled = 1
+             AND instr(events, ',reply.received,'))
+BEGIN
+    INSERT INTO api_events (type, subject, at) VALUES ('reply.received', NEW.id,
+                                                       NEW.received_at);
+END;
+
+CREATE TRIGGER api_event_broadcast AFTER UPDATE OF state ON broadcasts
+WHEN NEW.state IN ('done', 'cancelled') AND OLD.state NOT IN ('done', 'cancelled')
+ AND EXISTS (SELECT 1 FROM api_webhooks WHERE enabled = 1
+             AND instr(events, ',broadcast.finished,'))
+BEGIN
+    INSERT INTO api_events (type, subject, at, data) VALUES ('broadcast.finished', NEW.id,
+        coalesce(NEW.finished_at, (SELECT at FROM api_now)), json_object('state', NEW.state));
+END;
+
+CREATE TRIGGER api_event_modem_new AFTER INSERT ON modem_status
+WHEN EXISTS (SELECT 1 FROM api_webhooks WHERE enabled = 1 AND instr(events, ',modem.state,'))
+BEGIN
+    INSERT INTO api_events (type, subject, at, data) VALUES ('modem.state', NEW.name,
+        NEW.checked_at, json_object('ready', NEW.ready, 'reason', NEW.reason,
+                                    'detail', NEW.detail, 'operator', NEW.operator,
+                                    'signal_bars', NEW.signal_bars));
+END;
+
+CREATE TRIGGER api_event_modem AFTER UPDATE ON modem_status
+WHEN (NEW.ready IS NOT OLD.ready OR NEW.reason IS NOT OLD.reason)
+ AND EXISTS (SELECT 1 FROM api_webhooks WHERE enabled = 1 AND instr(events, ',modem.state,'))
+BEGIN
+    INSERT INTO api_events (type, subject, at, data) VALUES ('modem.state', NEW.name,
+        NEW.checked_at, json_object('ready', NEW.ready, 'reason', NEW.reason,
+                                    'detail', NEW.detail, 'operator', NEW.operator,
+                                    'signal_bars', NEW.signal_bars));
+END;
+"""
+
+SCHEMA_API_0009 = r"""
+-- Personal reminders (appointments, blood tests): a kind says what is sent and when.
+-- Timing: days_before + send_time ('HH:MM', the clinic's time), or hours_before. Nothing is
+-- sent in the quiet hours ('HH:MM'-'HH:MM', may wrap midnight) unless the kind is an
+-- emergency, nor later than latest_minutes before the appointment.
+CREATE TABLE reminder_kinds (
+    id              INTEGER PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    template_id     INTEGER REFERENCES templates(id),
+    text            TEXT,                      -- when no template
+    changed_text    TEXT,                      -- sent instead when a sent appointment moved
+    days_before     INTEGER,
+    send_time       TEXT,
+    hours_before    REAL,
+    quiet_start     TEXT,
+    quiet_end       TEXT,
+    latest_minutes  INTEGER NOT NULL DEFAULT 60,
+    choices         TEXT,                      -- JSON list, e.g. ["はい", "変更したい"]
+    priority        TEXT NOT NULL DEFAULT 'routine' CHECK (priority IN ('emergency', 'routine')),
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    created_by      TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+
+-- One appointment of one patient. state: pending → queued (its one-person broadcast made)
+-- → sent | failed; withdrawn (cancelled), missed (could not go in time: reported, never
+-- sent late). A change of a sent appointment makes it pending again with announced_at, the
+-- time the patient was told. revision counts the sends made, for the broadcast's request key.
+CREATE TABLE reminders (
+    id              INTEGER PRIMARY KEY,
+    external_id     TEXT UNIQUE,               -- the clinic system's appointment ID
+    contact_id      INTEGER NOT NULL REFERENCES contacts(id),
+    kind_id         INTEGER NOT NULL REFERENCES reminder_kinds(id),
+    appointment_at  REAL NOT NULL,
+    announced_at    REAL,
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'queued', 'sent', 'failed', 'withdrawn', 'missed')),
+    revision        INTEGER NOT NULL DEFAULT 0,
+    broadcast_id    INTEGER REFERENCES broadcasts(id),
+    reason          TEXT,                      -- why missed, failed, withdrawn, or still waiting
+    source          TEXT NOT NULL,             -- 'csv' or 'api'
+    created_by      TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    sent_at         REAL
+);
+CREATE INDEX reminders_state ON reminders(state, appointment_at);
+CREATE INDEX reminders_contact ON reminders(contact_id, kind_id, appointment_at);
+CREATE INDEX reminders_broadcast ON reminders(broadcast_id);
 """

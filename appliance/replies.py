@@ -101,6 +101,28 @@ def inbox(conn: sqlite3.Connection, *, unmatched_only: bool = False,
     return out
 
 
+def since(conn: sqlite3.Connection, *, after_id: int = 0, after: float | None = None,
+          limit: int = 100) -> list[dict]:
+    """Inbound messages in the order they arrived, after a cursor (an id already seen) and/or
+    a time, with who sent them and what they answered: the API's GET /inbox."""
+    rows = conn.execute(
+        "SELECT i.*, c.id AS contact_id, c.patient_id, b.choices FROM inbound_messages i "
+        "LEFT JOIN recipients r ON r.id = i.recipient_id "
+        "LEFT JOIN contacts c ON c.id = coalesce(r.contact_id, "
+        "(SELECT id FROM contacts WHERE phone = i.number)) "
+        "LEFT JOIN broadcasts b ON b.id = i.broadcast_id "
+        "WHERE i.id > ? AND i.received_at >= ? ORDER BY i.id LIMIT ?",
+        [after_id, after if after is not None else float("-inf"), limit]).fetchall()
+    out = []
+    for r in rows:
+        item = dict(r)
+        choices = json.loads(r["choices"]) if r["choices"] else []
+        item["choice_text"] = (choices[r["choice"] - 1]
+                               if r["choice"] and r["choice"] <= len(choices) else None)
+        out.append(item)
+    return out
+
+
 def mark_handled(conn: sqlite3.Connection, inbound_id: int, *, actor: str, now: float) -> None:
     from . import audit
     conn.execute("UPDATE inbound_messages SET handled_by = ?, handled_at = ? WHERE id = ?",

@@ -5,7 +5,8 @@ What clinics actually have is a spreadsheet saved by Excel: in Japan that is CP9
 Japanese or English, with the synonyms people use. This module turns such bytes into
 records of named cells, or a `CsvFileError` that says what is wrong and where (row numbers
 count the header as row 1, as a spreadsheet shows them). appliance.contacts checks the
-cells' meaning.
+cells' meaning. The appointments file of the reminders is read the same way with its own
+`Layout` (appliance.reminders_csv).
 """
 from __future__ import annotations
 
@@ -56,6 +57,23 @@ class Record:
     row: int                        # as a spreadsheet numbers it; the header is row 1
     cells: dict[str, str]           # field -> cell text, only for mapped columns
     width: int                      # how many cells the row has (see Sheet.width)
+
+
+class PreviewCounts:
+    """What an import's preview says of its rows (each with `status` and `problems`)."""
+    rows: tuple
+
+    @property
+    def ok_count(self) -> int:
+        return sum(r.status == "ok" for r in self.rows)
+
+    @property
+    def error_count(self) -> int:
+        return sum(r.status == "error" for r in self.rows)
+
+    @property
+    def problems(self) -> list:
+        return [p for r in self.rows for p in r.problems]
 
 
 @dataclass(frozen=True)
@@ -156,9 +174,25 @@ def _header_key(header: str) -> str:
     return key.replace(" ", "").replace("　", "")
 
 
-def map_headers(header: list[str]) -> tuple[dict[str, int], dict[str, str], tuple[str, ...]]:
+@dataclass(frozen=True)
+class Layout:
+    """The columns a kind of file has: header synonyms per field, the fields it must have,
+    the header each is named by in messages, and the secondary (any phone) headers that only
+    count when no mobile column is there."""
+    synonyms: dict[str, tuple[str, ...]]
+    required: tuple[str, ...]
+    headers: dict[str, str]
+    phone_secondary: tuple[str, ...] = ()
+
+
+ROSTER = Layout(SYNONYMS, REQUIRED, HEADERS_JA, PHONE_SECONDARY)
+
+
+def map_headers(header: list[str], layout: Layout | None = None
+                ) -> tuple[dict[str, int], dict[str, str], tuple[str, ...]]:
     """(field -> column index, field -> header text, ignored headers) or CsvFileError."""
-    lookup = {_header_key(s): f for f, synonyms in SYNONYMS.items() for s in synonyms}
+    layout = layout or ROSTER
+    lookup = {_header_key(s): f for f, synonyms in layout.synonyms.items() for s in synonyms}
     index: dict[str, int] = {}
     written: dict[str, str] = {}
     secondary_phone: list[tuple[int, str]] = []
@@ -171,7 +205,7 @@ def map_headers(header: list[str]) -> tuple[dict[str, int], dict[str, str], tupl
         if field is None:
             ignored.append(text.strip())
             continue
-        if field == "phone" and key in map(_header_key, PHONE_SECONDARY):
+        if field == "phone" and key in map(_header_key, layout.phone_secondary):
             secondary_phone.append((i, text.strip()))
             continue
         if field in index:
@@ -181,11 +215,11 @@ def map_headers(header: list[str]) -> tuple[dict[str, int], dict[str, str], tupl
                                f"{field}; rename or remove one", row=1)
         index[field], written[field] = i, text.strip()
     _choose_phone(index, written, secondary_phone, ignored)
-    for field in REQUIRED:
+    for field in layout.required:
         if field not in index:
-            names = "・".join(s for s in SYNONYMS[field][:3])
-            raise CsvFileError(f"「{HEADERS_JA[field]}」の列がありません（見出しの例: {names}）",
-                               f"missing column: {HEADERS_JA[field]} ({field}); headers "
+            names = "・".join(s for s in layout.synonyms[field][:3])
+            raise CsvFileError(f"「{layout.headers[field]}」の列がありません（見出しの例: {names}）",
+                               f"missing column: {layout.headers[field]} ({field}); headers "
                                f"found: {', '.join(h.strip() for h in header if h.strip())}",
                                row=1)
     return index, written, tuple(ignored)
@@ -203,8 +237,9 @@ def _choose_phone(index, written, secondary, ignored) -> None:
                            "\"携帯電話\" or \"mobile\"", row=1)
 
 
-def read(data: bytes) -> Sheet:
-    """Parse a roster file; refuses size, encoding, header and CSV-syntax problems."""
+def read(data: bytes, layout: Layout | None = None) -> Sheet:
+    """Parse a roster file (or another *layout*'s); refuses size, encoding, header and
+    CSV-syntax problems."""
     if not data or not data.strip(b"\r\n\t \xef\xbb\xbf"):
         raise CsvFileError("ファイルが空です", "the file is empty")
     if len(data) > MAX_BYTES:
@@ -219,7 +254,7 @@ def read(data: bytes) -> Sheet:
         if any("\x00" in cell for cell in header):
             raise CsvFileError("NUL文字が含まれています", "the header contains NUL bytes; "
                                "the file is damaged or not a CSV", row=1)
-        index, written, ignored = map_headers(header)
+        index, written, ignored = map_headers(header, layout)
         records = []
         for cells in reader:
             row += 1

@@ -57,7 +57,7 @@ if [ -n "$UNINSTALL" ]; then
         systemctl disable --now "${ENABLE[@]}" 2>/dev/null || true
     fi
     for unit in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$unit"; done
-    rm -rf "$UNITS/tsunagu-web.service.d"
+    rm -rf "$UNITS/tsunagu-web.service.d" "$UNITS/tsunagu-daemon.service.d"
     rm -f "$UNITS/caddy.service.d/tsunagu.conf"
     rm -f "$RULES/99-tsunagu-modem.rules" "$POLKIT/50-tsunagu.rules"
     rm -rf "$OPT"
@@ -119,10 +119,13 @@ install -m 0644 "$SRC/systemd/99-tsunagu-modem.rules" "$RULES/99-tsunagu-modem.r
 # The daemon may start the clock and USB power units, and no other (least privilege).
 install -m 0644 "$SRC/systemd/50-tsunagu.rules" "$POLKIT/50-tsunagu.rules"
 
-# The clinic LAN's ranges ([web] lan_ranges) for the web UI and the proxy (IPAddressAllow=).
+# The clinic LAN's ranges ([web] lan_ranges) for the web UI, the proxy and the daemon's
+# webhooks to the clinic's own systems (IPAddressAllow=).
 lan_dropin="$(PYTHONPATH="$SRC" python3 -m appliance.lan "$ETC/tsunagu.toml")"
-install -d -m 0755 "$UNITS/tsunagu-web.service.d" "$UNITS/caddy.service.d"
+install -d -m 0755 "$UNITS/tsunagu-web.service.d" "$UNITS/caddy.service.d" \
+    "$UNITS/tsunagu-daemon.service.d"
 printf '%s\n' "$lan_dropin" > "$UNITS/tsunagu-web.service.d/lan.conf"
+printf '%s\n' "$lan_dropin" > "$UNITS/tsunagu-daemon.service.d/lan.conf"
 
 # HTTPS: Caddy with its local CA in front of waitress, by name and by address.
 if live; then

@@ -65,11 +65,17 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     _filters(app)
     from . import storage_errors
     storage_errors.install(app)
-    from . import (account_views, admin_views, auth, broadcast_views, ca_views, contact_views,
-                   schedule_views, template_views, views)
+    from . import (account_views, admin_views, api_admin_views, api_v1, api_views, auth,
+                   broadcast_views, ca_views, contact_views, reminder_views, schedule_views,
+                   template_views, views)
     for module in (auth, views, broadcast_views, contact_views, template_views, schedule_views,
-                   admin_views, account_views, ca_views):
+                   admin_views, account_views, ca_views, api_admin_views, reminder_views):
         app.register_blueprint(module.bp)
+    # The API authenticates each request by its token, never by the session cookie a
+    # browser would send along: no CSRF token applies (webui.api_v1).
+    assert api_views.bp is api_v1.bp
+    app.extensions["csrf"].exempt(api_v1.bp)
+    app.register_blueprint(api_v1.bp)
     return app
 
 
@@ -198,6 +204,10 @@ def _errors(app: Flask) -> None:
     from flask_babel import gettext as _
 
     def page(code: int, title: str, message: str):
+        from . import api_v1
+        if api_v1.wants_problem():
+            # The clinic's systems read problem details (RFC 9457), not the staff's page.
+            return api_v1.status_problem(code)
         return render_template("error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(CSRFError)
@@ -219,6 +229,9 @@ def _errors(app: Flask) -> None:
 
     @app.errorhandler(405)
     def wrong_method(exc):
+        from . import api_v1
+        if api_v1.wants_problem():
+            return api_v1.http_problem(exc)
         # e.g. /logout typed into the address bar: it is a button (a form post) on purpose.
         return page(405, _("Use the buttons on the page"),
                     _("This address does not open on its own. Go back and use the page's "

@@ -30,6 +30,8 @@ def _register() -> None:
     from .user import user_group; main.add_command(user_group)  # noqa: E702
     from .emergency import emergency_group; main.add_command(emergency_group)  # noqa: E702
     from .audit import audit_group; main.add_command(audit_group)  # noqa: E702
+    from .api import api_token_group; main.add_command(api_token_group)  # noqa: E702
+    from .reminders import reminders_group; main.add_command(reminders_group)  # noqa: E702
 
 
 _register()

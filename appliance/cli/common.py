@@ -128,3 +128,18 @@ def friendly_errors(f: F) -> F:
         except user_errors() as exc:
             raise click.ClickException(error_text(exc)) from None
     return wrapper  # type: ignore[return-value]
+
+
+def field_errors(*error_types: type[Exception]) -> Callable[[F], F]:
+    """Like friendly_errors, for library errors that carry a `field`: 'field: message'."""
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        @friendly_errors
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return f(*args, **kwargs)
+            except error_types as exc:
+                field = getattr(exc, "field", None)
+                raise click.ClickException(f"{field + ': ' if field else ''}{exc}") from None
+        return wrapper  # type: ignore[return-value]
+    return decorate

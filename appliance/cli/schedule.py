@@ -6,22 +6,12 @@ import datetime as dt
 import click
 
 from .. import wording
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db, say
+from .common import cli_actor, config_option, field_errors, load_config_and_db, say
 
 
 def _errors(f):
-    import functools
-
     from ..schedules import ScheduleError
-
-    @functools.wraps(f)
-    @friendly_errors
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except ScheduleError as exc:
-            raise click.ClickException(f"{exc.field + ': ' if exc.field else ''}{exc}") from None
-    return wrapper
+    return field_errors(ScheduleError)(f)
 
 
 @click.group("schedule")

@@ -1,0 +1,131 @@
+"""`tsunagu reminders …`: personal reminders (appointments, blood tests) from a shell."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from .common import cli_actor, config_option, field_errors, load_config_and_db
+
+
+def _errors(f):
+    from ..reminders import ReminderError
+    return field_errors(ReminderError)(f)
+
+
+@click.group("reminders")
+def reminders_group() -> None:
+    """Personal reminders: kinds (rules), the appointments file, what was sent or missed."""
+
+
+@reminders_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and show what would change.")
+@config_option
+@_errors
+def import_command(file: Path, dry_run: bool) -> None:
+    """Import appointments from a CSV FILE (UTF-8 or Shift_JIS/CP932), all or nothing.
+
+    Columns: 患者ID and/or 携帯電話, 種類, 予約日 + 時刻 (or 予約日時); optional 予約ID,
+    状態 (キャンセル withdraws), 氏名. Any row with a problem refuses the whole file.
+    """
+    from .. import reminders_csv
+    from ..db import now
+    config, db = load_config_and_db()
+    data = file.read_bytes()
+    try:
+        if dry_run:
+            plan = reminders_csv.preview(db, config, data, now=now())
+            if plan.error_count:
+                raise reminders_csv.ReminderImportError(plan.problems, plan)
+        else:
+            plan = reminders_csv.import_reminders(db, config, data, actor=cli_actor(),
+                                                  now=now(), filename=file.name).preview
+    except reminders_csv.ReminderImportError as exc:
+        for problem in exc.problems:
+            click.echo(problem.message(config.language), err=True)
+        raise click.ClickException(f"nothing imported: {len(exc.problems)} problem(s) "
+                                   "listed above / 何も取り込んでいません") from None
+    for row in plan.rows:
+        for warning in row.warnings:
+            click.echo(f"row {row.row}: {warning}")
+    verb = "would import (--dry-run: nothing written)" if dry_run else "imported"
+    click.echo(f"{verb}: new {plan.count('new')}, changed {plan.count('changed')}, "
+               f"withdrawn {plan.count('withdraw')}, unchanged {plan.count('unchanged')}, "
+               f"past (ignored) {plan.count('past')}")
+
+
+@reminders_group.command("list")
+@click.option("--missed", is_flag=True, help="Only those that could not go in time or failed.")
+@config_option
+@_errors
+def list_command(missed: bool) -> None:
+    """Reminders by appointment time: state, planned send time, the reply."""
+    from .. import reminders
+    from ..db import now
+    config, db = load_config_and_db()
+    states = ("missed", "failed") if missed else None
+    fmt = "%m-%d %H:%M"
+    for r in reminders.listing(db.conn, config, now(), states=states):
+        at = dt.datetime.fromtimestamp(r["appointment_at"], config.zone).strftime(fmt)
+        planned = (dt.datetime.fromtimestamp(r["planned_at"], config.zone).strftime(fmt)
+                   if r["planned_at"] else "")
+        reply = r["choice_text"] or r["reply_text"] or ""
+        click.echo(f"#{r['id']}\t{at}\t{r['kind_name']}\t{r['contact_name']}\t{r['state']}"
+                   f"{' (' + r['reason'] + ')' if r['reason'] else ''}\t{planned}\t{reply}")
+
+
+@reminders_group.command("kinds")
+@config_option
+@_errors
+def kinds_command() -> None:
+    """The kinds and their rules."""
+    from .. import reminders
+    _, db = load_config_and_db()
+    for k in reminders.kinds(db.conn):
+        when = (f"{k.days_before} day(s) before at {k.send_time:%H:%M}" if k.days_before is not None
+                else f"{k.hours_before:g} h before")
+        quiet = f"quiet {k.quiet_start:%H:%M}-{k.quiet_end:%H:%M}" if k.quiet_start else "no quiet hours"
+        state = "" if k.enabled else "\tdisabled"
+        click.echo(f"{k.name}\t{when}\t{quiet}\tlatest {k.latest_minutes} min before\t"
+                   f"{k.priority}\t{' / '.join(k.choices)}{state}")
+
+
+@reminders_group.command("kind-add")
+@click.argument("name")
+@click.option("--text", help="The message: {name}, {date}, {time}, {original_time}…")
+@click.option("--template", "template_name", help="A saved template's name instead.")
+@click.option("--changed-text", help="Sent instead when an appointment already announced moved.")
+@click.option("--days-before", type=int, help="Send this many days before…")
+@click.option("--at", "send_time", help="…at this time (HH:MM).")
+@click.option("--hours-before", type=float, help="Or this many hours before.")
+@click.option("--quiet", help="No SMS in these hours, e.g. 21:00-08:00.")
+@click.option("--latest", "latest_minutes", type=int, default=60, show_default=True,
+              help="Not later than this many minutes before the appointment.")
+@click.option("--choices", help="Reply choices, e.g. 'はい / 変更したい'.")
+@click.option("--priority", type=click.Choice(["routine", "emergency"]), default="routine")
+@config_option
+@_errors
+def kind_add_command(name, text, template_name, changed_text, days_before, send_time,
+                     hours_before, quiet, latest_minutes, choices, priority) -> None:
+    """Add a reminder kind called NAME (透析予約, 採血…)."""
+    from .. import reminders, templates
+    from ..db import now, write
+    config, db = load_config_and_db()
+    template_id = None
+    if template_name:
+        template = templates.get_template_by_name(db, template_name)
+        if template is None:
+            raise click.BadParameter(f"no template named {template_name!r}",
+                                     param_hint="--template")
+        template_id = template.id
+    quiet_start, _sep, quiet_end = (quiet or "").partition("-")
+    with write(db) as conn:
+        reminders.save_kind(conn, config, name=name, text=text, template_id=template_id,
+                            changed_text=changed_text, days_before=days_before,
+                            send_time=send_time, hours_before=hours_before,
+                            quiet_start=quiet_start or None, quiet_end=quiet_end or None,
+                            latest_minutes=latest_minutes, choices=choices, priority=priority,
+                            actor=cli_actor(), now=now())
+    click.echo(f"reminder kind {name} added")
