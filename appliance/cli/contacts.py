@@ -94,7 +94,7 @@ def _show_columns(plan, lang: str) -> None:
                                    f"encoding {plan.encoding}; columns: {mapped}")))
     if plan.ignored_columns:
         label = "使わない列" if lang == "ja" else "ignored columns"
-        click.echo(terminal_safe(f"{label}: {', '.join(plan.ignored_columns)}"))
+        click.echo(terminal_safe(f"{label}{speak('：', ': ')}{', '.join(plan.ignored_columns)}"))
 
 
 def _value(value) -> str:
