@@ -73,7 +73,7 @@ if [ -n "$ROTATE_HOTSPOT" ] && [ -z "$HOTSPOT_GIVEN" ]; then
     exit 2
 fi
 # A bad network name stops here, before anything is written.
-if [ -n "$HOTSPOT_GIVEN" ]; then hotspot_py check --ssid "$HOTSPOT" || exit 2; fi
+if [ -n "$HOTSPOT_GIVEN" ]; then hotspot_py check --ssid="$HOTSPOT" || exit 2; fi
 
 if [ -n "$UNINSTALL" ]; then
     if live; then
@@ -160,7 +160,7 @@ if [ -n "$HOTSPOT_GIVEN" ]; then
     install -d -m 0700 "$NM/system-connections"
     rotate=()
     if [ -n "$ROTATE_HOTSPOT" ]; then rotate=(--rotate); fi
-    say "hotspot: $(hotspot_py write --ssid "$HOTSPOT" "${rotate[@]}")"
+    say "hotspot: $(hotspot_py write --ssid="$HOTSPOT" "${rotate[@]}")"
 fi
 hotspot_address="$(hotspot_py address)"
 if [ -n "$hotspot_address" ]; then

@@ -102,6 +102,11 @@ def test_the_longest_ssid_counts_bytes_not_characters(tmp_path):
     assert hotspot.read(tmp_path / PROFILE).ssid == longest
 
 
+def test_an_ssid_that_looks_like_an_option_is_still_the_ssid(tmp_path):
+    assert install(tmp_path, "--hotspot", "--clinic").returncode == 0
+    assert hotspot.read(tmp_path / PROFILE).ssid == "--clinic"
+
+
 def test_rotating_without_a_hotspot_is_refused(tmp_path):
     result = install(tmp_path, "--rotate-hotspot-passphrase")
     assert result.returncode == 2 and "--hotspot SSID" in result.stderr
