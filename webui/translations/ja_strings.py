@@ -250,6 +250,9 @@ JA = {
  "The SIMs' daily SMS limit is reached: the messages waiting cannot be sent now.": "SIMの1日の送信上限に達したため、未送信のメッセージを今は送れません。",
  "They go from %(t)s.": "%(t)s から送信されます。",
  "Connect a modem with another SIM, or phone those in a hurry.": "別のSIMのモデムをつなぐか、急ぐ方には電話で連絡してください。",
+ "%(first)d–%(last)d of %(total)d people": "%(total)d人中 %(first)d〜%(last)d人目",
+ "Previous page": "前のページ",
+ "Next page": "次のページ",
  # -- the API, webhooks and personal reminders (issue 15) --
  "send: broadcasts": "send: 一斉送信", "read: states, inbox, status": "read: 送信状況・受信箱・状態の確認",
  "contacts: add and update": "contacts: 連絡先の登録・更新", "reminders: appointments": "reminders: 予約のお知らせ",
