@@ -3,7 +3,8 @@ HTTPS proxy's and the daemon's (its webhooks go to the clinic's own systems): th
 itself then refuses packets from, or to, anywhere else.
 
 Standard library only: scripts/install.sh runs it with the system's python3 before the
-virtual environment exists (`python3 -m appliance.lan /etc/tsunagu/tsunagu.toml`). The
+virtual environment exists (`python3 -m appliance.lan /etc/tsunagu/tsunagu.toml [NETWORK…]`,
+the networks being the hotspot's when there is one). The
 service checks the same key strictly at start (appliance.config).
 """
 from __future__ import annotations
@@ -23,15 +24,22 @@ def ranges(config_path: Path) -> list[str]:
     return [str(ipaddress.ip_network(r, strict=False)) for r in given]
 
 
-def drop_in(config_path: Path) -> str:
-    """A systemd drop-in: the unit's packets only from this machine and the clinic LAN."""
-    allowed = " ".join(["localhost", *ranges(config_path)])
+def drop_in(config_path: Path, also: tuple[str, ...] = ()) -> str:
+    """A systemd drop-in: the unit's packets only from this machine and the clinic LAN, and
+    from the networks *also* names (the hotspot's) unless a range already holds them."""
+    allowed = ranges(config_path)
+    held = [ipaddress.ip_network(r) for r in allowed]
+    for extra in also:
+        network = ipaddress.ip_network(extra, strict=False)
+        if not any(network.version == h.version and network.subnet_of(h) for h in held):
+            allowed.append(str(network))
+            held.append(network)
     return ("# Written by scripts/install.sh from [web] lan_ranges; run it again after changing"
-            f" them.\n[Service]\nIPAddressDeny=any\nIPAddressAllow={allowed}\n")
+            f" them.\n[Service]\nIPAddressDeny=any\nIPAddressAllow={' '.join(['localhost', *allowed])}\n")
 
 
 if __name__ == "__main__":
     try:
-        sys.stdout.write(drop_in(Path(sys.argv[1])))
+        sys.stdout.write(drop_in(Path(sys.argv[1]), tuple(sys.argv[2:])))
     except (IndexError, OSError, ValueError, tomllib.TOMLDecodeError) as exc:
         sys.exit(f"lan ranges: {exc}")

@@ -5,6 +5,11 @@
 #   sudo ./scripts/install.sh --uninstall   remove the programs; keep data and configuration
 #   ./scripts/install.sh --root DIR [--no-venv]   write everything under DIR (for tests and
 #                                           image building): no users, no systemctl, no udevadm
+#   sudo ./scripts/install.sh --hotspot SSID   also the appliance's own Wi-Fi on wlan0 (WPA2,
+#                                           a generated passphrase kept on later runs; add
+#                                           --rotate-hotspot-passphrase for a new one), for staff
+#                                           phones when the LAN is down; then print the sticker
+#                                           with `sudo tsunagu hotspot qr`
 #
 # What it does: a system user "tsunagu" (groups dialout, gpio); /opt/tsunagu/venv with this
 # checkout installed; /etc/tsunagu/tsunagu.toml from the commented example ONLY when missing
@@ -13,19 +18,27 @@
 # in front of the web UI with its own local CA (deploy/Caddyfile), reachable as
 # https://tsunagu.local/ (avahi-daemon) and by the Pi's address, http redirected to https,
 # both units limited to the LAN ranges of [web] lan_ranges; sealed emergency codes printed
-# on the first install (docs/security.md).
+# on the first install (docs/security.md). With --hotspot: a NetworkManager access-point profile
+# (/etc/NetworkManager/system-connections/tsunagu-hotspot.nmconnection, root's alone), its
+# address 10.42.0.1 added to the HTTPS sites and the allowed ranges, and a dispatcher script
+# that keeps the hotspot's phones off the clinic LAN (they reach the appliance only).
 set -euo pipefail
 
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 ROOT=""
 UNINSTALL=""
 NO_VENV=""
+HOTSPOT=""
+HOTSPOT_GIVEN=""
+ROTATE_HOTSPOT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
         --uninstall) UNINSTALL=1; shift ;;
         --no-venv) NO_VENV=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --hotspot) HOTSPOT="${2?--hotspot needs the Wi-Fi network name (SSID)}"; HOTSPOT_GIVEN=1; shift 2 ;;
+        --rotate-hotspot-passphrase) ROTATE_HOTSPOT=1; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -39,6 +52,9 @@ RULES="$ROOT/etc/udev/rules.d"
 CADDY="$ROOT/etc/caddy"
 AVAHI="$ROOT/etc/avahi"
 POLKIT="$ROOT/etc/polkit-1/rules.d"
+NM="$ROOT/etc/NetworkManager"
+HOTSPOT_PROFILE="$NM/system-connections/tsunagu-hotspot.nmconnection"
+HOTSPOT_DISPATCHER="$NM/dispatcher.d/50-tsunagu-hotspot"
 UNIT_FILES=(tsunagu-daemon.service tsunagu-web.service tsunagu-check.service
             tsunagu-check.timer tsunagu-backup.service tsunagu-backup.timer
             tsunagu-set-clock@.service tsunagu-usb-power@.service)
@@ -51,6 +67,13 @@ if live && [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: run as root (sudo), or use --root DIR" >&2
     exit 1
 fi
+hotspot_py() { PYTHONPATH="$SRC" python3 -m appliance.hotspot "$@" --profile "$HOTSPOT_PROFILE"; }
+if [ -n "$ROTATE_HOTSPOT" ] && [ -z "$HOTSPOT_GIVEN" ]; then
+    echo "install.sh: --rotate-hotspot-passphrase goes with --hotspot SSID" >&2
+    exit 2
+fi
+# A bad network name stops here, before anything is written.
+if [ -n "$HOTSPOT_GIVEN" ]; then hotspot_py check --ssid="$HOTSPOT" || exit 2; fi
 
 if [ -n "$UNINSTALL" ]; then
     if live; then
@@ -60,6 +83,15 @@ if [ -n "$UNINSTALL" ]; then
     rm -rf "$UNITS/tsunagu-web.service.d" "$UNITS/tsunagu-daemon.service.d"
     rm -f "$UNITS/caddy.service.d/tsunagu.conf"
     rm -f "$RULES/99-tsunagu-modem.rules" "$POLKIT/50-tsunagu.rules"
+    # The hotspot goes too: an access point left behind without its dispatcher script would
+    # route phones onto the clinic LAN.
+    if [ -f "$HOTSPOT_PROFILE" ]; then
+        if live; then nmcli connection down id tsunagu-hotspot >/dev/null 2>&1 || true; fi
+        rm -f "$HOTSPOT_PROFILE"
+        if live; then nmcli connection reload || true; fi
+        say "removed the hotspot tsunagu-hotspot"
+    fi
+    rm -f "$HOTSPOT_DISPATCHER" "$NM/dispatcher.d/pre-up.d/50-tsunagu-hotspot"
     rm -rf "$OPT"
     if live; then
         systemctl daemon-reload
@@ -119,9 +151,25 @@ install -m 0644 "$SRC/systemd/99-tsunagu-modem.rules" "$RULES/99-tsunagu-modem.r
 # The daemon may start the clock and USB power units, and no other (least privilege).
 install -m 0644 "$SRC/systemd/50-tsunagu.rules" "$POLKIT/50-tsunagu.rules"
 
+# The appliance's own Wi-Fi (--hotspot), or the one an earlier run set up: its address joins
+# the HTTPS sites and the allowed ranges below, so an update keeps it reachable.
+if [ -n "$HOTSPOT_GIVEN" ]; then
+    install -d -m 0700 "$NM/system-connections"
+    rotate=()
+    if [ -n "$ROTATE_HOTSPOT" ]; then rotate=(--rotate); fi
+    say "hotspot: $(hotspot_py write --ssid="$HOTSPOT" "${rotate[@]}")"
+fi
+hotspot_address="$(hotspot_py address)"
+if [ -n "$hotspot_address" ]; then
+    install -d -m 0755 "$NM/dispatcher.d" "$NM/dispatcher.d/pre-up.d"
+    install -m 0755 "$SRC/deploy/nm-dispatcher-tsunagu-hotspot" "$HOTSPOT_DISPATCHER"
+    ln -sfn ../50-tsunagu-hotspot "$NM/dispatcher.d/pre-up.d/50-tsunagu-hotspot"
+fi
+
 # The clinic LAN's ranges ([web] lan_ranges) for the web UI, the proxy and the daemon's
-# webhooks to the clinic's own systems (IPAddressAllow=).
-lan_dropin="$(PYTHONPATH="$SRC" python3 -m appliance.lan "$ETC/tsunagu.toml")"
+# webhooks to the clinic's own systems (IPAddressAllow=), and the hotspot's network.
+# shellcheck disable=SC2086 # no address: no argument
+lan_dropin="$(PYTHONPATH="$SRC" python3 -m appliance.lan "$ETC/tsunagu.toml" $hotspot_address)"
 install -d -m 0755 "$UNITS/tsunagu-web.service.d" "$UNITS/caddy.service.d" \
     "$UNITS/tsunagu-daemon.service.d"
 printf '%s\n' "$lan_dropin" > "$UNITS/tsunagu-web.service.d/lan.conf"
@@ -134,6 +182,11 @@ else
     addresses="${TSUNAGU_ADDRESSES:-192.0.2.10}"   # --root: an example address
 fi
 sites="tsunagu.local localhost"
+# The hotspot's address is in the certificate even while the hotspot is down.
+hotspot_ip="${hotspot_address%/*}"
+if [ -n "$hotspot_ip" ]; then
+    case " $addresses " in *" $hotspot_ip "*) ;; *) addresses="$addresses $hotspot_ip" ;; esac
+fi
 for address in $addresses; do
     case "$address" in *:*) sites="$sites [$address]" ;; *) sites="$sites $address" ;; esac
 done
@@ -149,7 +202,7 @@ install -m 0644 "$SRC/deploy/Caddyfile" "$CADDY/Caddyfile"
     echo "Environment=TSUNAGU_UPSTREAM=127.0.0.1:8080"
 } > "$UNITS/caddy.service.d/tsunagu.conf"
 # tsunagu.local for every device on the LAN, whatever the Pi's host name (avahi-daemon).
-first_v4="$(for a in $addresses; do case "$a" in *:*) ;; *) echo "$a"; break ;; esac; done)"
+first_v4="$(for a in $addresses; do case "$a" in *:*|"$hotspot_ip") ;; *) echo "$a"; break ;; esac; done)"
 if [ -n "$first_v4" ]; then
     touch "$AVAHI/hosts"
     grep -v ' tsunagu.local$' "$AVAHI/hosts" > "$AVAHI/hosts.new" || true
@@ -160,7 +213,8 @@ fi
 if live; then
     udevadm control --reload-rules
     udevadm trigger --subsystem-match=tty || true
-    for package in caddy avahi-daemon; do
+    # nftables: the hotspot's dispatcher script (Raspberry Pi OS may lack it).
+    for package in caddy avahi-daemon ${hotspot_address:+nftables}; do
         if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
             say "installing $package (HTTPS and the name tsunagu.local)"
             DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null
@@ -184,9 +238,22 @@ if live; then
         say "PRINT these emergency codes, seal them in an envelope and keep it by the appliance:"
         "${tsunagu_cli[@]}" emergency-codes new --config "$ETC/tsunagu.toml"
     fi
+    if [ -n "$hotspot_address" ]; then
+        nmcli connection reload
+        # wlan0 serving another profile (the Pi on the clinic's Wi-Fi) is left alone.
+        wlan_profile="$(nmcli -g GENERAL.CONNECTION device show wlan0 2>/dev/null || true)"
+        if [ -n "$wlan_profile" ] && [ "$wlan_profile" != tsunagu-hotspot ]; then
+            say "warning: wlan0 is in use by \"$wlan_profile\"; the hotspot needs wlan0 to itself (the LAN on the Ethernet port)"
+        elif nmcli connection up id tsunagu-hotspot >/dev/null; then
+            say "hotspot tsunagu-hotspot is up; print its sticker: sudo $OPT/venv/bin/tsunagu hotspot qr"
+        else
+            say "warning: the hotspot did not come up; see: nmcli device status; journalctl -u NetworkManager"
+        fi
+    fi
     say "open https://tsunagu.local/ (or https://${first_v4:-PI-ADDRESS}/); install the certificate from http://tsunagu.local/ca"
     say "next: sudo -u tsunagu $OPT/venv/bin/tsunagu user add NAME --role admin --config $ETC/tsunagu.toml"
 else
     say "(--root) would install caddy and avahi-daemon; would enable and start: ${ENABLE[*]} caddy avahi-daemon"
+    if [ -n "$hotspot_address" ]; then say "(--root) would bring up the hotspot tsunagu-hotspot on wlan0"; fi
 fi
 say "done"

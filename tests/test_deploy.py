@@ -213,6 +213,7 @@ def test_install_refuses_unknown_options(tmp_path):
 def test_the_scripts_pass_shellcheck():
     scripts = [f"scripts/{n}" for n in ("install.sh", "demo", "test", "_bootstrap.sh",
                                         "translations")]
+    scripts.append("deploy/nm-dispatcher-tsunagu-hotspot")
     result = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True,
                             cwd=ROOT)
     assert result.returncode == 0, result.stdout

@@ -34,6 +34,7 @@ def _register() -> None:
     from .audit import audit_group; main.add_command(audit_group)  # noqa: E702
     from .api import api_token_group; main.add_command(api_token_group)  # noqa: E702
     from .reminders import reminders_group; main.add_command(reminders_group)  # noqa: E702
+    from .hotspot import hotspot_group; main.add_command(hotspot_group)  # noqa: E702
 
 
 _register()
