@@ -467,6 +467,18 @@ def reply_to_inbound(conn: sqlite3.Connection, config: Config, inbound_id: int, 
     return broadcast_id
 
 
+def set_ring(conn: sqlite3.Connection, broadcast_id: int, value: bool, *, actor: str,
+             remote_addr: str | None = None) -> None:
+    """Whether the broadcast's silent recipients get one short call (appliance.ringing);
+    staff may change it while it goes (inside the caller's write transaction)."""
+    if get(conn, broadcast_id) is None:
+        raise BroadcastError(f"no broadcast {broadcast_id}", field="id", ja="この送信はありません")
+    conn.execute("UPDATE broadcasts SET ring_if_no_answer = ? WHERE id = ?",
+                 [int(value), broadcast_id])
+    audit.record(conn, actor, "broadcast_ring", remote_addr, broadcast_id=broadcast_id,
+                 ring_if_no_answer=value)
+
+
 def plan_one(conn: sqlite3.Connection, config: Config, number: str, text: str, *,
              shown: str | None = None, priority: str = "routine") -> Plan:
     """The plan of one message to one number (E.164): an answer from the inbox, or to a
@@ -574,6 +586,7 @@ def summary(conn: sqlite3.Connection, broadcast_id: int, *,
             "created_at": b["created_at"], "scheduled_at": b["scheduled_at"],
             "started_at": b["started_at"], "finished_at": b["finished_at"],
             "parent_id": b["parent_id"], "choices": choices, "tally": tally,
+            "ring_if_no_answer": bool(b["ring_if_no_answer"]), "origin": b["origin"],
             "other_replies": other_replies, "by_phone": by_phone,
             "total": total, "parts": parts, "parts_waiting": parts_waiting, "counts": counts,
             "acknowledged": acknowledged, "budget_until": budget_until,

@@ -187,6 +187,28 @@ def _prompt_event(conn: sqlite3.Connection, config: Config, event: sqlite3.Row,
 
 # -- what staff do -------------------------------------------------------------------------------
 
+def send_draft(conn: sqlite3.Connection, config: Config, event_id: int, *, actor: str,
+               now: float) -> int:
+    """The web UI's button: send the event's draft (inside the caller's write transaction).
+    The same request key as the phones' codes, so whichever door comes first sends it and
+    the other finds it sent."""
+    event = conn.execute("SELECT * FROM warning_events WHERE id = ?", [event_id]).fetchone()
+    if event is None:
+        raise broadcasts.BroadcastError(f"no warning {event_id}", field="id",
+                                        ja="この速報はありません")
+    if event["broadcast_id"] is not None:
+        return event["broadcast_id"]
+    prepared = draft(conn, config, now)
+    if prepared.plan is None:
+        raise broadcasts.BroadcastError(prepared.problem or "no draft", field="template",
+                                        ja=prepared.problem)
+    broadcast_id = broadcasts.create(conn, prepared.plan, title=prepared.args["title"],
+                                     actor=actor, now=now, request_key=request_key(event_id),
+                                     template_id=prepared.args["template_id"])
+    sent(conn, event_id, broadcast_id)
+    return broadcast_id
+
+
 def sent(conn: sqlite3.Connection, event_id: int, broadcast_id: int) -> None:
     """The event's broadcast went (from a code, the web UI's draft, or auto_send): the
     other phones' codes are void."""

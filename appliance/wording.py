@@ -223,6 +223,7 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "warning_prompt": ("緊急速報の後、当番に確認を依頼", "On-call staff asked after a warning"),
     "warning_auto_send": ("緊急速報の後、自動で送信", "Sent automatically after a warning"),
     "warning_closed": ("緊急速報の表示を閉じた", "Warning closed"),
+    "broadcast_ring": ("返信がない人に電話を鳴らすかを変更", "Ring if no answer changed"),
     "backup": ("バックアップ", "Backup"),
     "restore": ("復元", "Restore"),
 }
@@ -325,6 +326,11 @@ def word(table: Mapping, key, lang: str | None = "ja") -> str:
     if entry is None:
         return str(key)
     return entry[1] if lang == "en" else entry[0]
+
+
+def words(table: Mapping, lang: str | None = "ja") -> dict[str, str]:
+    """Every key of *table* with its word in *lang*: for a page that shows many."""
+    return {key: word(table, key, lang) for key in table}
 
 
 def state(key: str, lang: str | None = "ja") -> str:

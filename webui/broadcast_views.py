@@ -202,7 +202,9 @@ def detail(broadcast_id: int):
     held = _held()
     summary = _get_summary(broadcast_id, held)
     people = broadcasts.recipients(db().conn, broadcast_id, held=held)
+    from appliance import ringing
     return render_template("broadcast.html", b=summary, people=people,
+                           rings=ringing.for_recipients(db().conn, [r["id"] for r in people]),
                            remaining=_remaining_minutes(summary),
                            live=summary["state"] in ("queued", "sending", "scheduled"))
 
