@@ -81,4 +81,4 @@ def test_ctrl_c_stops_the_sim_daemon_and_web_ui_the_demo_started(tmp_path):
     box = before_stop[before_stop.index(next(line for line in reversed(before_stop[:-1])
                                               if line.strip().startswith("====="))):]
     login = next(line for line in box if "Log in:" in line)
-    assert re.search(r"Log in:\s+admin / \S+", login), login
+    assert re.search(r"Log in:\s+nurse / \S+", login), login

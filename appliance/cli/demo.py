@@ -64,10 +64,16 @@ def prepare(directory: Path, host: str, port: int) -> None:
     database = db_mod.connect(cfg.database)
     done = seed.seed_demo(database, cfg.clinic_name)
     click.echo(f"==> demo database {cfg.database}: {done}")
-    # A fresh password each start: the demo never keeps a plaintext password on disk.
-    password = secrets.token_urlsafe(9)
-    if database.execute("SELECT 1 FROM users WHERE username = 'admin'").fetchone():
-        users.set_password(database, "admin", password, actor="demo")
-    else:
-        users.create_user(database, "admin", "admin", password=password, actor="demo")
-    click.echo(f"==> log in as  admin / {password}")
+    # A fresh password each start: the demo never keeps a plaintext password on disk. The
+    # nurse is who the demo is for (she sends); the office manager, an admin, must set up a
+    # second factor with an authenticator app at her first login, as on the appliance.
+    logins = []
+    for username, role in (("admin", "admin"), ("nurse", "staff")):
+        password = secrets.token_urlsafe(9)
+        if database.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+            users.set_password(database, username, password, actor="demo")
+        else:
+            users.create_user(database, username, role, password=password, actor="demo")
+        logins.append(f"{username} / {password}")
+    click.echo(f"==> office manager (管理者; 初回に認証アプリで2段階認証を設定): {logins[0]}")
+    click.echo(f"==> log in as  {logins[1]}")
