@@ -277,6 +277,11 @@ AUDIT_DETAILS: dict[str, tuple[str, str]] = {
     "origin": ("送信元", "origin"),
 }
 
+# Where a broadcast came from when not from staff's compose (broadcasts.origin).
+ORIGINS: dict[str, tuple[str, str]] = {
+    "sms_reply": ("携帯からの操作への返答", "answer to a phone's command"),
+}
+
 # SMS commands from staff phones (sms_commands.command) and why one was refused (reason).
 SMS_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("状況", "status"), "send": ("送信", "send"), "cancel": ("中止", "cancel"),
@@ -381,6 +386,8 @@ def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, s
             shown = word(SMS_COMMANDS, value, lang)
         elif key == "warning_type":
             shown = word(WARNING_TYPES, value, lang)
+        elif key == "origin" and value in ORIGINS:
+            shown = word(ORIGINS, value, lang)
         elif key == "encoding":
             shown = word(ENCODINGS, value, lang)
         elif key == "cron":
