@@ -74,15 +74,19 @@ def load_identity(path: Path) -> pyrage.x25519.Identity:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
         raise BackupError(f"the backup key {path} does not exist: restore needs the key the "
-                          "backup was made with (--key FILE, from the sealed printout)") from None
+                          "backup was made with (--key FILE, from the sealed printout) / "
+                          f"バックアップの鍵 {path} がありません。復元にはバックアップを作った"
+                          "ときの鍵が必要です（封をした印刷から --key FILE で指定）") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BackupError(f"cannot read the backup key {path}: {exc}") from None
+        raise BackupError(f"cannot read the backup key {path}: {exc} / "
+                          f"バックアップの鍵 {path} を読めません：{exc}") from None
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and not line.startswith("#")]
     try:
         return pyrage.x25519.Identity.from_str(lines[0])
     except (IndexError, pyrage.IdentityError, ValueError):
-        raise BackupError(f"{path} is not an age key (a line AGE-SECRET-KEY-1…)") from None
+        raise BackupError(f"{path} is not an age key (a line AGE-SECRET-KEY-1…) / "
+                          f"{path} はバックアップの鍵（AGE-SECRET-KEY-1… の行）ではありません") from None
 
 
 def ensure_key(config: Config) -> pyrage.x25519.Identity:
@@ -164,7 +168,8 @@ def _copy_plain(source: sqlite3.Connection, plain: Path) -> None:
     finally:
         copy.close()
     if check != "ok":
-        raise BackupError(f"the backup copy failed its integrity check: {check}")
+        raise BackupError(f"the backup copy failed its integrity check: {check} / "
+                          f"バックアップの写しが検査で不合格になりました：{check}")
 
 
 def _prune_partials(directory: Path, now: float) -> None:
@@ -196,9 +201,11 @@ def _copy_to_usb(config: Config, files: tuple[Path, ...], ismount
     # An unmounted stick leaves an empty mount point on the SD card: copying there would
     # fill the SD card and give false comfort.
     if not usb.is_dir() or not ismount(usb):
-        return None, f"{usb} is not a mounted USB stick; no copy made"
+        return None, (f"{usb} is not a mounted USB stick; no copy made / "
+                      f"{usb} にUSBメモリがつながっていないため、写しを作りませんでした")
     if not os.access(usb, os.W_OK):
-        return None, f"{usb} is not writable; no copy made"
+        return None, (f"{usb} is not writable; no copy made / "
+                      f"{usb} に書き込めないため、写しを作りませんでした")
     for path in files:
         destination = usb / path.name
         partial = usb / (path.name + ".partial")
@@ -229,24 +236,28 @@ def decrypt(path: Path, identity: pyrage.x25519.Identity, out: Path) -> None:
         data = pyrage.decrypt(path.read_bytes(), [identity])
     except pyrage.DecryptError:
         raise BackupError(f"{path}: cannot be decrypted with this key (a backup made with "
-                          "another key, or a damaged file)") from None
+                          "another key, or a damaged file) / "
+                          f"{path}：この鍵では復号できません（別の鍵で作ったバックアップか、"
+                          "壊れたファイルです）") from None
     _private_file(out, data)
 
 
 def check_file(path: Path) -> None:
     """Raise BackupError unless *path* is a sound (decrypted) Tsunagu database."""
     if not path.is_file():
-        raise BackupError(f"{path}: no such file")
+        raise BackupError(f"{path}: no such file / {path}：ファイルがありません")
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
             check = conn.execute("PRAGMA integrity_check").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
-        raise BackupError(f"{path}: not an SQLite database ({exc})") from None
+        raise BackupError(f"{path}: not an SQLite database ({exc}) / "
+                          f"{path}：データベースのファイルではありません（{exc}）") from None
     if check != "ok":
-        raise BackupError(f"{path}: damaged ({check})")
+        raise BackupError(f"{path}: damaged ({check}) / {path}：壊れています（{check}）")
     if missing := REQUIRED_TABLES - tables:
-        raise BackupError(f"{path}: not a Tsunagu database (missing {', '.join(sorted(missing))})")
+        raise BackupError(f"{path}: not a Tsunagu database (missing {', '.join(sorted(missing))}) "
+                          f"/ {path}：つなぐのデータベースではありません")
 
 
 def daemon_running(config: Config, now: float) -> bool:
@@ -269,7 +280,7 @@ def restore(config: Config, source: Path, *, force: bool = False, now: float | N
     configured key; or an older plain one); returns where the previous one was kept."""
     now = now if now is not None else time.time()
     if not Path(source).is_file():
-        raise BackupError(f"{source}: no such file")
+        raise BackupError(f"{source}: no such file / {source}：ファイルがありません")
     database = Path(config.database)
     with tempfile.TemporaryDirectory(dir=database.parent, prefix=".restore-") as scratch:
         plain = Path(source)
@@ -279,7 +290,9 @@ def restore(config: Config, source: Path, *, force: bool = False, now: float | N
         check_file(plain)
         if daemon_running(config, now) and not force:
             raise BackupError("the daemon is running: stop it first (systemctl stop "
-                              "tsunagu-daemon tsunagu-web), or use --force")
+                              "tsunagu-daemon tsunagu-web), or use --force / "
+                              "送信デーモンが動いています。先に止めてください（systemctl stop "
+                              "tsunagu-daemon tsunagu-web）。または --force を付けます")
         kept = database.with_name(f"{database.name}.before-restore-"
                                   f"{dt.datetime.fromtimestamp(now, config.zone):%Y%m%d-%H%M%S}")
         staging = database.with_name(database.name + ".restoring")
@@ -290,7 +303,9 @@ def restore(config: Config, source: Path, *, force: bool = False, now: float | N
         except (sqlite3.Error, OSError) as exc:
             staging.unlink(missing_ok=True)
             raise BackupError(f"cannot write the restored copy {staging}: {exc} (a full "
-                              "disk: free space first)") from None
+                              "disk: free space first) / 復元した写し "
+                              f"{staging} を書けません：{exc}（ディスクがいっぱいなら、先に空きを"
+                              "作ってください）") from None
     if database.exists():
         # Moved aside, not copied: byte for byte what was there (a damaged file too, which
         # a copy through SQLite could not read), and no space needed on a full disk. Its

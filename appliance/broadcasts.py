@@ -525,9 +525,12 @@ def refresh_state(conn: sqlite3.Connection, broadcast_id: int, now: float) -> st
     row = conn.execute("SELECT state FROM broadcasts WHERE id = ?", [broadcast_id]).fetchone()
     if row is None or row["state"] in ("cancelled", "scheduled"):
         return row["state"] if row else "missing"
-    waiting = conn.execute("SELECT count(*) FROM recipients WHERE broadcast_id = ? AND state IN "
-                           "('queued', 'sending')", [broadcast_id]).fetchone()[0]
-    if waiting == 0 and row["state"] != "done":
+    # Whether anyone is left, not how many: this runs after every batch of delivery
+    # reports, and counting 10,000 queued each time made each part cost more the longer
+    # the queue (issue 16).
+    waiting = conn.execute("SELECT EXISTS (SELECT 1 FROM recipients WHERE broadcast_id = ? "
+                           "AND state IN ('queued', 'sending'))", [broadcast_id]).fetchone()[0]
+    if not waiting and row["state"] != "done":
         conn.execute("UPDATE broadcasts SET state = 'done', finished_at = ? WHERE id = ?",
                      [now, broadcast_id])
         return "done"
@@ -595,13 +598,16 @@ def summary(conn: sqlite3.Connection, broadcast_id: int, *,
 
 
 def recipients(conn: sqlite3.Connection, broadcast_id: int, *,
-               held: dict[int, float] | None = None) -> list[dict]:
-    """Every recipient as staff see it; with *held* (budget.held_back()), a queued one the
+               held: dict[int, float] | None = None, limit: int | None = None,
+               offset: int = 0) -> list[dict]:
+    """Every recipient as staff see it (or *limit* of them from *offset*, in the same
+    order: a page of a large broadcast); with *held* (budget.held_back()), a queued one the
     daily limits hold back is 'budget_wait' with `budget_until`."""
     rows = conn.execute(f"SELECT recipients.*, {outbox.SHOWN_STATE} AS shown_state, "
                         "i.text AS reply_text FROM recipients LEFT JOIN inbound_messages i ON "
                         "i.id = recipients.reply_id WHERE recipients.broadcast_id = ? "
-                        "ORDER BY recipients.id", [broadcast_id]).fetchall()
+                        "ORDER BY recipients.id LIMIT ? OFFSET ?",
+                        [broadcast_id, -1 if limit is None else limit, offset]).fetchall()
     held = held or {}
     out = []
     for r in rows:

@@ -133,8 +133,19 @@ def is_mobile(text: str | None) -> bool:
     return True
 
 
+# A Japanese mobile number in E.164, which phonenumbers writes nationally as 0X0-XXXX-XXXX
+# (not 0800-…: 080 followed by 0 is free dial, written otherwise).
+_JP_MOBILE = re.compile(r"\+81([789]0)([1-9]\d{3})(\d{4})")
+
+
 def display_number(e164: str) -> str:
     """The national form staff read and dial: +819012345678 → 090-1234-5678."""
+    # Every number the appliance sends to is such a mobile number: formatting it directly
+    # takes a microsecond, phonenumbers a third of a millisecond (a page of 200 recipients
+    # spent 60 ms in it).
+    mobile = _JP_MOBILE.fullmatch(e164)
+    if mobile:
+        return "0{}-{}-{}".format(*mobile.groups())
     try:
         number = phonenumbers.parse(e164, REGION)
     except NumberParseException:

@@ -59,6 +59,40 @@ COUNTS: dict[str, tuple[str, str]] = {
     "parts": ("通", "parts"),
 }
 
+# A personal reminder's state, why it waits or did not go, and what an appointments import
+# does with a row: the reminders page and `tsunagu reminders` both name them from here.
+REMINDER_STATES: dict[str, tuple[str, str]] = {
+    "pending": ("送信時刻待ち", "Waiting for its time"),
+    "queued": ("送信中", "Being sent"),
+    "sent": ("送信済み", "Sent"),
+    "failed": ("失敗", "Failed"),
+    "withdrawn": ("取り消し", "Withdrawn"),
+    "missed": ("間に合わず未送信", "Could not go in time"),
+}
+REMINDER_REASONS: dict[str, tuple[str, str]] = {
+    "quiet": ("送信しない時間帯のため、明けてから送ります", "quiet hours: goes when they end"),
+    "budget": ("SIMの1日の送信上限のため待っています", "waiting for the SIMs' daily limit"),
+    "late": ("予約時刻までに送れませんでした", "not sent in time before the appointment"),
+    "no_time": ("予約時刻までに送信してよい時間帯が残っていませんでした",
+                "no time outside the quiet hours was left before the appointment"),
+    "cancelled": ("予約が取り消されました", "the appointment was cancelled"),
+    "broadcast_cancelled": ("職員が送信を中止しました", "cancelled by staff"),
+    "contact_inactive": ("連絡先が送信停止中です", "the contact is deactivated"),
+    "uncertain": ("送信されたか不明です", "may or may not have been sent"),
+    "kind_disabled": ("この種類のお知らせは停止中です", "its kind is paused"),
+}
+REMINDER_IMPORT_ACTIONS: dict[str, tuple[str, str]] = {
+    "new": ("新規", "new"), "changed": ("日時の変更", "time changed"),
+    "unchanged": ("変更なし", "unchanged"), "withdraw": ("取り消し（キャンセル）", "withdrawn (cancelled)"),
+    "past": ("過去の予約（取り込みません）", "past: ignored"),
+}
+
+# A webhook delivery's state (the API page and `tsunagu api-token deliveries`).
+WEBHOOK_STATES: dict[str, tuple[str, str]] = {
+    "pending": ("送信待ち", "Waiting"), "delivered": ("配達済み", "Delivered"),
+    "failed": ("失敗", "Failed"),
+}
+
 PRIORITIES: dict[str, tuple[str, str]] = {
     "emergency": ("緊急", "Emergency"),
     "routine": ("通常", "Routine"),

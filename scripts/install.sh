@@ -99,11 +99,8 @@ mv "$OPT/src.new" "$OPT/src"
 if [ -z "$NO_VENV" ]; then
     [ -x "$OPT/venv/bin/python" ] || python3 -m venv "$OPT/venv"
     "$OPT/venv/bin/pip" install -q --upgrade pip
+    # The package build compiles the Japanese catalog into the installed package (setup.py).
     "$OPT/venv/bin/pip" install -q "$OPT/src"
-    "$OPT/venv/bin/pybabel" compile -d "$OPT/src/webui/translations" >/dev/null
-    # The installed package carries its own copy of the catalogs.
-    site="$("$OPT/venv/bin/python" -c 'import webui, os; print(os.path.dirname(webui.__file__))')"
-    "$OPT/venv/bin/pybabel" compile -d "$site/translations" >/dev/null
 else
     say "(--no-venv) not creating $OPT/venv"
 fi

@@ -132,6 +132,7 @@ class DaemonProcess:
     proc: subprocess.Popen | None = None
     runs: int = 0
     env: dict = field(default_factory=dict)
+    prefix: list = field(default_factory=list)   # e.g. the bench's CPU quota (bench/cpu_quota)
 
     @property
     def stderr_path(self) -> Path:
@@ -144,7 +145,8 @@ class DaemonProcess:
         stderr.flush()
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         env.update(self.env)  # a test may give the daemon its own NOTIFY_SOCKET
-        self.proc = subprocess.Popen([*tsunagu_command(), "daemon", "--config", str(self.config)],
+        self.proc = subprocess.Popen([*self.prefix, *tsunagu_command(), "daemon", "--config",
+                                      str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT, env=env)
         stderr.close()
         return self

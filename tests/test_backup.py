@@ -101,13 +101,13 @@ def test_backup_and_restore_commands(config, db):
     from appliance.cli import main
     runner = CliRunner()
     made = runner.invoke(main, ["backup", "--config", str(config.path)])
-    assert made.exit_code == 0 and "backup " in made.output
+    assert made.exit_code == 0 and "バックアップを作りました" in made.output
     path = backup.backups(config)[0]
     restored = runner.invoke(main, ["restore", str(path), "--yes", "--config", str(config.path)])
-    assert restored.exit_code == 0 and "previous database is kept" in restored.output
+    assert restored.exit_code == 0 and "それまでのデータベースは" in restored.output
     refused = runner.invoke(main, ["restore", str(config.path), "--yes", "--config",
                                    str(config.path)])
-    assert refused.exit_code == 1 and "not an SQLite database" in refused.output
+    assert refused.exit_code == 1 and "データベースのファイルではありません" in refused.output
 
 
 # -- issue 12, finding 8: encrypted, private, single-file backups -----------------------------

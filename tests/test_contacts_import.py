@@ -331,14 +331,14 @@ def test_cli_import_dry_run_then_import_then_list_and_export(config_file, tmp_pa
     result = runner.invoke(main, ["contacts", "import", "--dry-run",
                                   str(DATA / "roster_200_cp932.csv")])
     assert result.exit_code == 0, result.output
-    assert "new 200" in result.output
+    assert "新規 200件" in result.output
     database = db_mod.connect(config_file.parent / "cli.db")
     assert contacts.count_contacts(database) == 0
     result = runner.invoke(main, ["contacts", "import", str(DATA / "roster_200_cp932.csv")])
     assert result.exit_code == 0 and contacts.count_contacts(database) == 200
     result = runner.invoke(main, ["contacts", "list", "--search", "090-1000-0199"])
     assert result.exit_code == 0 and "伊藤 陽菜" in result.output
-    assert result.stdout.count("\n") == 1 and "1 contact(s)" in result.stderr
+    assert result.stdout.count("\n") == 1 and "1件" in result.stderr
     out = tmp_path / "export.csv"
     result = runner.invoke(main, ["contacts", "export", "-o", str(out)])
     assert result.exit_code == 0, result.output

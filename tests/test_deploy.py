@@ -64,13 +64,16 @@ def test_every_service_is_rated_at_most_3_by_systemd_analyze_security(unit, tmp_
     assert float(score.group(1)) <= SECURITY_LIMIT, result.stdout
 
 
-def test_the_web_units_lan_drop_in_comes_from_the_configs_lan_ranges(tmp_path):
+def test_the_lan_drop_ins_of_the_web_ui_proxy_and_daemon_come_from_lan_ranges(tmp_path):
+    """The web UI and Caddy answer only the LAN; the daemon reaches only the LAN (its
+    webhooks to the clinic's own systems) — never the internet."""
     config = tmp_path / "etc/tsunagu/tsunagu.toml"
     config.parent.mkdir(parents=True)
     config.write_text('database = "t.db"\n[web]\nlan_ranges = ["192.168.10.0/24"]\n'
                       '[[modem]]\nname = "m0"\nport = "m0"\n', encoding="utf-8")
     assert install(tmp_path).returncode == 0
-    for dropin in ("tsunagu-web.service.d/lan.conf", "caddy.service.d/tsunagu.conf"):
+    for dropin in ("tsunagu-web.service.d/lan.conf", "caddy.service.d/tsunagu.conf",
+                   "tsunagu-daemon.service.d/lan.conf"):
         text = (tmp_path / "etc/systemd/system" / dropin).read_text()
         assert "IPAddressDeny=any\nIPAddressAllow=localhost 192.168.10.0/24\n" in text, dropin
 

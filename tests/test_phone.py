@@ -95,3 +95,15 @@ def test_search_digits_turn_national_prefixes_into_e164_prefixes():
     assert search_digits("1234") == "1234"
     assert search_digits("+81 90") == "+8190"
     assert search_digits("山田") is None
+
+
+@given(prefix=st.sampled_from(["70", "80", "90", "50", "3", "120", "800"]),
+       rest=st.integers(0, 99_999_999))
+def test_display_number_writes_every_number_as_phonenumbers_does(prefix, rest):
+    # The quick path for mobile numbers gives phonenumbers' own national form, and any
+    # other number (free dial, IP phone, landline) still goes through phonenumbers.
+    import phonenumbers
+    e164 = f"+81{prefix}{rest:08d}"
+    number = phonenumbers.parse(e164, "JP")
+    assert display_number(e164) == phonenumbers.format_number(
+        number, phonenumbers.PhoneNumberFormat.NATIONAL)

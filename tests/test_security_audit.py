@@ -160,7 +160,7 @@ def test_rows_cut_off_the_end_are_found_against_a_head_saved_with_a_backup(tmp_p
     last = made.head.id
     _tamper(config.database, f"DELETE FROM audit_log WHERE id >= {last}")
     result = CliRunner().invoke(main, ["audit", "verify", "--config", str(config.path)])
-    assert result.exit_code == 1 and f"row {last}" in result.output, result.output
+    assert result.exit_code == 1 and f"{last}行目" in result.output, result.output
 
 
 def test_audit_verify_says_intact_and_counts_the_saved_heads(tmp_path):
@@ -169,8 +169,8 @@ def test_audit_verify_says_intact_and_counts_the_saved_heads(tmp_path):
     _log(db)
     backup.backup(config)
     result = CliRunner().invoke(main, ["audit", "verify", "--config", str(config.path)])
-    assert result.exit_code == 0 and "intact: 7 rows" in result.output
-    assert "1 saved head(s)" in result.output
+    assert result.exit_code == 0 and "改ざんなし：7行" in result.output
+    assert "先頭の記録 1件と照合" in result.output
 
 
 def test_the_log_exports_as_csv_for_an_inspector(web, admin):

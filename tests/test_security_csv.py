@@ -106,7 +106,7 @@ def test_the_cli_shows_old_to_new_and_escapes_what_the_file_holds(tmp_path):
     result = runner.invoke(main, ["contacts", "import", str(roster), "--dry-run",
                                   "--config", str(config)])
     assert "\x1b" not in result.output and "\\x1b[2J" in result.output   # the header, escaped
-    assert "name: 山田 太郎 → 山田 花子" in result.output
+    assert "氏名: 山田 太郎 → 山田 花子" in result.output
     roster.write_bytes("氏名,携帯電話\n山田\x1b]0;pwned\x07 花子,090-1234-5678\n".encode())
     refused = runner.invoke(main, ["contacts", "import", str(roster), "--config", str(config)])
     assert refused.exit_code == 1 and "\x1b" not in refused.output and "\x07" not in refused.output

@@ -306,16 +306,16 @@ def test_the_cli_registers_a_phone_with_its_pin_lists_and_enables_it(tmp_path):
                              input=input)
     result = run("add", "kango", "090-1111-2222", "--pin-stdin", input="１２３４\n")
     assert result.exit_code == 0, result.output
-    assert "registered +819011112222 for kango (on call)" in result.output
+    assert "+819011112222 を kango の携帯として登録しました（当番）" in result.output
     assert run("add", "kango", "090-3333-4444", "--pin-stdin", input="12\n").exit_code == 1
     found = staff_phones.find(db.conn, NURSE_PHONE)
     with write(db) as conn:
         for _ in range(3):
             staff_phones.check_pin(conn, found, "0000", limit=3, now=T0)
-    assert "disabled (wrong PINs)" in run("list").output
+    assert "停止中（暗証番号の誤り）" in run("list").output
     assert run("enable", "090-1111-2222").exit_code == 0
     assert staff_phones.find(db.conn, NURSE_PHONE).obeyed
-    assert "obeyed" in run("list").output
+    assert "操作できます" in run("list").output
     assert run("on-call", "090-1111-2222", "off").exit_code == 0
     assert not staff_phones.find(db.conn, NURSE_PHONE).on_call
     assert run("pin", "090-1111-2222", "--pin-stdin", input="87654321\n").exit_code == 0

@@ -52,7 +52,8 @@ def problem_type(kind: str):
 # -- broadcasts -----------------------------------------------------------------------------
 
 def broadcast_json(conn, broadcast_id: int, *, held: dict | None = None) -> dict:
-    held = budget.held_back(conn, tsunagu_config(), now()) if held is None else held
+    held = (budget.held_back(conn, tsunagu_config(), now(), broadcast_id=broadcast_id)
+            if held is None else held)
     s = broadcasts.summary(conn, broadcast_id, held=held)
     out = {k: s[k] for k in ("id", "title", "text", "state", "priority", "drill", "created_by",
                              "parent_id", "choices", "tally", "total", "parts", "counts",
@@ -155,7 +156,7 @@ def get_broadcast(broadcast_id: int):
 def list_recipients(broadcast_id: int):
     conn = db().conn
     _broadcast_or_404(conn, broadcast_id)
-    held = budget.held_back(conn, tsunagu_config(), now())
+    held = budget.held_back(conn, tsunagu_config(), now(), broadcast_id=broadcast_id)
     people = broadcasts.recipients(conn, broadcast_id, held=held)
     choices = broadcasts.summary(conn, broadcast_id)["choices"]
     patient = contacts.patient_ids(conn, [r["contact_id"] for r in people])

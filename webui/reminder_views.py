@@ -14,7 +14,7 @@ from wtforms import (BooleanField, IntegerField, RadioField, SelectField, String
 from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from appliance import import_previews, reminders, reminders_csv, templates
+from appliance import import_previews, reminders, reminders_csv, templates, wording
 from appliance.db import write
 
 from . import db, now, tsunagu_config
@@ -22,22 +22,6 @@ from .auth import actor, remote, staff_required
 
 bp = Blueprint("reminders", __name__)
 
-STATE_LABELS = {"pending": _l("Waiting for its time"), "queued": _l("Being sent"),
-                "sent": _l("Sent"), "failed": _l("Failed"), "withdrawn": _l("Withdrawn"),
-                "missed": _l("Could not go in time")}
-REASON_LABELS = {
-    "quiet": _l("quiet hours: goes when they end"),
-    "budget": _l("waiting for the SIMs' daily limit"),
-    "late": _l("not sent in time before the appointment"),
-    "no_time": _l("no time outside the quiet hours was left before the appointment"),
-    "cancelled": _l("the appointment was cancelled"),
-    "broadcast_cancelled": _l("cancelled by staff"),
-    "contact_inactive": _l("the contact is deactivated"),
-    "uncertain": _l("may or may not have been sent"),
-    "kind_disabled": _l("its kind is paused"),
-}
-ACTION_LABELS = {"new": _l("new"), "changed": _l("time changed"), "unchanged": _l("unchanged"),
-                 "withdraw": _l("withdrawn (cancelled)"), "past": _l("past: ignored")}
 MISSED_DAYS = 7
 
 
@@ -45,12 +29,18 @@ def _lang() -> str:
     return str(get_locale() or "ja")
 
 
+def _words(table) -> dict[str, str]:
+    """A wording table in the reader's language (the CLI names them from the same table)."""
+    return {key: wording.word(table, key, _lang()) for key in table}
+
+
 @bp.app_template_filter("reminder_reason")
 def reminder_reason(key: str | None) -> str:
     if not key:
         return ""
-    label = REASON_LABELS.get(key)
-    return str(label) if label else key   # an error's own text (it names the problem)
+    if key in wording.REMINDER_REASONS:
+        return wording.word(wording.REMINDER_REASONS, key, _lang())
+    return key   # an error's own text (it names the problem)
 
 
 @bp.route("/reminders")
@@ -61,7 +51,7 @@ def index():
     items = reminders.listing(conn, config, at, since=None if show_all else at - 86400)
     bad = [r for r in reminders.listing(conn, config, at, states=("missed", "failed"),
                                         since=at - MISSED_DAYS * 86400)]
-    return render_template("reminders.html", items=items, bad=bad, labels=STATE_LABELS,
+    return render_template("reminders.html", items=items, bad=bad, labels=_words(wording.REMINDER_STATES),
                            kinds=reminders.kinds(conn), show_all=show_all)
 
 
@@ -80,7 +70,7 @@ class ConfirmForm(FlaskForm):
 def import_upload():
     form = ImportForm()
     config = tsunagu_config()
-    args = dict(form=form, preview=None, problems=[], lang=_lang(), actions=ACTION_LABELS)
+    args = dict(form=form, preview=None, problems=[], lang=_lang(), actions=_words(wording.REMINDER_IMPORT_ACTIONS))
     if form.validate_on_submit():
         data = form.file.data.read()
         try:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import click
 
+from .errors import TsunaguGroup
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=TsunaguGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tsunagu")
 def main() -> None:
     """Tsunagu (つなぐ): SMS broadcasts over a cellular modem, for when the internet is down."""

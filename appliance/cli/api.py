@@ -5,7 +5,8 @@ import datetime as dt
 
 import click
 
-from .common import cli_actor, config_option, field_errors, load_config_and_db
+from .. import wording
+from .common import cli_actor, config_option, field_errors, language, load_config_and_db, speak
 
 
 def _errors(f):
@@ -18,7 +19,9 @@ def _token(db, name: str):
     from .. import api_tokens
     token = api_tokens.by_name(db.conn, name)
     if token is None:
-        raise click.ClickException(f"no API token named {name!r} (see `tsunagu api-token list`)")
+        raise click.ClickException(speak(
+            f"「{name}」という名前のAPIトークンはありません（`tsunagu api-token list` で一覧）",
+            f"no API token named {name!r} (see `tsunagu api-token list`)"))
     return token
 
 
@@ -43,9 +46,11 @@ def add_command(name: str, scopes: str, rate: int | None) -> None:
     with write(db) as conn:
         token, secret = api_tokens.create(conn, name, scopes, actor=cli_actor(), now=now(),
                                           rate_per_minute=rate or config.api.rate_per_minute)
-    click.echo(f"token for {token.name} ({', '.join(token.scopes)}): {secret}")
-    click.echo("(shown only now: put it in the other system's settings; "
-               "この画面でしか表示されません)", err=True)
+    scopes = ", ".join(token.scopes)
+    click.echo(speak(f"{token.name} のトークン（{scopes}）：{secret}",
+                     f"token for {token.name} ({scopes}): {secret}"))
+    click.echo(speak("（表示はこの一度だけです。相手のシステムの設定に入れてください）",
+                     "(shown only now: put it in the other system's settings)"), err=True)
 
 
 @api_token_group.command("list")
@@ -56,13 +61,17 @@ def list_command() -> None:
     from .. import api_tokens, webhooks
     config, db = load_config_and_db()
     for t in api_tokens.listing(db.conn):
-        last = (dt.datetime.fromtimestamp(t.last_used_at, config.zone).strftime("%Y-%m-%d %H:%M")
-                if t.last_used_at else "never")
-        state = "revoked" if not t.active else "active"
+        if t.last_used_at:
+            last = dt.datetime.fromtimestamp(t.last_used_at, config.zone).strftime(
+                "%Y-%m-%d %H:%M")
+            used = speak(f"最終使用 {last}", f"last used {last}")
+        else:
+            used = speak("未使用", "never used")
+        state = speak("有効", "active") if t.active else speak("無効", "revoked")
         hook = webhooks.for_token(db.conn, t.id)
-        shown = f"\twebhook {hook.url} ({','.join(hook.events)})" if hook else ""
-        click.echo(f"{t.name}\t{t.prefix}…\t{','.join(t.scopes)}\t{t.rate_per_minute}/min\t"
-                   f"{state}\tlast used {last}{shown}")
+        shown = f"\tWebhook {hook.url} ({','.join(hook.events)})" if hook else ""
+        rate = speak(f"1分{t.rate_per_minute}回", f"{t.rate_per_minute}/min")
+        click.echo(f"{t.name}\t{t.prefix}…\t{','.join(t.scopes)}\t{rate}\t{state}\t{used}{shown}")
 
 
 @api_token_group.command("revoke")
@@ -77,7 +86,7 @@ def revoke_command(name: str) -> None:
     token = _token(db, name)
     with write(db) as conn:
         api_tokens.revoke(conn, token.id, actor=cli_actor(), now=now())
-    click.echo(f"revoked {token.name}")
+    click.echo(speak(f"{token.name} のトークンを無効にしました", f"revoked {token.name}"))
 
 
 @api_token_group.command("webhook")
@@ -98,10 +107,12 @@ def webhook_command(name: str, url: str, events: str, new_secret: bool) -> None:
     with write(db) as conn:
         hook, secret = webhooks.set_webhook(conn, token.id, url=url, events=chosen,
                                             actor=cli_actor(), now=now(), new_secret=new_secret)
-    click.echo(f"webhook of {token.name}: {hook.url} ({', '.join(hook.events)})")
+    events_shown = ", ".join(hook.events)
+    click.echo(speak(f"{token.name} のWebhook：{hook.url}（{events_shown}）",
+                     f"webhook of {token.name}: {hook.url} ({events_shown})"))
     if secret:
-        click.echo(f"signing secret: {secret}")
-        click.echo("(shown only now; この画面でしか表示されません)", err=True)
+        click.echo(speak(f"署名用の秘密鍵：{secret}", f"signing secret: {secret}"))
+        click.echo(speak("（表示はこの一度だけです）", "(shown only now)"), err=True)
 
 
 @api_token_group.command("deliveries")
@@ -113,10 +124,15 @@ def deliveries_command(failed: bool, limit: int) -> None:
     """Recent webhook deliveries, newest first."""
     from .. import webhooks
     config, db = load_config_and_db()
-    for d in webhooks.deliveries(db.conn, state="failed" if failed else None, limit=limit):
+    listed = webhooks.deliveries(db.conn, state="failed" if failed else None, limit=limit)
+    if not listed:
+        click.echo(speak("送った通知はまだありません。", "Nothing sent yet."), err=True)
+    for d in listed:
         at = dt.datetime.fromtimestamp(d["event_at"], config.zone).strftime("%m-%d %H:%M:%S")
-        click.echo(f"#{d['id']}\t{at}\t{d['token_name']}\t{d['type']}\t{d['state']}\t"
-                   f"tries {d['attempts']}\t{d['last_error'] or ''}")
+        state = wording.word(wording.WEBHOOK_STATES, d["state"], language())
+        tries = speak(f"{d['attempts']}回", f"tries {d['attempts']}")
+        click.echo(f"#{d['id']}\t{at}\t{d['token_name']}\t{d['type']}\t{state}\t"
+                   f"{tries}\t{d['last_error'] or ''}")
 
 
 @api_token_group.command("resend")
@@ -133,10 +149,12 @@ def resend_command(delivery_ids: tuple[int, ...], failed_of: str | None) -> None
     if failed_of:
         hook = webhooks.for_token(db.conn, _token(db, failed_of).id)
         if hook is None:
-            raise click.ClickException(f"{failed_of} has no webhook")
+            raise click.ClickException(speak(f"{failed_of} にはWebhookがありません",
+                                             f"{failed_of} has no webhook"))
         ids += webhooks.failed_ids(db.conn, hook.id)
     if not ids:
-        raise click.UsageError("give delivery ids or --failed-of NAME")
+        raise click.UsageError(speak("送り直す通知の番号か --failed-of 名前 を指定してください",
+                                     "give delivery ids or --failed-of NAME"))
     with write(db) as conn:
         count = webhooks.resend(conn, config, ids, actor=cli_actor(), now=now())
-    click.echo(f"{count} delivery(ies) queued again")
+    click.echo(speak(f"{count}件をもう一度送ります", f"{count} delivery(ies) queued again"))

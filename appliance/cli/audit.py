@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .common import config_option, friendly_errors, load_config_and_db
+from ..wording import in_language
+from .common import config_option, friendly_errors, language, load_config_and_db, speak
 
 
 @click.group("audit")
@@ -33,24 +34,32 @@ def verify_command(heads: tuple[Path, ...]) -> None:
         try:
             saved.append((str(path), audit.Head.from_json(path.read_text(encoding="utf-8"))))
         except (OSError, ValueError, KeyError) as exc:
-            raise click.ClickException(f"{path}: not a chain head ({exc})") from None
+            raise click.ClickException(speak(f"{path}：監査ログの先頭の記録（audit-head）ではありません（{exc}）",
+                                             f"{path}: not a chain head ({exc})")) from None
     result = audit.verify(db, saved)
     for problem in result.problems:
-        click.echo(problem)
+        click.echo(in_language(problem, language()))
     if not result.ok:
         raise SystemExit(1)
-    last = f", last row {result.head.id} {result.head.hash[:16]}…" if result.head else ""
-    click.echo(f"改ざんなし / intact: {result.rows} rows{last}; "
-               f"checked against {len(saved)} saved head(s)")
+    if result.head:
+        last = speak(f"、最後の行 {result.head.id}（{result.head.hash[:16]}…）",
+                     f", last row {result.head.id} {result.head.hash[:16]}…")
+    else:
+        last = ""
+    click.echo(speak(f"改ざんなし：{result.rows}行{last}。保存された先頭の記録 {len(saved)}件と照合しました",
+                     f"intact: {result.rows} rows{last}; checked against {len(saved)} saved "
+                     "head(s)"))
 
 
-def _day(value: str | None, zone) -> float | None:
+def _day(value: str | None, zone, option: str) -> float | None:
     if not value:
         return None
     try:
         return dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=zone).timestamp()
     except ValueError:
-        raise click.BadParameter(f"{value!r}: write a date as 2027-01-31") from None
+        raise click.BadParameter(speak(f"{value!r}：日付は 2027-01-31 のように書いてください",
+                                       f"{value!r}: write a date as 2027-01-31"),
+                                 param_hint=option) from None
 
 
 @audit_group.command("export")
@@ -64,10 +73,10 @@ def export_command(since: str | None, until: str | None, out: Path | None) -> No
     """The log as CSV (UTF-8, Excel opens it) with each row's chain hash, for an inspector."""
     from .. import audit
     config, db = load_config_and_db()
-    data = audit.export_csv(db, config.zone, since=_day(since, config.zone),
-                            until=_day(until, config.zone))
+    data = audit.export_csv(db, config.zone, since=_day(since, config.zone, "--since"),
+                            until=_day(until, config.zone, "--until"))
     if out is None:
         sys.stdout.buffer.write(data)
     else:
         out.write_bytes(data)
-        click.echo(f"wrote {out}", err=True)
+        click.echo(speak(f"{out} に書き出しました", f"wrote {out}"), err=True)

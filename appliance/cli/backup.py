@@ -5,7 +5,9 @@ from pathlib import Path
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config
+from ..wording import in_language
+from .common import (cli_actor, config_option, error_text, friendly_errors, language,
+                     load_config, speak)
 
 
 @click.command("backup")
@@ -18,14 +20,18 @@ def backup_command() -> None:
     try:
         result = backup(config, actor=cli_actor())
     except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"backup {result.path} ({result.size // 1024} KiB, encrypted)")
+        raise click.ClickException(error_text(exc)) from None
+    size = result.size // 1024
+    click.echo(speak(f"バックアップを作りました：{result.path}（{size} KiB、暗号化済み）",
+                     f"backup {result.path} ({size} KiB, encrypted)"))
     for old in result.removed:
-        click.echo(f"removed old backup {old.name}")
+        click.echo(speak(f"古いバックアップを削除：{old.name}", f"removed old backup {old.name}"))
     if result.usb_copy:
-        click.echo(f"copied to {result.usb_copy}")
+        click.echo(speak(f"USBメモリに写しました：{result.usb_copy}",
+                         f"copied to {result.usb_copy}"))
     if result.usb_problem:
-        click.echo(f"warning: {result.usb_problem}", err=True)
+        click.echo(speak("注意", "warning") + ": " + in_language(result.usb_problem, language()),
+                   err=True)
 
 
 @click.command("restore")
@@ -43,12 +49,14 @@ def restore_command(file: Path, force: bool, yes: bool, key: Path | None) -> Non
     config = load_config()
     try:
         if not file.is_file():
-            raise BackupError(f"{file}: no such file")
+            raise BackupError(f"{file}: no such file / {file}：ファイルがありません")
         if not is_encrypted(file):
             check_file(file)  # an older plain backup: checked before asking
         if not yes:
-            click.confirm(f"Replace {config.database} with {file}?", abort=True)
+            click.confirm(speak(f"{config.database} を {file} の内容で置き換えますか？",
+                                f"Replace {config.database} with {file}?"), abort=True)
         kept = restore(config, file, force=force, actor=cli_actor(), key=key)
     except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"restored {file}; the previous database is kept as {kept}")
+        raise click.ClickException(error_text(exc)) from None
+    click.echo(speak(f"{file} から復元しました。それまでのデータベースは {kept} に残してあります",
+                     f"restored {file}; the previous database is kept as {kept}"))

@@ -127,7 +127,7 @@ def show(broadcast_id: int, as_json: bool) -> None:
     from ..db import now
     config, db = load_config_and_db()
     lang = config.language
-    held = budget.held_back(db.conn, config, now())
+    held = budget.held_back(db.conn, config, now(), broadcast_id=broadcast_id)
     summary = broadcasts.summary(db.conn, broadcast_id, held=held)
     people = broadcasts.recipients(db.conn, broadcast_id, held=held)
     if as_json:

@@ -61,6 +61,7 @@ def load_config(ctx: click.Context | None = None):
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     ctx.meta[_LANG_KEY] = config.language  # errors from here on speak it too
+    _spoken["language"] = config.language
     return config
 
 
@@ -79,6 +80,30 @@ def load_config_and_db(ctx: click.Context | None = None):
 def say(lang: str, ja: str, en: str) -> str:
     """The configured language's sentence (`language` in the config): ja unless 'en'."""
     return en if lang == "en" else ja
+
+
+# The language of the command being run, for what is said after its context is gone (an
+# error shown by the `tsunagu` group itself): set by load_config, reset at each command.
+_spoken = {"language": "ja"}
+
+
+def language() -> str:
+    """The language this command speaks: the config's once load_config() has read it,
+    Japanese before that."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and _LANG_KEY in ctx.meta:
+        return ctx.meta[_LANG_KEY]
+    return _spoken["language"]
+
+
+def forget_language() -> None:
+    """A new command starts in Japanese until it has read its config."""
+    _spoken["language"] = "ja"
+
+
+def speak(ja: str, en: str) -> str:
+    """*ja* or *en*, as this command's configured language says (see language())."""
+    return say(language(), ja, en)
 
 
 # Control characters (an ESC starts a terminal escape sequence), C1 controls, and invisible or
@@ -115,8 +140,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def error_text(exc: BaseException) -> str:
     """The error's message in the configured language (Japanese before the config is read)."""
     from ..wording import error_text as in_language
-    ctx = click.get_current_context(silent=True)
-    return in_language(exc, ctx.meta.get(_LANG_KEY, "ja") if ctx else "ja")
+    return in_language(exc, language())
 
 
 def friendly_errors(f: F) -> F:
@@ -140,6 +164,6 @@ def field_errors(*error_types: type[Exception]) -> Callable[[F], F]:
                 return f(*args, **kwargs)
             except error_types as exc:
                 field = getattr(exc, "field", None)
-                raise click.ClickException(f"{field + ': ' if field else ''}{exc}") from None
+                raise click.ClickException(f"{field + ': ' if field else ''}{error_text(exc)}") from None
         return wrapper  # type: ignore[return-value]
     return decorate

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..phone import display_number
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db, terminal_safe
+from .common import (cli_actor, config_option, friendly_errors, load_config_and_db,
+                     speak, terminal_safe)
 
 
 @click.group("contacts")
@@ -46,15 +47,21 @@ def import_command(file: Path, dry_run: bool) -> None:
     _show_columns(plan, lang)
     for row in plan.rows:
         if row.action == "update":
-            changes = "; ".join(f"{key}: {_value(before)} → {_value(row.new[key])}"
+            changes = "; ".join(f"{_label(key)}: {_value(before)} → {_value(row.new[key])}"
                                 for key, before in row.old.items())
-            click.echo(terminal_safe(f"  row {row.row}: update {row.fields['name']} ({changes})"))
-    verb = "would import" if dry_run else "imported"
-    if lang == "ja":
-        verb = "取り込み予定（--dry-run: 書き込みなし）" if dry_run else "取り込みました"
-    click.echo(terminal_safe(f"{verb}: new {result.created}, updated {result.updated}, "
-                             f"unchanged {result.unchanged}; groups created: "
-                             f"{', '.join(result.groups_created) or '-'}"))
+            name = row.fields["name"]
+            click.echo(terminal_safe(speak(f"  {row.row}行目：{name} を更新（{changes}）",
+                                           f"  row {row.row}: update {name} ({changes})")))
+    groups = ", ".join(result.groups_created) or "-"
+    if lang == "en":
+        verb = "would import" if dry_run else "imported"
+        summary = (f"{verb}: new {result.created}, updated {result.updated}, "
+                   f"unchanged {result.unchanged}; groups created: {groups}")
+    else:
+        verb = "取り込み予定（--dry-run：書き込みなし）" if dry_run else "取り込みました"
+        summary = (f"{verb}：新規 {result.created}件、更新 {result.updated}件、"
+                   f"変更なし {result.unchanged}件。新しく作ったグループ：{groups}")
+    click.echo(terminal_safe(summary))
 
 
 def _show_problems(exc, lang: str) -> None:
@@ -70,16 +77,24 @@ def _show_problems(exc, lang: str) -> None:
             value = row.fields.get(problem.field)
             if problem.field == "phone" and value and value.startswith("+81"):
                 value = display_number(value)
-            shown = f" 「{value}」" if isinstance(value, str) and value else ""
+            shown = speak(f" 「{value}」", f' "{value}"') if isinstance(value, str) and value else ""
             click.echo(terminal_safe(f"{problem.message(lang)}  [{header}{shown}]"), err=True)
 
 
+def _label(field: str) -> str:
+    """A contact field's name as staff call it, in this command's language."""
+    from ..contacts import LABELS
+    ja, en = LABELS.get(field, (field, field))
+    return speak(ja, en)
+
+
 def _show_columns(plan, lang: str) -> None:
-    mapped = ", ".join(f"{header}→{field}" for field, header in plan.columns.items())
-    click.echo(terminal_safe(f"encoding {plan.encoding}; columns: {mapped}"))
+    mapped = ", ".join(f"{header}→{_label(field)}" for field, header in plan.columns.items())
+    click.echo(terminal_safe(speak(f"文字コード {plan.encoding}。列：{mapped}",
+                                   f"encoding {plan.encoding}; columns: {mapped}")))
     if plan.ignored_columns:
         label = "使わない列" if lang == "ja" else "ignored columns"
-        click.echo(terminal_safe(f"{label}: {', '.join(plan.ignored_columns)}"))
+        click.echo(terminal_safe(f"{label}{speak('：', ': ')}{', '.join(plan.ignored_columns)}"))
 
 
 def _value(value) -> str:
@@ -115,7 +130,7 @@ def export_command(encoding: str, output: Path | None) -> None:
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
-    click.echo(f"wrote {output}", err=True)
+    click.echo(speak(f"{output} に書き出しました", f"wrote {output}"), err=True)
 
 
 @contacts_group.command("list")
@@ -132,16 +147,18 @@ def list_command(query: str | None, group_name: str | None, include_inactive: bo
     if group_name:
         group = contacts.get_group_by_name(db, group_name)
         if group is None:
-            raise click.ClickException(f"no group named {group_name!r}")
+            raise click.ClickException(speak(f"「{group_name}」という名前のグループはありません",
+                                             f"no group named {group_name!r}"))
         group_id = group.id
     people = contacts.list_contacts(db, query, group_id=group_id,
                                     include_inactive=include_inactive)
     for c in people:
-        state = ("" if c.active else " [inactive]") + (" [no ring]" if c.no_ring else "")
+        state = ("" if c.active else speak(" [送信停止中]", " [inactive]")) + \
+            (speak(" [電話しない]", " [no ring]") if c.no_ring else "")
         cells = [c.id, c.patient_id or "-", c.name, c.kana, c.display_phone,
                  "・".join(c.groups) + state]
         click.echo("\t".join(terminal_safe(cell) for cell in cells))
-    click.echo(f"{len(people)} contact(s)", err=True)
+    click.echo(speak(f"{len(people)}件", f"{len(people)} contact(s)"), err=True)
 
 
 @contacts_group.command("ring")
@@ -156,7 +173,9 @@ def ring_command(number: str, value: str) -> None:
     _, db = load_config_and_db()
     found = contacts.find_by_phone(db, number)
     if found is None:
-        raise click.ClickException(f"no contact with the number {number}")
+        raise click.ClickException(speak(f"{number} の連絡先はありません",
+                                         f"no contact with the number {number}"))
     changed = contacts.update_contact(db, found.id, actor=cli_actor(), no_ring=value == "off")
-    click.echo(f"{terminal_safe(changed.name)}: " + ("never rung" if changed.no_ring
-                                                     else "rung when silent"))
+    click.echo(f"{terminal_safe(changed.name)}: " + (
+        speak("電話を鳴らさない", "never rung") if changed.no_ring
+        else speak("返信がなければ電話を鳴らす", "rung when silent")))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db, speak
 
 
 @click.group("emergency-codes")
@@ -22,12 +22,14 @@ def new_command(count: int) -> None:
     from ..db import now
     _, db = load_config_and_db()
     codes = emergency.new_codes(db, count=count, actor=cli_actor(), now=now())
-    click.echo("緊急ログイン用コード / emergency login codes (each works once):")
+    click.echo(speak("緊急ログイン用コード（各コードは1回だけ使えます）：",
+                     "Emergency login codes (each works once):"))
     for code in codes:
         click.echo(f"  {code}")
-    click.echo("印刷して封筒に入れ、封をして装置のそばに保管してください。使ったら新しいコードを"
-               "作ってください。\nPrint them, seal them in an envelope kept by the appliance, "
-               "and make new ones after a code is used.")
+    click.echo(speak("印刷して封筒に入れ、封をして装置のそばに保管してください。使ったら新しいコードを"
+                     "作ってください。",
+                     "Print them, seal them in an envelope kept by the appliance, and make new "
+                     "ones after a code is used."))
 
 
 @emergency_group.command("status")
@@ -39,7 +41,9 @@ def status_command() -> None:
 
     from .. import emergency
     config, db = load_config_and_db()
-    click.echo(f"unused codes: {emergency.unused(db)}")
+    click.echo(speak(f"未使用のコード：{emergency.unused(db)}個",
+                     f"unused codes: {emergency.unused(db)}"))
     for use in emergency.uses(db, 0)[:5]:
         when = dt.datetime.fromtimestamp(use["used_at"], config.zone)
-        click.echo(f"used {when:%Y-%m-%d %H:%M} from {use['used_from']}")
+        click.echo(speak(f"{when:%Y-%m-%d %H:%M} に {use['used_from']} から使用",
+                         f"used {when:%Y-%m-%d %H:%M} from {use['used_from']}"))

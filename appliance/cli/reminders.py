@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import cli_actor, config_option, field_errors, load_config_and_db
+from .. import wording
+from .common import cli_actor, config_option, field_errors, language, load_config_and_db, speak
 
 
 def _errors(f):
@@ -45,15 +46,23 @@ def import_command(file: Path, dry_run: bool) -> None:
     except reminders_csv.ReminderImportError as exc:
         for problem in exc.problems:
             click.echo(problem.message(config.language), err=True)
-        raise click.ClickException(f"nothing imported: {len(exc.problems)} problem(s) "
-                                   "listed above / 何も取り込んでいません") from None
+        raise click.ClickException(speak(
+            f"{len(exc.problems)}件の問題があるため、何も取り込んでいません",
+            f"nothing imported: {len(exc.problems)} problem(s) listed above")) from None
+    lang = language()
     for row in plan.rows:
         for warning in row.warnings:
-            click.echo(f"row {row.row}: {warning}")
-    verb = "would import (--dry-run: nothing written)" if dry_run else "imported"
-    click.echo(f"{verb}: new {plan.count('new')}, changed {plan.count('changed')}, "
-               f"withdrawn {plan.count('withdraw')}, unchanged {plan.count('unchanged')}, "
-               f"past (ignored) {plan.count('past')}")
+            shown = wording.in_language(warning, lang)
+            click.echo(speak(f"{row.row}行目：{shown}", f"row {row.row}: {shown}"))
+    counts = speak("、", ", ").join(
+        f"{wording.word(wording.REMINDER_IMPORT_ACTIONS, action, lang)} "
+        f"{plan.count(action)}{speak('件', '')}"
+        for action in ("new", "changed", "withdraw", "unchanged", "past"))
+    if lang == "en":
+        verb = "would import (--dry-run: nothing written)" if dry_run else "imported"
+    else:
+        verb = "取り込み予定（--dry-run：書き込みなし）" if dry_run else "取り込みました"
+    click.echo(f"{verb}{speak('：', ': ')}{counts}")
 
 
 @reminders_group.command("list")
@@ -67,13 +76,20 @@ def list_command(missed: bool) -> None:
     config, db = load_config_and_db()
     states = ("missed", "failed") if missed else None
     fmt = "%m-%d %H:%M"
-    for r in reminders.listing(db.conn, config, now(), states=states):
+    listed = reminders.listing(db.conn, config, now(), states=states)
+    if not listed:
+        click.echo(speak("お知らせはありません。", "No reminders."), err=True)
+    for r in listed:
         at = dt.datetime.fromtimestamp(r["appointment_at"], config.zone).strftime(fmt)
         planned = (dt.datetime.fromtimestamp(r["planned_at"], config.zone).strftime(fmt)
                    if r["planned_at"] else "")
         reply = r["choice_text"] or r["reply_text"] or ""
-        click.echo(f"#{r['id']}\t{at}\t{r['kind_name']}\t{r['contact_name']}\t{r['state']}"
-                   f"{' (' + r['reason'] + ')' if r['reason'] else ''}\t{planned}\t{reply}")
+        lang = config.language
+        state = wording.word(wording.REMINDER_STATES, r["state"], lang)
+        if r["reason"]:
+            state += f" ({wording.word(wording.REMINDER_REASONS, r['reason'], lang)})"
+        click.echo(f"#{r['id']}\t{at}\t{r['kind_name']}\t{r['contact_name']}\t{state}"
+                   f"\t{planned}\t{reply}")
 
 
 @reminders_group.command("kinds")
@@ -84,12 +100,22 @@ def kinds_command() -> None:
     from .. import reminders
     _, db = load_config_and_db()
     for k in reminders.kinds(db.conn):
-        when = (f"{k.days_before} day(s) before at {k.send_time:%H:%M}" if k.days_before is not None
-                else f"{k.hours_before:g} h before")
-        quiet = f"quiet {k.quiet_start:%H:%M}-{k.quiet_end:%H:%M}" if k.quiet_start else "no quiet hours"
-        state = "" if k.enabled else "\tdisabled"
-        click.echo(f"{k.name}\t{when}\t{quiet}\tlatest {k.latest_minutes} min before\t"
-                   f"{k.priority}\t{' / '.join(k.choices)}{state}")
+        if k.days_before is not None:
+            when = speak(f"{k.days_before}日前の{k.send_time:%H:%M}",
+                         f"{k.days_before} day(s) before at {k.send_time:%H:%M}")
+        else:
+            when = speak(f"{k.hours_before:g}時間前", f"{k.hours_before:g} h before")
+        if k.quiet_start:
+            hours = f"{k.quiet_start:%H:%M}-{k.quiet_end:%H:%M}"
+            quiet = speak(f"送信しない時間帯 {hours}", f"quiet {hours}")
+        else:
+            quiet = speak("送信しない時間帯なし", "no quiet hours")
+        latest = speak(f"予約の{k.latest_minutes}分前まで",
+                       f"latest {k.latest_minutes} min before")
+        priority = wording.word(wording.PRIORITIES, k.priority, language())
+        state = "" if k.enabled else "\t" + speak("停止中", "disabled")
+        click.echo(f"{k.name}\t{when}\t{quiet}\t{latest}\t{priority}\t"
+                   f"{' / '.join(k.choices)}{state}")
 
 
 @reminders_group.command("kind-add")
@@ -117,7 +143,8 @@ def kind_add_command(name, text, template_name, changed_text, days_before, send_
     if template_name:
         template = templates.get_template_by_name(db, template_name)
         if template is None:
-            raise click.BadParameter(f"no template named {template_name!r}",
+            raise click.BadParameter(speak(f"「{template_name}」という名前の定型文はありません",
+                                           f"no template named {template_name!r}"),
                                      param_hint="--template")
         template_id = template.id
     quiet_start, _sep, quiet_end = (quiet or "").partition("-")
@@ -128,4 +155,4 @@ def kind_add_command(name, text, template_name, changed_text, days_before, send_
                             quiet_start=quiet_start or None, quiet_end=quiet_end or None,
                             latest_minutes=latest_minutes, choices=choices, priority=priority,
                             actor=cli_actor(), now=now())
-    click.echo(f"reminder kind {name} added")
+    click.echo(speak(f"お知らせの種類「{name}」を追加しました", f"reminder kind {name} added"))

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db, speak
 
 PASSWORD_HELP = """
 Password: with --password-stdin the first line of standard input is the password; with
@@ -158,7 +158,8 @@ def _obtain_pin(pin_stdin: bool) -> str:
     if pin_stdin:
         line = sys.stdin.readline().strip()
         if not line:
-            raise click.ClickException("no PIN on standard input")
+            raise click.ClickException(speak("標準入力に暗証番号がありません",
+                                             "no PIN on standard input"))
         return line
     if not sys.stdin.isatty():
         raise click.UsageError("give the PIN with --pin-stdin (standard input is not a "
@@ -172,9 +173,11 @@ def _staff_phone(db, number: str):
     try:
         found = staff_phones.find(db.conn, phone.normalise_mobile(number))
     except phone.PhoneError as exc:
-        raise click.ClickException(f"{number}: {exc.message_en}") from None
+        raise click.ClickException(f"{number}: {speak(exc.message_ja, exc.message_en)}"
+                                   ) from None
     if found is None:
-        raise click.ClickException(f"no staff phone {number} (tsunagu user phone list)")
+        raise click.ClickException(speak(f"{number} は登録されていません（tsunagu user phone list）",
+                                         f"no staff phone {number} (tsunagu user phone list)"))
     return found
 
 
@@ -195,8 +198,9 @@ def phone_add_command(username: str, number: str, pin_stdin: bool, on_call: bool
     _, db = load_config_and_db()
     added = staff_phones.add(db, username, number, _obtain_pin(pin_stdin), actor=cli_actor(),
                              on_call=on_call, now=time.time())
-    click.echo(f"registered {added.phone} for {added.username}"
-               + (" (on call)" if added.on_call else ""))
+    click.echo(speak(f"{added.phone} を {added.username} の携帯として登録しました",
+                     f"registered {added.phone} for {added.username}")
+               + (speak("（当番）", " (on call)") if added.on_call else ""))
 
 
 @phone_group.command("list")
@@ -207,10 +211,13 @@ def phone_list_command() -> None:
     from .. import staff_phones
     _, db = load_config_and_db()
     for p in staff_phones.all_phones(db):
-        state = ("disabled (wrong PINs): tsunagu user phone enable " + p.phone
+        state = (speak("停止中（暗証番号の誤り）: tsunagu user phone enable ",
+                       "disabled (wrong PINs): tsunagu user phone enable ") + p.phone
                  if p.disabled_at is not None else
-                 "user deactivated" if not p.user_active else "obeyed")
-        click.echo(f"{p.phone}\t{p.username}\t{'on call' if p.on_call else '-'}\t{state}")
+                 speak("アカウント無効", "user deactivated") if not p.user_active else
+                 speak("操作できます", "obeyed"))
+        on_call = speak("当番", "on call") if p.on_call else "-"
+        click.echo(f"{p.phone}\t{p.username}\t{on_call}\t{state}")
 
 
 @phone_group.command("remove")
@@ -222,7 +229,8 @@ def phone_remove_command(number: str) -> None:
     from .. import staff_phones
     _, db = load_config_and_db()
     removed = staff_phones.remove(db, _staff_phone(db, number).id, actor=cli_actor())
-    click.echo(f"removed {removed.phone} ({removed.username})")
+    click.echo(speak(f"{removed.phone}（{removed.username}）の登録を削除しました",
+                     f"removed {removed.phone} ({removed.username})"))
 
 
 @phone_group.command("pin")
@@ -239,7 +247,7 @@ def phone_pin_command(number: str, pin_stdin: bool) -> None:
     found = _staff_phone(db, number)
     staff_phones.set_pin(db, found.id, _obtain_pin(pin_stdin), actor=cli_actor(),
                          now=time.time())
-    click.echo(f"PIN changed for {found.phone}")
+    click.echo(speak(f"{found.phone} の暗証番号を変更しました", f"PIN changed for {found.phone}"))
 
 
 @phone_group.command("on-call")
@@ -255,7 +263,8 @@ def phone_on_call_command(number: str, value: str) -> None:
     _, db = load_config_and_db()
     found = staff_phones.set_on_call(db, _staff_phone(db, number).id, value == "on",
                                      actor=cli_actor(), now=time.time())
-    click.echo(f"{found.phone}: {'on call' if found.on_call else 'not on call'}")
+    click.echo(f"{found.phone}: " + (speak("当番", "on call") if found.on_call
+                                      else speak("当番ではない", "not on call")))
 
 
 @phone_group.command("enable")
@@ -270,4 +279,5 @@ def phone_enable_command(number: str) -> None:
     _, db = load_config_and_db()
     found = staff_phones.enable(db, _staff_phone(db, number).id, actor=cli_actor(),
                                 now=time.time())
-    click.echo(f"commands from {found.phone} are obeyed again")
+    click.echo(speak(f"{found.phone} からの操作を再開しました",
+                     f"commands from {found.phone} are obeyed again"))

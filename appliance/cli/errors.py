@@ -1,0 +1,71 @@
+"""click's own words around an error (Error:, Usage:, Invalid value for …, Aborted!) in the
+configured language, so that a Japanese office manager meets one language at a time.
+
+click writes these through the standard gettext with no Japanese catalog and picks the
+language from the process's locale, not from Tsunagu's config; the `tsunagu` group runs
+each command without click's standalone handling and shows the error itself. The message
+inside (ours, from speak()/error_text()) is already in the configured language; click's
+type checks ("'x' is not a valid integer.") stay as click words them.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .common import forget_language, language
+
+
+def _hint(exc: click.BadParameter) -> str | None:
+    if exc.param_hint is not None:
+        hint = exc.param_hint
+        return hint if isinstance(hint, str) else " / ".join(repr(h) for h in hint)
+    if exc.param is not None:
+        return exc.param.get_error_hint(exc.ctx)
+    return None
+
+
+def message_ja(exc: click.ClickException) -> str:
+    """What click would say after 'Error:', in Japanese."""
+    if isinstance(exc, click.MissingParameter):
+        hint = _hint(exc)
+        return f"{hint} を指定してください。" if hint else "指定が足りません。"
+    if isinstance(exc, click.BadParameter):
+        hint = _hint(exc)
+        return f"{hint} の値が正しくありません：{exc.message}" if hint else \
+            f"値が正しくありません：{exc.message}"
+    if isinstance(exc, click.NoSuchOption):
+        return f"そのようなオプションはありません：{exc.option_name}"
+    return exc.format_message()
+
+
+def show(exc: click.ClickException) -> None:
+    """*exc* as click shows it, in the configured language."""
+    if language() == "en":
+        exc.show()
+        return
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        usage = exc.ctx.get_usage().replace("Usage:", "使い方:", 1)
+        click.echo(f"{usage}\n詳しくは '{exc.ctx.command_path} --help' を見てください。\n",
+                   err=True)
+    click.echo(f"エラー: {message_ja(exc)}", err=True)
+
+
+class TsunaguGroup(click.Group):
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        forget_language()
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            show(exc)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!" if language() == "en" else "中止しました。", err=True)
+            sys.exit(1)
+        # click returns an Exit's status (e.g. --help, --version) instead of raising it.
+        sys.exit(result if isinstance(result, int) else 0)
