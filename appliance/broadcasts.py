@@ -274,11 +274,14 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
            now: float, template_id: int | None = None, scheduled_at: float | None = None,
            request_key: str | None = None, followup_after_minutes: int | None = None,
            followup_max: int = 0, parent_id: int | None = None, round_: int = 0,
-           schedule_id: int | None = None) -> int:
+           schedule_id: int | None = None, ring_if_no_answer: bool | None = None,
+           origin: str | None = None) -> int:
     """Insert the broadcast and its recipients (inside the caller's write transaction).
 
     With a *request_key* already used, returns that broadcast instead: a double submit of
-    the confirm form sends once.
+    the confirm form sends once. *ring_if_no_answer*: its silent recipients get one short
+    call (appliance.ringing); by default an emergency's do. *origin* 'sms_reply': the answer
+    to a staff phone's command, sent ahead of everything (outbox.RANK_FIRST).
     """
     if request_key:
         row = conn.execute("SELECT id FROM broadcasts WHERE request_key = ?",
@@ -296,16 +299,20 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
                              field="followup_after_minutes",
                              ja="再送は1分以上あけて、1回以上にしてください")
     state = "scheduled" if scheduled_at and scheduled_at > now else "queued"
+    if ring_if_no_answer is None:
+        ring_if_no_answer = p.priority == "emergency" and not p.drill and origin is None
     cursor = conn.execute(
         "INSERT INTO broadcasts (title, text, template_id, priority, drill, choices, created_by, "
         "created_at, scheduled_at, state, followup_after_minutes, followup_max, parent_id, "
-        "schedule_id, request_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "schedule_id, request_key, ring_if_no_answer, origin) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [title, p.text, template_id, p.priority, int(p.drill),
          json.dumps(p.choices, ensure_ascii=False) if p.choices else None, actor, now,
          scheduled_at, state, followup_after_minutes, followup_max, parent_id, schedule_id,
-         request_key])
+         request_key, int(bool(ring_if_no_answer)), origin])
     broadcast_id = cursor.lastrowid
-    rank = 0 if p.priority == "emergency" else 1
+    rank = outbox.RANK_FIRST if origin == "sms_reply" else \
+        outbox.RANK_EMERGENCY if p.priority == "emergency" else outbox.RANK_ROUTINE
     conn.executemany(
         "INSERT INTO recipients (broadcast_id, contact_id, name, phone, text, parts_count, "
         "priority_rank, next_attempt_at, round) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -313,7 +320,8 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
          for r in p.recipients])
     audit.record(conn, actor, "broadcast_create", broadcast_id=broadcast_id, title=title,
                  people=p.people, parts=p.parts, priority=p.priority, drill=p.drill,
-                 scheduled_at=scheduled_at, parent_id=parent_id)
+                 scheduled_at=scheduled_at, parent_id=parent_id,
+                 ring_if_no_answer=bool(ring_if_no_answer), origin=origin)
     return broadcast_id
 
 
@@ -409,8 +417,10 @@ def resend_unacknowledged(conn: sqlite3.Connection, broadcast_id: int, *, actor:
              recipients=[PlannedRecipient(r["contact_id"], r["name"], r["phone"], r["text"],
                                           r["parts_count"]) for r in silent])
     p.parts = sum(r.parts for r in p.recipients)
+    # A resend rings nobody itself: the ring belongs to the first broadcast (ringing.due).
     return create(conn, p, title=f"再送{rounds}: {root['title']}", actor=actor, now=now,
-                  template_id=root["template_id"], parent_id=root["id"], round_=rounds)
+                  template_id=root["template_id"], parent_id=root["id"], round_=rounds,
+                  ring_if_no_answer=False)
 
 
 def due_followups(conn: sqlite3.Connection, now: float) -> list[int]:
@@ -447,11 +457,37 @@ def reply_to_inbound(conn: sqlite3.Connection, config: Config, inbound_id: int, 
     except phone.PhoneError:
         raise BroadcastError(f"{row['number']} cannot receive SMS", field="number",
                              ja="この番号にはSMSを送れません（携帯電話の番号ではありません）") from None
+    p = plan_one(conn, config, number, text.strip(), shown=row["number"])
+    name = p.recipients[0].name
+    broadcast_id = create(conn, p, title=f"返信: {name}", actor=actor, now=now)
+    conn.execute("UPDATE inbound_messages SET handled_by = coalesce(handled_by, ?), "
+                 "handled_at = coalesce(handled_at, ?) WHERE id = ?", [actor, now, inbound_id])
+    audit.record(conn, actor, "inbound_reply", inbound_id=inbound_id,
+                 broadcast_id=broadcast_id)
+    return broadcast_id
+
+
+def set_ring(conn: sqlite3.Connection, broadcast_id: int, value: bool, *, actor: str,
+             remote_addr: str | None = None) -> None:
+    """Whether the broadcast's silent recipients get one short call (appliance.ringing);
+    staff may change it while it goes (inside the caller's write transaction)."""
+    if get(conn, broadcast_id) is None:
+        raise BroadcastError(f"no broadcast {broadcast_id}", field="id", ja="この送信はありません")
+    conn.execute("UPDATE broadcasts SET ring_if_no_answer = ? WHERE id = ?",
+                 [int(value), broadcast_id])
+    audit.record(conn, actor, "broadcast_ring", remote_addr, broadcast_id=broadcast_id,
+                 ring_if_no_answer=value)
+
+
+def plan_one(conn: sqlite3.Connection, config: Config, number: str, text: str, *,
+             shown: str | None = None, priority: str = "routine") -> Plan:
+    """The plan of one message to one number (E.164): an answer from the inbox, or to a
+    staff phone's command. {name} is the contact's (else *shown*, else the number)."""
     contact = conn.execute("SELECT id, name, kana FROM contacts WHERE phone = ?",
                            [number]).fetchone()
-    name = contact["name"] if contact else row["number"]
+    name = contact["name"] if contact else (shown or number)
     try:
-        body = templates.render(text.strip(), contact_name=name, clinic=config.clinic_name,
+        body = templates.render(text, contact_name=name, clinic=config.clinic_name,
                                 kana=contact["kana"] if contact else None)
     except templates.TemplateError as exc:
         raise BroadcastError(exc.en, field="text", ja=exc.ja) from None
@@ -459,16 +495,11 @@ def reply_to_inbound(conn: sqlite3.Connection, config: Config, inbound_id: int, 
     if parts > pdu.MAX_PARTS:
         raise BroadcastError("the message is too long for SMS", field="text",
                              ja="本文が長すぎます（全角670文字まで）")
-    p = Plan(text=body, priority="routine", drill=False, choices=[],
+    p = Plan(text=body, priority=priority, drill=False, choices=[],
              recipients=[PlannedRecipient(contact["id"] if contact else None, name, number,
                                           body, parts)])
     p.parts = parts
-    broadcast_id = create(conn, p, title=f"返信: {name}", actor=actor, now=now)
-    conn.execute("UPDATE inbound_messages SET handled_by = coalesce(handled_by, ?), "
-                 "handled_at = coalesce(handled_at, ?) WHERE id = ?", [actor, now, inbound_id])
-    audit.record(conn, actor, "inbound_reply", inbound_id=inbound_id,
-                 broadcast_id=broadcast_id)
-    return broadcast_id
+    return p
 
 
 def promote_scheduled(conn: sqlite3.Connection, now: float) -> list[int]:
@@ -558,6 +589,7 @@ def summary(conn: sqlite3.Connection, broadcast_id: int, *,
             "created_at": b["created_at"], "scheduled_at": b["scheduled_at"],
             "started_at": b["started_at"], "finished_at": b["finished_at"],
             "parent_id": b["parent_id"], "choices": choices, "tally": tally,
+            "ring_if_no_answer": bool(b["ring_if_no_answer"]), "origin": b["origin"],
             "other_replies": other_replies, "by_phone": by_phone,
             "total": total, "parts": parts, "parts_waiting": parts_waiting, "counts": counts,
             "acknowledged": acknowledged, "budget_until": budget_until,
@@ -599,10 +631,11 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
 
     Counted over the whole family, so a patient who answered a resend is judged by that
     answer. Each row carries the latest call made from the list (`call`) and `done` once
-    the person was reached by phone; done rows stay, below the others. With *now*, a
+    the person was reached by phone; done rows stay, below the others; `ring`: the short
+    call the appliance made itself (appliance.ringing), if any. With *now*, a
     silent person's row says how many minutes ago the message went.
     """
-    from . import calls
+    from . import calls, ringing
     root_row = get(conn, root_of(conn, broadcast_id))
     root = root_row["id"]
     choices = json.loads(root_row["choices"]) if root_row["choices"] else []
@@ -621,6 +654,7 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
                         "recipients r LEFT JOIN contacts c ON c.id = r.contact_id "
                         "WHERE r.broadcast_id = ? ORDER BY r.id", [root]).fetchall()
     called = calls.latest(conn, [r["id"] for r in rows])
+    rung = ringing.for_recipients(conn, [r["id"] for r in rows])
     out = []
     for r in rows:
         reason, answer = _call_reason(r, latest_reply.get(r["phone"]), choices, reached)
@@ -632,7 +666,7 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
             call is None and r["acknowledged_at"] and not r["reply_id"])
         # "reason" is why to phone; the send's own reason key (error_policy) is reason_key.
         out.append({**dict(r), "reason_key": r["reason"], "reason": reason, "answer": answer,
-                    "call": call,
+                    "call": call, "ring": rung.get(r["id"]),
                     "done": done, "minutes_since_sent":
                         int((now - sent_at) // 60) if now and sent_at and reason == "no_reply"
                         else None})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -28,6 +29,15 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+
+def in_daily_window(at: float, zone, start: dt.time, end: dt.time) -> bool:
+    """Whether *at*, in *zone*'s local time, falls within start–end of a day (end not
+    included); a window may cross midnight (21:00-08:00)."""
+    clock = dt.datetime.fromtimestamp(at, zone).time()
+    if start < end:
+        return start <= clock < end
+    return clock >= start or clock < end
 
 
 # -- is the clock synchronised? -----------------------------------------------------------

@@ -159,6 +159,48 @@ class RemindersConfig:
 
 
 @dataclass(frozen=True)
+class SmsCommandsConfig:
+    """Commands by SMS from registered staff phones (appliance.sms_commands)."""
+    enabled: bool = True
+    code_minutes: float = 10          # a one-time code answers within this
+    per_10_minutes: int = 10          # commands a number may give in ten minutes
+    wrong_pins: int = 3               # in a row: commands from that number stop (admin)
+
+
+WARNING_TYPES = ("earthquake", "tsunami", "earthquake_tsunami", "test", "other")
+
+
+@dataclass(frozen=True)
+class EtwsConfig:
+    """Earthquake and tsunami warnings from the cellular network (appliance.warnings)."""
+    enabled: bool = True
+    types: tuple[str, ...] = ("earthquake", "tsunami", "earthquake_tsunami")
+    auto_send: tuple[str, ...] = ()   # types sent to patients without a person's answer
+    template: str = "地震・安否確認"   # the draft broadcast's template
+    groups: tuple[str, ...] = ()      # its groups (none: the template's own)
+    prompt_after_minutes: float = 10  # after the warning, before staff are asked
+    event_hours: float = 6            # warnings within this of the first are one event
+
+
+@dataclass(frozen=True)
+class RingConfig:
+    """One short call to a patient who has not answered (appliance.ringing)."""
+    after_minutes: float = 15         # after the SMS went, with no report and no reply
+    ring_seconds: float = 25          # how long the phone rings before the call is ended
+    quiet_hours: str = "21:00-08:00"  # no calls then ("" for none)
+    within_hours: float = 12          # a broadcast older than this rings nobody any more
+    also_delivered: bool = False      # ring those whose SMS arrived but who did not reply
+    modem: str = ""                   # a modem set aside for calls (it sends no SMS)
+
+    @property
+    def quiet(self) -> tuple[str, str] | None:
+        if not self.quiet_hours:
+            return None
+        start, _, end = self.quiet_hours.partition("-")
+        return start.strip(), end.strip()
+
+
+@dataclass(frozen=True)
 class ModemConfig:
     name: str
     port: str
@@ -189,6 +231,9 @@ class Config:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    sms_commands: SmsCommandsConfig = field(default_factory=SmsCommandsConfig)
+    etws: EtwsConfig = field(default_factory=EtwsConfig)
+    ring: RingConfig = field(default_factory=RingConfig)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -254,7 +299,18 @@ class _Reader:
         kwargs["backup"] = self.resolve_backup(kwargs["backup"], database)
         self.check_pins(kwargs["gpio"])
         self.check_test_message(kwargs["test"])
-        return Config(path=self.path, database=database, modems=self.modems(data), **kwargs)
+        modems = self.modems(data)
+        self.check_ring_modem(kwargs["ring"], modems)
+        return Config(path=self.path, database=database, modems=modems, **kwargs)
+
+    def check_ring_modem(self, ring: RingConfig, modems: tuple[ModemConfig, ...]) -> None:
+        if not ring.modem:
+            return
+        if ring.modem not in {m.name for m in modems}:
+            raise self.fail("ring.modem", f"no [[modem]] is named {ring.modem!r}")
+        if len(modems) < 2:
+            raise self.fail("ring.modem", "a modem set aside for calls sends no SMS: another "
+                            "[[modem]] must send them (or leave ring.modem empty)")
 
     def timezone(self, top: _Table) -> str:
         name = top.text("timezone", default="Asia/Tokyo")
@@ -611,9 +667,67 @@ def read_reminders(reader: _Reader, data: dict[str, Any]) -> RemindersConfig:
     return RemindersConfig(reserve=t.integer("reserve", default=50, minimum=0))
 
 
+def read_sms_commands(reader: _Reader, data: dict[str, Any]) -> SmsCommandsConfig:
+    t = _Table(reader, "sms_commands.", data, {"enabled", "code_minutes", "per_10_minutes",
+                                               "wrong_pins"})
+    return SmsCommandsConfig(
+        enabled=t.boolean("enabled", default=True),
+        code_minutes=t.number("code_minutes", default=10, above=0),
+        per_10_minutes=t.integer("per_10_minutes", default=10, minimum=1, maximum=1000),
+        wrong_pins=t.integer("wrong_pins", default=3, minimum=1, maximum=10))
+
+
+def _warning_types(t: _Table, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    types = t.text_list(name, default=default)
+    for kind in types:
+        if kind not in WARNING_TYPES:
+            raise t.fail(name, f"unknown warning type {kind!r} (known: "
+                         f"{', '.join(WARNING_TYPES)})")
+    return types
+
+
+def read_etws(reader: _Reader, data: dict[str, Any]) -> EtwsConfig:
+    t = _Table(reader, "etws.", data, {"enabled", "types", "auto_send", "template", "groups",
+                                       "prompt_after_minutes", "event_hours"})
+    types = _warning_types(t, "types", EtwsConfig.types)
+    auto = _warning_types(t, "auto_send", ())
+    if not_acted := [kind for kind in auto if kind not in types]:
+        raise t.fail("auto_send", f"{', '.join(not_acted)} is not in etws.types: a warning "
+                     "nobody acts on is never sent")
+    return EtwsConfig(
+        enabled=t.boolean("enabled", default=True), types=types, auto_send=auto,
+        template=t.text("template", default=EtwsConfig.template, allow_empty=True),
+        groups=t.text_list("groups", default=()),
+        prompt_after_minutes=t.number("prompt_after_minutes", default=10, minimum=0),
+        event_hours=t.number("event_hours", default=6, above=0))
+
+
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
+
+
+def read_ring(reader: _Reader, data: dict[str, Any]) -> RingConfig:
+    t = _Table(reader, "ring.", data, {"after_minutes", "ring_seconds", "quiet_hours",
+                                       "within_hours", "also_delivered", "modem"})
+    quiet = t.text("quiet_hours", default=RingConfig.quiet_hours, allow_empty=True).strip()
+    if quiet:
+        start, sep, end = quiet.partition("-")
+        if not sep or not _CLOCK.fullmatch(start.strip()) or not _CLOCK.fullmatch(end.strip()) \
+                or start.strip() == end.strip():
+            raise t.fail("quiet_hours", f"write it as \"21:00-08:00\" (or \"\" for none), "
+                         f"got {quiet!r}")
+    return RingConfig(
+        after_minutes=t.number("after_minutes", default=15, minimum=0),
+        ring_seconds=t.number("ring_seconds", default=25, above=0),
+        quiet_hours=quiet,
+        within_hours=t.number("within_hours", default=12, above=0),
+        also_delivered=t.boolean("also_delivered", default=False),
+        modem=t.text("modem", default="", allow_empty=True))
+
+
 SECTIONS = {"web": read_web, "daemon": read_daemon, "test": read_test, "gpio": read_gpio,
             "check": read_check, "backup": read_backup, "time": read_time,
-            "recovery": read_recovery, "api": read_api, "reminders": read_reminders}
+            "recovery": read_recovery, "api": read_api, "reminders": read_reminders,
+            "sms_commands": read_sms_commands, "etws": read_etws, "ring": read_ring}
 
 
 # -- the web UI's secret key ------------------------------------------------------------

@@ -148,6 +148,7 @@ class Contact:
     created_at: float
     updated_at: float
     groups: tuple[str, ...] = ()    # group names, sorted
+    no_ring: bool = False           # never rung when silent (appliance.ringing)
 
     @property
     def display_phone(self) -> str:
@@ -286,7 +287,8 @@ def _contact(row: sqlite3.Row, groups: dict[int, tuple[str, ...]]) -> Contact:
     return Contact(id=row["id"], patient_id=row["patient_id"], name=row["name"],
                    kana=row["kana"], phone=row["phone"], facility=row["facility"],
                    note=row["note"], active=bool(row["active"]), created_at=row["created_at"],
-                   updated_at=row["updated_at"], groups=groups.get(row["id"], ()))
+                   updated_at=row["updated_at"], groups=groups.get(row["id"], ()),
+                   no_ring=bool(row["no_ring"]) if "no_ring" in row.keys() else False)
 
 
 def _conn(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
@@ -533,12 +535,13 @@ def add_contact(db: sqlite_utils.Database, *, name: str, phone: str, actor: str,
     return get_contact(db, contact_id)
 
 
-EDITABLE = ("patient_id", "name", "kana", "phone", "facility", "note", "active")
+EDITABLE = ("patient_id", "name", "kana", "phone", "facility", "note", "active", "no_ring")
 
 
 def update_contact(db: sqlite_utils.Database, contact_id: int, *, actor: str,
                    remote_addr: str | None = None, **changes: Any) -> Contact:
-    """Change some of: patient_id, name, kana, phone, facility, note, active."""
+    """Change some of: patient_id, name, kana, phone, facility, note, active, no_ring (the
+    contact asked not to be rung when silent: appliance.ringing)."""
     with write(db) as conn:
         _update_contact(conn, contact_id, actor, remote_addr, changes)
     return get_contact(db, contact_id)
@@ -564,6 +567,7 @@ def _update_contact(conn: sqlite3.Connection, contact_id: int, actor: str,
         raise TypeError(f"update_contact() cannot change {sorted(unknown)}")
     changes = dict(changes)
     active = changes.pop("active", None)
+    no_ring = changes.pop("no_ring", None)
     fields, problems = check_fields(changes)
     _raise_if(problems)
     current = conn.execute("SELECT * FROM contacts WHERE id = ?", [contact_id]).fetchone()
@@ -572,6 +576,8 @@ def _update_contact(conn: sqlite3.Connection, contact_id: int, actor: str,
     _raise_if(_check_unique(conn, fields, contact_id))
     if active is not None:
         fields["active"] = 1 if active else 0
+    if no_ring is not None:
+        fields["no_ring"] = 1 if no_ring else 0
     changed = sorted(k for k, v in fields.items() if current[k] != v)
     if changed:
         sets = ", ".join(f"{k} = ?" for k in changed)

@@ -6,7 +6,9 @@ per modem and its services (the scheduler, GPIO… anything with start()/stop())
 thread then keeps time: a heartbeat row every heartbeat_interval (and the systemd
 watchdog with it), requests from other processes (daemon_requests: 'probe', 'send_test'),
 webhook deliveries (appliance.webhooks: handed to their own threads, never waited for),
-and every few seconds scheduled broadcasts, follow-ups and personal reminders.
+and every few seconds scheduled broadcasts, follow-ups, personal reminders, the prompts after
+an earthquake or tsunami warning (appliance.etws) and the calls to patients who did not
+answer (appliance.ringing: handed to a worker, between two sends).
 
 SIGTERM (or stop()) sets one event: workers stop claiming, finish the message they are
 sending (so every AT command in flight is completed and recorded), close their modems;
@@ -34,7 +36,7 @@ from typing import IO, Any, Protocol
 
 import sqlite_utils
 
-from . import broadcasts, reminders, schedules, storage, webhooks
+from . import broadcasts, etws, reminders, ringing, schedules, storage, webhooks
 from .clock import Clock, SystemClock
 from .timekeeping import ClockKeeper
 from .config import Config
@@ -239,6 +241,9 @@ class Daemon:
         self.jobs = Jobs(lambda: self.db, storage=self.storage)
         # Webhooks: its pool threads do the HTTP; the main thread only hands over and records.
         self.webhooks = webhooks.Deliverer(lambda: self.db, config, clock=self.clock.now)
+        # Calls to the silent: one at a time, by a worker between two sends.
+        self.ringer = ringing.Ringer(config, lambda: self.db, lambda: self.workers,
+                                     clock=self.clock.now)
 
     def stop(self) -> None:
         """Ask the daemon to stop (safe from a signal handler)."""
@@ -322,6 +327,9 @@ class Daemon:
         with write(self.db) as conn:
             for broadcast_id in sorted(result.broadcasts):
                 broadcasts.refresh_state(conn, broadcast_id, self.started_at)
+            if ringing.settle_interrupted(conn, self.started_at):
+                log.warning("a call to a patient was under way when the daemon stopped: "
+                            "kept as 'unknown', not rung again")
         if result.total:
             log.warning("recovered after an unclean stop: %d queued again, %d submitted, "
                         "%d resent, %d uncertain (left for staff)", len(result.requeued),
@@ -392,7 +400,9 @@ class Daemon:
         if created:
             log.info("recurring schedule(s) queued broadcast(s) %s", created)
         reminded = self.jobs.run("reminders", lambda: self._reminders(now), now=now)
-        queued = bool(promoted or created or reminded)
+        prompted = self.jobs.run("warnings", lambda: self._warnings(now), now=now)
+        self.jobs.run("ringing", lambda: self.ringer.run(now), now=now)
+        queued = bool(promoted or created or reminded or prompted)
         due = self.jobs.run("followups", lambda: broadcasts.due_followups(self.db.conn, now),
                             now=now)
         for broadcast_id in due or ():
@@ -408,6 +418,16 @@ class Daemon:
         if created:
             log.info("%d reminder(s) queued", len(created))
         return created
+
+    def _warnings(self, now: float) -> bool:
+        """Prompt the on-call staff phones (or send) for warnings whose wait is over."""
+        with write(self.db) as conn:
+            before = conn.total_changes
+            queued = etws.run_due(conn, self.config, now)
+            changed = conn.total_changes != before
+        if queued:
+            log.warning("warning broadcast(s) sent automatically: %s", queued)
+        return changed  # prompts to staff phones are queued too: wake the workers
 
     def _followup(self, broadcast_id: int, now: float) -> int | None:
         with write(self.db) as conn:

@@ -85,7 +85,8 @@ def _modem_fault_errors() -> tuple[type[BaseException], ...]:
 
 class Device(Protocol):
     """What the worker needs of modem.device.Modem (a real or a simulated modem)."""
-    def initialise(self, *, pin: str | None, request_status_reports: bool) -> Any: ...
+    def initialise(self, *, pin: str | None, request_status_reports: bool,
+                   cell_broadcasts: bool = True) -> Any: ...
     def identify(self) -> Any: ...
     def network_time(self) -> Any: ...
     def reset(self, *, timeout: float) -> None: ...
@@ -120,7 +121,7 @@ class Worker:
         self.db = db if db is not None else connect(config.database, migrate=False)
         self.events = ModemEvents(self.db, modem.name, self.clock,
                                   database=None if db is not None else str(config.database),
-                                  storage=self.storage)
+                                  storage=self.storage, config=config)
         # The modem's life (see appliance.modem_link); it tells us when it closes the modem
         # or finds it unusable, and asks us to add this modem's error rate to its health.
         self.link = ModemLink(config, modem, db=self.db, clock=self.clock,
@@ -373,6 +374,8 @@ class Worker:
         """Not while held back after an ELSEWHERE error; one message per DEGRADED_GAP while
         this modem is flagged and another is healthy (it takes less work, not none: it is
         tried again, and recovers its rate by sending)."""
+        if self.name == self.config.ring.modem:
+            return False   # set aside for calls (appliance.ringing): it sends no SMS
         if now < self._hold_until:
             return False
         if self.degraded and self._others_healthy():

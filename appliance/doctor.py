@@ -97,7 +97,8 @@ class Doctor:
 
     def run(self, *, loopback_to: str | None = None) -> Report:
         for step in (self.identity, self.sim, self.sms_centre, self.registration, self.signal,
-                     self.ims, self.carrier_profile, self.bearer, self.network_time):
+                     self.ims, self.carrier_profile, self.bearer, self.network_time,
+                     self.cell_broadcasts):
             try:
                 step()
             except ModemError as exc:
@@ -271,6 +272,25 @@ class Doctor:
                 "internet is down (look again a while after registration)"))
         else:
             self._add("network_time", OK, f"network time {moment.isoformat(timespec='seconds')}")
+
+    def cell_broadcasts(self) -> None:
+        """Whether the modem took the ETWS subscription (AT+CSCB, +CNMI bm=2). Only that can
+        be seen here: whether the carrier then passes warnings to the AT port shows only when
+        one arrives — the test message 4355 on the dashboard (README)."""
+        routed, said = self.device.warning_subscription()
+        if routed:
+            self._add("cell_broadcasts", OK, f"ETWS warnings 4352-4359 subscribed ({said})", _t(
+                self.lang, "モデムは緊急地震速報・津波警報の受信設定を受け付けました。実際に届くかは"
+                           "SIMの事業者次第です。テスト用の速報（4355）が画面に出るかで確認してください",
+                "the modem took the subscription; whether the carrier passes warnings on shows "
+                "only when one arrives (the test message 4355 on the dashboard)"))
+            return
+        detail = getattr(self.device, "cell_broadcast_detail", "") or said
+        self._add("cell_broadcasts", WARN, f"ETWS warnings not subscribed ({detail})", _t(
+            self.lang, "このモデムは緊急地震速報・津波警報（ETWS）の受信設定を受け付けませんでした。"
+                       "SMSの送受信には影響しませんが、速報の受信と当番への連絡はできません",
+            "the modem refused the ETWS subscription: sending is not affected, but warnings "
+            "will not reach the appliance"))
 
     def loopback(self, to: str | None) -> None:
         """Send a loop-back SMS to *to* (the SIM's own number when None); the caller waits

@@ -58,6 +58,7 @@ class ModemHealth:
     pace_per_minute: int | None = None
     daily_limit: int | None = None
     error_rate: float | None = None     # recent sends failed for the modem's or network's sake
+    cell_broadcasts: str | None = None  # ETWS: subscribed, refused, off (modem.device)
 
     @property
     def sendable(self) -> bool:
@@ -88,7 +89,8 @@ def poll(device, modem: ModemConfig, *, min_signal_dbm: int, now: float,
     caller turns those into `unavailable()`.
     """
     base = dict(name=modem.name, port=modem.port, checked_at=now, identity=identity,
-                pace_per_minute=modem.pace, daily_limit=modem.daily_limit)
+                pace_per_minute=modem.pace, daily_limit=modem.daily_limit,
+                cell_broadcasts=getattr(device, "cell_broadcasts", None))
     sim = device.sim_state()
     sim_name = _sim_name(sim)
     if sim_name != "READY":
@@ -173,6 +175,7 @@ class ModemView:
     sent_today: int
     remaining: int
     error_rate: float | None = None
+    cell_broadcasts: str | None = None   # ETWS subscription: subscribed, refused, off
 
     @property
     def failing_often(self) -> bool:
@@ -317,4 +320,5 @@ def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive:
                      signal_bars=row["signal_bars"], operator=row["operator"],
                      sim_state=row["sim_state"], registration=row["registration"],
                      manufacturer=row["manufacturer"], model=row["model"],
-                     error_rate=row["error_rate"] if fresh else None, **common)
+                     error_rate=row["error_rate"] if fresh else None,
+                     cell_broadcasts=row["cell_broadcasts"], **common)

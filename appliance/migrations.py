@@ -175,6 +175,21 @@ def m0012_api_reminders(db) -> None:
     db.executescript(SCHEMA_API_0009)
 
 
+@migrations(name="0013_phone_staff_commands")
+def m0013_phone_staff_commands(db) -> None:
+    db.executescript(SCHEMA_PHONE_COMMANDS)
+
+
+@migrations(name="0014_phone_cell_broadcasts")
+def m0014_phone_cell_broadcasts(db) -> None:
+    db.executescript(SCHEMA_PHONE_WARNINGS)
+
+
+@migrations(name="0015_phone_ring_calls")
+def m0015_phone_ring_calls(db) -> None:
+    db.executescript(SCHEMA_PHONE_RING)
+
+
 SCHEMA_0001 = r"""
 -- People we may text. phone is E.164 (+819012345678); unique so an import cannot
 -- create two rows that would each receive the same broadcast.
@@ -662,4 +677,130 @@ CREATE TABLE reminders (
 CREATE INDEX reminders_state ON reminders(state, appointment_at);
 CREATE INDEX reminders_contact ON reminders(contact_id, kind_id, appointment_at);
 CREATE INDEX reminders_broadcast ON reminders(broadcast_id);
+"""
+
+SCHEMA_PHONE_COMMANDS = r"""
+-- Staff phones that may command the appliance by SMS (appliance.staff_phones). The command
+-- PIN is hashed like a password; three wrong PINs disable the number until an admin
+-- enables it again. on_call: it is asked to confirm the draft after an ETWS warning.
+CREATE TABLE staff_phones (
+    id              INTEGER PRIMARY KEY,
+    user_id         INTEGER NOT NULL REFERENCES users(id),
+    phone           TEXT NOT NULL UNIQUE,      -- E.164
+    pin_hash        TEXT NOT NULL,
+    on_call         INTEGER NOT NULL DEFAULT 1,
+    wrong_pins      INTEGER NOT NULL DEFAULT 0,  -- in a row
+    disabled_at     REAL,
+    created_by      TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+
+-- Every SMS taken as a command (appliance.sms_commands), from a staff phone or not: what
+-- the dashboard shows and what the rate limit counts. text has the PIN masked. digest
+-- (the sender, the text and its SMSC time) makes a command read twice from the modem's
+-- store (a crash before it was deleted) handled once.
+CREATE TABLE sms_commands (
+    id              INTEGER PRIMARY KEY,
+    phone           TEXT NOT NULL,
+    staff_phone_id  INTEGER REFERENCES staff_phones(id),
+    username        TEXT,
+    command         TEXT NOT NULL,             -- status, send, cancel, help, code
+    text            TEXT NOT NULL,
+    digest          TEXT NOT NULL UNIQUE,
+    received_at     REAL NOT NULL,
+    outcome         TEXT NOT NULL CHECK (outcome IN ('done', 'refused')),
+    reason          TEXT,                      -- why refused (a key of appliance.wording)
+    broadcast_id    INTEGER,                   -- queued or cancelled by it
+    reply_id        INTEGER                    -- the answer's broadcast
+);
+CREATE INDEX sms_commands_phone ON sms_commands(phone, received_at);
+CREATE INDEX sms_commands_received ON sms_commands(received_at);
+
+-- A broadcast waiting for a staff phone to answer its one-time code: a 送信 command's, or
+-- the draft prompted after an ETWS warning. args: what to plan again once confirmed.
+-- request_key is the broadcast's: confirmed twice, or by two phones, it is sent once.
+CREATE TABLE sms_confirmations (
+    id              INTEGER PRIMARY KEY,
+    staff_phone_id  INTEGER NOT NULL REFERENCES staff_phones(id),
+    kind            TEXT NOT NULL CHECK (kind IN ('send', 'warning')),
+    code            TEXT NOT NULL,
+    args            TEXT NOT NULL,             -- JSON
+    request_key     TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    expires_at      REAL NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'confirmed', 'expired', 'superseded', 'failed')),
+    wrong_codes     INTEGER NOT NULL DEFAULT 0,
+    answered_at     REAL,
+    broadcast_id    INTEGER REFERENCES broadcasts(id),
+    event_id        INTEGER                    -- warning_events.id for kind 'warning'
+);
+CREATE INDEX sms_confirmations_phone ON sms_confirmations(staff_phone_id, state);
+
+-- Where a broadcast came from when not from staff's own compose: 'sms_reply' (an answer to
+-- a command; sent ahead of everything, appliance.outbox.RANK_FIRST).
+ALTER TABLE broadcasts ADD COLUMN origin TEXT;
+"""
+
+SCHEMA_PHONE_WARNINGS = r"""
+-- ETWS warnings the modems heard (appliance.etws). One row per message (serial number
+-- and id); the network repeats a warning: repeats counts those.
+CREATE TABLE warnings (
+    id              INTEGER PRIMARY KEY,
+    event_id        INTEGER REFERENCES warning_events(id),  -- NULL: a type not acted on
+    modem           TEXT NOT NULL,
+    message_id      INTEGER NOT NULL,
+    serial          INTEGER NOT NULL,
+    warning_type    TEXT NOT NULL,             -- earthquake, tsunami, earthquake_tsunami, test, other
+    text            TEXT NOT NULL,
+    complete        INTEGER NOT NULL DEFAULT 1,   -- 0: a page never came
+    received_at     REAL NOT NULL,
+    repeats         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX warnings_received ON warnings(received_at);
+
+-- Warnings of the types staff act on, within [etws] event_hours of the first: one event,
+-- one banner, one prompt to the on-call staff phones (at prompt_at), one broadcast.
+-- Whether each modem took the ETWS subscription: subscribed, refused, off (the dashboard).
+ALTER TABLE modem_status ADD COLUMN cell_broadcasts TEXT;
+
+CREATE TABLE warning_events (
+    id              INTEGER PRIMARY KEY,
+    warning_type    TEXT NOT NULL,             -- of the latest warning
+    first_at        REAL NOT NULL,
+    last_at         REAL NOT NULL,
+    prompt_at       REAL NOT NULL,
+    prompted_at     REAL,
+    prompt_detail   TEXT,                      -- who was asked, or why nobody could be
+    auto_send       INTEGER NOT NULL DEFAULT 0,  -- [etws] auto_send took this type
+    broadcast_id    INTEGER REFERENCES broadcasts(id),
+    closed_at       REAL,                      -- staff: nothing (more) to send
+    closed_by       TEXT
+);
+"""
+
+SCHEMA_PHONE_RING = r"""
+-- Ring the patients who did not read (appliance.ringing): a broadcast says whether its
+-- silent recipients get one short call; a contact may say never.
+ALTER TABLE broadcasts ADD COLUMN ring_if_no_answer INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE contacts ADD COLUMN no_ring INTEGER NOT NULL DEFAULT 0;
+
+-- One call per number per broadcast (its root: a resend is the same broadcast), written
+-- 'ringing' before the ATD and 'done' with the outcome after: a crash mid-call leaves it
+-- 'unknown', never rung twice.
+CREATE TABLE ring_calls (
+    id              INTEGER PRIMARY KEY,
+    recipient_id    INTEGER NOT NULL REFERENCES recipients(id),
+    broadcast_id    INTEGER NOT NULL REFERENCES broadcasts(id),
+    phone           TEXT NOT NULL,
+    modem           TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('ringing', 'done')),
+    outcome         TEXT CHECK (outcome IN ('rang', 'busy', 'no_carrier', 'answered', 'unknown')),
+    started_at      REAL NOT NULL,
+    ended_at        REAL,
+    detail          TEXT,
+    UNIQUE (broadcast_id, phone)
+);
+CREATE INDEX ring_calls_recipient ON ring_calls(recipient_id);
 """

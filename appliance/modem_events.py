@@ -1,4 +1,6 @@
-"""What a modem reports unprompted, saved: delivery reports and replies.
+"""What a modem reports unprompted, saved: delivery reports, replies — each first offered to
+appliance.sms_commands, as a staff phone's command is not a patient's reply — and ETWS
+warnings (appliance.etws).
 
 Both wait in the modem's storage (announced with +CDSI and +CMTI; see
 modem.device.cnmi_setting) until they are saved here. Save first, then delete from the
@@ -22,7 +24,7 @@ import sqlite_utils
 from modem import device as dev
 from modem.errors import CommandError
 
-from . import replies, reports
+from . import etws, replies, reports, sms_commands
 from .db import write
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,11 @@ def _unix(moment) -> float | None:
 
 class ModemEvents:
     def __init__(self, db: sqlite_utils.Database, modem: str, clock, *,
-                 database: str | None = None, storage=None) -> None:
+                 database: str | None = None, storage=None, config=None) -> None:
         self.db = db
         self.modem = modem
         self.clock = clock
+        self.config = config  # appliance.config.Config: commands and warnings need it
         self.storage = storage  # appliance.storage.Watch: told of writes the disk refuses
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._stored_reports: list[dev.StatusReport] = []  # read, not yet saved
@@ -163,11 +166,23 @@ class ModemEvents:
             self._save_reports([event])
         elif isinstance(event, dev.Inbound):
             with write(self.db) as conn:
-                inbound_id = replies.record(conn, self.modem, sender=event.sender,
-                                            text=event.text, sent_at=_unix(event.sent_at),
-                                            now=now)
-            log.info("%s: inbound message %d from %s", self.modem, inbound_id, event.sender[-4:])
+                command = self.config is not None and sms_commands.receive(
+                    conn, self.config, sender=event.sender, text=event.text,
+                    sent_at=_unix(event.sent_at), now=now)
+                if not command:
+                    inbound_id = replies.record(conn, self.modem, sender=event.sender,
+                                                text=event.text, sent_at=_unix(event.sent_at),
+                                                now=now)
+            if command:
+                log.info("%s: command from staff phone %s", self.modem, event.sender[-4:])
+            else:
+                log.info("%s: inbound message %d from %s", self.modem, inbound_id,
+                         event.sender[-4:])
             self._delete(device, list(event.locations))
+        elif isinstance(event, dev.CellBroadcast):
+            if self.config is not None and self.config.etws.enabled:
+                with write(self.db) as conn:
+                    etws.record(conn, self.config, self.modem, event, now)
         else:
             log.debug("%s: %s", self.modem, getattr(event, "line", event))
 

@@ -211,7 +211,8 @@ class ModemLink:
         self.device = device
         try:
             device.initialise(pin=self._pin(),
-                              request_status_reports=self.modem.request_status_reports)
+                              request_status_reports=self.modem.request_status_reports,
+                              cell_broadcasts=self.config.etws.enabled)
             self.identity = _identity(device.identify())
         except _silent_errors() as exc:
             # Not a word from it (or its port went): asking again how it is would only
@@ -243,7 +244,8 @@ class ModemLink:
         it did not answer (it is dropped then)."""
         try:
             self.device.initialise(pin=self._pin(),
-                                   request_status_reports=self.modem.request_status_reports)
+                                   request_status_reports=self.modem.request_status_reports,
+                                   cell_broadcasts=self.config.etws.enabled)
         except ModemError as exc:
             self.lost(exc)
             return False
@@ -272,7 +274,8 @@ class ModemLink:
                 # registration notices again — before registration, so that the modem
                 # tells us the moment it registers.
                 self.device.initialise(pin=self._pin(),
-                                       request_status_reports=self.modem.request_status_reports)
+                                       request_status_reports=self.modem.request_status_reports,
+                                       cell_broadcasts=self.config.etws.enabled)
                 self._initialised = True
         except ModemError as exc:
             self.lost(exc)

@@ -33,6 +33,9 @@ from .db import write
 
 ACTOR = "daemon"
 RESEND_POLICIES = ("emergency", "always", "never")
+# recipients.priority_rank, the claim order: an answer to a staff phone's command (a code
+# to type back within minutes) before everything, then emergencies, then routine messages.
+RANK_FIRST, RANK_EMERGENCY, RANK_ROUTINE = -1, 0, 1
 
 # Due to be sent: queued, its retry time reached, its broadcast neither cancelled nor held.
 _DUE = """
@@ -76,21 +79,30 @@ class Claim:
     text: str
     parts_count: int
     attempts: int          # including this one
-    priority_rank: int     # 0 emergency, 1 routine
+    priority_rank: int     # RANK_FIRST, RANK_EMERGENCY, RANK_ROUTINE
     modem: str
     first_seq: int = 1     # a resumed message sends from this part on…
     reference: int | None = None  # …with the concatenation reference its first parts had
 
     @property
     def emergency(self) -> bool:
-        return self.priority_rank == 0
+        return self.priority_rank <= RANK_EMERGENCY
 
 
 def should_resend(policy: str, priority_rank: int) -> bool:
     """The uncertain policy: resend a message that may already have gone out?"""
     if policy not in RESEND_POLICIES:
         raise ValueError(f"unknown resend_uncertain policy {policy!r}")
-    return policy == "always" or (policy == "emergency" and priority_rank == 0)
+    return policy == "always" or (policy == "emergency" and priority_rank <= RANK_EMERGENCY)
+
+
+def claimable(conn: sqlite3.Connection, modem: str, now: float, *, max_parts: int) -> bool:
+    """Whether *modem* would find a message to send now within *max_parts* (its budget):
+    a modem with SMS due rings nobody (appliance.ringing)."""
+    if max_parts <= 0:
+        return False
+    params = {"now": now, "max_parts": max_parts, "modem": modem}
+    return conn.execute(_CLAIM_NEXT, params).fetchone() is not None
 
 
 def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int
@@ -278,7 +290,7 @@ def outranked(db: sqlite_utils.Database, c: Claim, now: float) -> bool:
 
 
 def _outranked(conn: sqlite3.Connection, c: Claim, now: float) -> bool:
-    if c.priority_rank == 0:
+    if c.priority_rank <= RANK_EMERGENCY:
         return False
     return conn.execute(f"SELECT 1 {_DUE} AND r.priority_rank < :rank LIMIT 1",
                         {"now": now, "rank": c.priority_rank}).fetchone() is not None

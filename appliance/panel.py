@@ -4,7 +4,8 @@
   message to the test group; a cool-down stops a second test from repeated presses.
 - Green steady: ready. Green blinking: sending. Red steady: cannot send (no modem, no SIM,
   no network, daemon not beating). Red blinking: the last test did not reach everyone.
-- Buzzer (optional): beeps three times when the appliance becomes unable to send.
+- Buzzer (optional): beeps three times when the appliance becomes unable to send, and sounds
+  for half a minute when an earthquake or tsunami warning opens an event (appliance.etws).
 
 The daemon runs on without GPIO (a PC, a container): `Panel.create()` says so once and
 returns None. Tests use gpiozero's MockFactory.
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 STATES = ("ready", "sending", "cannot_send", "test_failed", "modem_failed")
 BLINK = {"on_time": 0.5, "off_time": 0.5}
+ALARM_BEEPS = 30        # a warning: half a second on, half off, for half a minute
+ALARM_FRESH = 300.0     # a warning event older than this at start was sounded already
 
 
 class Panel:
@@ -89,6 +92,12 @@ class Panel:
         else:
             self.red.blink(**BLINK)
 
+    def alarm(self) -> None:
+        """An earthquake or tsunami warning: the buzzer for half a minute (the dashboard's
+        red banner says what it is)."""
+        if self.buzzer is not None:
+            self.buzzer.beep(on_time=0.5, off_time=0.5, n=ALARM_BEEPS)
+
     def close(self) -> None:
         for device in (self.button, self.green, self.red, self.buzzer):
             if device is not None:
@@ -120,6 +129,7 @@ class PanelService:
         self.panel: Panel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sounded: set[int] | None = None   # warning events the buzzer announced
 
     def start(self) -> None:
         self.panel = self._factory(self.config.gpio, on_test_request=self.request_test)
@@ -165,7 +175,22 @@ class PanelService:
         state = state_from(h, sending=h.sending_broadcasts > 0, last_test_failed=failed,
                            modem_gave_up=gave_up)
         self.panel.show(state)
+        self.sound_warnings(db, time.time())
         return state
+
+    def sound_warnings(self, db, now: float) -> list[int]:
+        """The buzzer for each warning event not sounded yet (once per event; those older
+        than ALARM_FRESH when the daemon started were sounded by the one before)."""
+        from . import etws
+        events = etws.open_events(db.conn, self.config, now)
+        if self._sounded is None:
+            self._sounded = {e["id"] for e in events if e["first_at"] < now - ALARM_FRESH}
+        new = [e["id"] for e in events if e["id"] not in self._sounded]
+        if new:
+            log.warning("warning event(s) %s: sounding the buzzer", new)
+            self.panel.alarm()
+            self._sounded.update(new)
+        return new
 
     def _run(self) -> None:
         from .db import connect

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from . import audit, broadcasts, budget, outbox, templates
 from .config import Config
+from .clock import in_daily_window
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +259,7 @@ def quiet(k: Kind, at: float, zone) -> bool:
     """Is *at* within the kind's quiet hours (an emergency kind has none)?"""
     if k.emergency or k.quiet_start is None:
         return False
-    clock = _local(at, zone).time()
-    if k.quiet_start < k.quiet_end:
-        return k.quiet_start <= clock < k.quiet_end
-    return clock >= k.quiet_start or clock < k.quiet_end     # across midnight, 21:00-08:00
+    return in_daily_window(at, zone, k.quiet_start, k.quiet_end)
 
 
 def first_allowed(k: Kind, at: float, zone) -> float:

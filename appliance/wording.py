@@ -243,6 +243,21 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "group_delete": ("グループを削除", "Group deleted"),
     "group_add_members": ("グループに人を追加", "Members added to a group"),
     "test_button": ("テストボタン", "Test button"),
+    "staff_phone_add": ("職員の携帯を登録", "Staff phone registered"),
+    "staff_phone_remove": ("職員の携帯の登録を削除", "Staff phone removed"),
+    "staff_phone_pin": ("携帯の暗証番号を変更", "Staff phone PIN changed"),
+    "staff_phone_on_call": ("携帯の当番を変更", "Staff phone on call changed"),
+    "staff_phone_enable": ("携帯からの操作を再開", "Staff phone commands enabled"),
+    "staff_phone_disabled": ("暗証番号の誤りで携帯からの操作を停止", "Staff phone disabled (wrong PINs)"),
+    "sms_command": ("携帯からの操作", "SMS command"),
+    "sms_command_refused": ("携帯からの操作を拒否", "SMS command refused"),
+    "sms_send_requested": ("携帯から送信を依頼（確認待ち）", "Send asked by SMS (to confirm)"),
+    "sms_send_confirmed": ("携帯から送信を確認", "Send confirmed by SMS"),
+    "warning_received": ("緊急速報を受信", "Warning received"),
+    "warning_prompt": ("緊急速報の後、当番に確認を依頼", "On-call staff asked after a warning"),
+    "warning_auto_send": ("緊急速報の後、自動で送信", "Sent automatically after a warning"),
+    "warning_closed": ("緊急速報の表示を閉じた", "Warning closed"),
+    "broadcast_ring": ("返信がない人に電話を鳴らすかを変更", "Ring if no answer changed"),
     "backup": ("バックアップ", "Backup"),
     "restore": ("復元", "Restore"),
 }
@@ -286,6 +301,57 @@ AUDIT_DETAILS: dict[str, tuple[str, str]] = {
     "changed": ("変更", "changed"), "past": ("過去の予約", "past"),
     "modem": ("モデム", "modem"), "offset_seconds": ("ずれ（秒）", "offset (s)"),
     "clock_was": ("合わせる前の時刻", "clock was"), "set_to": ("合わせた時刻", "set to"),
+    "phone": ("携帯番号", "phone"), "on_call": ("当番", "on call"),
+    "wrong_pins": ("暗証番号の誤り（回）", "wrong PINs"), "command": ("操作", "command"),
+    "text": ("内容", "text"), "pins_left": ("暗証番号の残り回数", "PIN tries left"), "disabled": ("停止", "disabled"),
+    "confirmation_id": ("確認番号", "confirmation"), "warning_type": ("速報の種類", "warning"),
+    "event_id": ("速報の番号", "warning event"), "message_id": ("メッセージID", "message id"),
+    "phones": ("携帯の数", "phones"), "problem": ("問題", "problem"),
+    "ring_if_no_answer": ("返信がなければ電話を鳴らす", "ring if no answer"),
+    "origin": ("送信元", "origin"),
+}
+
+# Where a broadcast came from when not from staff's compose (broadcasts.origin).
+ORIGINS: dict[str, tuple[str, str]] = {
+    "sms_reply": ("携帯からの操作への返答", "answer to a phone's command"),
+}
+
+# SMS commands from staff phones (sms_commands.command) and why one was refused (reason).
+SMS_COMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("状況", "status"), "send": ("送信", "send"), "cancel": ("中止", "cancel"),
+    "help": ("ヘルプ", "help"), "code": ("確認コード", "code"),
+}
+SMS_REASONS: dict[str, tuple[str, str]] = {
+    "unknown_number": ("登録のない番号", "unknown number"),
+    "disabled": ("停止中の携帯", "phone disabled"),
+    "inactive_user": ("無効なアカウントの携帯", "account deactivated"),
+    "rate_limited": ("操作が多すぎる", "too many commands"),
+    "no_pin": ("暗証番号なし", "no PIN"),
+    "wrong_pin": ("暗証番号の誤り", "wrong PIN"),
+    "bad_command": ("書き方の誤り", "not understood"),
+    "unknown_template": ("テンプレートがない", "no such template"),
+    "unknown_group": ("グループがない", "no such group"),
+    "refused_by_broadcast": ("送信できない内容", "refused"),
+    "code_expired": ("確認コードの期限切れ", "code expired"),
+    "wrong_code": ("確認コードの誤り", "wrong code"),
+}
+
+# ETWS warnings (warnings.warning_type), as staff know them.
+WARNING_TYPES: dict[str, tuple[str, str]] = {
+    "earthquake": ("緊急地震速報", "Earthquake warning"),
+    "tsunami": ("津波警報", "Tsunami warning"),
+    "earthquake_tsunami": ("緊急地震速報・津波警報", "Earthquake and tsunami warning"),
+    "test": ("ETWSテスト", "ETWS test"),
+    "other": ("緊急速報", "Emergency warning"),
+}
+
+# What came of a call to a patient who did not answer (ring_calls.outcome).
+RING_OUTCOMES: dict[str, tuple[str, str]] = {
+    "rang": ("着信を残した（出なかった）", "Rang, no answer"),
+    "busy": ("話し中", "Busy"),
+    "no_carrier": ("つながらなかった（電源オフ・圏外）", "Could not connect (off or out of reach)"),
+    "answered": ("電話に出た（すぐ切った）", "Answered (hung up at once)"),
+    "unknown": ("結果不明（途中で止まった）", "Unknown (interrupted)"),
 }
 
 
@@ -299,6 +365,11 @@ def word(table: Mapping, key, lang: str | None = "ja") -> str:
     if entry is None:
         return str(key)
     return entry[1] if lang == "en" else entry[0]
+
+
+def words(table: Mapping, lang: str | None = "ja") -> dict[str, str]:
+    """Every key of *table* with its word in *lang*: for a page that shows many."""
+    return {key: word(table, key, lang) for key in table}
 
 
 def state(key: str, lang: str | None = "ja") -> str:
@@ -343,6 +414,14 @@ def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, s
             shown = word(LOGIN_METHODS, value, lang)
         elif key == "reason" and value in LOGIN_REASONS:
             shown = word(LOGIN_REASONS, value, lang)
+        elif key == "reason" and value in SMS_REASONS:
+            shown = word(SMS_REASONS, value, lang)
+        elif key == "command" and value in SMS_COMMANDS:
+            shown = word(SMS_COMMANDS, value, lang)
+        elif key == "warning_type":
+            shown = word(WARNING_TYPES, value, lang)
+        elif key == "origin" and value in ORIGINS:
+            shown = word(ORIGINS, value, lang)
         elif key == "encoding":
             shown = word(ENCODINGS, value, lang)
         elif key == "cron":

@@ -29,13 +29,17 @@ __all__ = ["ATSession", "ATTimeout", "CommandError", "PortGone"]
 PROMPT = object()  # the "> " of AT+CMGS, which has no line ending
 READ_SIZE = 4096
 # Always unsolicited, whatever command is in flight.
-URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:", "NO CARRIER",
+URC_PREFIXES = ("+CMTI:", "+CDSI:", "RING", "+QIND:", "+CUSD:", "+CMT:", "+CDS:", "+CBM:",
+                "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE",
                 "RDY",  # a Quectel or SIMCom announcing it has (re)started
                 "SMS DONE", "PB DONE",  # SIMCom: SMS and phonebook ready after a boot
                 "+QUSIM:", "+CTZV:", "+CTZE:", "+CRING:")
 # Unsolicited unless the command in flight asked for them (AT+CREG? answers +CREG: too).
 QUERY_PREFIXES = ("+CREG:", "+CGREG:", "+CEREG:", "+CPIN:", "+CFUN:", "+CLIP:")
-TWO_LINE = ("+CMT:", "+CDS:")  # header, then the PDU on the next line
+TWO_LINE = ("+CMT:", "+CDS:", "+CBM:")  # header, then the PDU on the next line
+# How a voice call ends (V.250 6.3.1): unsolicited while a call goes on, but also the final
+# result of ATD itself on a modem that waits for the call to be set up.
+CALL_RESULTS = ("BUSY", "NO CARRIER", "NO ANSWER", "NO DIALTONE")
 
 
 def _is_final(line: str) -> bool:
@@ -130,6 +134,9 @@ class ATSession:
                 self.urcs.put(line)
             else:
                 self._responses.append(line)
+                if _is_final(line):
+                    # Answered: what follows in the same read (a +CREG: notice) is not.
+                    self._in_flight = ""
         # The prompt has no line ending; it may come in the same read as lines before it
         # (a status report just ahead of it), so look after splitting them off.
         if buffer.strip(b"\r") == b"> ":
@@ -138,6 +145,8 @@ class ATSession:
         self._buffer = buffer
 
     def _is_urc(self, line: str) -> bool:
+        if line in CALL_RESULTS and self._in_flight.upper().startswith("ATD"):
+            return False  # the dial's own answer
         if line.startswith(URC_PREFIXES):
             return True
         if line.startswith(QUERY_PREFIXES):
@@ -151,8 +160,12 @@ class ATSession:
         with self._lock:
             self._drain()
             self._in_flight = cmd
-            self._send(cmd.encode("ascii") + b"\r")
-            return self._collect(cmd, timeout)
+            try:
+                self._send(cmd.encode("ascii") + b"\r")
+                return self._collect(cmd, timeout)
+            finally:
+                # Done: a later +CREG: (or NO CARRIER after a dial) is unsolicited again.
+                self._in_flight = ""
 
     def command_with_prompt(self, cmd: str, payload: str, *, timeout: float = 30.0,
                             meanwhile: Callable[[], None] | None = None) -> list[str]:
@@ -164,35 +177,42 @@ class ATSession:
         """
         with self._lock:
             try:
-                self._drain()
-                self._in_flight = cmd
-                self._send(cmd.encode("ascii") + b"\r")
-                deadline = time.monotonic() + min(timeout, 5.0)
-                while True:
-                    item = self._next(deadline, cmd)
-                    if item is PROMPT:
-                        break
-                    if isinstance(item, str) and _is_final(item):
-                        raise error_from(item)
-            except ModemError as exc:
-                exc.handed_over = False  # no payload written: nothing can have been sent
-                raise
-            self._send(payload.encode("ascii") + b"\x1a")
-            failure: Exception | None = None
-            if meanwhile is not None:
-                # Whoever takes the PDU in — the kernel's tty worker, a simulated modem on
-                # this machine — was just woken, usually onto this CPU, and would wait
-                # behind the bookkeeping (a quarter of a millisecond measured): let it go
-                # first, as the modem's answer is what the next send waits for.
-                os.sched_yield()
-                try:
-                    meanwhile()
-                except Exception as exc:  # raised below, once the modem's answer is read
-                    failure = exc
-            lines = self._collect(cmd, timeout, echo=payload)
-            if failure is not None:
-                raise failure
-            return lines
+                return self._prompted(cmd, payload, timeout, meanwhile)
+            finally:
+                self._in_flight = ""
+
+    def _prompted(self, cmd: str, payload: str, timeout: float,
+                  meanwhile: Callable[[], None] | None) -> list[str]:
+        try:
+            self._drain()
+            self._in_flight = cmd
+            self._send(cmd.encode("ascii") + b"\r")
+            deadline = time.monotonic() + min(timeout, 5.0)
+            while True:
+                item = self._next(deadline, cmd)
+                if item is PROMPT:
+                    break
+                if isinstance(item, str) and _is_final(item):
+                    raise error_from(item)
+        except ModemError as exc:
+            exc.handed_over = False  # no payload written: nothing can have been sent
+            raise
+        self._send(payload.encode("ascii") + b"\x1a")
+        failure: Exception | None = None
+        if meanwhile is not None:
+            # Whoever takes the PDU in — the kernel's tty worker, a simulated modem on
+            # this machine — was just woken, usually onto this CPU, and would wait
+            # behind the bookkeeping (a quarter of a millisecond measured): let it go
+            # first, as the modem's answer is what the next send waits for.
+            os.sched_yield()
+            try:
+                meanwhile()
+            except Exception as exc:  # raised below, once the modem's answer is read
+                failure = exc
+        lines = self._collect(cmd, timeout, echo=payload)
+        if failure is not None:
+            raise failure
+        return lines
 
     def resync(self, *, timeout: float = 10.0) -> None:
         """Take the modem back from whatever the last program left it in.
@@ -248,6 +268,8 @@ class ATSession:
                 continue  # the modem echoing what we typed
             if item == "OK":
                 return lines
+            if item in CALL_RESULTS and cmd.upper().startswith("ATD"):
+                return [item]  # the call ended before it began (busy, no network…)
             if _is_final(item):
                 raise error_from(item)
             lines.append(item)

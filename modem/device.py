@@ -10,12 +10,13 @@ from __future__ import annotations
 import collections
 import queue
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from . import pdu, profiles
-from .at import ATSession
+from . import cbs, pdu, profiles
+from .at import CALL_RESULTS, ATSession
 from .errors import CmeError, CommandError, PortGone
 from .transport import open_port
 
@@ -111,6 +112,22 @@ RESTARTED_NOTICES = tuple(sorted({n for p in profiles.PROFILES for n in p.restar
 READY_NOTICES = tuple(sorted({n for p in profiles.PROFILES for n in p.ready_notices}))
 
 
+# A cell broadcast (an ETWS warning), whole: modem.cbs.Broadcast.
+CellBroadcast = cbs.Broadcast
+CBS_PAGE_WAIT = 30.0   # seconds the pages of a warning wait for the one still missing
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call as AT+CLCC lists it (TS 27.007 7.18)."""
+    id: int
+    incoming: bool
+    stat: int          # 0 active, 1 held, 2 dialing, 3 alerting, 4 incoming, 5 waiting
+    number: str
+
+    ACTIVE, DIALING, ALERTING = 0, 2, 3
+
+
 @dataclass(frozen=True)
 class Unsolicited:
     """Any other unsolicited line (+CREG: 2, RING, +QIND…), for the log."""
@@ -128,18 +145,31 @@ _QLTS = re.compile(r'"(\d{4})/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-]\d+)')
 _CCLK = re.compile(r'"(\d\d)/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-]\d+)"')
 EARLIEST_NETWORK_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)  # before: never set
 _STORED = re.compile(r'\+(CMTI|CDSI):\s*"(\w+)",(\d+)')
+_CLCC = re.compile(r'\+CLCC:\s*(\d+),(\d),(\d)(?:,\d+,\d+,"([^"]*)")?')
+_CSCB = re.compile(r'\+CSCB:\s*(\d),"([^"]*)"')
 
 
-def cnmi_setting(request_status_reports: bool) -> str:
+def cnmi_setting(request_status_reports: bool, cell_broadcasts: bool = True) -> str:
     """AT+CNMI's arguments: what the modem does with what it receives.
 
     mt=1: replies are stored, then announced (+CMTI); ds=2: delivery reports likewise
     (+CDSI). Both wait in the modem's storage until we have saved them and delete them, so
     neither is lost while the daemon is stopped, starting or killed. A report routed whole
     to the port (ds=1, +CDS) is acknowledged by the modem at once and gone if nobody reads
-    it then. ds=0 when no report was asked for.
+    it then. ds=0 when no report was asked for. bm=2: cell broadcasts (ETWS warnings) are
+    routed to the port as +CBM, whole pages — a warning is news only while it is new.
     """
-    return f"2,1,0,{2 if request_status_reports else 0},0"
+    return f"2,1,{2 if cell_broadcasts else 0},{2 if request_status_reports else 0},0"
+
+
+def mids_cover(mids: str, first: int, last: int) -> bool:
+    """Whether AT+CSCB's <mids> ("0,50,4352-4359") takes every id from *first* to *last*."""
+    wanted = set(range(first, last + 1))
+    for item in mids.split(","):
+        low, _, high = item.strip().partition("-")
+        if low.strip().isdigit():
+            wanted -= set(range(int(low), int(high or low) + 1))
+    return not wanted
 
 
 def _state_change(line: str) -> StateChange | None:
@@ -169,6 +199,11 @@ class Modem:
         self._announced: collections.deque[str] = collections.deque()
         self._store: str | None = None  # the modem's current read/delete store (CPMS mem1)
         self.profile: profiles.Profile = profiles.GENERIC  # known once initialise() asked
+        self._cnmi: str | None = None   # what initialise() set AT+CNMI to
+        self._cbs = cbs.Reassembler()
+        # ETWS: 'subscribed', 'refused' (with why in cell_broadcast_detail) or 'off'.
+        self.cell_broadcasts = "off"
+        self.cell_broadcast_detail = ""
 
     @classmethod
     def open(cls, path: str, *, baudrate: int = 115200) -> Modem:
@@ -194,8 +229,10 @@ class Modem:
         return Modem.open(self.path)
 
     # -- set-up --------------------------------------------------------------------------
-    def initialise(self, *, pin: str | None = None, request_status_reports: bool = True) -> Identity:
-        """Bring a just-opened (or just-rebooted) modem into the state the sender needs."""
+    def initialise(self, *, pin: str | None = None, request_status_reports: bool = True,
+                   cell_broadcasts: bool = True) -> Identity:
+        """Bring a just-opened (or just-rebooted) modem into the state the sender needs;
+        with *cell_broadcasts*, also subscribed to ETWS warnings (subscribe_warnings)."""
         self.session.resync()  # a killed daemon may have left it at the AT+CMGS prompt
         self.profile = self._choose_profile()
         for command in self.profile.init:  # the family's own first steps (its quirks)
@@ -213,10 +250,56 @@ class Modem:
             self.session.command("AT+CSMS=0")
             self._pending_from_store("SM")  # where a modem keeps replies by default
             self._use_store("ME")  # the modem's own store: larger than the SIM's
-            self.session.command(f"AT+CNMI={cnmi_setting(request_status_reports)}")
+            self._set_cnmi(request_status_reports, cell_broadcasts)
             self._pending_from_store("ME")
+            if cell_broadcasts:
+                self.subscribe_warnings()
         self._report_state_changes()
         return self.identify()
+
+    def _set_cnmi(self, request_status_reports: bool, cell_broadcasts: bool) -> None:
+        """AT+CNMI, with cell broadcasts routed to us when the modem takes that; a modem that
+        refuses bm=2 still announces replies and reports (they matter more)."""
+        wanted = cnmi_setting(request_status_reports, cell_broadcasts)
+        try:
+            self.session.command(f"AT+CNMI={wanted}")
+        except CommandError as exc:
+            if not cell_broadcasts:
+                raise
+            self.cell_broadcasts, self.cell_broadcast_detail = "refused", f"AT+CNMI bm=2: {exc}"
+            wanted = cnmi_setting(request_status_reports, False)
+            self.session.command(f"AT+CNMI={wanted}")
+        self._cnmi = wanted
+
+    def subscribe_warnings(self) -> bool:
+        """Subscribe to the ETWS message identifiers (AT+CSCB=0,"4352-4359"); whether the
+        modem took it (`cell_broadcasts` says so, and why not). Whether the network then
+        passes warnings to the AT port can only be seen by receiving one (4355, the test)."""
+        if self._cnmi is not None and self._cnmi.split(",")[2] != "2":
+            return False  # +CNMI would not route them to us: said by _set_cnmi
+        try:
+            self.session.command(f'AT+CSCB=0,"{cbs.SUBSCRIPTION}"')
+        except CommandError as exc:
+            self.cell_broadcasts, self.cell_broadcast_detail = "refused", f"AT+CSCB: {exc}"
+            return False
+        self.cell_broadcasts, self.cell_broadcast_detail = "subscribed", ""
+        return True
+
+    def warning_subscription(self) -> tuple[bool, str]:
+        """(whether the modem says now that it routes ETWS warnings to us, what it says):
+        AT+CSCB? covering 4352-4359 and AT+CNMI? with bm=2 — for `modem doctor`."""
+        try:
+            scb = self.session.command("AT+CSCB?")
+            nmi = self.session.command("AT+CNMI?")
+        except CommandError as exc:
+            return False, f"the modem refuses AT+CSCB?: {exc}"
+        match = _CSCB.search(scb[0]) if scb else None
+        fields = nmi[0].split(":", 1)[-1].strip().split(",") if nmi else []
+        said = f"{scb[0] if scb else '-'}; {nmi[0] if nmi else '-'}"
+        if not match or match.group(1) != "0" or not mids_cover(
+                match.group(2), cbs.ETWS_FIRST, cbs.ETWS_LAST):
+            return False, said
+        return len(fields) > 2 and fields[2].strip() in ("2", "3"), said
 
     def _choose_profile(self) -> profiles.Profile:
         """The profile of the modem that answers AT+CGMI / AT+CGMM (generic if it will not)."""
@@ -271,7 +354,7 @@ class Modem:
         neither announce replies nor route delivery reports."""
         self._store = None  # a reboot also forgets the message store in use
         lines = self.session.command("AT+CNMI?")
-        wanted = cnmi_setting(request_status_reports)
+        wanted = self._cnmi or cnmi_setting(request_status_reports)
         return bool(lines) and lines[0].split(":", 1)[-1].strip().startswith(wanted)
 
     def _pending_from_store(self, store: str) -> None:
@@ -370,6 +453,48 @@ class Modem:
                                   request_status_report=request_status_report)
         return [self.send_pdu(part) for part in parts]
 
+    # -- voice calls ------------------------------------------------------------------------
+    def dial(self, number: str, *, timeout: float = 15.0) -> str | None:
+        """Call *number* (a voice call: ATD<number>;). None while the call goes on (follow it
+        with calls()); the call's end when the modem says it at once (BUSY, NO CARRIER…)."""
+        try:
+            self.session.command("AT+CVHU=0")  # ATH ends a voice call (Quectel's default)
+        except CommandError:
+            pass  # a modem without +CVHU hangs up voice calls with ATH anyway
+        lines = self.session.command(f"ATD{number};", timeout=timeout)
+        return lines[0] if lines and lines[0] in CALL_RESULTS else None
+
+    def calls(self) -> list[Call]:
+        """The calls going on now (AT+CLCC)."""
+        out = []
+        for line in self.session.command("AT+CLCC"):
+            match = _CLCC.match(line)
+            if match:
+                out.append(Call(int(match.group(1)), match.group(2) == "1",
+                                int(match.group(3)), match.group(4) or ""))
+        return out
+
+    def hang_up(self) -> None:
+        """End every call (ATH)."""
+        self.session.command("ATH")
+
+    def call_results(self, timeout: float = 0.0) -> list[str]:
+        """How calls ended, as the modem said it unasked (NO CARRIER, BUSY…), reading the
+        port up to *timeout*; every other notice is kept for next_event()."""
+        self.session.poll(timeout)
+        found: list[str] = []
+        while True:
+            try:
+                line = self.session.urcs.get_nowait()
+            except queue.Empty:
+                return found
+            if line in CALL_RESULTS:
+                found.append(line)
+            elif _STORED.match(line):
+                self._announced.append(line)  # read between two sends, as during a send
+            else:
+                self._parse_urc(line)
+
     # -- storage ---------------------------------------------------------------------------
     def read_stored(self) -> list[tuple[int, pdu.Deliver | pdu.StatusReport | pdu.Submit]]:
         """Every message in the current store (AT+CMGL=4), decoded, lowest index first."""
@@ -389,7 +514,7 @@ class Modem:
 
     # -- events ----------------------------------------------------------------------------
     def next_event(self, timeout: float, *, read_stored: bool = True, wake: int | None = None
-                   ) -> Inbound | StatusReport | Unsolicited | None:
+                   ) -> Inbound | StatusReport | CellBroadcast | StateChange | Unsolicited | None:
         """The next parsed event, waiting up to *timeout* seconds; None when there is none.
 
         Reads stored messages announced by +CMTI/+CDSI (so call it from the thread that
@@ -403,6 +528,8 @@ class Modem:
             return self._events.get_nowait()
         except queue.Empty:
             pass
+        for partial in self._cbs.stale(time.monotonic(), CBS_PAGE_WAIT):
+            self._events.put(partial)  # a page was lost: the warning is still worth telling
         if self.session.gone.is_set():
             raise PortGone(f"{self.path or 'the port'} vanished (USB unplugged?)")
         if read_stored and self._announced:
@@ -440,6 +567,16 @@ class Modem:
         return len(self._announced)
 
     def _parse_urc(self, line: str) -> None:
+        if line.startswith("+CBM:") and "\n" in line:
+            try:
+                page = cbs.decode_page(line.split("\n", 1)[1])
+            except cbs.CbsError:
+                self._events.put(Unsolicited(line))
+                return
+            whole = self._cbs.add(page, time.monotonic())
+            if whole is not None:
+                self._events.put(whole)
+            return
         if line.startswith(("+CMT:", "+CDS:")) and "\n" in line:
             body = line.split("\n", 1)[1].strip()
             try:

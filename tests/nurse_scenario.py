@@ -63,6 +63,7 @@ class Scenario:
     drill: int
     schedule: int
     a_contact: int            # 高橋 陽菜
+    warning: int = 0          # the earthquake warning's event id
 
 
 def build(directory: Path, now: float | None = None) -> Scenario:
@@ -127,10 +128,36 @@ def build(directory: Path, now: float | None = None) -> Scenario:
                      "WHERE id = ?", [now - 3600, "the test group 「テスト」 has no active members"
                                       " / テストグループに連絡先がありません（「テスト」）。連絡先の画面で"
                                       "スタッフの携帯を入れてください", failed])
+    warning = _beyond_the_lan(db, config, group.id, ids[-4], now)
     contact = contacts.list_contacts(db, "高橋 陽菜")[0].id
     db.conn.close()
     return Scenario(config=config, power_cut=power_cut, drill=drill, schedule=schedule,
-                    a_contact=contact)
+                    a_contact=contact, warning=warning)
+
+
+def _beyond_the_lan(db, config, group_id: int, silent: int, now: float) -> int:
+    """Issue 14's traces on the pages: a nurse's registered phone and its commands (and a
+    stranger's), an earthquake warning with its prepared message, a silent patient rung.
+    Returns the warning event's id."""
+    from appliance import etws, ringing, sms_commands, staff_phones, templates
+    from modem import cbs
+    templates.create_template(db, "地震・安否確認", "【{clinic}】{name}様 地震がありました。ご無事ですか。",
+                              actor=MANAGER[0], clinic=config.clinic_name, priority="emergency",
+                              choices=["無事", "けがをした"], group_ids=[group_id])
+    staff_phones.add(db, NURSE[0], "090-1111-2222", "1234", actor=MANAGER[0], now=now)
+    with write(db) as conn:
+        sms_commands.receive(conn, config, sender="+819011112222", text="状況",
+                             sent_at=now - 300, now=now - 300)
+        sms_commands.receive(conn, config, sender="+819055556666", text="送信 停電 全員 0000",
+                             sent_at=now - 240, now=now - 240)
+        etws.record(conn, config, "modem0", cbs.Broadcast(
+            message_id=cbs.TYPE_IDS["earthquake"], serial=1, dcs=0x48, pages=1,
+            text="緊急地震速報 強い揺れに備えてください（気象庁）"), now - 120)
+        recipient = conn.execute("SELECT id, broadcast_id, phone FROM recipients WHERE id = ?",
+                                 [silent]).fetchone()
+        call = ringing.start(conn, recipient, "modem0", now - 800)
+        ringing.finish(conn, call, "rang", now=now - 775)
+    return etws.open_events(db.conn, config, now)[0]["id"]
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -140,3 +140,22 @@ def test_a_prompt_in_the_same_read_as_a_status_report_is_still_seen(scripted, bu
     lines = session.command_with_prompt("AT+CMGS=10", "00AA", timeout=5)
     assert "+CMGS: 9" in lines
     assert session.urcs.get(timeout=5).startswith("+CDS: 6\n")
+
+
+def test_a_dial_that_ends_at_once_returns_how_it_ended_and_later_ones_are_unsolicited(scripted):
+    # Some modems answer ATD…; with the call's end itself (V.250 6.3.1) instead of OK.
+    at, master = scripted
+    modem_answers(master, (b"ATD+819012345678;\r", b"\r\nBUSY\r\n"),
+                  (b"AT\r", b"\r\nOK\r\n\r\nNO CARRIER\r\n"))
+    assert at.command("ATD+819012345678;", timeout=5) == ["BUSY"]
+    assert at.command("AT", timeout=5) == []
+    wait_for(lambda: at.poll(0.05) or not at.urcs.empty(), message="the NO CARRIER read")
+    assert at.urcs.get_nowait() == "NO CARRIER"
+
+
+def test_a_registration_notice_after_its_query_is_answered_is_unsolicited_again(scripted):
+    at, master = scripted
+    modem_answers(master, (b"AT+CREG?\r", b"\r\n+CREG: 1,1\r\n\r\nOK\r\n\r\n+CREG: 2\r\n"))
+    assert at.command("AT+CREG?", timeout=5) == ["+CREG: 1,1"]
+    wait_for(lambda: at.poll(0.05) or not at.urcs.empty(), message="the notice read")
+    assert at.urcs.get_nowait() == "+CREG: 2"

@@ -269,6 +269,7 @@ ALLOWED_LATIN = {
     "LAN", "USB", "PIN", "A4", "HH", "MM", "YYYY", "DD", "No", "Asia", "Tokyo", "HTTPS",
     "NTT", "DOCOMO", "KDDI", "SoftBank", "Quectel", "EC25", "JP",
     MANAGER[0], NURSE[0], "modem0", "test", "seed", "daemon", "cli",
+    "sms",   # the audit log's actor for an SMS command from an unregistered number
 }
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # Not words: placeholders as typed ({name}), addresses and paths, error codes (0x41), file
@@ -307,6 +308,7 @@ def pages(scenario) -> list[tuple[str, str]]:
             ("template-new", "/templates/new"), ("template-edit", "/templates/1"),
             ("schedules", "/schedules"), ("users", "/admin/users"), ("audit", "/admin/audit"),
             ("settings", "/admin/settings"), ("account", "/account"), ("ca", "/ca"),
+            ("warning", f"/warnings/{scenario.warning}"),
             ("not-found", "/no-such-page")]
 
 

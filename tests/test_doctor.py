@@ -115,3 +115,14 @@ def test_through_the_daemon_when_it_owns_the_port(rig_factory):
     report = json.loads(result.stdout)
     assert report["status"] == "ok"
     assert {line["key"]: line["status"] for line in report["lines"]}["loopback"] == "ok"
+
+
+def test_doctor_says_whether_the_modem_took_the_etws_subscription(sim_modem):
+    sim_modem.set_cell_broadcasts(False)       # a model without cell broadcasts
+    found = lines(doctor(sim_modem, "--json"))["cell_broadcasts"]
+    assert found["status"] == "warning" and "not subscribed" in found["summary"]
+    assert "緊急地震速報・津波警報（ETWS）の受信設定を受け付けませんでした" in found["advice"]
+    sim_modem.set_cell_broadcasts(True)
+    found = lines(doctor(sim_modem, "--json"))["cell_broadcasts"]
+    assert found["status"] == "ok" and "4352-4359 subscribed" in found["summary"]
+    assert "4355" in found["advice"]

@@ -66,10 +66,11 @@ def create_app(config: config_mod.Config, *, testing: bool = False) -> Flask:
     from . import storage_errors
     storage_errors.install(app)
     from . import (account_views, admin_views, api_admin_views, api_v1, api_views, auth,
-                   broadcast_views, ca_views, contact_views, reminder_views, schedule_views,
-                   template_views, views)
+                   broadcast_views, ca_views, contact_views, phone_views, reminder_views,
+                   schedule_views, template_views, views)
     for module in (auth, views, broadcast_views, contact_views, template_views, schedule_views,
-                   admin_views, account_views, ca_views, api_admin_views, reminder_views):
+                   admin_views, account_views, ca_views, api_admin_views, reminder_views,
+                   phone_views):
         app.register_blueprint(module.bp)
     # The API authenticates each request by its token, never by the session cookie a
     # browser would send along: no CSRF token applies (webui.api_v1).

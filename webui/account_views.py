@@ -10,10 +10,11 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from appliance import two_factor, users
+from appliance import staff_phones, two_factor, users
 
 from . import db, now, tsunagu_config
 from .auth import CodeForm, _enrol_page, actor, remote, staff_required
+from .phone_views import ActionForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -47,7 +48,8 @@ def _page(password_form=None, confirm=None):
         "account.html", user=user, password_form=password_form or PasswordForm(formdata=None),
         confirm=confirm or ConfirmForm(formdata=None),
         required=two_factor.required(tsunagu_config().web.two_factor, user.role),
-        codes_left=two_factor.recovery_codes_left(db(), user.id) if user.two_factor else 0)
+        codes_left=two_factor.recovery_codes_left(db(), user.id) if user.two_factor else 0,
+        phones=staff_phones.for_user(db(), user.id), action=ActionForm())
 
 
 @bp.route("")

@@ -9,7 +9,7 @@ from wtforms.fields.choices import SelectChoice as C
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import audit, check, login_throttle, two_factor, users, wording
+from appliance import audit, check, login_throttle, staff_phones, two_factor, users, wording
 
 from . import db, lang, now, page_arg, tsunagu_config
 from .auth import actor, admin_required, remote
@@ -51,7 +51,7 @@ def users_page():
 def _users(**shown):
     shown.setdefault("form", UserForm(formdata=None))
     return render_template("users.html", users=users.list_users(db()), action=UserActionForm(),
-                           now=now(), **shown)
+                           now=now(), phones=staff_phones.all_phones(db()), **shown)
 
 
 ROLE_ACTIONS = ("admin", "office", "staff")

@@ -220,7 +220,9 @@ def detail(broadcast_id: int):
     held = _held(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, pager = _page_of_people(broadcast_id, summary["total"], held)
+    from appliance import ringing
     return render_template("broadcast.html", b=summary, people=people, pager=pager,
+                           rings=ringing.for_recipients(db().conn, [r["id"] for r in people]),
                            remaining=_remaining_minutes(summary),
                            live=summary["state"] in ("queued", "sending", "scheduled"))
 

@@ -31,6 +31,7 @@ class ContactForm(FlaskForm):
     groups = CheckboxesField(_l("Groups"), coerce=int, validators=[Optional()])
     note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=500)])
     active = BooleanField(_l("Active (receives broadcasts)"), default=True)
+    no_ring = BooleanField(_l("Never ring this person when they do not answer"), default=False)
 
 
 class GroupForm(FlaskForm):
@@ -129,7 +130,7 @@ def edit(contact_id: int):
                 remote_addr=remote(), name=form.name.data, kana=form.kana.data or "",
                 phone=form.phone.data, patient_id=form.patient_id.data or None,
                 facility=form.facility.data or "", note=form.note.data or "",
-                active=form.active.data)
+                active=form.active.data, no_ring=form.no_ring.data)
         except contacts.ContactValidationError as exc:
             _apply_problems(form, exc)
         else:

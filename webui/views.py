@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 from flask_login import current_user
 
-from appliance import (broadcasts, check, health, metrics, modem_link, templates,
-                       timekeeping, wording)
+from appliance import (broadcasts, check, etws, health, metrics, modem_link, sms_commands,
+                       templates, timekeeping, wording)
 from modem import pdu
 
 from . import db, lang, now, tsunagu_config
@@ -23,14 +23,20 @@ def _status() -> dict:
     return {"health": h, "active": active, "last_check": check.last_run(conn),
             "alerts": check.check_jobs(conn, config, _lang()),
             "time_source": timekeeping.read_status(conn),
-            "recovery": {m.name: modem_link.latest(conn, m.name) for m in config.modems}}
+            "recovery": {m.name: modem_link.latest(conn, m.name) for m in config.modems},
+            "warnings": etws.open_events(conn, config, now()),
+            "last_warning": etws.latest(conn),
+            "phone_commands": sms_commands.recent(conn, now())}
 
 
 @bp.route("/")
 @staff_required
 def dashboard():
     return render_template("dashboard.html", **_status(), security=_security(),
-                           reasons=check.REASON_TEXT.get(_lang(), check.REASON_TEXT["ja"]))
+                           reasons=check.REASON_TEXT.get(_lang(), check.REASON_TEXT["ja"]),
+                           warning_types=wording.words(wording.WARNING_TYPES, _lang()),
+                           sms_reasons=wording.words(wording.SMS_REASONS, _lang()),
+                           sms_commands=wording.words(wording.SMS_COMMANDS, _lang()))
 
 
 def _security() -> dict | None:

@@ -153,8 +153,29 @@ def list_command(query: str | None, group_name: str | None, include_inactive: bo
     people = contacts.list_contacts(db, query, group_id=group_id,
                                     include_inactive=include_inactive)
     for c in people:
-        state = "" if c.active else speak(" [送信停止中]", " [inactive]")
+        state = ("" if c.active else speak(" [送信停止中]", " [inactive]")) + \
+            (speak(" [電話しない]", " [no ring]") if c.no_ring else "")
         cells = [c.id, c.patient_id or "-", c.name, c.kana, c.display_phone,
                  "・".join(c.groups) + state]
         click.echo("\t".join(terminal_safe(cell) for cell in cells))
     click.echo(speak(f"{len(people)}件", f"{len(people)} contact(s)"), err=True)
+
+
+@contacts_group.command("ring")
+@click.argument("number")
+@click.argument("value", type=click.Choice(["on", "off"]))
+@config_option
+@friendly_errors
+def ring_command(number: str, value: str) -> None:
+    """Whether the contact with NUMBER may be rung when silent after a broadcast ("off": the
+    person asked not to be called; 電話で呼ばない)."""
+    from .. import contacts
+    _, db = load_config_and_db()
+    found = contacts.find_by_phone(db, number)
+    if found is None:
+        raise click.ClickException(speak(f"{number} の連絡先はありません",
+                                         f"no contact with the number {number}"))
+    changed = contacts.update_contact(db, found.id, actor=cli_actor(), no_ring=value == "off")
+    click.echo(f"{terminal_safe(changed.name)}: " + (
+        speak("電話を鳴らさない", "never rung") if changed.no_ring
+        else speak("返信がなければ電話を鳴らす", "rung when silent")))

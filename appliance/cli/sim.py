@@ -217,3 +217,40 @@ def set_reject_cause(ctx, cause: int) -> None:
 def ring(ctx, number: str) -> None:
     """A phone at NUMBER calls the SIM (RING until answered or given up)."""
     _call(ctx, "ring", number=number)
+
+
+@sim_ctl.command("set-call-outcome")
+@click.argument("number")
+@click.argument("outcome", type=click.Choice(["answer", "no_answer", "busy", "unreachable"]))
+@click.pass_context
+def set_call_outcome(ctx, number: str, outcome: str) -> None:
+    """What a call from the appliance to NUMBER does: answer, no_answer (it rings until the
+    network gives up), busy, unreachable (switched off or out of reach)."""
+    _call(ctx, "set_call_outcome", number=_mobile(number, "NUMBER"), outcome=outcome)
+
+
+@sim_ctl.command("inject-cbs")
+@click.argument("text")
+@click.option("--etws", type=click.Choice(["earthquake", "tsunami", "earthquake_tsunami",
+                                           "test", "other"]),
+              help="An ETWS warning of this type (message id 4352-4356).")
+@click.option("--message-id", type=int, help="Any cell broadcast message id instead.")
+@click.option("--gsm7", is_flag=True, help="GSM 7-bit pages instead of UCS2 (ASCII text only).")
+@click.option("--skip-page", type=int, help="This page is lost on the way.")
+@click.pass_context
+def inject_cbs(ctx, text: str, etws: str | None, message_id: int | None, gsm7: bool,
+               skip_page: int | None) -> None:
+    """The network broadcasts TEXT to the cell (an earthquake warning: --etws earthquake).
+    A text longer than one page (41 full-width characters) goes as several pages."""
+    if (etws is None) == (message_id is None):
+        raise click.UsageError("give --etws TYPE or --message-id N")
+    _call(ctx, "inject_cbs", text=text, etws=etws, message_id=message_id, gsm7=gsm7,
+          skip_page=skip_page)
+
+
+@sim_ctl.command("set-cell-broadcasts")
+@click.argument("supported", type=click.Choice(["on", "off"]))
+@click.pass_context
+def set_cell_broadcasts(ctx, supported: str) -> None:
+    """Whether the modem takes AT+CSCB (off: a model without cell broadcasts)."""
+    _call(ctx, "set_cell_broadcasts", supported=supported == "on")

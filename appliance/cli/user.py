@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db
+from .common import cli_actor, config_option, friendly_errors, load_config_and_db, speak
 
 PASSWORD_HELP = """
 Password: with --password-stdin the first line of standard input is the password; with
@@ -144,3 +144,140 @@ def deactivate_command(username: str) -> None:
     _, db = load_config_and_db()
     users.deactivate(db, username, actor=cli_actor())
     click.echo(f"deactivated {username}")
+
+
+# -- staff phones: commands by SMS (appliance.sms_commands) ----------------------------------
+
+@user_group.group("phone")
+def phone_group() -> None:
+    """Staff phones that may command the appliance by SMS (状況, 送信, 中止, ヘルプ), each
+    with a command PIN of 4 to 8 digits."""
+
+
+def _obtain_pin(pin_stdin: bool) -> str:
+    if pin_stdin:
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise click.ClickException(speak("標準入力に暗証番号がありません",
+                                             "no PIN on standard input"))
+        return line
+    if not sys.stdin.isatty():
+        raise click.UsageError("give the PIN with --pin-stdin (standard input is not a "
+                               "terminal)")
+    return click.prompt("Command PIN, 4-8 digits / 暗証番号（4〜8桁）", hide_input=True,
+                        confirmation_prompt="Repeat / もう一度")
+
+
+def _staff_phone(db, number: str):
+    from .. import phone, staff_phones
+    try:
+        found = staff_phones.find(db.conn, phone.normalise_mobile(number))
+    except phone.PhoneError as exc:
+        raise click.ClickException(f"{number}: {speak(exc.message_ja, exc.message_en)}"
+                                   ) from None
+    if found is None:
+        raise click.ClickException(speak(f"{number} は登録されていません（tsunagu user phone list）",
+                                         f"no staff phone {number} (tsunagu user phone list)"))
+    return found
+
+
+@phone_group.command("add")
+@click.argument("username")
+@click.argument("number")
+@click.option("--pin-stdin", is_flag=True, help="Read the PIN from standard input.")
+@click.option("--on-call/--not-on-call", default=True, show_default=True,
+              help="Asked to confirm the prepared broadcast after an earthquake or tsunami "
+                   "warning.")
+@config_option
+@friendly_errors
+def phone_add_command(username: str, number: str, pin_stdin: bool, on_call: bool) -> None:
+    """Register NUMBER as USERNAME's phone, with its command PIN."""
+    import time
+
+    from .. import staff_phones
+    _, db = load_config_and_db()
+    added = staff_phones.add(db, username, number, _obtain_pin(pin_stdin), actor=cli_actor(),
+                             on_call=on_call, now=time.time())
+    click.echo(speak(f"{added.phone} を {added.username} の携帯として登録しました",
+                     f"registered {added.phone} for {added.username}")
+               + (speak("（当番）", " (on call)") if added.on_call else ""))
+
+
+@phone_group.command("list")
+@config_option
+@friendly_errors
+def phone_list_command() -> None:
+    """Staff phones: number, user, on call, state (disabled after wrong PINs)."""
+    from .. import staff_phones
+    _, db = load_config_and_db()
+    for p in staff_phones.all_phones(db):
+        state = (speak("停止中（暗証番号の誤り）: tsunagu user phone enable ",
+                       "disabled (wrong PINs): tsunagu user phone enable ") + p.phone
+                 if p.disabled_at is not None else
+                 speak("アカウント無効", "user deactivated") if not p.user_active else
+                 speak("操作できます", "obeyed"))
+        on_call = speak("当番", "on call") if p.on_call else "-"
+        click.echo(f"{p.phone}\t{p.username}\t{on_call}\t{state}")
+
+
+@phone_group.command("remove")
+@click.argument("number")
+@config_option
+@friendly_errors
+def phone_remove_command(number: str) -> None:
+    """Forget a staff phone: its SMS are replies like anyone's again."""
+    from .. import staff_phones
+    _, db = load_config_and_db()
+    removed = staff_phones.remove(db, _staff_phone(db, number).id, actor=cli_actor())
+    click.echo(speak(f"{removed.phone}（{removed.username}）の登録を削除しました",
+                     f"removed {removed.phone} ({removed.username})"))
+
+
+@phone_group.command("pin")
+@click.argument("number")
+@click.option("--pin-stdin", is_flag=True, help="Read the PIN from standard input.")
+@config_option
+@friendly_errors
+def phone_pin_command(number: str, pin_stdin: bool) -> None:
+    """Set a new command PIN for a staff phone."""
+    import time
+
+    from .. import staff_phones
+    _, db = load_config_and_db()
+    found = _staff_phone(db, number)
+    staff_phones.set_pin(db, found.id, _obtain_pin(pin_stdin), actor=cli_actor(),
+                         now=time.time())
+    click.echo(speak(f"{found.phone} の暗証番号を変更しました", f"PIN changed for {found.phone}"))
+
+
+@phone_group.command("on-call")
+@click.argument("number")
+@click.argument("value", type=click.Choice(["on", "off"]))
+@config_option
+@friendly_errors
+def phone_on_call_command(number: str, value: str) -> None:
+    """Whether a staff phone is asked after an earthquake or tsunami warning."""
+    import time
+
+    from .. import staff_phones
+    _, db = load_config_and_db()
+    found = staff_phones.set_on_call(db, _staff_phone(db, number).id, value == "on",
+                                     actor=cli_actor(), now=time.time())
+    click.echo(f"{found.phone}: " + (speak("当番", "on call") if found.on_call
+                                      else speak("当番ではない", "not on call")))
+
+
+@phone_group.command("enable")
+@click.argument("number")
+@config_option
+@friendly_errors
+def phone_enable_command(number: str) -> None:
+    """Obey a staff phone again after its commands were stopped by wrong PINs."""
+    import time
+
+    from .. import staff_phones
+    _, db = load_config_and_db()
+    found = staff_phones.enable(db, _staff_phone(db, number).id, actor=cli_actor(),
+                                now=time.time())
+    click.echo(speak(f"{found.phone} からの操作を再開しました",
+                     f"commands from {found.phone} are obeyed again"))

@@ -4,7 +4,9 @@ features (calling a patient who does not read SMS) can be built and tested on it
 ATD<number>; dials (OK at once; the far end answers or not later), ATA answers an incoming
 call, ATH hangs up (with AT+CVHU=0 it ends a voice call, as Quectel documents), AT+CLCC
 lists calls (TS 27.007 7.18), AT+CLIP=1 adds the caller's number after each RING (7.6). The
-far end hanging up, or a call nobody answers, ends in NO CARRIER. A mixin of SimulatedModem.
+far end hanging up, or a call nobody answers, ends in NO CARRIER; a busy phone in BUSY, a
+phone switched off or out of reach in NO CARRIER before it ever rings. Each call and how it
+ended is in the network log ("call", "call_end"). A mixin of SimulatedModem.
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from .codes import Failure, bad_parameters
 # <stat> of +CLCC
 ACTIVE, DIALING, ALERTING, INCOMING = 0, 2, 3, 4
 RING_EVERY = 3.0      # seconds between two RINGs of an incoming call
-RING_GIVE_UP = 30.0   # the caller gives up after this long
+RING_GIVE_UP = 30.0   # the caller gives up after this long (and the network, on a call out)
+ANSWER_AFTER = 1.0    # a phone set to "answer" picks up after this long
+REFUSED_AFTER = 0.5   # a busy or unreachable phone: the network says so after this long
+CALL_OUTCOMES = ("answer", "no_answer", "busy", "unreachable")
 
 
 @dataclass
@@ -77,12 +82,16 @@ class VoiceCalls:
         number = number[:-1].strip()
         if not number or not self.registered:
             raise Failure()
-        call = Call(next(self._call_ids), False, number, ALERTING)
+        outcome = self.network.call_outcomes.get(number, "answer")
+        refused = outcome in ("busy", "unreachable")
+        call = Call(next(self._call_ids), False, number, DIALING if refused else ALERTING)
         self.calls.append(call)
         self.network.log({"event": "call", "t": time.time(), "to": number})
-        outcome = self.network.call_outcomes.get(number, "answer")
         if outcome == "answer":
-            self.after(1.0, lambda: self._far_end_answers(call.id))
+            self.after(ANSWER_AFTER, lambda: self._far_end_answers(call.id))
+        elif refused:
+            result = "BUSY" if outcome == "busy" else "NO CARRIER"
+            self.after(REFUSED_AFTER, lambda: self._call_ended(call.id, result))
         else:
             self.after(RING_GIVE_UP, lambda: self._call_ended(call.id))
         return []
@@ -101,14 +110,23 @@ class VoiceCalls:
         return []
 
     def _hang_up(self) -> list[str]:
+        for call in self.calls:
+            self._log_end(call, "hung_up")
         self.calls = []
         return []
 
-    def _call_ended(self, call_id: int) -> None:
-        """The far end hangs up, or nobody answered: the call is gone."""
-        if any(c.id == call_id for c in self.calls):
+    def _call_ended(self, call_id: int, result: str = "NO CARRIER") -> None:
+        """The far end hangs up, nobody answered, or the call could not be made: it is gone."""
+        ended = [c for c in self.calls if c.id == call_id]
+        if ended:
             self.calls = [c for c in self.calls if c.id != call_id]
-            self._urc("NO CARRIER")
+            self._log_end(ended[0], result)
+            self._urc(result)
+
+    def _log_end(self, call: Call, how: str) -> None:
+        self.network.log({"event": "call_end", "t": time.time(), "number": call.number,
+                          "incoming": call.incoming, "how": how,
+                          "answered": call.stat == ACTIVE})
 
     # -- control ---------------------------------------------------------------------------
     def ring(self, number: str) -> int:
@@ -139,8 +157,10 @@ class VoiceCalls:
                 self._call_ended(call.id)
 
     def set_call_outcome(self, number: str, outcome: str) -> None:
-        """What a call to *number* does: "answer" (after a second) or "no_answer"."""
-        if outcome not in ("answer", "no_answer"):
-            raise ValueError(f"call outcome must be 'answer' or 'no_answer', got {outcome!r}")
+        """What a call to *number* does: "answer" (after a second), "no_answer" (it rings
+        until the network gives up), "busy" or "unreachable" (switched off, out of reach)."""
+        if outcome not in CALL_OUTCOMES:
+            raise ValueError(f"call outcome must be one of {', '.join(CALL_OUTCOMES)}, "
+                             f"got {outcome!r}")
         with self._lock:
             self.network.call_outcomes[number] = outcome

@@ -29,6 +29,7 @@ COMMANDS = {
     "set_network_time_offset": "set_network_time_offset", "clear_smsc": "clear_smsc",
     "set_reject_cause": "set_reject_cause", "ring": "ring",
     "hang_up_far_end": "hang_up_far_end", "set_call_outcome": "set_call_outcome",
+    "inject_cbs": "inject_cbs", "set_cell_broadcasts": "set_cell_broadcasts",
 }
 
 

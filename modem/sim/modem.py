@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .. import pdu
 from .card import ME_CAPACITY, OPERATOR_LONG, OPERATOR_NUMERIC, SMSC, Identity, SimCard
+from .broadcasts import CellBroadcasts
 from .calls import Call, VoiceCalls
 from .codes import (CMS_INVALID_INDEX, CMS_INVALID_PDU, CMS_NO_CNMA_EXPECTED, CMS_NO_NETWORK,
                     CMS_NOT_ALLOWED, CMS_SIM_NOT_INSERTED, CMS_SIM_PIN_REQUIRED, CMS_SMSC_UNKNOWN,
@@ -65,7 +66,7 @@ def parse_delay(text: str | float | None) -> Delay:
     return (low, high) if sep else low
 
 
-class SimulatedModem(NetworkServices, VoiceCalls):
+class SimulatedModem(NetworkServices, VoiceCalls, CellBroadcasts):
     """One simulated modem on a pty; start() returns once the symlink exists."""
 
     def __init__(self, link: str | Path, *, log: str | Path | None = None,
@@ -113,6 +114,8 @@ class SimulatedModem(NetworkServices, VoiceCalls):
         self.calls: list[Call] = []
         self._call_ids = itertools.count(1)
         self.sms_refused = False  # SIMCom's quirk after a reboot, until AT&F
+        self.cell_broadcasts_supported = True
+        self._cbs_serial = 0
         self._power_up()
 
     # -- state ---------------------------------------------------------------------------
@@ -126,6 +129,8 @@ class SimulatedModem(NetworkServices, VoiceCalls):
         self.cscs = "GSM"
         self.creg_n = {"CREG": 0, "CGREG": 0, "CEREG": 0}
         self.cnmi = [1, 0, 0, 0, 0]  # <mode>,<mt>,<bm>,<ds>,<bfr>: no URCs until asked
+        # +CSCB: mode 0 accepts the message identifiers in cscb_mids (none until asked).
+        self.cscb_mode, self.cscb_mids, self.cscb_dcss = 0, "", ""
         # +CSMS <service>: 0 = the modem acknowledges what it routes to the client itself
         # (so a +CDS nobody reads is acknowledged, and gone); 1 = the client must (+CNMA).
         self.csms = 0
@@ -825,7 +830,7 @@ class SimulatedModem(NetworkServices, VoiceCalls):
 
     def _urc(self, text: str) -> None:
         # With <mode> 0 a real modem buffers URCs; we never buffer, so mode 0 means lost.
-        if self.cnmi[0] == 0 and (text.startswith("+CMT") or text.startswith("+CDS")):
+        if self.cnmi[0] == 0 and text.startswith(("+CMT", "+CDS", "+CBM")):
             return
         self._write(f"\r\n{text}\r\n")
 
@@ -942,6 +947,7 @@ class SimulatedModem(NetworkServices, VoiceCalls):
                     "model": self.model.key, "hung": self.hung,
                     "ims_registered": self.ims_registered, "mbn": self.mbn_active,
                     "smsc": self.smsc, "calls": [c.line() for c in self.calls],
+                    "cscb": [self.cscb_mode, self.cscb_mids],
                     "registration_stat": self.registration_stat(), "own_number":
                     self.card.identity.number, "send_delay": self.send_delay,
                     "report_delay": self.report_delay, "cnmi": list(self.cnmi),
