@@ -87,6 +87,22 @@ REMINDER_IMPORT_ACTIONS: dict[str, tuple[str, str]] = {
     "past": ("過去の予約（取り込みません）", "past: ignored"),
 }
 
+# What an API token may do and what a webhook tells (their names are the API's own).
+API_SCOPES: dict[str, tuple[str, str]] = {
+    "send": ("一斉送信をする", "send broadcasts"),
+    "read": ("送信状況・受信箱・状態を見る", "read states, the inbox and status"),
+    "contacts": ("連絡先を登録・更新する", "add and update contacts"),
+    "reminders": ("予約のお知らせを登録する", "appointments for reminders"),
+}
+WEBHOOK_EVENTS: dict[str, tuple[str, str]] = {
+    "message.sent": ("メッセージを送信した", "a message was sent"),
+    "message.delivered": ("メッセージが届いた", "a message was delivered"),
+    "message.failed": ("メッセージが届かなかった", "a message failed"),
+    "reply.received": ("返信が届いた", "a reply arrived"),
+    "modem.state": ("モデムが送信可能・不可能になった", "a modem became ready or not"),
+    "broadcast.finished": ("一斉送信が終わった", "a broadcast finished"),
+}
+
 # A webhook delivery's state (the API page and `tsunagu api-token deliveries`).
 WEBHOOK_STATES: dict[str, tuple[str, str]] = {
     "pending": ("送信待ち", "Waiting"), "delivered": ("配達済み", "Delivered"),
@@ -221,6 +237,10 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "api_webhook_resend": ("通知を再送", "Webhook deliveries re-sent"),
     "api_webhook_gave_up": ("通知を届けられずに終了", "Webhook deliveries given up"),
     "reminder_add": ("お知らせを登録", "Reminder added"),
+    "reminder_change": ("お知らせの予約日時などを変更", "Reminder changed"),
+    "reminder_reopen": ("取り消したお知らせを再登録", "Reminder reopened"),
+    "reminder_kind_add": ("お知らせの種類を追加", "Reminder kind added"),
+    "reminder_kind_change": ("お知らせの種類を変更", "Reminder kind changed"),
     "reminder_withdraw": ("お知らせを取り消し", "Reminder withdrawn"),
     "reminder_failed": ("お知らせを送れなかった", "Reminder could not be sent"),
     "reminder_missed": ("お知らせが間に合わなかった", "Reminder missed its time"),
@@ -297,7 +317,8 @@ AUDIT_DETAILS: dict[str, tuple[str, str]] = {
     "url": ("通知先", "URL"), "events": ("通知する出来事", "events"),
     "new_secret": ("新しい秘密鍵", "new secret"), "deliveries": ("通知", "deliveries"),
     "reminder_id": ("お知らせ番号", "reminder"), "kind_id": ("お知らせの種類", "kind"),
-    "appointment_at": ("予約日時", "appointment"), "was": ("以前の状態", "was"),
+    "appointment_at": ("予約日時", "appointment"), "previous_at": ("変更前の予約日時", "was at"),
+    "was": ("以前の状態", "was"),
     "changed": ("変更", "changed"), "past": ("過去の予約", "past"),
     "modem": ("モデム", "modem"), "offset_seconds": ("ずれ（秒）", "offset (s)"),
     "clock_was": ("合わせる前の時刻", "clock was"), "set_to": ("合わせた時刻", "set to"),
@@ -394,9 +415,11 @@ def audit_action(action: str, lang: str | None = "ja") -> str:
     return word(AUDIT_ACTIONS, action, lang)
 
 
-def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, str]]:
+def audit_details(detail: Mapping, lang: str | None = "ja", zone=None
+                  ) -> list[tuple[str, str]]:
     """An audit row's details as (label, value) pairs a person reads: empty values left out,
-    booleans as はい/いいえ, priorities and states in words."""
+    booleans as はい/いいえ, priorities and states in words, moments (…_at) as dates in
+    *zone*, lists as a list."""
     out = []
     for key in sorted(detail):
         value = detail[key]
@@ -416,6 +439,15 @@ def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, s
             shown = word(LOGIN_REASONS, value, lang)
         elif key == "reason" and value in SMS_REASONS:
             shown = word(SMS_REASONS, value, lang)
+        elif key == "reason" and value in REMINDER_REASONS:
+            shown = word(REMINDER_REASONS, value, lang)
+        elif key == "was" and value in REMINDER_STATES:
+            shown = word(REMINDER_STATES, value, lang)
+        elif key in ("scopes", "events") and isinstance(value, list):
+            table = API_SCOPES if key == "scopes" else WEBHOOK_EVENTS
+            shown = ("、" if lang != "en" else ", ").join(word(table, v, lang) for v in value)
+        elif key.endswith("_at") and isinstance(value, (int, float)):
+            shown = _moment(value, zone)
         elif key == "command" and value in SMS_COMMANDS:
             shown = word(SMS_COMMANDS, value, lang)
         elif key == "warning_type":
@@ -430,12 +462,21 @@ def audit_details(detail: Mapping, lang: str | None = "ja") -> list[tuple[str, s
             shown = word(CALL_OUTCOMES, value, lang) if value in CALL_OUTCOMES else str(value)
         elif key in ("reason", "error") and isinstance(value, str):
             shown = recipient_note(value, lang)
+        elif isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+            shown = ("、" if lang != "en" else ", ").join(map(str, value))
         elif isinstance(value, (list, dict)):
             shown = json.dumps(value, ensure_ascii=False)
         else:
             shown = str(value)
         out.append((word(AUDIT_DETAILS, key, lang), shown))
     return out
+
+
+def _moment(value: float, zone) -> str:
+    """A stored UTC second as the clinic reads it (UTC when no zone is given)."""
+    import datetime as dt
+    moment = dt.datetime.fromtimestamp(value, zone or dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M") + ("" if zone else " UTC")
 
 
 # -- what the daemon stored about a recipient, in the reader's language ------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import broadcasts, calls, config as config_mod, contacts, replies, schedules
-from appliance import seed, users
+from appliance import api_tokens, reminders, seed, users, webhooks
 from appliance.db import connect, write
 from tests.web_support import Clock, enrol_two_factor, totp_code
 
@@ -64,6 +64,8 @@ class Scenario:
     schedule: int
     a_contact: int            # 高橋 陽菜
     warning: int = 0          # the earthquake warning's event id
+    reminder_kind: int = 0    # 採血 (personal reminders)
+    api_token: int = 0        # 電子カルテ, with a webhook
 
 
 def build(directory: Path, now: float | None = None) -> Scenario:
@@ -130,9 +132,11 @@ def build(directory: Path, now: float | None = None) -> Scenario:
                                       "スタッフの携帯を入れてください", failed])
     warning = _beyond_the_lan(db, config, group.id, ids[-4], now)
     contact = contacts.list_contacts(db, "高橋 陽菜")[0].id
+    reminder_kind, api_token = _integrations(db, config, contact, now)
     db.conn.close()
     return Scenario(config=config, power_cut=power_cut, drill=drill, schedule=schedule,
-                    a_contact=contact, warning=warning)
+                    a_contact=contact, warning=warning, reminder_kind=reminder_kind,
+                    api_token=api_token)
 
 
 def _beyond_the_lan(db, config, group_id: int, silent: int, now: float) -> int:
@@ -198,3 +202,26 @@ def served(app):
         thread.join(15)
         server.task_dispatcher.shutdown()
         assert not thread.is_alive(), "waitress did not stop"
+
+
+def _integrations(db, config, contact_id: int, now: float) -> tuple[int, int]:
+    """What the clinic's other systems leave: a reminder kind with an appointment that was
+    sent and one that could not go in time, and an API token with a webhook whose receiver
+    was down once."""
+    with write(db) as conn:
+        kind = reminders.save_kind(conn, config, name="採血", actor=MANAGER[0], now=now,
+                                   text="【{clinic}】{name}様、{date} {time} は採血です。",
+                                   days_before=1, send_time="17:00", quiet_start="21:00",
+                                   quiet_end="08:00", choices="はい / 変更したい")
+        reminders.upsert(conn, contact_id=contact_id, kind_id=kind,
+                         appointment_at=now + 3 * 86400, actor="api:電子カルテ", now=now,
+                         source="api", external_id="A-1001")
+        reminders.upsert(conn, contact_id=contact_id, kind_id=kind,
+                         appointment_at=now + 1800, actor="api:電子カルテ",
+                         now=now - 86400 * 2, source="api", external_id="A-1000")
+        reminders.run_due(conn, config, now)   # its latest moment has passed: missed
+        token, _secret = api_tokens.create(conn, "電子カルテ", "read,reminders",
+                                           actor=MANAGER[0], now=now, rate_per_minute=120)
+        webhooks.set_webhook(conn, token.id, url="http://192.168.1.50:8000/tsunagu",
+                             events=webhooks.EVENTS, actor=MANAGER[0], now=now)
+    return kind, token.id

@@ -3,6 +3,7 @@ processes talking over a real pty and the control socket."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_modem_send_normalises_the_number_and_the_network_gets_the_text(sim_proc
     result = tsunagu("modem", "send", "--port", str(link), "０９０-１２３４-５６７８", text)
     assert result.returncode == 0, result.stderr
     assert "+819012345678" in result.stdout
-    assert f"{pdu.count(text).parts} part(s)" in result.stdout
+    assert f"SMS {pdu.count(text).parts}通" in result.stdout
     messages = network_log(log, until=lambda events: any(
         e["event"] == "message" for e in events))
     whole = [m for m in messages if m["event"] == "message"]
@@ -96,3 +97,32 @@ def test_sim_ctl_injects_a_reply_and_sets_faults(sim_process):
 def test_sim_ctl_without_a_running_modem_says_none_answers(tmp_path):
     result = tsunagu("sim-ctl", "--link", str(tmp_path / "nothing"), "status")
     assert result.returncode == 1 and "no simulated modem answers" in result.stderr
+
+
+@pytest.mark.parametrize("language, labels", [
+    ("ja", ("ポート", "ネットワーク登録", "電波", "通信事業者")),
+    ("en", ("port", "registration", "signal", "operator")),
+])
+def test_modem_status_speaks_the_language_of_the_appliances_config(sim_process, tmp_path,
+                                                                   language, labels):
+    """The command opens the port itself and takes no --config; it still speaks what the
+    appliance's configuration says (found as every command finds it)."""
+    link, _ = sim_process
+    config = tmp_path / "tsunagu.toml"
+    config.write_text(f'database = "t.db"\nlanguage = "{language}"\n[[modem]]\nname = "m0"\n'
+                      f'port = "{link}"\n', encoding="utf-8")
+    result = subprocess.run([*TSUNAGU, "modem", "status", "--port", str(link)],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "TSUNAGU_CONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:1]] == [labels[0]]
+    for label in labels:
+        assert any(line.startswith(label) for line in lines), (label, result.stdout)
+
+
+def test_modem_send_to_a_landline_says_why_in_words_not_a_code(sim_process):
+    link, log = sim_process
+    result = tsunagu("modem", "send", "--port", str(link), "03-1234-5678", "テスト")
+    assert result.returncode == 2
+    assert "固定電話" in result.stderr and "landline" not in result.stderr, result.stderr

@@ -163,3 +163,23 @@ def test_sim_ctl_refuses_a_number_that_is_not_a_mobile(controlled_sim, tmp_path)
 ])
 def test_a_message_written_in_both_languages_is_shown_in_the_readers(text, ja, en):
     assert wording.in_language(text, "ja") == ja and wording.in_language(text, "en") == en
+
+
+def test_audit_details_show_moments_lists_and_api_names_in_words():
+    """The audit page showed '予約日時: 1796195762.30', '理由: late' and JSON lists."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    tokyo = ZoneInfo("Asia/Tokyo")
+    at = dt.datetime(2027, 1, 20, 10, 0, tzinfo=tokyo).timestamp()
+    shown = dict(wording.audit_details(
+        {"appointment_at": at, "reason": "late", "events": ["message.sent", "reply.received"],
+         "scopes": ["read", "reminders"], "groups_created": ["月水金 午前", "本院"]},
+        "ja", tokyo))
+    assert shown["予約日時"] == "2027-01-20 10:00"
+    assert shown["理由"] == "予約時刻までに送れませんでした"
+    assert shown["通知する出来事"] == "メッセージを送信した、返信が届いた"
+    assert shown["権限"] == "送信状況・受信箱・状態を見る、予約のお知らせを登録する"
+    assert "月水金 午前、本院" in shown.values()
+    english = dict(wording.audit_details({"appointment_at": at, "reason": "late"}, "en", tokyo))
+    assert english == {"appointment": "2027-01-20 10:00",
+                       "reason": "not sent in time before the appointment"}

@@ -97,7 +97,7 @@ def test_fix_turns_ims_on_when_it_was_switched_off(sim_modem):
 
 def test_either_port_or_modem_is_required():
     result = CliRunner().invoke(doctor_command, [])
-    assert result.exit_code == 2 and "--port P or --modem NAME" in result.output
+    assert result.exit_code == 2 and "--port P か --modem NAME" in result.output, result.output
 
 
 def test_through_the_daemon_when_it_owns_the_port(rig_factory):

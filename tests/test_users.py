@@ -213,13 +213,13 @@ def test_cli_user_add_generates_a_password_without_a_terminal_and_lists(tmp_path
     result = runner.invoke(main, ["user", "add", "admin", "--role", "admin",
                                   "--config", str(config)])
     assert result.exit_code == 0, result.output
-    password = result.stdout.split("password for admin: ")[1].split()[0]
+    password = result.stdout.split("admin のパスワード：")[1].split()[0]
     database = db_mod.connect(tmp_path / "t.db")
     assert users.verify_login(database, "admin", password).role == "admin"
     assert audit.entries(database, action="user_create")[0].actor.startswith("cli:")
     result = runner.invoke(main, ["user", "add", "sato", "--role", "staff", "--password-stdin",
                                   "--config", str(config)], input=PASSWORD + "\n")
-    assert result.exit_code == 0 and "password for" not in result.stdout
+    assert result.exit_code == 0 and "のパスワード：" not in result.stdout
     assert users.verify_login(database, "sato", PASSWORD).username == "sato"
     result = runner.invoke(main, ["user", "add", "kato", "--role", "staff", "--password-stdin",
                                   "--config", str(config)], input="short\n")
@@ -230,7 +230,7 @@ def test_cli_user_add_generates_a_password_without_a_terminal_and_lists(tmp_path
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["admin", "sato"]
     result = runner.invoke(main, ["user", "passwd", "sato", "--generate", "--config",
                                   str(config)])
-    new = result.stdout.split("password for sato: ")[1].split()[0]
+    new = result.stdout.split("sato のパスワード：")[1].split()[0]
     assert users.verify_login(database, "sato", new).username == "sato"
 
 

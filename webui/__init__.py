@@ -257,7 +257,9 @@ def _filters(app: Flask) -> None:
     def when(value: float | None, fmt: str = "%m/%d %H:%M") -> str:
         if not value:
             return "-"
-        return dt.datetime.fromtimestamp(value, tsunagu_config().zone).strftime(fmt)
+        moment = dt.datetime.fromtimestamp(value, tsunagu_config().zone)
+        # %a is the C locale's English day name: the weekday in the page's language instead.
+        return moment.strftime(fmt.replace("%a", wording.weekday_of(moment, lang())))
 
     @app.template_filter("phone")
     def phone_filter(value: str | None) -> str:

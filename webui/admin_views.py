@@ -113,7 +113,7 @@ def audit_page():
     actions = sorted(set(audit.actions(db())) | set(wording.AUDIT_ACTIONS),
                      key=lambda a: wording.audit_action(a, lang()))
     return render_template("audit.html", entries=entries, page=page, total=total, action=action,
-                           per_page=AUDIT_PAGE, actions=actions)
+                           per_page=AUDIT_PAGE, actions=actions, zone=tsunagu_config().zone)
 
 
 @bp.route("/audit/export.csv")

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import BooleanField, IntegerField, SelectMultipleField, StringField, widgets
 from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
@@ -18,9 +19,11 @@ from .auth import actor, admin_required, remote
 
 bp = Blueprint("api_admin", __name__, url_prefix="/admin/api")
 
-SCOPE_LABELS = {"send": _l("send: broadcasts"), "read": _l("read: states, inbox, status"),
-                "contacts": _l("contacts: add and update"),
-                "reminders": _l("reminders: appointments")}
+# A scope's and an event's own name is what the other system's vendor configures (shown as
+# code); the words beside it say what it means, in the page's language.
+SCOPE_LABELS = {"send": _l("send broadcasts"), "read": _l("read states, the inbox and status"),
+                "contacts": _l("add and update contacts"),
+                "reminders": _l("appointments for reminders")}
 EVENT_LABELS = {"message.sent": _l("a message was sent"),
                 "message.delivered": _l("a message was delivered"),
                 "message.failed": _l("a message failed"),
@@ -36,13 +39,23 @@ class Checkboxes(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
+def _coded(code: str, label) -> Markup:
+    """A choice's label: its name as code, then what it means (made per request, so the
+    meaning is in the page's language)."""
+    return Markup("<code>{}</code> {}").format(code, str(label))
+
+
 class TokenForm(FlaskForm):
     name = StringField(_l("Name (the system that uses it)"),
                        validators=[DataRequired(), Length(max=api_tokens.NAME_MAX)])
     scopes = Checkboxes(_l("What it may do"), validators=[DataRequired()],
-                        choices=[C(s, SCOPE_LABELS[s]) for s in api_tokens.SCOPES])
+                        choices=list(api_tokens.SCOPES))
     rate = IntegerField(_l("Requests a minute"), validators=[Optional(),
                                                             NumberRange(min=1, max=100_000)])
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scopes.choices = [C(s, _coded(s, SCOPE_LABELS[s])) for s in api_tokens.SCOPES]
 
 
 class WebhookForm(FlaskForm):
@@ -50,8 +63,12 @@ class WebhookForm(FlaskForm):
                       validators=[DataRequired(), Length(max=webhooks.URL_MAX)],
                       render_kw={"placeholder": "http://192.168.1.20:8000/tsunagu"})
     events = Checkboxes(_l("Events"), validators=[DataRequired()],
-                        choices=[C(e, f"{e} — {EVENT_LABELS[e]}") for e in webhooks.EVENTS])
+                        choices=list(webhooks.EVENTS))
     new_secret = BooleanField(_l("Make a new signing secret"))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.events.choices = [C(e, _coded(e, EVENT_LABELS[e])) for e in webhooks.EVENTS]
 
 
 class ActionForm(FlaskForm):

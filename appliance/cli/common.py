@@ -88,12 +88,20 @@ _spoken = {"language": "ja"}
 
 
 def language() -> str:
-    """The language this command speaks: the config's once load_config() has read it,
-    Japanese before that."""
+    """The language this command speaks: the config's `language`. A command that has not
+    read the config (one that opens a modem's port itself) asks it here, once; without a
+    readable config it speaks Japanese."""
     ctx = click.get_current_context(silent=True)
-    if ctx is not None and _LANG_KEY in ctx.meta:
-        return ctx.meta[_LANG_KEY]
-    return _spoken["language"]
+    if ctx is None:
+        return _spoken["language"]
+    if _LANG_KEY not in ctx.meta:
+        from .. import config as config_mod
+        try:
+            spoken = config_mod.load(config_path(ctx)).language
+        except config_mod.ConfigError:
+            spoken = "ja"   # no config here (a technician's laptop): the default language
+        ctx.meta[_LANG_KEY] = _spoken["language"] = spoken
+    return ctx.meta[_LANG_KEY]
 
 
 def forget_language() -> None:

@@ -10,6 +10,8 @@ from dataclasses import asdict
 
 import click
 
+from .common import language, speak
+
 PORT_HELP = "The modem's AT port (e.g. /dev/tsunagu-modem0, or a simulated modem's link)."
 
 
@@ -19,8 +21,17 @@ def _open(port: str):
     try:
         return Modem.open(port)
     except PortGone as exc:
-        raise click.ClickException(
-            f"{exc} (is the modem plugged in, and is the daemon not using it?)") from None
+        raise click.ClickException(_port_gone(exc)) from None
+
+
+def _port_gone(exc) -> str:
+    return speak(f"{exc}（モデムはつながっていますか？送信デーモンが使っていませんか？）",
+                 f"{exc} (is the modem plugged in, and is the daemon not using it?)")
+
+
+def _did_not_answer(port: str, exc) -> str:
+    return speak(f"{port}：モデムが思ったとおりに応答しません：{exc}",
+                 f"{port}: the modem did not answer as expected: {exc}")
 
 
 def _modem_errors():
@@ -48,7 +59,7 @@ def status(port: str, pin: str | None, as_json: bool) -> None:
         operator = modem.operator() if registration.registered else None
         own = modem.own_number() if sim == "ready" else None
     except _modem_errors() as exc:
-        raise click.ClickException(f"{port}: the modem did not answer as expected: {exc}") from None
+        raise click.ClickException(_did_not_answer(port, exc)) from None
     finally:
         modem.close()
     report = {"port": port, "identity": asdict(identity), "sim": sim,
@@ -58,16 +69,25 @@ def status(port: str, pin: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
-    dbm = f"{signal.dbm} dBm" if signal.dbm is not None else "unknown"
-    click.echo(f"port          {port}")
-    click.echo(f"modem         {identity.manufacturer} {identity.model} ({identity.revision})")
-    click.echo(f"IMEI          {identity.imei}")
-    click.echo(f"SIM           {sim}  IMSI {identity.imsi or '-'}  ICCID {identity.iccid or '-'}")
-    click.echo(f"own number    {own or '-'}")
-    click.echo(f"registration  {registration.state} (CS {registration.cs}, PS {registration.ps}, "
-               f"EPS {registration.eps})")
-    click.echo(f"signal        {dbm}, {signal.bars}/4 bars")
-    click.echo(f"operator      {operator or '-'}")
+    dbm = f"{signal.dbm} dBm" if signal.dbm is not None else speak("不明", "unknown")
+    rows = [
+        (("ポート", "port"), port),
+        (("モデム", "modem"), f"{identity.manufacturer} {identity.model} ({identity.revision})"),
+        (("IMEI", "IMEI"), identity.imei),
+        (("SIM", "SIM"), f"{sim}  IMSI {identity.imsi or '-'}  ICCID {identity.iccid or '-'}"),
+        (("自分の番号", "own number"), own or "-"),
+        (("ネットワーク登録", "registration"),
+         f"{registration.state} (CS {registration.cs}, PS {registration.ps}, "
+         f"EPS {registration.eps})"),
+        (("電波", "signal"), f"{dbm}, {speak('アンテナ', '')}{signal.bars}/4"
+                              f"{speak('', ' bars')}"),
+        (("通信事業者", "operator"), operator or "-"),
+    ]
+    for (ja, en), value in rows:
+        label = speak(ja, en)
+        # Pad by display width: a Japanese character takes two columns of a terminal.
+        width = sum(2 if ord(ch) > 0x2e7f else 1 for ch in label)
+        click.echo(f"{label}{' ' * max(1, 18 - width)}{value}")
 
 
 @modem_group.command("send")
@@ -85,10 +105,10 @@ def send(port: str, pin: str | None, no_report: bool, number: str, text: str) ->
     try:
         e164 = normalise_mobile(number)
     except PhoneError as exc:
-        raise click.BadParameter(exc.reason, param_hint="NUMBER") from None
+        raise click.BadParameter(exc.message(language()), param_hint="NUMBER") from None
     try:
         if not text.strip():
-            raise pdu.EmptyMessage("message is empty / 本文が空です")
+            raise pdu.EmptyMessage(speak("本文が空です", "message is empty"))
         pdu.split(text)  # MessageTooLong past 10 parts, with the numbers in the message
         count = pdu.count(text)
     except (MessageTooLong, pdu.EmptyMessage) as exc:
@@ -99,11 +119,15 @@ def send(port: str, pin: str | None, no_report: bool, number: str, text: str) ->
         mrs = modem.send_text(e164, text, reference=_reference(),
                               request_status_report=not no_report)
     except _modem_errors() as exc:
-        raise click.ClickException(f"not sent to {e164}: {exc}") from None
+        raise click.ClickException(speak(f"{e164} に送れませんでした：{exc}",
+                                         f"not sent to {e164}: {exc}")) from None
     finally:
         modem.close()
-    click.echo(f"sent to {e164}: {count.chars} characters, {count.parts} part(s), "
-               f"references {' '.join(map(str, mrs))}")
+    references = " ".join(map(str, mrs))
+    click.echo(speak(f"{e164} に送りました：{count.chars}文字、SMS {count.parts}通、"
+                     f"参照番号 {references}",
+                     f"sent to {e164}: {count.chars} characters, {count.parts} part(s), "
+                     f"references {references}"))
 
 
 def _reference() -> int:
@@ -131,13 +155,14 @@ def doctor_command(port: str | None, modem_name: str | None, fix: bool, loopback
     1 warnings, 2 something fails."""
     from .. import doctor
     if (port is None) == (modem_name is None):
-        raise click.UsageError("give either --port P or --modem NAME")
+        raise click.UsageError(speak("--port P か --modem NAME のどちらか一つを指定してください",
+                                     "give either --port P or --modem NAME"))
     if loopback_to is not None:
         from appliance.phone import PhoneError, normalise_mobile
         try:
             loopback_to = normalise_mobile(loopback_to)
         except PhoneError as exc:
-            raise click.BadParameter(exc.reason, param_hint="--loopback-to") from None
+            raise click.BadParameter(exc.message(language()), param_hint="--loopback-to") from None
     lang = "ja"
     if modem_name is not None:
         report, lang = _doctor_with_config(config_path, modem_name, fix, loopback_to, timeout)
@@ -159,7 +184,8 @@ def _doctor_with_config(config_path, name, fix, loopback_to, timeout):
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyError:
-        raise click.BadParameter(f"no [[modem]] named {name!r} in the configuration",
+        raise click.BadParameter(speak(f"設定に「{name}」という [[modem]] はありません",
+                                       f"no [[modem]] named {name!r} in the configuration"),
                                  param_hint="--modem") from None
     db = connect(config.database)
     h = health.read_health(db.conn, config, time.time())
@@ -207,7 +233,7 @@ def _doctor_direct(port, name, fix, loopback_to, timeout, lang):
                         device.delete_stored(index, store)
             doctor.loopback_line(report, came_back, lang)
     except _modem_errors() as exc:
-        raise click.ClickException(f"{port}: the modem did not answer as expected: {exc}") from None
+        raise click.ClickException(_did_not_answer(port, exc)) from None
     finally:
         device.close()
     return report
@@ -251,22 +277,24 @@ def capture(port: str, out: str, send_to: str | None) -> None:
         try:
             send_to = normalise_mobile(send_to)
         except PhoneError as exc:
-            raise click.BadParameter(exc.reason, param_hint="--send-to") from None
+            raise click.BadParameter(exc.message(language()), param_hint="--send-to") from None
     try:
         recording = RecordingPort(open_port(port))
     except PortGone as exc:
-        raise click.ClickException(
-            f"{exc} (is the modem plugged in, and is the daemon not using it?)") from None
+        raise click.ClickException(_port_gone(exc)) from None
     device = Modem(ATSession(recording), path=port)
     try:
         device.initialise(request_status_reports=False)
         report = doctor.Doctor(device, port, lang="en").run(loopback_to=send_to)
     except _modem_errors() as exc:
-        raise click.ClickException(f"{port}: the modem did not answer as expected: {exc}") from None
+        raise click.ClickException(_did_not_answer(port, exc)) from None
     finally:
         device.close()
     recording.transcript.write(out, header={
         "tool": "tsunagu modem capture", "profile": device.profile.name,
         "status": report.status, "anonymised": True})
-    click.echo(f"wrote {out}: {len(recording.transcript.lines())} lines "
-               f"({device.profile.family}; IMEI, IMSI, ICCID, numbers and PDUs masked)")
+    lines, family = len(recording.transcript.lines()), device.profile.family
+    click.echo(speak(f"{out} に書き出しました：{lines}行（{family}。IMEI・IMSI・ICCID・電話番号・"
+                     "PDUは伏せてあります）",
+                     f"wrote {out}: {lines} lines ({family}; IMEI, IMSI, ICCID, numbers and "
+                     "PDUs masked)"))

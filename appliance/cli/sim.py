@@ -75,12 +75,14 @@ def _call(ctx: click.Context, command: str, **args) -> None:
 def _mobile(number: str | None, hint: str) -> str | None:
     """A number as people type it (090-1000-0036) in the E.164 form the modem sees."""
     from appliance.phone import PhoneError, normalise_mobile
+
+    from .common import language
     if number is None:
         return None
     try:
         return normalise_mobile(number)
     except PhoneError as exc:
-        raise click.BadParameter(exc.reason, param_hint=hint) from None
+        raise click.BadParameter(exc.message(language()), param_hint=hint) from None
 
 
 @sim_ctl.command("inject-sms")

@@ -10,7 +10,9 @@ import sys
 
 import click
 
-from .common import cli_actor, config_option, friendly_errors, load_config_and_db, speak
+from .. import wording
+from .common import (cli_actor, config_option, friendly_errors, language, load_config_and_db,
+                     speak)
 
 PASSWORD_HELP = """
 Password: with --password-stdin the first line of standard input is the password; with
@@ -37,22 +39,30 @@ def _password_options(f):
 def _obtain_password(password_stdin: bool, generate: bool) -> str | None:
     """The password to set, or None when one should be generated."""
     if password_stdin and generate:
-        raise click.UsageError("use either --password-stdin or --generate, not both")
+        raise click.UsageError(speak("--password-stdin と --generate は一緒に使えません",
+                                     "use either --password-stdin or --generate, not both"))
     if password_stdin:
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
-            raise click.ClickException("no password on standard input")
+            raise click.ClickException(speak("標準入力にパスワードがありません",
+                                             "no password on standard input"))
         return line
     if generate or not sys.stdin.isatty():
         return None
-    return click.prompt("Password / パスワード", hide_input=True,
-                        confirmation_prompt="Repeat / もう一度")
+    return click.prompt(speak("パスワード", "Password"), hide_input=True,
+                        confirmation_prompt=speak("もう一度", "Repeat"))
+
+
+def _no_such_user(username: str) -> click.ClickException:
+    return click.ClickException(speak(f"「{username}」というアカウントはありません",
+                                      f"no such user: {username}"))
 
 
 def _show_generated(username: str, password: str) -> None:
-    click.echo(f"password for {username}: {password}")
-    click.echo("(shown only now — write it down or hand it over in person; "
-               "この画面でしか表示されません)", err=True)
+    click.echo(speak(f"{username} のパスワード：{password}",
+                     f"password for {username}: {password}"))
+    click.echo(speak("（表示はこの一度だけです。書き留めるか、本人に直接渡してください）",
+                     "(shown only now: write it down or hand it over in person)"), err=True)
 
 
 @user_group.command("add")
@@ -71,7 +81,9 @@ def add_command(username: str, role: str, locale: str, password_stdin: bool,
     password = _obtain_password(password_stdin, generate)
     user, generated = users.create_user(db, username, role, password, actor=cli_actor(),
                                         locale=locale)
-    click.echo(f"created {user.role} {user.username}")
+    role = wording.word(wording.ROLES, user.role, language())
+    click.echo(speak(f"{role}のアカウント {user.username} を作りました",
+                     f"created {user.role} {user.username}"))
     if generated:
         _show_generated(user.username, generated)
 
@@ -89,13 +101,13 @@ def passwd_command(username: str, password_stdin: bool, generate: bool) -> None:
     from .. import users
     _, db = load_config_and_db()
     if users.get_user(db, username) is None:
-        raise click.ClickException(f"no such user: {username}")
+        raise _no_such_user(username)
     password = _obtain_password(password_stdin, generate)
     generated = None
     if password is None:
         password = generated = users.generate_password()
     users.set_password(db, username, password, actor=cli_actor())
-    click.echo(f"password changed for {username}")
+    click.echo(speak(f"{username} のパスワードを変更しました", f"password changed for {username}"))
     if generated:
         _show_generated(username, generated)
 
@@ -111,12 +123,18 @@ def list_command() -> None:
     from .. import users
     config, db = load_config_and_db()
     zone = config.zone
+    lang = language()
     for u in users.list_users(db):
-        state = "active" if u.active else "deactivated"
-        state += ", 2fa" if u.two_factor else ""
-        last = (dt.datetime.fromtimestamp(u.last_login_at, zone).strftime("%Y-%m-%d %H:%M")
-                if u.last_login_at else "never")
-        click.echo(f"{u.username}\t{u.role}\t{u.locale}\t{state}\tlast login {last}")
+        state = speak("有効", "active") if u.active else speak("無効", "deactivated")
+        if u.two_factor:
+            state += speak("・二要素認証あり", ", 2fa")
+        if u.last_login_at:
+            when = dt.datetime.fromtimestamp(u.last_login_at, zone).strftime("%Y-%m-%d %H:%M")
+            last = speak(f"最終ログイン {when}", f"last login {when}")
+        else:
+            last = speak("ログインなし", "never logged in")
+        role = wording.word(wording.ROLES, u.role, lang)
+        click.echo(f"{u.username}\t{role}\t{u.locale}\t{state}\t{last}")
 
 
 @user_group.command("reset-2fa")
@@ -129,9 +147,10 @@ def reset_two_factor_command(username: str) -> None:
     _, db = load_config_and_db()
     user = users.get_user(db, username)
     if user is None:
-        raise click.ClickException(f"no such user: {username}")
+        raise _no_such_user(username)
     two_factor.disable(db, user.id, actor=cli_actor(), action="two_factor_reset")
-    click.echo(f"second factor removed for {username}")
+    click.echo(speak(f"{username} の二要素認証を外しました（次のログインで設定し直します）",
+                     f"second factor removed for {username}"))
 
 
 @user_group.command("deactivate")
@@ -143,7 +162,7 @@ def deactivate_command(username: str) -> None:
     from .. import users
     _, db = load_config_and_db()
     users.deactivate(db, username, actor=cli_actor())
-    click.echo(f"deactivated {username}")
+    click.echo(speak(f"{username} のアカウントを無効にしました", f"deactivated {username}"))
 
 
 # -- staff phones: commands by SMS (appliance.sms_commands) ----------------------------------
@@ -162,10 +181,12 @@ def _obtain_pin(pin_stdin: bool) -> str:
                                              "no PIN on standard input"))
         return line
     if not sys.stdin.isatty():
-        raise click.UsageError("give the PIN with --pin-stdin (standard input is not a "
-                               "terminal)")
-    return click.prompt("Command PIN, 4-8 digits / 暗証番号（4〜8桁）", hide_input=True,
-                        confirmation_prompt="Repeat / もう一度")
+        raise click.UsageError(speak("暗証番号は --pin-stdin で渡してください（標準入力が端末では"
+                                     "ありません）",
+                                     "give the PIN with --pin-stdin (standard input is not a "
+                                     "terminal)"))
+    return click.prompt(speak("暗証番号（4〜8桁）", "Command PIN, 4-8 digits"), hide_input=True,
+                        confirmation_prompt=speak("もう一度", "Repeat"))
 
 
 def _staff_phone(db, number: str):
@@ -210,7 +231,11 @@ def phone_list_command() -> None:
     """Staff phones: number, user, on call, state (disabled after wrong PINs)."""
     from .. import staff_phones
     _, db = load_config_and_db()
-    for p in staff_phones.all_phones(db):
+    phones = staff_phones.all_phones(db)
+    if not phones:
+        click.echo(speak("登録された携帯はありません（tsunagu user phone add で登録）",
+                         "no staff phones (tsunagu user phone add registers one)"), err=True)
+    for p in phones:
         state = (speak("停止中（暗証番号の誤り）: tsunagu user phone enable ",
                        "disabled (wrong PINs): tsunagu user phone enable ") + p.phone
                  if p.disabled_at is not None else

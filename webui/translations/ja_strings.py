@@ -254,8 +254,8 @@ JA = {
  "Previous page": "前のページ",
  "Next page": "次のページ",
  # -- the API, webhooks and personal reminders (issue 15) --
- "send: broadcasts": "send: 一斉送信", "read: states, inbox, status": "read: 送信状況・受信箱・状態の確認",
- "contacts: add and update": "contacts: 連絡先の登録・更新", "reminders: appointments": "reminders: 予約のお知らせ",
+ "send broadcasts": "一斉送信をする", "read states, the inbox and status": "送信状況・受信箱・状態を見る",
+ "add and update contacts": "連絡先を登録・更新する", "appointments for reminders": "予約のお知らせを登録する",
  "a message was sent": "メッセージを送信した", "a message was delivered": "メッセージが届いた",
  "a message failed": "メッセージが届かなかった", "a reply arrived": "返信が届いた",
  "a modem became ready or not": "モデムが送信可能・不可能になった", "a broadcast finished": "一斉送信が終わった",
