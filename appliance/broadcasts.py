@@ -270,6 +270,14 @@ def _given(value: Any) -> bool:
 
 # -- creating and changing ----------------------------------------------------------------
 
+def rings_if_no_answer(p: Plan, chosen: bool | None = None, origin: str | None = None) -> bool:
+    """Whether a broadcast's silent recipients get one short call (appliance.ringing): as
+    staff chose, else an emergency's do — never a drill's, nor an answer to a phone."""
+    if chosen is not None:
+        return chosen
+    return p.priority == "emergency" and not p.drill and origin is None
+
+
 def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
            now: float, template_id: int | None = None, scheduled_at: float | None = None,
            request_key: str | None = None, followup_after_minutes: int | None = None,
@@ -299,8 +307,7 @@ def create(conn: sqlite3.Connection, p: Plan, *, title: str, actor: str,
                              field="followup_after_minutes",
                              ja="再送は1分以上あけて、1回以上にしてください")
     state = "scheduled" if scheduled_at and scheduled_at > now else "queued"
-    if ring_if_no_answer is None:
-        ring_if_no_answer = p.priority == "emergency" and not p.drill and origin is None
+    ring_if_no_answer = rings_if_no_answer(p, ring_if_no_answer, origin)
     cursor = conn.execute(
         "INSERT INTO broadcasts (title, text, template_id, priority, drill, choices, created_by, "
         "created_at, scheduled_at, state, followup_after_minutes, followup_max, parent_id, "

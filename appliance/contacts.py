@@ -61,7 +61,8 @@ LABELS = {"patient_id": ("患者ID", "patient ID"), "name": ("氏名", "name"),
           "kana": ("フリガナ", "kana"), "phone": ("携帯電話", "mobile number"),
           "facility": ("施設", "facility"), "note": ("備考", "note"),
           "groups": ("グループ", "groups"), "days": ("透析曜日", "days"),
-          "shift": ("時間帯", "shift"), "active": ("有効", "active")}
+          "shift": ("時間帯", "shift"), "active": ("有効", "active"),
+          "no_ring": ("自動電話なし", "no automatic call")}
 
 
 # -- errors -------------------------------------------------------------------------------

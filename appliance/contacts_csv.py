@@ -25,7 +25,11 @@ CONTACT_FIELDS = ("patient_id", "name", "kana", "phone", "facility", "note")
 MANAGED_KINDS = {"facility": ("facility",), "days": ("shift",), "shift": ("shift",),
                  "groups": ("custom",)}
 EXPORT_FIELDS = ("patient_id", "name", "kana", "phone", "facility", "days", "shift", "groups",
-                 "note")
+                 "note", "no_ring")
+# The 自動電話なし column: what a spreadsheet may hold for yes and for no. Anything else is a
+# problem named by row, so a typo never silently rings a patient who asked not to be rung.
+NO_RING_YES = ("はい", "○", "〇", "◯", "1", "yes", "y", "true", "✓", "✔")
+NO_RING_NO = ("", "いいえ", "0", "no", "n", "false", "-", "ー")
 # Characters that Unicode (and macOS) write differently from what CP932 holds for the same
 # JIS character; mapping them is not a change of text, only of code point.
 _CP932_EQUIVALENTS = str.maketrans({"\u301c": "\uff5e", "\u2016": "\u2225", "\u2212": "\uff0d",
@@ -169,6 +173,8 @@ class _Planner:
             return RowResult(record.row, "ok", (), _public(fields), "new")
         changes = self.changes(contact, fields)
         old: dict[str, Any] = {k: contact[k] for k in changes if k in CONTACT_FIELDS}
+        if "no_ring" in changes:
+            old["no_ring"] = bool(contact["no_ring"])
         if "active" in changes:
             old["active"] = False
         if "groups" in changes:
@@ -180,6 +186,8 @@ class _Planner:
         cells = record.cells
         given = {k: cells[k] for k in CONTACT_FIELDS if k in cells}
         fields, problems = check_fields(given)
+        if "no_ring" in cells:
+            fields["no_ring"] = _no_ring(cells["no_ring"], problems)
         groups: list[tuple[str, str]] = []
         if cells.get("facility", "").strip() and not any(p.field == "facility" for p in problems):
             groups.append((fields["facility"], "facility"))
@@ -241,6 +249,8 @@ class _Planner:
     def changes(self, contact: sqlite3.Row, fields: dict[str, Any]) -> tuple[str, ...]:
         changed = [k for k in CONTACT_FIELDS
                    if k in fields and fields[k] is not None and fields[k] != contact[k]]
+        if fields.get("no_ring") is not None and fields["no_ring"] != bool(contact["no_ring"]):
+            changed.append("no_ring")
         if not contact["active"]:
             changed.append("active")
         if self.memberships(contact["id"], fields) != self.existing.memberships.get(
@@ -258,6 +268,19 @@ class _Planner:
         kept = {name for name in self.existing.memberships.get(contact_id, set())
                 if self.existing.group_kind.get(name) not in managed}
         return kept | wanted
+
+
+def _no_ring(cell: str, problems: list[Problem]) -> bool | None:
+    value = cell.strip().lower()
+    if value in NO_RING_YES:
+        return True
+    if value in NO_RING_NO:
+        return False
+    problems.append(_problem("no_ring", "not_yes_or_no",
+                             f"「自動電話なし」は「はい」か空欄にしてください（「{cell.strip()}」）",
+                             f"自動電話なし (no automatic call) takes はい or nothing, not "
+                             f"{cell.strip()!r}"))
+    return None
 
 
 def _at(problem: Problem, row: int) -> Problem:
@@ -359,16 +382,18 @@ def _apply(conn: sqlite3.Connection, plan: ImportPreview, sheet: roster_csv.Shee
         if row.action == "new":
             contact_id = conn.execute(
                 "INSERT INTO contacts (patient_id, name, kana, phone, facility, note, active, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                "no_ring, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                 [fields.get("patient_id"), fields["name"], fields.get("kana", ""),
                  fields["phone"], fields.get("facility", ""), fields.get("note", ""),
-                 at, at]).lastrowid
+                 int(bool(fields.get("no_ring"))), at, at]).lastrowid
         elif row.action == "update":
             contact_id = row.contact_id
-            given = [k for k in CONTACT_FIELDS if k in fields and fields[k] is not None]
+            given = [k for k in (*CONTACT_FIELDS, "no_ring")
+                     if k in fields and fields[k] is not None]
             sets = ", ".join(f"{k} = ?" for k in given)
             conn.execute(f"UPDATE contacts SET {sets}, active = 1, updated_at = ? WHERE id = ?",
-                         [*(fields[k] for k in given), at, contact_id])
+                         [*(int(fields[k]) if k == "no_ring" else fields[k] for k in given),
+                          at, contact_id])
             if managed:
                 marks = ",".join("?" * len(managed))
                 conn.execute("DELETE FROM contact_groups WHERE contact_id = ? AND group_id IN "
@@ -420,7 +445,8 @@ def _export_row(contact, group_kind: dict[str, str]) -> list[str]:
     values = {"patient_id": contact.patient_id or "", "name": contact.name,
               "kana": contact.kana, "phone": display_number(contact.phone),
               "facility": contact.facility, "days": days, "shift": shift,
-              "groups": ";".join(others), "note": contact.note}
+              "groups": ";".join(others), "note": contact.note,
+              "no_ring": "はい" if contact.no_ring else ""}
     return [values[f] for f in EXPORT_FIELDS]
 
 

@@ -31,13 +31,15 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "shift": ("時間帯", "shift", "time", "クール"),
     "note": ("備考", "note", "notes", "メモ", "memo"),
     "groups": ("グループ", "groups", "group"),
+    # The contact asked not to be rung when silent after an emergency (appliance.ringing).
+    "no_ring": ("自動電話なし", "電話しない", "呼び出しなし", "着信不要", "no_ring", "do_not_ring"),
 }
 PHONE_SECONDARY = ("電話番号", "電話", "phone", "tel")
 REQUIRED = ("name", "phone")
 # The header each field gets in an export (and the one named in messages).
 HEADERS_JA = {"patient_id": "患者ID", "name": "氏名", "kana": "フリガナ", "phone": "携帯電話",
               "facility": "施設", "days": "透析曜日", "shift": "時間帯", "groups": "グループ",
-              "note": "備考"}
+              "note": "備考", "no_ring": "自動電話なし"}
 
 
 class CsvFileError(ValueError):

@@ -374,3 +374,47 @@ def test_a_name_that_looks_like_a_formula_is_exported_as_text_and_read_back_unch
     contacts.import_contacts(other, data, actor="t")
     [back] = contacts.list_contacts(other)
     assert back.name == "=HYPERLINK(\"http://x\")" and back.note == "+要確認"
+
+
+# -- 自動電話なし: a patient who asked not to be rung (issue 14, ringing) ----------------------
+
+def _ring_of(db, name: str) -> bool:
+    return contacts.list_contacts(db, name)[0].no_ring
+
+
+def test_the_no_ring_column_sets_and_clears_the_opt_out_and_its_absence_keeps_it(db):
+    first = ("患者ID,氏名,携帯電話,自動電話なし\r\nP1,山田 太郎,090-1000-0001,はい\r\n"
+             "P2,佐藤 花子,090-1000-0002,\r\n").encode("utf-8")
+    contacts.import_contacts(db, first, actor="t")
+    assert _ring_of(db, "山田 太郎") is True and _ring_of(db, "佐藤 花子") is False
+    without = "患者ID,氏名,携帯電話\r\nP1,山田 太郎,090-1000-0001\r\n".encode("utf-8")
+    assert contacts.import_contacts(db, without, actor="t").unchanged == 1
+    assert _ring_of(db, "山田 太郎") is True, "a file without the column keeps the opt-out"
+    cleared = ("患者ID,氏名,携帯電話,電話しない\r\nP1,山田 太郎,090-1000-0001,いいえ\r\n"
+               ).encode("utf-8")
+    preview = contacts.import_contacts(db, cleared, actor="t", dry_run=True).preview
+    assert preview.rows[0].old == {"no_ring": True} and preview.rows[0].new == {"no_ring": False}
+    contacts.import_contacts(db, cleared, actor="t")
+    assert _ring_of(db, "山田 太郎") is False
+
+
+def test_a_no_ring_cell_that_is_neither_yes_nor_empty_is_named_and_nothing_imported(db):
+    data = ("患者ID,氏名,携帯電話,自動電話なし\r\nP1,山田 太郎,090-1000-0001,はい\r\n"
+            "P2,佐藤 花子,090-1000-0002,たぶん\r\n").encode("utf-8")
+    before = snapshot(db)
+    with pytest.raises(ContactImportError) as error:
+        contacts.import_contacts(db, data, actor="t")
+    assert snapshot(db) == before
+    [problem] = error.value.problems
+    assert problem.field == "no_ring" and problem.row == 3
+    assert "「自動電話なし」は「はい」か空欄" in problem.ja and "たぶん" in problem.ja
+
+
+def test_an_opt_out_survives_export_and_import(db):
+    load(db, "roster_200_cp932.csv")
+    someone = contacts.list_contacts(db)[3]
+    contacts.update_contact(db, someone.id, actor="t", no_ring=True)
+    exported = contacts.export_contacts(db, "cp932", actor="t")
+    assert "自動電話なし".encode("cp932") in exported.split(b"\r\n")[0]
+    result = contacts.import_contacts(db, exported, actor="t", dry_run=True)
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 200)

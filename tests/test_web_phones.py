@@ -4,6 +4,10 @@ earthquake warning, commands from phones on the dashboard, and the short calls t
 patients on the broadcast page and the call list."""
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from appliance import broadcasts, contacts, etws, ringing, sms_commands, staff_phones, templates
 from appliance.db import write
 from modem import cbs
@@ -130,3 +134,20 @@ def test_a_contact_may_be_never_rung(web, staff):
     post_form(staff, path, {"name": "山田 太郎", "phone": "090-1234-5678", "active": "y",
                             "no_ring": "y", "groups": str(web.group_id)})
     assert contacts.get_contact(web.db, web.contact_id).no_ring
+
+
+@pytest.mark.parametrize("priority, choice, rings", [
+    ("emergency", None, True), ("routine", None, False),
+    ("routine", "on", True), ("emergency", "off", False)])
+def test_the_compose_page_chooses_whether_silent_patients_are_rung_and_confirm_says_so(
+        web, staff, priority, choice, rings):
+    data = {"text": "{name}様 本日の透析は中止です。", "groups": str(web.group_id),
+            "priority": priority, "template_id": "0", **({"ring": choice} if choice else {})}
+    confirm = post_form(staff, "/send", data, form_page="/send").get_data(as_text=True)
+    said = "本体から一度だけ電話を鳴らします" if rings else "本体から電話は鳴らしません"
+    assert said in confirm
+    form = confirm.split('id="confirm-form"')[1].split("</form>")[0]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    post_form(staff, "/send/commit", fields, form_page="/send")
+    (row,) = web.db.conn.execute("SELECT ring_if_no_answer FROM broadcasts").fetchall()
+    assert bool(row[0]) is rings

@@ -51,7 +51,16 @@ class ComposeForm(FlaskForm):
                                   validators=[Optional(), NumberRange(min=1, max=1440)])
     followup_max = IntegerField(_l("…up to (times)"),
                                 validators=[Optional(), NumberRange(min=1, max=5)])
+    ring = RadioField(_l("Ring those who neither received it nor replied (one short call)"),
+                      default="auto",
+                      choices=[C("auto", _l("For an emergency only (usual)")),
+                               C("on", _l("Ring them")), C("off", _l("Do not ring"))])
     request_key = HiddenField()
+
+
+def _ring_choice(form: ComposeForm) -> bool | None:
+    """The compose page's ringing choice for broadcasts.create: None follows the priority."""
+    return {"on": True, "off": False}.get(form.ring.data or "auto")
 
 
 def _choices(form: ComposeForm) -> None:
@@ -144,6 +153,8 @@ def compose():
             form.request_key.data = uuid.uuid4().hex
             return render_template("confirm.html", form=form, plan=plan, send_at=when,
                                    previews=_distinct_previews(plan),
+                                   rings=broadcasts.rings_if_no_answer(plan, _ring_choice(form)),
+                                   ring_after=tsunagu_config().ring.after_minutes,
                                    chosen_groups=[c.label for c in form.groups.choices
                                                   if c.value in (form.groups.data or [])],
                                    chosen_people=len(form.contacts.data or []))
@@ -179,7 +190,7 @@ def commit():
             template_id=form.template_id.data or None, scheduled_at=when or None,
             request_key=form.request_key.data,
             followup_after_minutes=form.followup_after.data if form.followup_max.data else None,
-            followup_max=form.followup_max.data or 0)
+            followup_max=form.followup_max.data or 0, ring_if_no_answer=_ring_choice(form))
     doorbell.ring(tsunagu_config().database)  # the daemon begins now, not in a moment
     return redirect(url_for("broadcasts.detail", broadcast_id=broadcast_id))
 

@@ -98,6 +98,8 @@ def _show_columns(plan, lang: str) -> None:
 
 
 def _value(value) -> str:
+    if isinstance(value, bool):     # 自動電話なし (no_ring)
+        return speak("はい", "yes") if value else "-"
     if isinstance(value, list):
         return "・".join(value) or "-"
     return "-" if value in (None, "") else str(value)
