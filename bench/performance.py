@@ -101,6 +101,9 @@ def _runs(n: int) -> str:
 
 
 def _busy(m: dict) -> bool:
+    """Whether other work was running when the bench began. Only the load *before* says so:
+    the last minute's average *after* is mostly the benchmarks' own work (the ten thousand
+    end with two processes busy)."""
     return m["load_average"][0] > 0.5 * (m["cores"] or 1)
 
 
@@ -118,7 +121,7 @@ def render(report: dict) -> str:
         f"they differ. Reproduce with `{COMMAND}` "
         f"({report['minutes']:g} minutes here); every figure of the run is in "
         f"`bench/report.json`.")
-    if _busy(before) or _busy(after):
+    if _busy(before):
         lines += ["", "**These figures were taken on a busy machine** (the load average was "
                   "above half the cores: other work shared the CPUs), so times are longer and "
                   "spread wider than on a quiet one; the CPU-time figures move least."]
