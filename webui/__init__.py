@@ -303,3 +303,9 @@ def lang() -> str:
     """The page's language, 'ja' or 'en' (what Flask-Babel chose for this request)."""
     from flask_babel import get_locale
     return "en" if str(get_locale() or "ja") == "en" else "ja"
+
+
+def words(table) -> dict[str, str]:
+    """A table of appliance.wording (key → (Japanese, English)) in the page's language: the
+    pages name states and choices from the same list as the CLI and the audit page."""
+    return {key: wording.word(table, key, lang()) for key in table}

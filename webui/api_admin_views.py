@@ -11,27 +11,17 @@ from wtforms import BooleanField, IntegerField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from appliance import api_tokens, webhooks
+from appliance import api_tokens, webhooks, wording
 from appliance.db import write
 
-from . import db, now, tsunagu_config
+from . import db, lang, now, tsunagu_config, words
 from .auth import actor, admin_required, remote
 
 bp = Blueprint("api_admin", __name__, url_prefix="/admin/api")
 
 # A scope's and an event's own name is what the other system's vendor configures (shown as
-# code); the words beside it say what it means, in the page's language.
-SCOPE_LABELS = {"send": _l("send broadcasts"), "read": _l("read states, the inbox and status"),
-                "contacts": _l("add and update contacts"),
-                "reminders": _l("appointments for reminders")}
-EVENT_LABELS = {"message.sent": _l("a message was sent"),
-                "message.delivered": _l("a message was delivered"),
-                "message.failed": _l("a message failed"),
-                "reply.received": _l("a reply arrived"),
-                "modem.state": _l("a modem became ready or not"),
-                "broadcast.finished": _l("a broadcast finished")}
-DELIVERY_LABELS = {"pending": _l("Waiting"), "delivered": _l("Delivered"),
-                   "failed": _l("Failed")}
+# code); the words beside it (appliance.wording, as the CLI and the audit page name them) say
+# what it means, in the page's language.
 
 
 class Checkboxes(SelectMultipleField):
@@ -55,7 +45,7 @@ class TokenForm(FlaskForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.scopes.choices = [C(s, _coded(s, SCOPE_LABELS[s])) for s in api_tokens.SCOPES]
+        self.scopes.choices = [C(s, _coded(s, wording.word(wording.API_SCOPES, s, lang()))) for s in api_tokens.SCOPES]
 
 
 class WebhookForm(FlaskForm):
@@ -68,7 +58,7 @@ class WebhookForm(FlaskForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.events.choices = [C(e, _coded(e, EVENT_LABELS[e])) for e in webhooks.EVENTS]
+        self.events.choices = [C(e, _coded(e, wording.word(wording.WEBHOOK_EVENTS, e, lang()))) for e in webhooks.EVENTS]
 
 
 class ActionForm(FlaskForm):
@@ -98,7 +88,7 @@ def index():
     tokens = api_tokens.listing(conn)
     return render_template("api_tokens.html", form=form, tokens=tokens, created=created,
                            hooks={t.id: webhooks.for_token(conn, t.id) for t in tokens},
-                           counts=webhooks.counts(conn), scope_labels=SCOPE_LABELS,
+                           counts=webhooks.counts(conn), scope_labels=words(wording.API_SCOPES),
                            action=ActionForm(),
                            config_rate=tsunagu_config().api.rate_per_minute)
 
@@ -135,8 +125,9 @@ def token_page(token_id: int):
                 return redirect(url_for("api_admin.token_page", token_id=token_id))
     items = webhooks.deliveries(conn, webhook_id=hook.id, limit=200) if hook else []
     return render_template("api_token.html", token=token, hook=hook, form=form, secret=secret,
-                           deliveries=items, labels=DELIVERY_LABELS, events=EVENT_LABELS,
-                           scope_labels=SCOPE_LABELS, action=ActionForm(),
+                           deliveries=items, labels=words(wording.WEBHOOK_STATES),
+                           events=words(wording.WEBHOOK_EVENTS),
+                           scope_labels=words(wording.API_SCOPES), action=ActionForm(),
                            config_give_up=f"{tsunagu_config().api.webhook_give_up_hours:g}")
 
 

@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from appliance import import_previews, reminders, reminders_csv, templates, wording
 from appliance.db import write
 
-from . import db, now, tsunagu_config
+from . import db, now, tsunagu_config, words
 from .auth import actor, remote, staff_required
 
 bp = Blueprint("reminders", __name__)
@@ -27,11 +27,6 @@ MISSED_DAYS = 7
 
 def _lang() -> str:
     return str(get_locale() or "ja")
-
-
-def _words(table) -> dict[str, str]:
-    """A wording table in the reader's language (the CLI names them from the same table)."""
-    return {key: wording.word(table, key, _lang()) for key in table}
 
 
 @bp.app_template_filter("reminder_reason")
@@ -51,7 +46,8 @@ def index():
     items = reminders.listing(conn, config, at, since=None if show_all else at - 86400)
     bad = [r for r in reminders.listing(conn, config, at, states=("missed", "failed"),
                                         since=at - MISSED_DAYS * 86400)]
-    return render_template("reminders.html", items=items, bad=bad, labels=_words(wording.REMINDER_STATES),
+    return render_template("reminders.html", items=items, bad=bad,
+                           labels=words(wording.REMINDER_STATES),
                            kinds=reminders.kinds(conn), show_all=show_all)
 
 
@@ -70,7 +66,8 @@ class ConfirmForm(FlaskForm):
 def import_upload():
     form = ImportForm()
     config = tsunagu_config()
-    args = dict(form=form, preview=None, problems=[], lang=_lang(), actions=_words(wording.REMINDER_IMPORT_ACTIONS))
+    args = dict(form=form, preview=None, problems=[], lang=_lang(),
+                actions=words(wording.REMINDER_IMPORT_ACTIONS))
     if form.validate_on_submit():
         data = form.file.data.read()
         try:

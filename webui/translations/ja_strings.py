@@ -254,11 +254,6 @@ JA = {
  "Previous page": "前のページ",
  "Next page": "次のページ",
  # -- the API, webhooks and personal reminders (issue 15) --
- "send broadcasts": "一斉送信をする", "read states, the inbox and status": "送信状況・受信箱・状態を見る",
- "add and update contacts": "連絡先を登録・更新する", "appointments for reminders": "予約のお知らせを登録する",
- "a message was sent": "メッセージを送信した", "a message was delivered": "メッセージが届いた",
- "a message failed": "メッセージが届かなかった", "a reply arrived": "返信が届いた",
- "a modem became ready or not": "モデムが送信可能・不可能になった", "a broadcast finished": "一斉送信が終わった",
  "Name (the system that uses it)": "名前（使うシステム）", "What it may do": "できること（権限）",
  "Requests a minute": "1分あたりのリクエスト数", "Address (URL) that receives the events": "通知を受け取るアドレス（URL）",
  "Events": "通知するできごと", "Make a new signing secret": "署名用の秘密鍵を作り直す",
