@@ -60,7 +60,11 @@ def list_command() -> None:
     """Every token: name, scopes, limit, last use, revoked or not, its webhook."""
     from .. import api_tokens, webhooks
     config, db = load_config_and_db()
-    for t in api_tokens.listing(db.conn):
+    tokens = api_tokens.listing(db.conn)
+    if not tokens:
+        click.echo(speak("APIトークンはまだありません（tsunagu api-token add で作成）",
+                         "no API tokens yet (tsunagu api-token add makes one)"), err=True)
+    for t in tokens:
         if t.last_used_at:
             last = dt.datetime.fromtimestamp(t.last_used_at, config.zone).strftime(
                 "%Y-%m-%d %H:%M")

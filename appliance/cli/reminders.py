@@ -99,7 +99,11 @@ def kinds_command() -> None:
     """The kinds and their rules."""
     from .. import reminders
     _, db = load_config_and_db()
-    for k in reminders.kinds(db.conn):
+    kinds = reminders.kinds(db.conn)
+    if not kinds:
+        click.echo(speak("お知らせの種類はまだありません（tsunagu reminders kind-add で追加）",
+                         "no reminder kinds yet (tsunagu reminders kind-add adds one)"), err=True)
+    for k in kinds:
         if k.days_before is not None:
             when = speak(f"{k.days_before}日前の{k.send_time:%H:%M}",
                          f"{k.days_before} day(s) before at {k.send_time:%H:%M}")
