@@ -720,6 +720,10 @@ class Worker:
                 timeout = 0.0
         finally:
             self._save_stored_reports(device)
+            if device is not None and not device.announced:
+                # All read: the next announcement waits its own STORED_WAIT (_stored_due),
+                # not what the first of this batch waited, which would read one at a time.
+                self._announced_since = None
         return handled
 
     def _save_stored_reports(self, device: Device | None) -> None:
