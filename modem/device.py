@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from . import cbs, pdu, profiles
 from .at import CALL_RESULTS, ATSession
-from .errors import CmeError, CommandError, PortGone
+from .errors import CMS_INVALID_INDEX, CmeError, CmsError, CommandError, PortGone
 from .transport import open_port
 
 SEND_TIMEOUT = 60.0  # a CMGS waits for the network; 3GPP allows long, real modems take <10 s
@@ -532,6 +532,12 @@ class Modem:
             self._events.put(partial)  # a page was lost: the warning is still worth telling
         if self.session.gone.is_set():
             raise PortGone(f"{self.path or 'the port'} vanished (USB unplugged?)")
+        if read_stored and len(self._announced) > 1:
+            self._read_announced()
+            try:
+                return self._events.get_nowait()
+            except queue.Empty:
+                return None  # parts of longer messages; the rest will follow
         if read_stored and self._announced:
             line = self._announced.popleft()
         else:
@@ -590,7 +596,12 @@ class Modem:
         if stored:
             store, index = stored.group(2), int(stored.group(3))
             self._use_store(store)
-            lines = self.session.command(f"AT+CMGR={index}")
+            try:
+                lines = self.session.command(f"AT+CMGR={index}")
+            except CmsError as exc:
+                if exc.code != CMS_INVALID_INDEX:
+                    raise
+                lines = []   # deleted meanwhile: nothing there (some modems just say OK)
             if len(lines) >= 2:
                 try:
                     self._accept_stored(pdu.decode(lines[1]), (store, index))
@@ -600,6 +611,33 @@ class Modem:
             self._events.put(Unsolicited(line))
             return
         self._events.put(_state_change(line) or Unsolicited(line))
+
+    def _read_announced(self) -> None:
+        """Every stored message announced so far, read with one AT+CMGL=4 per store instead
+        of an AT+CMGR each: each command is a pause between two sends, tens of milliseconds
+        on a real modem, and a busy modem announces a report for every part it sent.
+
+        Only the announced indexes are taken from the listing: a message stored after the
+        announcements were read is taken when its own announcement is (the listing marks
+        it read, which changes nothing for AT+CMGR). An announced index the listing lacks
+        (deleted meanwhile, or a PDU we cannot decode) is told as the notice itself, as an
+        empty or undecodable AT+CMGR is."""
+        wanted: dict[str, dict[int, str]] = {}
+        for line in self._announced:
+            stored = _STORED.match(line)
+            wanted.setdefault(stored.group(2), {}).setdefault(int(stored.group(3)), line)
+        for store, lines in wanted.items():
+            self._use_store(store)
+            listed = dict(self.read_stored())
+            # Forgotten once listed (a failed listing leaves them announced).
+            self._announced = collections.deque(
+                a for a in self._announced if _STORED.match(a).group(2) != store)
+            for index, line in lines.items():   # in the order they were announced
+                decoded = listed.get(index)
+                if decoded is None:
+                    self._events.put(Unsolicited(line))
+                else:
+                    self._accept_stored(decoded, (store, index))
 
     def _accept_stored(self, decoded, location: tuple[str, int] | None) -> None:
         if isinstance(decoded, pdu.StatusReport):

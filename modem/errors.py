@@ -47,6 +47,8 @@ class CmeError(CommandError):
     """+CME ERROR: an equipment command failed (TS 27.007 9.2), e.g. 10 SIM not inserted."""
 
 
+CMS_INVALID_INDEX = 321   # TS 27.005 3.2.5: "invalid memory index" (nothing stored there)
+
 # TS 27.005 3.2.5: +CMS codes where a later attempt can succeed (network, memory, busy);
 # the others (bad number, barred, invalid PDU…) fail the same way every time.
 # SIM trouble (310-318) is our modem's problem, not the recipient's: another modem can send it.

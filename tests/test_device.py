@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from modem import pdu
-from modem.device import Inbound, Modem, StateChange, StatusReport
+from modem.device import Inbound, Modem, StateChange, StatusReport, Unsolicited
 from modem.errors import ATTimeout, CmeError, CmsError, MessageTooLong, PortGone
 from modem.sim import SimulatedModem
 from tests.helpers import wait_for
 
 PATIENT = "+819012345678"
 OTHER = "+818011112222"
+THIRD = "+817033334444"
 
 
 @pytest.fixture
@@ -311,6 +312,55 @@ def test_a_report_announced_during_a_send_is_kept_and_read_after_it(sim, device)
     report = device.next_event(0.0)
     assert isinstance(report, StatusReport) and report.mr == first_mr
     assert report.location is not None  # stored: deleted once saved
+
+
+def _announced_unread(device, count: int) -> None:
+    """Listen (as during a send: nothing read) until *count* stored messages are announced."""
+    wait_for(lambda: device.next_event(0.05, read_stored=False) is None and
+             device.announced >= count, 10, interval=0,
+             message=f"{count} stored messages announced")
+
+
+def test_reports_announced_together_are_read_with_one_listing(sim, device):
+    # Every command is a pause between two sends (tens of milliseconds on a real modem), and
+    # a busy modem announces a report for each part: those waiting are listed at once.
+    mrs = [device.send_pdu(pdu.encode_submit(number, "中止です")[0])
+           for number in (PATIENT, OTHER, THIRD)]
+    _announced_unread(device, 3)
+    reads, listings = sim.commands["+CMGR"], sim.commands["+CMGL"]
+    reports = [next_of(device, StatusReport) for _ in mrs]
+    assert [r.mr for r in reports] == mrs
+    assert (sim.commands["+CMGR"], sim.commands["+CMGL"]) == (reads, listings + 1)
+    for report in reports:   # each where the modem stored it, to be deleted once saved
+        device.delete_stored(report.location[1], report.location[0])
+    assert device.read_stored() == []
+
+
+def test_an_announced_message_gone_from_the_store_is_told_and_the_others_still_read(
+        sim, device):
+    first = device.send_pdu(pdu.encode_submit(PATIENT, "中止です")[0])
+    second = device.send_pdu(pdu.encode_submit(OTHER, "中止です")[0])
+    _announced_unread(device, 2)
+    stored = device.read_stored()
+    gone = next(index for index, report in stored if report.mr == first)
+    device.delete_stored(gone, sim.report_store)
+    events = [device.next_event(0.0), device.next_event(0.0)]
+    assert isinstance(events[0], Unsolicited) and events[0].line.endswith(f",{gone}")
+    assert isinstance(events[1], StatusReport) and events[1].mr == second
+    assert not device.has_announced
+
+
+def test_one_announced_message_gone_from_the_store_is_told_not_raised(sim, device):
+    # A stored message deleted before its announcement was read (by another program, or
+    # in a batch read before) is no reason to give up the modem.
+    mr = device.send_pdu(pdu.encode_submit(PATIENT, "中止です")[0])
+    _announced_unread(device, 1)
+    [(index, report)] = device.read_stored()
+    assert report.mr == mr
+    device.delete_stored(index, sim.report_store)
+    event = device.next_event(0.0)
+    assert isinstance(event, Unsolicited) and event.line.endswith(f",{index}")
+    assert device.sim_state() == "ready"
 
 
 def test_the_modem_says_when_registration_and_the_sim_come_back_and_when_it_restarted(sim, device):

@@ -13,8 +13,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +33,8 @@ from .network import OUTCOME_STATUS, OUTCOMES, REGISTRATION, Network, PreparedSu
 from .services import CARRIER_MBN, NetworkServices
 from .pty import PtyPort
 from .storage import ALL, REC_READ, REC_UNREAD, STAT_WORDS, MessageStore, StoredMessage
+
+_COMMAND_NAME = re.compile(r"[+&$^]?[A-Z]*")  # +CMGR=3 → +CMGR; Z → Z
 
 CTRL_Z, ESC = 0x1A, 0x1B
 Delay = float | tuple[float, float]
@@ -91,6 +95,9 @@ class SimulatedModem(NetworkServices, VoiceCalls, CellBroadcasts):
         self.control_server = None
         self.drop_commands = 0
         self.withheld_prompts = 0
+        # How many times each command was given ("+CMGR", "Z"…): every command is a pause
+        # between two sends, and tests count the ones a client needs.
+        self.commands: Counter[str] = Counter()
         self.ack_timeout = ACK_TIMEOUT
         self.radio_on = True
         self.mr = 0  # TP-MR lives on the SIM (EF-SMSS): a reset does not restart it
@@ -370,6 +377,7 @@ class SimulatedModem(NetworkServices, VoiceCalls, CellBroadcasts):
 
     def _command(self, cmd: str) -> list[str] | None:
         u = cmd.upper()
+        self.commands[_COMMAND_NAME.match(u).group(0)] += 1
         if u in ("Z", "Z0"):
             self._power_up()
             return []
