@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (MemoryWatch, cpu_seconds, spread,  # noqa: E402
+from bench.common import (PRODUCTION, MemoryWatch, cpu_seconds, spread,  # noqa: E402
                           stop_cleanly_on_sigterm)
 from bench.cpu_quota import CpuQuota  # noqa: E402
 
@@ -76,7 +76,7 @@ def run(people: int, modems: int, delay: float, cpu_percent: float | None = None
         directory = Path(tmp)
         sims = [Sim(directory, f"modem{i}", send_delay=delay, report_delay=0.05).start()
                 for i in range(modems)]
-        config_path = write_config(directory, sims, pace=60_000)
+        config_path = write_config(directory, sims, pace=60_000, daemon=PRODUCTION)
         config = config_mod.load(config_path)
         db = connect(config.database)
         group = seed_patients(db, people)

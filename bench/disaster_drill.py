@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MemoryWatch, spread, stop_cleanly_on_sigterm  # noqa: E402
+from bench.common import (PRODUCTION, MemoryWatch, spread,  # noqa: E402
+                          stop_cleanly_on_sigterm)
 
 from appliance import broadcasts, config as config_mod, doorbell  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
@@ -39,11 +40,6 @@ from tests.daemon_harness import (DaemonProcess, Sim, seed_patients,  # noqa: E4
 
 # One UCS2 part, even with the longest name seed_patients gives ("患者199 𠮷田").
 TEXT = "{name}様 つなぐ透析クリニックです。地震のため本日の透析は中止します。ご自宅で待機してください。"
-# The daemon as shipped (docs/config.example.toml), with the test harness's own paths; the
-# pace (parts per minute) is the modem's to set and is left out of the way (600).
-PRODUCTION = {"poll_interval": 30, "heartbeat_interval": 5, "max_attempts": 5,
-              "retry_backoff": 5, "retry_backoff_max": 120, "min_signal_dbm": -105,
-              "resend_uncertain": "emergency"}
 
 
 def run(patients: int = 200, modems: int = 2, delay: tuple[float, float] = (1.0, 3.0),

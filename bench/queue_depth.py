@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.broadcast_throughput import CHOICES, SubmitCounter  # noqa: E402
-from bench.common import cpu_ns, spread, stop_cleanly_on_sigterm  # noqa: E402
+from bench.common import PRODUCTION, cpu_ns, spread, stop_cleanly_on_sigterm  # noqa: E402
 
 from appliance import broadcasts, config as config_mod, outbox  # noqa: E402
 from appliance.db import connect, write  # noqa: E402
@@ -55,7 +55,8 @@ def run(queued: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="tsunagu-depth-") as tmp:
         directory = Path(tmp)
         sim = Sim(directory, "modem0", send_delay=0.0, report_delay=0.05).start()
-        config_path = write_config(directory, [sim], pace=60_000, daily_limit=LIMIT)
+        config_path = write_config(directory, [sim], pace=60_000, daily_limit=LIMIT,
+                                   daemon=PRODUCTION)
         config = config_mod.load(config_path)
         db = connect(config.database)
         group = seed_patients(db, queued)

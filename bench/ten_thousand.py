@@ -37,7 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MemoryWatch, percentile, stop_cleanly_on_sigterm  # noqa: E402
+from bench.common import (PRODUCTION, MemoryWatch, percentile,  # noqa: E402
+                          stop_cleanly_on_sigterm)
 from bench.broadcast_throughput import SubmitCounter  # noqa: E402
 
 from appliance import broadcasts, budget, config as config_mod, doorbell, roster_csv  # noqa: E402
@@ -135,7 +136,8 @@ def run(people: int = 10_000, send_delay: float = 0.005) -> dict:
         sims = [Sim(directory, f"modem{i}", send_delay=send_delay, report_delay=0.05).start()
                 for i in range(2)]
         # The daily limits take exactly the first broadcast, so the second waits (上限待ち).
-        config_path = write_config(directory, sims, pace=60_000, daily_limit=people // 2)
+        config_path = write_config(directory, sims, pace=60_000, daily_limit=people // 2,
+                                   daemon=PRODUCTION)
         config = config_mod.load(config_path)
         db = connect(config.database)
         users.create_user(db, USER[0], "staff", password=USER[1], actor="bench")
