@@ -140,6 +140,7 @@ def summarise(results: list[dict]) -> dict:
             "ratio_to_ideal_given_faults": spread([r["ratio_to_ideal_given_faults"]
                                                    for r in results]),
             "ideal_clean_s": results[0]["ideal_clean_s"],
+            "ideal_given_faults_s": spread([r["ideal_given_faults_s"] for r in results], 1),
             "sends": spread([r["sends"] for r in results], 0),
             "lost": sum(r["lost"] for r in results),
             "duplicates": sum(r["duplicates"] for r in results),
