@@ -82,6 +82,30 @@ def test_reading_and_searching_patients_is_recorded(web, staff):
     assert all(e.actor == "nurse1" and e.remote_addr for e in entries.values())
 
 
+def test_the_pages_that_name_patients_record_who_read_them(web, staff):
+    broadcast = _send(web, staff)
+    staff.get(f"/broadcasts/{broadcast}")
+    staff.get(f"/broadcasts/{broadcast}/calls")
+    staff.get("/inbox")
+    entries = {e.action: e for e in audit.entries(web.db, limit=20)}
+    assert entries["broadcast_view"].detail == {"broadcast_id": broadcast, "page": 1,
+                                                "people": 1}
+    assert entries["call_list_view"].detail["broadcast_id"] == broadcast
+    assert "inbox_view" in entries
+    assert all(entries[a].actor == "nurse1" and entries[a].remote_addr
+               for a in ("broadcast_view", "call_list_view", "inbox_view"))
+
+
+def test_a_page_read_again_and_again_is_one_read_per_person(web, staff, admin):
+    # A live broadcast page without JavaScript reloads itself every 5 s.
+    broadcast = _send(web, staff)
+    for _ in range(3):
+        staff.get(f"/broadcasts/{broadcast}")
+    admin.get(f"/broadcasts/{broadcast}")
+    reads = [e.actor for e in audit.entries(web.db, action="broadcast_view")]
+    assert sorted(reads) == ["admin1", "nurse1"], reads
+
+
 def test_a_contact_change_keeps_old_and_new_values(web, staff):
     post_form(staff, f"/contacts/{web.contact_id}", {"name": "山田 太一", "kana": "ヤマダ タイチ",
                                                      "phone": "090-1234-5678",

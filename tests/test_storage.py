@@ -264,3 +264,36 @@ def test_a_job_that_meets_a_read_only_disk_is_not_paused_and_runs_again_next_tim
     assert jobs.problems(db.conn) == []  # nothing recorded against the job
     assert storage.read_daemon_status(config).fault.kind == storage.READ_ONLY
     db.conn.close()
+
+
+# -- reading on a disk that refuses writes ------------------------------------------------------
+
+def test_a_nurse_logged_in_before_the_disk_filled_still_sees_the_call_list_and_the_contacts(
+        tmp_path):
+    # The call list and the contacts are what staff phone patients from when the appliance
+    # cannot send; recording who read them (the audit log) must not take them away.
+    from appliance import broadcasts
+    from tests.daemon_harness import seed_patients
+    config = make_config(tmp_path)
+    with small_filesystem(tmp_path / "disk", 4):
+        seed(config)
+        db = connect(config.database)   # held open, as the daemon holds it
+        group = seed_patients(db, 3)
+        plan = broadcasts.plan(db.conn, config, text="停電のため中止です", group_ids=[group],
+                               now=1_800_000_000.0)
+        with write(db) as conn:
+            broadcast = broadcasts.create(conn, plan, title="停電", actor="test",
+                                          now=1_800_000_000.0)
+        client = create_app(config, testing=True).test_client()
+        assert log_in(client, *STAFF).status_code == 302
+        read_before = db.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+        fill(tmp_path / "disk")
+        for path, shows in ((f"/broadcasts/{broadcast}/calls", "患者001 𠮷田"),
+                            ("/contacts", "山田 太郎"), (f"/broadcasts/{broadcast}", "患者002"),
+                            ("/inbox", "受信")):
+            response = client.get(path)
+            assert response.status_code == 200, (path, page(response)[:500])
+            assert shows in page(response) and "空き容量" in page(response), path
+        # Nothing half-written: the reads the disk refused are in the process log only.
+        assert db.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == read_before
+        db.conn.close()

@@ -17,13 +17,14 @@ from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, Select
                      StringField, TextAreaField)
 from wtforms.validators import Length, NumberRange, Optional
 
-from appliance import (audit, broadcasts, budget, calls, contacts, doorbell, replies, templates,
+from appliance import (broadcasts, budget, calls, contacts, doorbell, replies, templates,
                        wording)
 from appliance.db import write
 
 from . import db, lang, now, page_arg, tsunagu_config
-from .auth import actor, remote, safe_next, staff_required
+from .auth import actor, safe_next, staff_required
 from .fields import CheckboxesField
+from .read_log import record_read
 
 bp = Blueprint("broadcasts", __name__)
 
@@ -231,6 +232,9 @@ def detail(broadcast_id: int):
     held = _held(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, pager = _page_of_people(broadcast_id, summary["total"], held)
+    # The page names the patients and their answers (MHLW guideline: reads are recorded).
+    record_read("broadcast_view", key=(broadcast_id, pager["page"]),
+                broadcast_id=broadcast_id, page=pager["page"], people=len(people))
     from appliance import ringing
     return render_template("broadcast.html", b=summary, people=people, pager=pager,
                            rings=ringing.for_recipients(db().conn, [r["id"] for r in people]),
@@ -319,8 +323,8 @@ def call_list(broadcast_id: int):
     first = db().conn.execute("SELECT name, text FROM recipients WHERE broadcast_id = ? "
                               "ORDER BY id LIMIT 1", [broadcast_id]).fetchone()
     message = first["text"].replace(first["name"], "〇〇") if first else summary["text"]
-    audit.record(db(), actor(), "call_list_view", remote(), broadcast_id=broadcast_id,
-                 people=len(rows))
+    record_read("call_list_view", key=broadcast_id, broadcast_id=broadcast_id,
+                people=len(rows))
     return render_template("calls.html", b=summary, calls=rows, printed_at=now(),
                            message=message, open_count=sum(not r["done"] for r in rows))
 
@@ -380,6 +384,8 @@ def inbox():
     unhandled = request.args.get("unhandled") == "1"
     messages = replies.inbox(db().conn, unmatched_only=unmatched, unhandled_only=unhandled,
                              limit=200)
+    # Replies carry patients' names and what they wrote (MHLW guideline: reads are recorded).
+    record_read("inbox_view", key=(unmatched, unhandled), shown=len(messages))
     return render_template("inbox.html", messages=messages, unmatched=unmatched,
                            unhandled=unhandled)
 

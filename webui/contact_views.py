@@ -13,11 +13,12 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from appliance import audit, contacts, import_previews, wording
+from appliance import contacts, import_previews, wording
 
 from . import db, lang, tsunagu_config
 from .auth import actor, remote, roster_required, staff_required
 from .fields import CheckboxesField
+from .read_log import record_read
 
 bp = Blueprint("contacts", __name__)
 
@@ -83,8 +84,9 @@ def index():
     people = contacts.list_contacts(db(), query, group_id=group_id, include_inactive=inactive,
                                     sort=sort, descending=descending)
     # Who looked at or searched patients' data is part of the evidence (MHLW guideline).
-    audit.record(db(), actor(), "contacts_search" if query else "contacts_view", remote(),
-                 query=query or None, group_id=group_id, shown=len(people))
+    record_read("contacts_search" if query else "contacts_view",
+                key=(query, group_id, inactive), query=query or None, group_id=group_id,
+                shown=len(people))
     return render_template("contacts.html", people=people, query=query, group_id=group_id,
                            inactive=inactive, groups=contacts.list_groups(db()),
                            group_form=GroupForm(), sort=sort, descending=descending)
@@ -119,7 +121,7 @@ def edit(contact_id: int):
     form = ContactForm(obj=None if request.method == "POST" else contact)
     _group_choices(form)
     if request.method == "GET":
-        audit.record(db(), actor(), "contact_view", remote(), contact_id=contact_id)
+        record_read("contact_view", key=contact_id, contact_id=contact_id)
         names = set(contact.groups)
         form.groups.data = [g.id for g in contacts.list_groups(db()) if g.name in names]
         form.phone.data = contact.display_phone
