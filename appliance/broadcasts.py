@@ -606,15 +606,17 @@ def summary(conn: sqlite3.Connection, broadcast_id: int, *,
 
 def recipients(conn: sqlite3.Connection, broadcast_id: int, *,
                held: dict[int, float] | None = None, limit: int | None = None,
-               offset: int = 0) -> list[dict]:
-    """Every recipient as staff see it (or *limit* of them from *offset*, in the same
-    order: a page of a large broadcast); with *held* (budget.held_back()), a queued one the
-    daily limits hold back is 'budget_wait' with `budget_until`."""
+               offset: int = 0, after_id: int = 0) -> list[dict]:
+    """Every recipient as staff see it (or *limit* of them from *offset*, or after the
+    recipient *after_id*, in the same order: a page of a large broadcast); with *held*
+    (budget.held_back()), a queued one the daily limits hold back is 'budget_wait' with
+    `budget_until`."""
     rows = conn.execute(f"SELECT recipients.*, {outbox.SHOWN_STATE} AS shown_state, "
                         "i.text AS reply_text FROM recipients LEFT JOIN inbound_messages i ON "
                         "i.id = recipients.reply_id WHERE recipients.broadcast_id = ? "
-                        "ORDER BY recipients.id LIMIT ? OFFSET ?",
-                        [broadcast_id, -1 if limit is None else limit, offset]).fetchall()
+                        "AND recipients.id > ? ORDER BY recipients.id LIMIT ? OFFSET ?",
+                        [broadcast_id, after_id, -1 if limit is None else limit,
+                         offset]).fetchall()
     held = held or {}
     out = []
     for r in rows:

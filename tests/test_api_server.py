@@ -133,6 +133,21 @@ def test_a_broadcast_is_planned_checked_and_queued_like_the_confirm_page(server,
     assert {p["state"] for p in people} == {"queued"}
 
 
+def test_the_recipients_of_a_large_broadcast_come_a_page_at_a_time(server, full):
+    b = full.call("POST", "/broadcasts", {"text": "停電のため本日の透析は中止です",
+                                          "groups": ["月水金 午前"]}).body
+    path = f"/broadcasts/{b['id']}/recipients"
+    everyone = full.call("GET", path).body
+    assert everyone["more"] is False and len(everyone["recipients"]) == b["total"] == 2
+    first = full.call("GET", f"{path}?limit=1").body
+    assert first["more"] is True and len(first["recipients"]) == 1
+    rest = full.call("GET", f"{path}?limit=1&after_id={first['last_id']}").body
+    assert rest["more"] is False
+    assert [r["id"] for r in first["recipients"] + rest["recipients"]] == \
+        [r["id"] for r in everyone["recipients"]]
+    assert_problem(full.call("GET", f"{path}?limit=1001"), 422, "validation", "limit")
+
+
 def test_patient_ids_and_phone_numbers_choose_recipients(server, full):
     answer = full.call("POST", "/broadcasts", {"text": "明日の予約の確認です",
                                                "patient_ids": ["P001"],

@@ -128,9 +128,13 @@ SCHEMAS: dict[str, dict] = {
             "budget_until": TIME_OR_NULL,
         },
     },
-    "Recipients": {"type": "object", "required": ["broadcast_id", "recipients"], "properties": {
-        "broadcast_id": {"type": "integer"},
-        "recipients": {"type": "array", "items": {"$ref": "#/components/schemas/Recipient"}}}},
+    "Recipients": {
+        "type": "object", "required": ["broadcast_id", "recipients", "last_id", "more"],
+        "properties": {
+            "broadcast_id": {"type": "integer"},
+            "recipients": {"type": "array", "items": {"$ref": "#/components/schemas/Recipient"}},
+            "last_id": {"type": "integer", "description": "the after_id of the next page"},
+            "more": {"type": "boolean", "description": "whether recipients follow this page"}}},
     "ContactInput": {
         "type": "object", "additionalProperties": False, "required": ["name", "phone"],
         "properties": {

@@ -150,14 +150,27 @@ def get_broadcast(broadcast_id: int):
     return broadcast_json(conn, broadcast_id)
 
 
+RECIPIENTS_PAGE = 1000   # a clinic's whole roster in one answer; 10,000 in ten (~300 KB each)
+
+
 @operation("GET", "/broadcasts/{broadcast_id}/recipients", scope="read", tag="broadcasts",
-           summary="Each recipient's state, reason, reply and choice",
-           path_params=BROADCAST_ID, responses={200: "Recipients"})
-def list_recipients(broadcast_id: int):
+           summary="Each recipient's state, reason, reply and choice, a page at a time",
+           description="In the order they were queued, up to `limit` after the recipient "
+                       "`after_id`. While `more` is true, ask again with after_id = the "
+                       "`last_id` of this answer.",
+           path_params=BROADCAST_ID,
+           query={"after_id": {"type": "integer", "minimum": 0, "maximum": 2 ** 62},
+                  "limit": {"type": "integer", "minimum": 1, "maximum": RECIPIENTS_PAGE}},
+           responses={200: "Recipients"})
+def list_recipients(broadcast_id: int, after_id: int = 0, limit: int = RECIPIENTS_PAGE):
     conn = db().conn
     _broadcast_or_404(conn, broadcast_id)
     held = budget.held_back(conn, tsunagu_config(), now(), broadcast_id=broadcast_id)
-    people = broadcasts.recipients(conn, broadcast_id, held=held)
+    # One more than asked: whether there is a next page, without counting them all.
+    people = broadcasts.recipients(conn, broadcast_id, held=held, after_id=after_id,
+                                   limit=limit + 1)
+    more = len(people) > limit
+    people = people[:limit]
     choices = broadcasts.summary(conn, broadcast_id)["choices"]
     patient = contacts.patient_ids(conn, [r["contact_id"] for r in people])
     out = []
@@ -173,7 +186,8 @@ def list_recipients(broadcast_id: int):
             "choice_text": choices[r["choice"] - 1]
             if r["choice"] and r["choice"] <= len(choices) else None,
             "reply_text": r["reply_text"], "budget_until": _t(r["budget_until"])})
-    return {"broadcast_id": broadcast_id, "recipients": out}
+    return {"broadcast_id": broadcast_id, "recipients": out,
+            "last_id": people[-1]["id"] if people else after_id, "more": more}
 
 
 @operation("POST", "/broadcasts/{broadcast_id}/cancel", scope="send", tag="broadcasts",
