@@ -37,15 +37,25 @@ SECRET_KEY_BYTES = 32
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file and the key."""
+    """The configuration cannot be used; the message names the file and the key.
 
-    def __init__(self, message: str, *, path: Path | None = None, key: str | None = None):
+    `en` and `ja` are the whole message in each language (appliance.wording.error_text
+    picks one): the office manager who edits the file reads Japanese first, and the config
+    that would say which language to speak is the one that could not be read."""
+
+    def __init__(self, message: str, *, path: Path | None = None, key: str | None = None,
+                 ja: str | None = None):
         self.path = path
         self.key = key
         self.reason = message
         where = f"{path}: " if path else ""
         what = f"{key}: " if key else ""
         super().__init__(f"{where}{what}{message}")
+        self.en = str(self)
+        where_ja = f"設定ファイル {path}" if path else ""
+        what_ja = f"の {key}" if key and path else (f"{key}" if key else "")
+        head = f"{where_ja} {what_ja}".strip()
+        self.ja = f"{head}: {ja or message}" if head else (ja or message)
 
 
 TWO_FACTOR_MODES = ("admin", "all", "off")
@@ -254,23 +264,43 @@ def load(path: str | os.PathLike | None = None) -> Config:
         if not DEFAULT_PATH.exists():
             raise ConfigError(f"no configuration file given and none at {DEFAULT_PATH}: use "
                               f"--config FILE or set {ENV_VAR} (docs/config.example.toml "
-                              "documents every key)")
+                              "documents every key)",
+                              ja=f"設定ファイルの指定がなく、{DEFAULT_PATH} もありません。"
+                              f"--config ファイル名 で指定するか {ENV_VAR} を設定してください"
+                              "（すべての項目の説明は docs/config.example.toml にあります）")
         path = DEFAULT_PATH
     path = Path(path).expanduser().absolute()
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("the configuration file does not exist", path=path) from None
+        raise ConfigError("the configuration file does not exist", path=path,
+                          ja="このファイルがありません") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the configuration file: {exc.strerror}",
-                          path=path) from None
+                          path=path, ja=f"読めません（{exc.strerror}）") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError("the file is not UTF-8 text", path=path) from None
+        raise ConfigError("the file is not UTF-8 text", path=path,
+                          ja="UTF-8 の文字で保存されていません。UTF-8 で保存し直してください"
+                          ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+        raise ConfigError(f"not valid TOML: {exc}", path=path,
+                          ja=f"書き方が TOML として正しくありません（{exc}）") from None
     return _Reader(path).config(data)
+
+
+def spoken_language(path: str | os.PathLike | None = None) -> str:
+    """The `language` a configuration file asks for, read even when the rest of it is
+    wrong, so that its errors are told in that language; 'ja' when it cannot be told."""
+    if path is None or str(path) == "":
+        path = os.environ.get(ENV_VAR) or DEFAULT_PATH
+    try:
+        value = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8")
+                              ).get("language")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "ja"
+    return value if value in LANGUAGES else "ja"
 
 
 class _Reader:
@@ -280,8 +310,8 @@ class _Reader:
         self.path = path
         self.base = path.parent
 
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(message, path=self.path, key=key)
+    def fail(self, key: str, message: str, ja: str) -> ConfigError:
+        return ConfigError(message, path=self.path, key=key, ja=ja)
 
     # -- the document ------------------------------------------------------------------
 
@@ -307,10 +337,13 @@ class _Reader:
         if not ring.modem:
             return
         if ring.modem not in {m.name for m in modems}:
-            raise self.fail("ring.modem", f"no [[modem]] is named {ring.modem!r}")
+            raise self.fail("ring.modem", f"no [[modem]] is named {ring.modem!r}",
+                            f"{ring.modem!r} という名前の [[modem]] がありません")
         if len(modems) < 2:
             raise self.fail("ring.modem", "a modem set aside for calls sends no SMS: another "
-                            "[[modem]] must send them (or leave ring.modem empty)")
+                            "[[modem]] must send them (or leave ring.modem empty)",
+                            "電話用に取っておくモデムは SMS を送りません。SMS を送る [[modem]] "
+                            "をもう1台書くか、ring.modem を空にしてください")
 
     def timezone(self, top: _Table) -> str:
         name = top.text("timezone", default="Asia/Tokyo")
@@ -318,7 +351,9 @@ class _Reader:
             zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise self.fail("timezone", f"unknown time zone {name!r} "
-                            "(an IANA name such as \"Asia/Tokyo\")") from None
+                            "(an IANA name such as \"Asia/Tokyo\")",
+                            f"{name!r} というタイムゾーンはありません"
+                            "（\"Asia/Tokyo\" のように書きます）") from None
         return name
 
     def resolve_web(self, web: WebConfig, database: Path) -> WebConfig:
@@ -345,7 +380,9 @@ class _Reader:
             if pin is None:
                 continue
             if pin in seen:
-                raise self.fail(f"gpio.{key}", f"pin {pin} is already used by gpio.{seen[pin]}")
+                raise self.fail(f"gpio.{key}", f"pin {pin} is already used by gpio.{seen[pin]}",
+                                f"ピン {pin} は gpio.{seen[pin]} で使っています。別のピンに"
+                                "してください")
             seen[pin] = key
 
     def check_test_message(self, test: TestConfig) -> None:
@@ -353,34 +390,44 @@ class _Reader:
         try:
             unknown = templates.unknown_placeholders(test.message)
         except templates.TemplateError as exc:
-            raise self.fail("test.message", str(exc)) from None
+            raise self.fail("test.message", getattr(exc, "en", None) or str(exc),
+                            getattr(exc, "ja", None) or str(exc)) from None
         if unknown:
-            raise self.fail("test.message", "unknown placeholder "
-                            + ", ".join("{" + name + "}" for name in unknown)
-                            + f" (allowed: {templates.allowed_list()})")
+            named = ", ".join("{" + name + "}" for name in unknown)
+            raise self.fail("test.message", f"unknown placeholder {named} "
+                            f"(allowed: {templates.allowed_list()})",
+                            f"{named} は差し込めません（使えるのは "
+                            f"{templates.allowed_list()}）")
         # The test button sends without anyone to ask for a date or a time.
         needed = templates.needs_values(test.message)
         if needed:
+            named = ", ".join("{" + name + "}" for name in needed)
             raise self.fail("test.message", "only {clinic}, {name} and {kana} can be filled in "
-                            "for a test message, not "
-                            + ", ".join("{" + name + "}" for name in needed))
+                            f"for a test message, not {named}",
+                            "テスト送信で差し込めるのは {clinic}・{name}・{kana} だけです"
+                            f"（{named} は使えません）")
 
     def modems(self, data: dict[str, Any]) -> tuple[ModemConfig, ...]:
         tables = data.get("modem")
         if tables is None:
             raise self.fail("modem", "at least one [[modem]] table is required "
-                            "(with name and port)")
+                            "(with name and port)",
+                            "[[modem]] を1つ以上書いてください（name と port）")
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-            raise self.fail("modem", "must be written as [[modem]] tables")
+            raise self.fail("modem", "must be written as [[modem]] tables",
+                            "[[modem]] の形で書いてください")
         if not tables:
-            raise self.fail("modem", "at least one [[modem]] table is required")
+            raise self.fail("modem", "at least one [[modem]] table is required",
+                            "[[modem]] を1つ以上書いてください")
         modems = []
         names: dict[str, int] = {}
         for index, table in enumerate(tables):
             modem = read_modem(self, _Table(self, f"modem[{index}].", table, MODEM_KEYS))
             if modem.name in names:
                 raise self.fail(f"modem[{index}].name", f"{modem.name!r} is already the name "
-                                f"of modem[{names[modem.name]}]; names must be unique")
+                                f"of modem[{names[modem.name]}]; names must be unique",
+                                f"{modem.name!r} は modem[{names[modem.name]}] の名前です。"
+                                "モデムごとに別の名前にしてください")
             names[modem.name] = index
             modems.append(modem)
         return tuple(modems)
@@ -393,57 +440,66 @@ class _Table:
         self.reader = reader
         self.prefix = prefix
         if not isinstance(data, dict):
-            raise reader.fail(prefix.rstrip("."), "must be a table ([section])")
+            raise reader.fail(prefix.rstrip("."), "must be a table ([section])",
+                              "[見出し] の表として書いてください")
         self.data = data
         for key in data:
             if key not in known:
-                raise reader.fail(prefix + key, "unknown key (allowed here: "
-                                  + ", ".join(sorted(known)) + ")")
+                allowed = ", ".join(sorted(known))
+                raise reader.fail(prefix + key, f"unknown key (allowed here: {allowed})",
+                                  f"この項目はありません（ここに書けるのは {allowed}）。"
+                                  "つづりを確かめてください")
 
     def key(self, name: str) -> str:
         return self.prefix + name
 
-    def fail(self, name: str, message: str) -> ConfigError:
-        return self.reader.fail(self.key(name), message)
+    def fail(self, name: str, message: str, ja: str) -> ConfigError:
+        return self.reader.fail(self.key(name), message, ja)
 
     def get(self, name: str, types: tuple[type, ...], type_name: str, default: Any,
             required: bool) -> Any:
         if name not in self.data:
             if required:
-                raise self.fail(name, "required key is missing")
+                raise self.fail(name, "required key is missing", "必要な項目が書かれていません")
             return default
         value = self.data[name]
+        type_ja = _TYPE_NAMES_JA[type_name]
         # bool is a subclass of int in Python; in a config file `true` is never a number.
         if isinstance(value, bool) and bool not in types:
-            raise self.fail(name, f"expected {type_name}, got a boolean ({str(value).lower()})")
+            raise self.fail(name, f"expected {type_name}, got a boolean ({str(value).lower()})",
+                            f"{type_ja}で書いてください（今は {str(value).lower()}）")
         if not isinstance(value, types):
-            raise self.fail(name, f"expected {type_name}, got {_describe(value)}")
+            raise self.fail(name, f"expected {type_name}, got {_describe(value)}",
+                            f"{type_ja}で書いてください（今は {_describe_ja(value)}）")
         return value
 
     def table(self, name: str) -> dict[str, Any]:
         value = self.data.get(name, {})
         if not isinstance(value, dict):
-            raise self.fail(name, f"expected a table [{name}], got {_describe(value)}")
+            raise self.fail(name, f"expected a table [{name}], got {_describe(value)}",
+                            f"[{name}] の表として書いてください（今は {_describe_ja(value)}）")
         return value
 
     def text(self, name: str, *, default: str | None = None, required: bool = False,
              allow_empty: bool = False) -> str:
         value = self.get(name, (str,), "a string", default, required)
         if value is not None and not allow_empty and not value.strip():
-            raise self.fail(name, "must not be empty")
+            raise self.fail(name, "must not be empty", "空にはできません")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], *, default: str) -> str:
         value = self.text(name, default=default)
         if value not in choices:
-            raise self.fail(name, f"must be one of {', '.join(map(repr, choices))}, "
-                            f"got {value!r}")
+            listed = ", ".join(map(repr, choices))
+            raise self.fail(name, f"must be one of {listed}, got {value!r}",
+                            f"{listed} のどれかにしてください（今は {value!r}）")
         return value
 
     def text_list(self, name: str, *, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self.get(name, (list,), "a list of strings", default, False)
         if not all(isinstance(item, str) for item in value):
-            raise self.fail(name, "expected a list of strings, such as [\"a\", \"b\"]")
+            raise self.fail(name, "expected a list of strings, such as [\"a\", \"b\"]",
+                            "文字列のリストで書いてください（[\"a\", \"b\"] のように）")
         return tuple(value)
 
     def boolean(self, name: str, *, default: bool) -> bool:
@@ -460,16 +516,19 @@ class _Table:
                above: float | None = None) -> float:
         value = self.get(name, (int, float), "a number", default, False)
         if above is not None and not value > above:
-            raise self.fail(name, f"must be greater than {above}, got {value}")
+            raise self.fail(name, f"must be greater than {above}, got {value}",
+                            f"{above} より大きい数にしてください（今は {value}）")
         self.check_range(name, value, minimum, None)
         return value
 
     def check_range(self, name: str, value: float, minimum: float | None,
                     maximum: float | None) -> None:
         if minimum is not None and value < minimum:
-            raise self.fail(name, f"must be at least {minimum}, got {value}")
+            raise self.fail(name, f"must be at least {minimum}, got {value}",
+                            f"{minimum} 以上にしてください（今は {value}）")
         if maximum is not None and value > maximum:
-            raise self.fail(name, f"must be at most {maximum}, got {value}")
+            raise self.fail(name, f"must be at most {maximum}, got {value}",
+                            f"{maximum} 以下にしてください（今は {value}）")
 
     def path(self, name: str, *, default: Path | None = None, required: bool = False
              ) -> Path | None:
@@ -498,6 +557,19 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+_TYPE_NAMES_JA = {"a string": "文字列（\"…\" で囲む）", "an integer": "整数",
+                  "a number": "数", "true or false": "true か false",
+                  "a list of strings": "文字列のリスト（[\"a\", \"b\"] のように）"}
+
+
+def _describe_ja(value: Any) -> str:
+    kinds = {str: "文字列", int: "整数", float: "数", list: "リスト", dict: "表"}
+    for kind, text in kinds.items():
+        if isinstance(value, kind):
+            return f"{text} {value!r}" if kind in (str, int, float) else text
+    return type(value).__name__
+
+
 # -- the schema: one reader per section -------------------------------------------------
 
 TOP_KEYS = {"database", "clinic_name", "timezone", "language"}
@@ -514,21 +586,26 @@ def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
     roster_roles = t.text_list("roster_roles", default=WebConfig.roster_roles)
     for role in roster_roles:
         if role not in ROLES:
-            raise t.fail("roster_roles", f"{role!r} is not a role (roles: {', '.join(ROLES)})")
+            raise t.fail("roster_roles", f"{role!r} is not a role (roles: {', '.join(ROLES)})",
+                         f"{role!r} という役割はありません（役割: {', '.join(ROLES)}）")
     lan_ranges = t.text_list("lan_ranges", default=WebConfig.lan_ranges)
     for network in lan_ranges:
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
             raise t.fail("lan_ranges", f"{network!r} is not an address range "
-                         "(such as \"192.168.1.0/24\")") from None
+                         "(such as \"192.168.1.0/24\")",
+                         f"{network!r} はアドレスの範囲ではありません"
+                         "（\"192.168.1.0/24\" のように書きます）") from None
     proxy = t.text("trusted_proxy", default="", allow_empty=True)
     if proxy:
         try:
             ipaddress.ip_address(proxy)
         except ValueError:
             raise t.fail("trusted_proxy", f"{proxy!r} is not an IP address "
-                         "(the proxy's, such as \"127.0.0.1\")") from None
+                         "(the proxy's, such as \"127.0.0.1\")",
+                         f"{proxy!r} は IP アドレスではありません"
+                         "（プロキシのアドレスを \"127.0.0.1\" のように書きます）") from None
     return WebConfig(
         host=t.text("host", default=WebConfig.host),
         port=t.integer("port", default=WebConfig.port, minimum=1, maximum=65535),
@@ -612,7 +689,9 @@ def read_time(reader: _Reader, data: dict[str, Any]) -> TimeConfig:
     setter = t.text("setter", default=TimeConfig.setter, allow_empty=True)
     if setter and "{epoch}" not in setter:
         raise t.fail("setter", "the command must contain {epoch} (the Unix time to set), "
-                     "or be \"\" to never set the clock")
+                     "or be \"\" to never set the clock",
+                     "コマンドに {epoch}（合わせる時刻、Unix 時間）を入れてください。"
+                     "時計を合わせないなら \"\" にします")
     return TimeConfig(setter=setter,
                       max_drift=t.number("max_drift", default=120, above=0),
                       check_interval=t.number("check_interval", default=600, above=0))
@@ -630,14 +709,18 @@ def read_modem(reader: _Reader, t: _Table) -> ModemConfig:
     name = t.text("name", required=True)
     if not MODEM_NAME.fullmatch(name):
         raise t.fail("name", f"{name!r} is not a usable name: up to 32 letters, digits, "
-                     "'-', '_' or '.', starting with a letter or digit")
+                     "'-', '_' or '.', starting with a letter or digit",
+                     f"{name!r} は名前に使えません。英数字と '-' '_' '.' で32文字まで、"
+                     "最初は英字か数字にしてください")
     port = t.text("port", required=True)
     if "://" not in port:  # a pyserial URL (rfc2217://, socket://) is not a file path
         port = str(resolve(reader.base, port))
     pin = t.text("pin", default="", allow_empty=True)
     if pin and not SIM_PIN.fullmatch(pin):
         raise t.fail("pin", "a SIM PIN is 4 to 8 digits, written in quotes (pin = \"1234\"),"
-                     " or \"\" for none")
+                     " or \"\" for none",
+                     "SIM の PIN は4〜8桁の数字を引用符で囲んで書きます（pin = \"1234\"）。"
+                     "PIN がなければ \"\" にします")
     return ModemConfig(
         name=name,
         port=port,
@@ -682,7 +765,9 @@ def _warning_types(t: _Table, name: str, default: tuple[str, ...]) -> tuple[str,
     for kind in types:
         if kind not in WARNING_TYPES:
             raise t.fail(name, f"unknown warning type {kind!r} (known: "
-                         f"{', '.join(WARNING_TYPES)})")
+                         f"{', '.join(WARNING_TYPES)})",
+                         f"{kind!r} という警報の種類はありません"
+                         f"（あるのは {', '.join(WARNING_TYPES)}）")
     return types
 
 
@@ -693,7 +778,9 @@ def read_etws(reader: _Reader, data: dict[str, Any]) -> EtwsConfig:
     auto = _warning_types(t, "auto_send", ())
     if not_acted := [kind for kind in auto if kind not in types]:
         raise t.fail("auto_send", f"{', '.join(not_acted)} is not in etws.types: a warning "
-                     "nobody acts on is never sent")
+                     "nobody acts on is never sent",
+                     f"{', '.join(not_acted)} が etws.types にありません。受け取らない警報は"
+                     "自動で送れません")
     return EtwsConfig(
         enabled=t.boolean("enabled", default=True), types=types, auto_send=auto,
         template=t.text("template", default=EtwsConfig.template, allow_empty=True),
@@ -714,7 +801,9 @@ def read_ring(reader: _Reader, data: dict[str, Any]) -> RingConfig:
         if not sep or not _CLOCK.fullmatch(start.strip()) or not _CLOCK.fullmatch(end.strip()) \
                 or start.strip() == end.strip():
             raise t.fail("quiet_hours", f"write it as \"21:00-08:00\" (or \"\" for none), "
-                         f"got {quiet!r}")
+                         f"got {quiet!r}",
+                         f"\"21:00-08:00\" のように書いてください（なければ \"\"。今は "
+                         f"{quiet!r}）")
     return RingConfig(
         after_minutes=t.number("after_minutes", default=15, minimum=0),
         ring_seconds=t.number("ring_seconds", default=25, above=0),
@@ -762,7 +851,8 @@ def ensure_secret_key(config: Config) -> bytes:
             temporary.unlink(missing_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the secret key file {path}: {exc.strerror}",
-                          path=config.path, key="web.secret_key_file") from None
+                          path=config.path, key="web.secret_key_file",
+                          ja=f"鍵のファイル {path} を作れません（{exc.strerror}）") from None
     return _read_secret_key(path)
 
 
@@ -771,5 +861,7 @@ def _read_secret_key(path: Path) -> bytes:
     if len(key) < 32:
         raise ConfigError(f"the secret key file {path} holds fewer than 32 bytes; delete it "
                           "and a new key is created at the next start",
-                          key="web.secret_key_file")
+                          key="web.secret_key_file",
+                          ja=f"鍵のファイル {path} が短すぎます（32バイト未満）。削除すると、"
+                          "次の起動で新しい鍵が作られます")
     return key

@@ -138,3 +138,71 @@ def test_a_session_of_commands_speaks_only_the_configured_language(tmp_path, mon
             assert japanese(output), (command, output)
         else:
             assert not japanese(output), (command, output)
+
+
+# A mistake in the file, one per line: what the office manager meets after editing it.
+MISTAKES = [
+    ('[daemon]\npoll_interval = -1\n', "daemon.poll_interval", "0 より大きい数"),
+    ('[daemon]\npoll_intervall = 30\n', "daemon.poll_intervall", "この項目はありません"),
+    ('[web]\nport = "8080"\n', "web.port", "整数で書いてください"),
+    ('[web]\ntwo_factor = "sometimes"\n', "web.two_factor", "のどれかにしてください"),
+    ('[ring]\nquiet_hours = "21-8"\n', "ring.quiet_hours", "21:00-08:00"),
+    ('[[modem]]\nname = "m1"\nport = "/dev/null"\npin = "12"\n', "modem[1].pin", "4〜8桁"),
+    ('timezone = "Tokyo"\n', "timezone", "タイムゾーンはありません"),
+]
+
+
+@pytest.mark.parametrize("mistake, key, says", MISTAKES)
+def test_a_mistake_in_the_config_is_told_in_its_language_naming_the_key(
+        tmp_path, mistake, key, says):
+    # The language comes from the file that has the mistake: Japanese unless it asks for
+    # English.
+    runner = CliRunner()
+    for language in ("ja", "en"):
+        body = CONFIG.format(language=language)
+        if mistake.startswith("[[modem]]"):
+            body += "\n" + mistake
+        elif mistake.startswith("["):
+            body = body.replace("[backup]", mistake.rstrip("\n") + "\n[backup]")
+        else:
+            body = mistake + body
+        path = tmp_path / f"{language}.toml"
+        path.write_text(body, encoding="utf-8")
+        result = runner.invoke(main, ["check", "--config", str(path)])
+        assert result.exit_code == 1, result.output
+        assert key in result.output and str(path) in result.output, result.output
+        if language == "ja":
+            assert says in result.output and "設定ファイル" in result.output, result.output
+            # What is typed stays as typed: the file, the key, the keys allowed there,
+            # quoted values and [sections].
+            rest = result.output.replace(str(path), "").replace(key, "")
+            rest = re.sub(r"ここに書けるのは [^）]*|'[^']*'|\"[^\"]*\"|\[\[?\w+\]?\]|"
+                          r"\bpin =|\bPIN\b", "", rest)
+            assert not english_words(rest), result.output
+        else:
+            assert not japanese(result.output), result.output
+
+
+def test_a_config_file_that_cannot_be_read_is_told_in_japanese(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_bytes("database = 'x'\nlanguage = \"en\"\n[[modem]\n".encode())
+    result = CliRunner().invoke(main, ["check", "--config", str(path)])
+    assert result.exit_code == 1
+    assert "TOML として正しくありません" in result.output, result.output
+    missing = CliRunner().invoke(main, ["check", "--config", str(tmp_path / "none.toml")])
+    assert "このファイルがありません" in missing.output, missing.output
+
+
+@pytest.mark.parametrize("command, says", [
+    (["user", "add", "nurse1", "--role", "boss"], "'boss' は選べません（選べるのは 'admin', "
+                                                  "'office', 'staff'）"),
+    (["emergency-codes", "new", "--count", "many"], "'many' は整数ではありません"),
+    (["contacts", "import", "no-such.csv"], "'no-such.csv' がありません"),
+])
+def test_clicks_own_checks_of_a_value_are_told_in_japanese(tmp_path, monkeypatch, command, says):
+    path = tmp_path / "tsunagu.toml"
+    path.write_text(CONFIG.format(language="ja"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [*command, "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "エラー:" in result.output, result.output

@@ -59,7 +59,7 @@ def load_config(ctx: click.Context | None = None):
     try:
         config = config_mod.load(config_path(ctx))
     except config_mod.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(error_text(exc)) from None
     ctx.meta[_LANG_KEY] = config.language  # errors from here on speak it too
     _spoken["language"] = config.language
     return config
@@ -99,7 +99,9 @@ def language() -> str:
         try:
             spoken = config_mod.load(config_path(ctx)).language
         except config_mod.ConfigError:
-            spoken = "ja"   # no config here (a technician's laptop): the default language
+            # A config with a mistake still says which language to tell it in; none here
+            # (a technician's laptop): the default language.
+            spoken = config_mod.spoken_language(config_path(ctx))
         ctx.meta[_LANG_KEY] = _spoken["language"] = spoken
     return ctx.meta[_LANG_KEY]
 

@@ -5,10 +5,11 @@ click writes these through the standard gettext with no Japanese catalog and pic
 language from the process's locale, not from Tsunagu's config; the `tsunagu` group runs
 each command without click's standalone handling and shows the error itself. The message
 inside (ours, from speak()/error_text()) is already in the configured language; click's
-type checks ("'x' is not a valid integer.") stay as click words them.
+own type checks ("'x' is not a valid integer.") are put in Japanese from click's wording.
 """
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -26,6 +27,34 @@ def _hint(exc: click.BadParameter) -> str | None:
     return None
 
 
+# click's type checks (click/types.py), as click 8 words them, and the same in Japanese; a
+# message that matches none is shown as click wrote it.
+_CLICK_CHECKS_JA = [(re.compile(pattern), ja) for pattern, ja in [
+    (r"^(?P<v>.+) is not one of (?P<c>.+)\.$", "{v} は選べません（選べるのは {c}）"),
+    (r"^(?P<v>.+) is not (?P<c>'[^']*')\.$", "{v} は選べません（選べるのは {c}）"),
+    (r"^(?P<v>.+) is not a valid integer(?: range)?\.$", "{v} は整数ではありません"),
+    (r"^(?P<v>.+) is not a valid float(?: range)?\.$", "{v} は数ではありません"),
+    (r"^(?P<v>.+) is not a valid boolean\..*$", "{v} は true か false で指定してください"),
+    (r"^(?P<v>.+) is not in the range (?P<c>.+)\.$", "{v} は範囲の外です（{c}）"),
+    (r"^(?P<v>.+) does not match the formats? (?P<c>.+)\.$", "{v} の書き方が違います（{c}）"),
+    (r"^(?:File|Directory|Path) (?P<v>.+) does not exist\.$", "{v} がありません"),
+    (r"^(?:File|Directory|Path) (?P<v>.+) is a directory\.$",
+     "{v} はフォルダーです。ファイルを指定してください"),
+    (r"^(?:File|Directory|Path) (?P<v>.+) is a file\.$",
+     "{v} はファイルです。フォルダーを指定してください"),
+    (r"^(?:File|Directory|Path) (?P<v>.+) is not readable\.$", "{v} を読めません"),
+    (r"^(?:File|Directory|Path) (?P<v>.+) is not writable\.$", "{v} に書き込めません"),
+]]
+
+
+def _click_check_ja(message: str) -> str:
+    for pattern, ja in _CLICK_CHECKS_JA:
+        found = pattern.match(message)
+        if found:
+            return ja.format(**found.groupdict())
+    return message
+
+
 def message_ja(exc: click.ClickException) -> str:
     """What click would say after 'Error:', in Japanese."""
     if isinstance(exc, click.MissingParameter):
@@ -33,8 +62,9 @@ def message_ja(exc: click.ClickException) -> str:
         return f"{hint} を指定してください。" if hint else "指定が足りません。"
     if isinstance(exc, click.BadParameter):
         hint = _hint(exc)
-        return f"{hint} の値が正しくありません：{exc.message}" if hint else \
-            f"値が正しくありません：{exc.message}"
+        said = _click_check_ja(exc.message)
+        return f"{hint} の値が正しくありません：{said}" if hint else \
+            f"値が正しくありません：{said}"
     if isinstance(exc, click.NoSuchOption):
         return f"そのようなオプションはありません：{exc.option_name}"
     return exc.format_message()

@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 import click
 
-from .common import language, speak
+from .common import error_text, language, speak
 
 PORT_HELP = "The modem's AT port (e.g. /dev/tsunagu-modem0, or a simulated modem's link)."
 
@@ -182,7 +182,7 @@ def _doctor_with_config(config_path, name, fix, loopback_to, timeout):
         config = config_mod.load(config_path)
         modem = config.modem(name)
     except config_mod.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(error_text(exc)) from None
     except KeyError:
         raise click.BadParameter(speak(f"設定に「{name}」という [[modem]] はありません",
                                        f"no [[modem]] named {name!r} in the configuration"),
