@@ -358,7 +358,9 @@ def test_cli_export_refusal_is_one_clear_error(config_file):
 def test_cli_without_a_config_says_how_to_give_one(monkeypatch):
     monkeypatch.delenv("TSUNAGU_CONFIG", raising=False)
     result = CliRunner().invoke(main, ["contacts", "list"])
-    assert result.exit_code == 1 and "--config FILE" in result.output
+    # In Japanese: no config says which language to speak.
+    assert result.exit_code == 1 and "--config ファイル名" in result.output
+    assert "TSUNAGU_CONFIG" in result.output
 
 
 def test_a_name_that_looks_like_a_formula_is_exported_as_text_and_read_back_unchanged(tmp_path):
