@@ -44,14 +44,11 @@ class CbsError(ValueError):
     """A cell broadcast page that cannot be read."""
 
 
-@dataclass(frozen=True)
-class Page:
+class _SerialNumber:
+    """The fields of a CBS serial number (TS 23.041 9.4.1.2.1) a page and a whole message
+    share: the message code tells messages apart, the update number a message's updates."""
+
     serial: int
-    message_id: int
-    dcs: int
-    page: int
-    pages: int
-    content: bytes
 
     @property
     def message_code(self) -> int:
@@ -60,6 +57,16 @@ class Page:
     @property
     def update_number(self) -> int:
         return self.serial & 0xF
+
+
+@dataclass(frozen=True)
+class Page(_SerialNumber):
+    serial: int
+    message_id: int
+    dcs: int
+    page: int
+    pages: int
+    content: bytes
 
     @property
     def emergency_alert(self) -> bool:
@@ -72,7 +79,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Broadcast:
+class Broadcast(_SerialNumber):
     """A whole cell broadcast message (every page, or what came of it: *complete*)."""
     message_id: int
     serial: int
@@ -86,14 +93,6 @@ class Broadcast:
     def warning_type(self) -> str | None:
         """'earthquake', 'tsunami', … for an ETWS message identifier, else None."""
         return ETWS_TYPES.get(self.message_id)
-
-    @property
-    def message_code(self) -> int:
-        return (self.serial >> 4) & 0x3FF
-
-    @property
-    def update_number(self) -> int:
-        return self.serial & 0xF
 
 
 def decode_page(page_hex: str) -> Page:
