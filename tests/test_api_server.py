@@ -148,6 +148,19 @@ def test_the_recipients_of_a_large_broadcast_come_a_page_at_a_time(server, full)
     assert_problem(full.call("GET", f"{path}?limit=1001"), 422, "validation", "limit")
 
 
+def test_reading_patients_through_the_api_is_recorded_as_a_read(server, full):
+    b = full.call("POST", "/broadcasts", {"text": "停電のため本日の透析は中止です",
+                                          "groups": ["月水金 午前"]}).body
+    for _ in range(2):   # an integration polling the same page: one read
+        assert full.call("GET", f"/broadcasts/{b['id']}/recipients?limit=5").status == 200
+    assert full.call("GET", f"/broadcasts/{b['id']}").status == 200   # counts, no names
+    reads = [e for e in audit.entries(server.db, action="api_read", limit=50)
+             if f"/broadcasts/{b['id']}/" in e.detail["request"]]
+    assert [e.detail["request"] for e in reads] == \
+        [f"/api/v1/broadcasts/{b['id']}/recipients?limit=5"]
+    assert reads[0].actor == "api:予約システム" and reads[0].remote_addr
+
+
 def test_patient_ids_and_phone_numbers_choose_recipients(server, full):
     answer = full.call("POST", "/broadcasts", {"text": "明日の予約の確認です",
                                                "patient_ids": ["P001"],

@@ -157,6 +157,7 @@ class Operation:
     query: dict[str, dict] = field(default_factory=dict)
     idempotent: bool = False
     description: str = ""
+    reads_patients: bool = False
 
 
 OPERATIONS: list[Operation] = []
@@ -167,12 +168,15 @@ def operation(method: str, path: str, *, scope: str | None, summary: str, tag: s
               responses: dict[int, str | None], request_schema: str | None = None,
               request_required: bool = True, path_params: dict[str, dict] | None = None,
               query: dict[str, dict] | None = None, idempotent: bool = False,
-              description: str = "") -> Callable:
-    """Declare an operation: its route, its checks and its place in the OpenAPI document."""
+              description: str = "", reads_patients: bool = False) -> Callable:
+    """Declare an operation: its route, its checks and its place in the OpenAPI document.
+    *reads_patients*: its answer names patients, so each call is recorded as a read (the
+    audit log's 'api_read'), as the staff pages' reads are (webui.read_log)."""
     op = Operation(name="", method=method, path=path, scope=scope, summary=summary, tag=tag,
                    responses=responses, request=request_schema,
                    request_required=request_required, path_params=path_params or {},
-                   query=query or {}, idempotent=idempotent, description=description)
+                   query=query or {}, idempotent=idempotent, description=description,
+                   reads_patients=reads_patients)
 
     def register(view: Callable) -> Callable:
         op.name = view.__name__
@@ -198,7 +202,12 @@ def _guarded(op: Operation, view: Callable) -> Callable:
             call["body"] = _body(op)
         if op.idempotent:
             return _in_transaction(token, lambda conn: view(conn=conn, **call))
-        return _json(*_normalise(view(**call)))
+        answer = _normalise(view(**call))
+        if op.reads_patients:
+            from .read_log import record_read
+            path = request.full_path.rstrip("?")
+            record_read("api_read", key=path, who=token.actor, request=path)
+        return _json(*answer)
     run.__name__ = view.__name__
     return run
 

@@ -161,7 +161,8 @@ RECIPIENTS_PAGE = 1000   # a clinic's whole roster in one answer; 10,000 in ten 
            path_params=BROADCAST_ID,
            query={"after_id": {"type": "integer", "minimum": 0, "maximum": 2 ** 62},
                   "limit": {"type": "integer", "minimum": 1, "maximum": RECIPIENTS_PAGE}},
-           responses={200: "Recipients"})
+           responses={200: "Recipients"},
+           reads_patients=True)
 def list_recipients(broadcast_id: int, after_id: int = 0, limit: int = RECIPIENTS_PAGE):
     conn = db().conn
     _broadcast_or_404(conn, broadcast_id)
@@ -218,7 +219,8 @@ def _contact_problem(exc: contacts.ContactValidationError) -> ApiProblem:
 
 @operation("GET", "/contacts/{patient_id}", scope="contacts", tag="contacts",
            summary="A contact by the clinic's patient ID", path_params=PATIENT,
-           responses={200: "Contact"})
+           responses={200: "Contact"},
+           reads_patients=True)
 def get_contact(patient_id: str):
     found = contacts.find_by_patient_id(db(), patient_id)
     if found is None:
@@ -262,7 +264,8 @@ def put_contact(patient_id: str, body: dict):
            query={"after_id": {"type": "integer", "minimum": 0, "maximum": 2 ** 62},
                   "since": api_schema.TIME,
                   "limit": {"type": "integer", "minimum": 1, "maximum": 500}},
-           responses={200: "Inbox"})
+           responses={200: "Inbox"},
+           reads_patients=True)
 def inbox(after_id: int = 0, since: str | None = None, limit: int = 100):
     after = None
     if since is not None:
@@ -328,7 +331,8 @@ def _reminder_or_404(conn, external_id: str):
 
 @operation("GET", "/reminders/{external_id}", scope="reminders", tag="reminders",
            summary="A reminder by the clinic's appointment ID: its state and the reply",
-           path_params=EXTERNAL, responses={200: "Reminder"})
+           path_params=EXTERNAL, responses={200: "Reminder"},
+           reads_patients=True)
 def get_reminder(external_id: str):
     conn = db().conn
     return reminder_json(conn, _reminder_or_404(conn, external_id)["id"])

@@ -38,10 +38,12 @@ def _last_reads() -> dict[tuple, float]:
     return current_app.extensions.setdefault("tsunagu_reads", {})
 
 
-def record_read(action: str, *, key: Any = None, **detail: Any) -> None:
-    """Record that the user read *action*'s data (*key*: what was read — a broadcast's
-    id, a search — for telling a re-read from a new read; *detail* goes in the row)."""
-    who = actor()
+def record_read(action: str, *, key: Any = None, who: str | None = None,
+                **detail: Any) -> None:
+    """Record that the user (or *who*: an API token's actor) read *action*'s data (*key*:
+    what was read — a broadcast's id, a search — for telling a re-read from a new read;
+    *detail* goes in the row)."""
+    who = who or actor()
     seen = (who, action, key)
     at = time.monotonic()
     last_reads = _last_reads()
