@@ -704,16 +704,30 @@ def _call_reason(r: sqlite3.Row, reply: sqlite3.Row | None, choices: list[str],
     return "not_reached", None
 
 
-def history(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> list[dict]:
+# The answers to staff phones' commands (appliance.sms_commands.tell): one-person broadcasts
+# that are not what staff look for among the clinic's broadcasts.
+NOT_A_PHONE_REPLY = "coalesce(b.origin, '') != 'sms_reply'"
+
+
+def history(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0,
+            phone_replies: bool = False) -> list[dict]:
+    """The broadcasts, newest first; the answers to staff phones only with *phone_replies*."""
+    where = "" if phone_replies else f"WHERE {NOT_A_PHONE_REPLY} "
     rows = conn.execute(
         "SELECT b.*, count(r.id) AS people, "
         "sum(r.state IN ('submitted','delivered')) AS sent, "
         "sum(r.state = 'delivered') AS delivered, sum(r.state = 'submitted') AS submitted, "
         "sum(r.state = 'failed') AS failed, sum(r.state = 'uncertain') AS uncertain, "
         "sum(r.acknowledged_at IS NOT NULL) AS acknowledged "
-        "FROM broadcasts b LEFT JOIN recipients r ON r.broadcast_id = b.id "
+        f"FROM broadcasts b LEFT JOIN recipients r ON r.broadcast_id = b.id {where}"
         "GROUP BY b.id ORDER BY b.id DESC LIMIT ? OFFSET ?", [limit, offset]).fetchall()
     return [dict(r) for r in rows]
+
+
+def phone_replies(conn: sqlite3.Connection) -> int:
+    """How many answers to staff phones history() leaves out by default."""
+    return conn.execute("SELECT count(*) FROM broadcasts WHERE origin = 'sms_reply'"
+                        ).fetchone()[0]
 
 
 def fold_digits(text: str) -> str:

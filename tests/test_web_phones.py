@@ -151,3 +151,20 @@ def test_the_compose_page_chooses_whether_silent_patients_are_rung_and_confirm_s
     post_form(staff, "/send/commit", fields, form_page="/send")
     (row,) = web.db.conn.execute("SELECT ring_if_no_answer FROM broadcasts").fetchall()
     assert bool(row[0]) is rings
+
+
+def test_answers_to_staff_phones_stay_out_of_the_dashboard_and_history_until_asked_for(
+        web, staff):
+    staff_phones.add(web.db, STAFF[0], NURSE, "1234", actor="t", now=web.clock.t)
+    with write(web.db) as conn:
+        sms_commands.receive(conn, web.config, sender=NURSE, text="状況",
+                             sent_at=web.clock.t, now=web.clock.t)
+    answer = web.db.conn.execute("SELECT id FROM broadcasts WHERE origin = 'sms_reply'"
+                                 ).fetchone()[0]
+    link = f'href="/broadcasts/{answer}"'
+    dashboard = staff.get("/").get_data(as_text=True)
+    assert link not in dashboard and "状況" in dashboard   # the command is listed, its answer not
+    history = staff.get("/broadcasts").get_data(as_text=True)
+    assert link not in history and "スマホ操作への返答（1件）も表示する" in history
+    shown = staff.get("/broadcasts?phone_replies=1").get_data(as_text=True)
+    assert link in shown and "スマホ操作への返答を隠す" in shown

@@ -373,8 +373,11 @@ def undo_call(call_id: int):
 @staff_required
 def history():
     page = page_arg()
-    rows = broadcasts.history(db().conn, limit=50, offset=(page - 1) * 50)
-    return render_template("history.html", rows=rows, page=page)
+    replies_shown = request.args.get("phone_replies") == "1"
+    rows = broadcasts.history(db().conn, limit=50, offset=(page - 1) * 50,
+                              phone_replies=replies_shown)
+    return render_template("history.html", rows=rows, page=page, replies_shown=replies_shown,
+                           phone_replies=broadcasts.phone_replies(db().conn))
 
 
 @bp.route("/inbox")

@@ -18,8 +18,11 @@ def _status() -> dict:
     config = tsunagu_config()
     conn = db().conn
     h = health.read_health(conn, config, now())
+    # The answers to staff phones go within seconds and are not the clinic's broadcasts:
+    # the phone commands list says what was asked and answered.
     active = [broadcasts.summary(conn, r[0]) for r in conn.execute(
-        "SELECT id FROM broadcasts WHERE state IN ('queued', 'sending') ORDER BY id DESC")]
+        "SELECT id FROM broadcasts b WHERE state IN ('queued', 'sending') AND "
+        f"{broadcasts.NOT_A_PHONE_REPLY} ORDER BY id DESC")]
     return {"health": h, "active": active, "last_check": check.last_run(conn),
             "alerts": check.check_jobs(conn, config, _lang()),
             "time_source": timekeeping.read_status(conn),

@@ -365,4 +365,6 @@ JA = {
  'Change it before sending (the send page)': '内容を変えてから送る（送信画面へ）',
  'No message could be prepared:': '送信内容を用意できませんでした：',
  'Nothing to send: close this warning': '送るものはない：この速報の表示を閉じる',
+ 'Hide the answers to staff phones': 'スマホ操作への返答を隠す',
+ 'Also show the %(n)d answers to staff phones': 'スマホ操作への返答（%(n)d件）も表示する',
 }
