@@ -271,3 +271,23 @@ class Rig:
         for sim in self.sims:
             sim.stop()
         self.db.conn.close()
+
+
+def worker_with_a_broadcast(tmp_path: Path, sim_modem, people: int, clock, *,
+                            daemon: dict | None = None):
+    """An in-process dispatcher Worker (appliance.dispatcher) on *sim_modem*'s pty with the
+    injected *clock*, connected, and a broadcast to *people* patients queued: (worker, db)."""
+    from appliance.dispatcher import Worker
+
+    class Modem0:
+        name, link, pin = "modem0", sim_modem.link, None
+    config = config_mod.load(write_config(tmp_path, [Modem0()], pace=60_000, daemon=daemon))
+    db = connect(config.database)
+    group = seed_patients(db, people)
+    plan = broadcasts.plan(db.conn, config, text="停電のため中止です", group_ids=[group],
+                           now=clock.now())
+    with write(db) as conn:
+        broadcasts.create(conn, plan, title="停電", actor="test", now=clock.now())
+    worker = Worker(config, config.modems[0], db=db, clock=clock)
+    assert worker.connect()
+    return worker, db

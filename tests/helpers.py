@@ -49,3 +49,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class SteppedClock:
+    """The appliance.clock.Clock a worker is given in a test: now() is what the test set, and
+    sleep() moves it on at once (tests move time instead of sleeping)."""
+
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)

@@ -3,37 +3,15 @@ the back-off is the network's when the network refuses everything, and nobody's 
 refuses one send in five."""
 from __future__ import annotations
 
-from appliance import broadcasts, config as config_mod
-from appliance.db import connect, write
-from appliance.dispatcher import FAILURES_BEFORE_BACKOFF, Worker
-from tests.daemon_harness import seed_patients, write_config
-
-
-class Clock:
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
+from appliance.dispatcher import FAILURES_BEFORE_BACKOFF
+from tests.daemon_harness import worker_with_a_broadcast
+from tests.helpers import SteppedClock
 
 
 def _worker(tmp_path, sim_modem, people: int):
-    class Modem0:
-        name, link, pin = "modem0", sim_modem.link, None
-    config = config_mod.load(write_config(tmp_path, [Modem0()], pace=60_000, daemon={
-        "retry_backoff": 5, "retry_backoff_max": 120}))
-    db = connect(config.database)
-    clock = Clock()
-    group = seed_patients(db, people)
-    plan = broadcasts.plan(db.conn, config, text="停電のため中止です", group_ids=[group],
-                           now=clock.now())
-    with write(db) as conn:
-        broadcasts.create(conn, plan, title="停電", actor="test", now=clock.now())
-    worker = Worker(config, config.modems[0], db=db, clock=clock)
-    assert worker.connect()
+    clock = SteppedClock()
+    worker, db = worker_with_a_broadcast(tmp_path, sim_modem, people, clock, daemon={
+        "retry_backoff": 5, "retry_backoff_max": 120})
     return worker, db, clock
 
 

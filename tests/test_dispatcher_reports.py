@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import json
 
-from appliance import broadcasts, config as config_mod
-from appliance.db import connect, write
-from appliance.dispatcher import STORED_BATCH, STORED_WAIT, Worker
-from tests.daemon_harness import seed_patients, wait_until, write_config
+from appliance.dispatcher import STORED_BATCH, STORED_WAIT
+from tests.daemon_harness import wait_until, worker_with_a_broadcast
+from tests.helpers import SteppedClock
 
 SECONDS_PER_SMS = 0.5   # the injected clock's time per send
-
-
-class Clock:
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
 
 
 def _reports_routed(log_path) -> int:
@@ -32,22 +20,12 @@ def _reports_routed(log_path) -> int:
 
 
 def test_stored_reports_are_read_a_batch_at_a_time_while_there_is_work(tmp_path, sim_modem):
-    class Modem0:
-        name, link, pin = "modem0", sim_modem.link, None
+    clock = SteppedClock()
+    people = 16
     # No health poll during the test: a poll reads what is stored too, and would hide when
     # the reports alone are read.
-    config = config_mod.load(write_config(tmp_path, [Modem0()], pace=60_000,
-                                          daemon={"poll_interval": 3600}))
-    db = connect(config.database)
-    clock = Clock()
-    people = 16
-    group = seed_patients(db, people)
-    plan = broadcasts.plan(db.conn, config, text="停電のため中止です", group_ids=[group],
-                           now=clock.now())
-    with write(db) as conn:
-        broadcasts.create(conn, plan, title="停電", actor="test", now=clock.now())
-    worker = Worker(config, config.modems[0], db=db, clock=clock)
-    assert worker.connect()
+    worker, db = worker_with_a_broadcast(tmp_path, sim_modem, people, clock,
+                                         daemon={"poll_interval": 3600})
     saved = lambda: db.conn.execute("SELECT count(*) FROM delivery_reports").fetchone()[0]  # noqa: E731
     reads = []   # (clock, reports saved by then) whenever a step saved reports
     try:
