@@ -26,6 +26,7 @@ from .users import LoginRefused, UserError, bump_session_version, require
 ISSUER = "Tsunagu"
 STEP = 30
 RECOVERY_CODES = 10
+RECOVERY_CODE_LENGTH = 10   # letters and digits, shown as two groups of five
 _RECOVERY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"   # no 0/o, 1/l: read off paper
 MODES = ("admin", "all", "off")
 
@@ -39,7 +40,7 @@ def _conn(db) -> sqlite3.Connection:
     return db.conn if isinstance(db, sqlite_utils.Database) else db
 
 
-def _clean(code: str | None) -> str:
+def clean_code(code: str | None) -> str:
     # An IME may type full-width digits; people copy codes with spaces or hyphens.
     text = unicodedata.normalize("NFKC", code or "").strip().lower()
     return "".join(c for c in text if c.isalnum())
@@ -74,7 +75,7 @@ def display_key(secret: str) -> str:
     return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
 
 
-def _matching_step(secret: str, code: str, now: float) -> int | None:
+def matching_step(secret: str, code: str, now: float) -> int | None:
     if len(code) != 6 or not code.isdigit():
         return None
     totp = pyotp.TOTP(secret)
@@ -94,7 +95,7 @@ def confirm_enrolment(db: sqlite_utils.Database, user_id: int, code: str, *, now
         secret = row["totp_pending"]
         if not secret:
             raise UserError("最初からやり直してください (start the set-up again)", field="code")
-        step = _matching_step(secret, _clean(code), now)
+        step = matching_step(secret, clean_code(code), now)
         if step is None:
             raise UserError("確認コードが違います。アプリに表示中の6桁を入力してください "
                             "(wrong code: type the 6 digits the app shows now)", field="code")
@@ -109,13 +110,13 @@ def confirm_enrolment(db: sqlite_utils.Database, user_id: int, code: str, *, now
 
 def _hash(code: str) -> str:
     # Recovery codes are random (~50 bits) and guesses are throttled: a plain hash suffices.
-    return hashlib.sha256(_clean(code).encode()).hexdigest()
+    return hashlib.sha256(clean_code(code).encode()).hexdigest()
 
 
 def _replace_recovery_codes(conn: sqlite3.Connection, user_id: int, now: float) -> list[str]:
     codes = []
     for _ in range(RECOVERY_CODES):
-        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(10))
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(RECOVERY_CODE_LENGTH))
         codes.append(f"{raw[:5]}-{raw[5:]}")
     conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
     conn.executemany("INSERT INTO recovery_codes (user_id, code_hash, created_at) "
@@ -147,7 +148,7 @@ def verify(db: sqlite_utils.Database, user_id: int, code: str, *, now: float,
     LoginRefused('bad_code'), counted by the throttle like a wrong password."""
     address = remote_addr or "unknown"
     policy = throttle or login_throttle.Policy()
-    cleaned = _clean(code)
+    cleaned = clean_code(code)
     with write(db) as conn:
         row = require(conn, user_id)
         wait = login_throttle.wait_for(conn, policy, address, now)
@@ -168,11 +169,11 @@ def _accept(conn: sqlite3.Connection, row: sqlite3.Row, code: str, now: float) -
     secret = row["totp_secret"]
     if not secret:
         return None
-    step = _matching_step(secret, code, now)
+    step = matching_step(secret, code, now)
     if step is not None and step > (row["totp_last_step"] or -1):
         conn.execute("UPDATE users SET totp_last_step = ? WHERE id = ?", [step, row["id"]])
         return "totp"
-    if len(code) == 10:
+    if len(code) == RECOVERY_CODE_LENGTH:
         used = conn.execute("UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND "
                             "code_hash = ? AND used_at IS NULL",
                             [now, row["id"], _hash(code)]).rowcount

@@ -78,6 +78,22 @@ class LoginRefused(Exception):
                       "too many failed logins from this device: try again in {wait} s, or "
                       "log in with an emergency code to send now"),
         "bad_code": ("確認コードが違います", "wrong verification code"),
+        # The storage refuses every write (appliance.read_only_login): what cannot be
+        # recorded as used cannot be accepted.
+        "read_only_code": ("SDカードが読み取り専用のため、回復コードは使えません。認証アプリの"
+                           "6桁のコードを入れてください",
+                           "the SD card is read-only, so a recovery code cannot be used: enter "
+                           "the 6-digit code of the authenticator app"),
+        "read_only_enrol": ("SDカードが読み取り専用のため、2段階認証の設定ができず、ログイン"
+                            "できません。設定済みの人がログインしてください",
+                            "the SD card is read-only, so two-step verification cannot be set "
+                            "up and you cannot log in: ask someone who has set it up"),
+        "read_only_emergency": ("SDカードが読み取り専用のため、緊急用コードは使えません（使った"
+                                "ことを記録できません）。自分のユーザー名とパスワードでログイン"
+                                "してください",
+                                "the SD card is read-only, so an emergency code cannot be used "
+                                "(its use cannot be recorded): log in with your own user name "
+                                "and password"),
     }
 
     def __init__(self, reason: str, *, wait: float = 0):
@@ -107,7 +123,7 @@ class User:
         return self.role == "admin"
 
 
-def _user(row: sqlite3.Row) -> User:
+def user_of(row: sqlite3.Row) -> User:
     return User(id=row["id"], username=row["username"], role=row["role"], locale=row["locale"],
                 active=bool(row["active"]), created_at=row["created_at"],
                 last_login_at=row["last_login_at"], session_version=row["session_version"],
@@ -185,16 +201,16 @@ def _check_role(role: str) -> str:
 def get_user(db, username: str) -> User | None:
     row = _conn(db).execute("SELECT * FROM users WHERE username = ?",
                             [clean_username(username)]).fetchone()
-    return _user(row) if row else None
+    return user_of(row) if row else None
 
 
 def get_user_by_id(db, user_id: int) -> User | None:
     row = _conn(db).execute("SELECT * FROM users WHERE id = ?", [user_id]).fetchone()
-    return _user(row) if row else None
+    return user_of(row) if row else None
 
 
 def list_users(db) -> list[User]:
-    return [_user(r) for r in _conn(db).execute(
+    return [user_of(r) for r in _conn(db).execute(
         "SELECT * FROM users WHERE username != ? ORDER BY username", [EMERGENCY_USER])]
 
 
@@ -372,27 +388,38 @@ def verify_login(db: sqlite_utils.Database, username: str, password: str, *,
             attempt = login_throttle.record(conn, address, name, "bad_credentials", at)
     if wait > 0:
         raise LoginRefused("throttled", wait=wait)
-    row = _conn(db).execute("SELECT * FROM users WHERE username = ? AND username != ?",
-                            [name, EMERGENCY_USER]).fetchone()
-    if row is None:
-        check_password_hash(_DUMMY_HASH, password or "")
-        reason = "unknown_user"
-    elif not check_password_hash(row["password_hash"], password or ""):
-        reason = "bad_password"
-    elif not row["active"]:
-        reason = "inactive"
-    else:
-        reason = None
+    row, reason = password_matches(_conn(db), name, password)
     with write(db) as conn:
         if reason is None:
             login_throttle.settle(conn, attempt, "password_ok")
         else:
             audit.record(conn, name or "?", "login_failed", remote_addr, reason=reason)
     if reason is None:
-        return _user(row)
-    # The same answer for a wrong password and an unknown name; 'inactive' only to the
-    # one who knows the password.
-    raise LoginRefused("inactive" if reason == "inactive" else "bad_credentials")
+        return user_of(row)
+    raise refused_for(reason)
+
+
+def password_matches(conn: sqlite3.Connection, name: str, password: str | None
+                     ) -> tuple[sqlite3.Row | None, str | None]:
+    """The account *name* (cleaned) and None when *password* is its own and it is active;
+    else the reason it is not ('unknown_user', 'bad_password', 'inactive'). Only reads; an
+    unknown name costs the same time as a known one."""
+    row = conn.execute("SELECT * FROM users WHERE username = ? AND username != ?",
+                       [name, EMERGENCY_USER]).fetchone()
+    if row is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None, "unknown_user"
+    if not check_password_hash(row["password_hash"], password or ""):
+        return row, "bad_password"
+    if not row["active"]:
+        return row, "inactive"
+    return row, None
+
+
+def refused_for(reason: str) -> LoginRefused:
+    """What the person is told: the same for a wrong password and an unknown name;
+    'inactive' only to the one who knows the password."""
+    return LoginRefused("inactive" if reason == "inactive" else "bad_credentials")
 
 
 def logged_in(db: sqlite_utils.Database, user_id: int, *, method: str, now: float,

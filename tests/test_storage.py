@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from appliance import config as config_mod, users
 from appliance.db import connect, write
 from tests.daemon_harness import tsunagu_command
 from tests.storage_faults import damage, fill, read_only, small_filesystem
-from tests.web_support import STAFF, log_in
+from tests.web_support import STAFF, csrf_token, log_in
 from webui import create_app
 
 CONFIG = """\
@@ -85,13 +86,16 @@ def full_disk(tmp_path):
             daemon_connection.conn.close()
 
 
-def test_a_full_disk_makes_the_login_say_in_japanese_to_free_space_not_a_500(full_disk):
+def test_on_a_full_disk_staff_still_log_in_and_every_page_says_in_japanese_to_free_space(
+        full_disk):
     config, _ = full_disk
     client = create_app(config, testing=True).test_client()
-    response = log_in(client, *STAFF)
-    assert response.status_code == 503, page(response)[:500]
-    assert "空き容量" in page(response) and "削除" in page(response)
     assert "空き容量" in page(client.get("/login"))  # the banner, before anyone tries
+    # No reserve left to give back: the login is kept in this process (read_only_login).
+    assert log_in(client, *STAFF).status_code == 302
+    dashboard = client.get("/")
+    assert dashboard.status_code == 200, page(dashboard)[:500]
+    assert "空き容量" in page(dashboard) and "削除" in page(dashboard)
 
 
 def test_check_is_critical_on_a_full_disk_and_says_to_free_space(full_disk):
@@ -137,6 +141,20 @@ def test_on_a_full_disk_with_nothing_open_the_reserve_lets_the_web_ui_open_the_d
 
 # -- a read-only disk --------------------------------------------------------------------------
 
+def seed_broadcast(config: config_mod.Config) -> int:
+    """Three patients and a broadcast to them, written and closed."""
+    from appliance import broadcasts
+    from tests.daemon_harness import seed_patients
+    db = connect(config.database)
+    group = seed_patients(db, 3)
+    plan = broadcasts.plan(db.conn, config, text="停電のため中止です", group_ids=[group],
+                           now=1_800_000_000.0)
+    with write(db) as conn:
+        broadcast = broadcasts.create(conn, plan, title="停電", actor="test", now=1_800_000_000.0)
+    db.conn.close()
+    return broadcast
+
+
 @pytest.fixture
 def read_only_disk(tmp_path):
     config = make_config(tmp_path)
@@ -145,15 +163,80 @@ def read_only_disk(tmp_path):
         yield config
 
 
-def test_on_a_read_only_disk_the_web_ui_starts_shows_pages_and_says_why_it_cannot_save(
-        tmp_path, read_only_disk):
-    config = read_only_disk
-    client = create_app(config, testing=True).test_client()
-    login_page = client.get("/login")
-    assert login_page.status_code == 200 and "読み取り専用" in page(login_page)
-    response = log_in(client, *STAFF)
-    assert response.status_code == 503, page(response)[:500]
-    assert "読み取り専用" in page(response) and "電話" in page(response)
+def test_on_a_read_only_disk_staff_log_in_to_read_the_call_list_and_nothing_is_saved(
+        tmp_path):
+    # The storage page tells staff to phone the patients from the call list: the login
+    # that leads to it must work while nothing can be written.
+    config = make_config(tmp_path)
+    seed(config)
+    broadcast = seed_broadcast(config)
+    with read_only(tmp_path / "disk"):
+        client = create_app(config, testing=True).test_client()
+        login_page = client.get("/login")
+        assert login_page.status_code == 200 and "読み取り専用" in page(login_page)
+        # An emergency code is used once, and its use cannot be recorded: refused, saying
+        # what to do instead.
+        sealed = client.post("/login/emergency", data={
+            "code": "ABCD-EFGH-JKLM-NPQR", "csrf_token": csrf_token(client, "/login/emergency")})
+        assert sealed.status_code == 200 and "緊急用コードは使えません" in page(sealed)
+        response = log_in(client, *STAFF)
+        assert response.status_code == 302, page(response)[:500]
+        calls = client.get(f"/broadcasts/{broadcast}/calls")
+        assert calls.status_code == 200 and "患者001 𠮷田" in page(calls)
+        assert "読み取り専用" in page(calls) and "電話" in page(calls)
+        assert "山田 太郎" in page(client.get("/contacts"))
+        # A change meets the storage page, in Japanese, and saves nothing.
+        added = client.post("/contacts/new", data={
+            "name": "佐藤 花子", "phone": "090-2222-3333",
+            "csrf_token": csrf_token(client, "/contacts/new")})
+        assert added.status_code == 503 and "読み取り専用" in page(added)
+        # A shared tablet can be logged out.
+        out = client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+        assert out.status_code == 302 and client.get("/contacts").status_code == 302
+    db = connect(config.database)
+    assert db.conn.execute("SELECT count(*) FROM contacts WHERE name = '佐藤 花子'"
+                           ).fetchone()[0] == 0
+    db.conn.close()
+
+
+def test_on_a_read_only_disk_guessing_passwords_is_slowed_down_as_ever(tmp_path,
+                                                                       read_only_disk):
+    app = create_app(read_only_disk, testing=True)
+    guesser, nurse = app.test_client(), app.test_client()
+    guesser.environ_base["REMOTE_ADDR"] = "192.0.2.66"
+    nurse.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    for _ in range(read_only_disk.web.max_failed_logins):
+        refused = log_in(guesser, STAFF[0], "wrong-password-000")
+        assert refused.status_code == 200 and "パスワードが違います" in page(refused)
+    # The right password from the guessing device waits too; the nurse's own tablet does not.
+    waited = log_in(guesser, *STAFF)
+    assert waited.status_code == 200 and "秒待ってから" in page(waited)
+    assert log_in(nurse, *STAFF).status_code == 302
+
+
+def test_on_a_read_only_disk_a_verification_code_lets_in_once(tmp_path):
+    import pyotp
+
+    from tests.web_support import enrol_two_factor
+    config = make_config(tmp_path)
+    seed(config)
+    db = connect(config.database)
+    enrol_two_factor(db, STAFF[0], time.time())
+    secret = db.conn.execute("SELECT totp_secret FROM users WHERE username = ?",
+                             [STAFF[0]]).fetchone()[0]
+    db.conn.close()
+    code = pyotp.TOTP(secret).now()
+    with read_only(tmp_path / "disk"):
+        app = create_app(config, testing=True)
+        first, second = app.test_client(), app.test_client()
+        assert log_in(first, *STAFF, code=code).status_code == 302
+        assert first.get("/contacts").status_code == 200
+        # The same code again (someone who saw it): refused, as when it can be recorded.
+        replay = log_in(second, *STAFF, code=code)
+        assert replay.status_code == 200 and "確認コードが違います" in page(replay)
+        # A recovery code cannot be marked used: the page says to use the app's code.
+        recovery = log_in(second, *STAFF, code="ABCDE-FGHIJ")
+        assert "回復コードは使えません" in page(recovery)
 
 
 def test_check_is_critical_on_a_read_only_disk_with_the_reason_and_no_traceback(
@@ -272,18 +355,11 @@ def test_a_nurse_logged_in_before_the_disk_filled_still_sees_the_call_list_and_t
         tmp_path):
     # The call list and the contacts are what staff phone patients from when the appliance
     # cannot send; recording who read them (the audit log) must not take them away.
-    from appliance import broadcasts
-    from tests.daemon_harness import seed_patients
     config = make_config(tmp_path)
     with small_filesystem(tmp_path / "disk", 4):
         seed(config)
+        broadcast = seed_broadcast(config)
         db = connect(config.database)   # held open, as the daemon holds it
-        group = seed_patients(db, 3)
-        plan = broadcasts.plan(db.conn, config, text="停電のため中止です", group_ids=[group],
-                               now=1_800_000_000.0)
-        with write(db) as conn:
-            broadcast = broadcasts.create(conn, plan, title="停電", actor="test",
-                                          now=1_800_000_000.0)
         client = create_app(config, testing=True).test_client()
         assert log_in(client, *STAFF).status_code == 302
         read_before = db.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]

@@ -3,9 +3,12 @@ session version and the idle timeout."""
 from __future__ import annotations
 
 import functools
+import logging
+import sqlite3
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
+                   session, url_for)
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -13,10 +16,12 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from appliance import emergency, login_throttle, two_factor, users
+from appliance.read_only_login import ReadOnlyLogins
 
 from . import db, now, tsunagu_config
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 BACKGROUND_HEADER = "X-Tsunagu-Background"
 PENDING_SECONDS = 5 * 60   # between the password and the second factor
@@ -155,6 +160,18 @@ def _language() -> str:
     return session.get("lang") or "ja"
 
 
+def _read_only_logins(exc: BaseException) -> ReadOnlyLogins:
+    """The storage refused a login's writes (*exc*): the logins this process keeps itself
+    while that lasts (appliance.read_only_login). Any other error is raised again, and so
+    is a full disk that has just been given its reserve back (the storage page says to try
+    again, and the next try is an ordinary login)."""
+    from . import storage_errors
+    if storage_errors.met(exc) is None or g.get("reserve_released"):
+        raise exc
+    g.read_only_login = True
+    return current_app.extensions.setdefault("tsunagu_read_only_logins", ReadOnlyLogins())
+
+
 def _finish_login(user: users.User, method: str):
     """The one way into a session: a fresh session (no fixation) with the account's
     current version, the language kept, back to where the person was going."""
@@ -162,15 +179,21 @@ def _finish_login(user: users.User, method: str):
     target = session.get("pending", {}).get("next")
     session.clear()
     session.permanent = True  # clear() dropped it: the cookie expires with the timeout
-    if chosen in ("ja", "en") and chosen != user.locale and method != "emergency":
+    if g.get("read_only_login"):
+        # Nothing can be written: the login is kept in this process (and the journal).
+        current_app.extensions["tsunagu_read_only_logins"].logged_in(
+            user, method=method, now=now(), remote_addr=remote())
+        chosen = user.locale if chosen not in ("ja", "en") else chosen
+    elif chosen in ("ja", "en") and chosen != user.locale and method != "emergency":
         # Picked on the login page: that is this person's language from now on.
         user = users.set_locale(db(), user.id, chosen, actor=user.username)
-    if method != "emergency":
+    if method != "emergency" and not g.get("read_only_login"):
         user = users.logged_in(db(), user.id, method=method, now=now(), remote_addr=remote())
     login_user(WebUser(user))
     session["sv"] = user.session_version
     session["seen"] = now()
-    session["lang"] = chosen if method == "emergency" and chosen else user.locale
+    session["lang"] = chosen if (method == "emergency" or g.get("read_only_login")) and chosen \
+        else user.locale
     return redirect(safe_next(target))
 
 
@@ -193,12 +216,21 @@ def login():
     error = None
     if form.validate_on_submit():
         try:
-            user = users.verify_login(db(), form.username.data, form.password.data, now=now(),
-                                      throttle=throttle_policy(), remote_addr=remote())
+            try:
+                user = users.verify_login(db(), form.username.data, form.password.data,
+                                          now=now(), throttle=throttle_policy(),
+                                          remote_addr=remote())
+            except (sqlite3.Error, OSError) as exc:
+                user = _read_only_logins(exc).verify_password(
+                    db().conn, form.username.data, form.password.data, now=now(),
+                    throttle=throttle_policy(), remote_addr=remote())
+            mode = tsunagu_config().web.two_factor
+            if g.get("read_only_login") and not user.two_factor and \
+                    two_factor.required(mode, user.role):
+                raise users.LoginRefused("read_only_enrol")
         except users.LoginRefused as refused:
             error = refused.message(_language())
         else:
-            mode = tsunagu_config().web.two_factor
             if not user.two_factor and not two_factor.required(mode, user.role):
                 session["pending"] = {"next": request.args.get("next")}
                 return _finish_login(user, "password")
@@ -220,8 +252,13 @@ def login_code():
     error = None
     if form.validate_on_submit():
         try:
-            method = two_factor.verify(db(), user.id, form.code.data, now=now(),
-                                       remote_addr=remote(), throttle=throttle_policy())
+            try:
+                method = two_factor.verify(db(), user.id, form.code.data, now=now(),
+                                           remote_addr=remote(), throttle=throttle_policy())
+            except (sqlite3.Error, OSError) as exc:
+                method = _read_only_logins(exc).verify_code(
+                    db().conn, user, form.code.data, now=now(), throttle=throttle_policy(),
+                    remote_addr=remote())
         except users.LoginRefused as refused:
             error = refused.message(_language())
         else:
@@ -266,6 +303,9 @@ def login_emergency():
             user = emergency.log_in(db(), form.code.data, now=now(), remote_addr=remote())
         except users.LoginRefused:
             error = _l("This emergency code is not valid or has been used.")
+        except (sqlite3.Error, OSError) as exc:
+            _read_only_logins(exc)   # a code's use must be recorded before it lets anyone in
+            error = users.LoginRefused("read_only_emergency").message(_language())
         else:
             session["pending"] = {}
             return _finish_login(user, "emergency")
@@ -276,7 +316,16 @@ def login_emergency():
 @login_required
 def logout():
     # Every session of the account ends, not only this cookie: a copy stops working too.
-    users.end_sessions(db(), current_user.id, actor=actor(), remote_addr=remote())
+    try:
+        users.end_sessions(db(), current_user.id, actor=actor(), remote_addr=remote())
+    except (sqlite3.Error, OSError) as exc:
+        from . import storage_errors
+        if storage_errors.met(exc) is None:
+            raise
+        # The storage refuses writes: this browser is logged out all the same (a shared
+        # tablet must be); other copies of the session end when the card is replaced.
+        log.warning("logout of %s from %s not in the audit log (the storage refuses "
+                    "writes)", actor(), remote())
     logout_user()
     session.clear()
     return redirect(url_for("auth.login", logged_out=1))
