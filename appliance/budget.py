@@ -145,19 +145,41 @@ def held_back(conn: sqlite3.Connection, config: Config, now: float, *,
     times) and is not made at all when it has none queued: with a week of reminders
     queued, a finished broadcast's page no longer forecasts 10,000 messages.
     """
-    mine = None
     if broadcast_id is not None:
-        mine = {r[0] for r in conn.execute("SELECT id FROM recipients WHERE broadcast_id = ? "
-                                           "AND state = 'queued'", [broadcast_id])}
-        if not mine:
-            return {}
+        return broadcast_forecast(conn, config, now, broadcast_id)[0]
+    return _held(conn, config, now, _waiting(conn))
+
+
+def broadcast_forecast(conn: sqlite3.Connection, config: Config, now: float,
+                       broadcast_id: int) -> tuple[dict[int, float], float | None]:
+    """For one broadcast's page: (its queued messages the daily limits hold back, as
+    held_back() gives them; the seconds until the last of its messages that can go now has
+    gone, or None when none can).
+
+    The queue sends what is ahead of the broadcast first — an emergency, an earlier
+    broadcast — so those messages count too, at the SIMs' pace; the ones the limits hold
+    back (its own or ahead of it) do not, as they wait for the budget, not for the modems.
+    """
+    mine = {r[0] for r in conn.execute("SELECT id FROM recipients WHERE broadcast_id = ? "
+                                       "AND state = 'queued'", [broadcast_id])}
+    if not mine:
+        return {}, None
     waiting = _waiting(conn)
-    if mine is not None:
-        last = max((i for i, w in enumerate(waiting) if w[0] in mine), default=-1)
-        waiting = waiting[:last + 1]
+    last = max((i for i, w in enumerate(waiting) if w[0] in mine), default=-1)
+    waiting = waiting[:last + 1]
+    held = _held(conn, config, now, waiting)
+    going = [(rid, parts) for rid, parts, _due in waiting if rid not in held]
+    seconds = seconds_for(sum(parts for _rid, parts in going), config) \
+        if any(rid in mine for rid, _parts in going) else None
+    return {rid: at for rid, at in held.items() if rid in mine}, seconds
+
+
+def _held(conn: sqlite3.Connection, config: Config, now: float,
+          waiting: list[tuple[int, int, float]]) -> dict[int, float]:
+    """Which of *waiting* (in send order) the daily limits hold back, and until when."""
     due = {rid: at for rid, _parts, at in waiting}
     return {rid: at for rid, at in forecast(conn, config, now, waiting).items()
-            if at > max(now, due[rid]) + 1.0 and (mine is None or rid in mine)}
+            if at > max(now, due[rid]) + 1.0}
 
 
 def room_at(conn: sqlite3.Connection, modem: ModemConfig, now: float, parts: int) -> float:

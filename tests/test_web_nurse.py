@@ -359,11 +359,43 @@ def test_the_progress_page_explains_each_state(nurse, scenario):
     assert "状態の意味" in page
 
 
+def queued_parts(db) -> int:
+    """Parts already queued (the scenario's): the queue sends them first."""
+    return db.conn.execute("SELECT coalesce(sum(parts_count), 0) FROM recipients "
+                           "WHERE state = 'queued'").fetchone()[0]
+
+
 def test_the_broadcast_api_gives_the_remaining_time(nurse, db):
     from tests.queue_rows import add_broadcast
+    ahead = queued_parts(db)
     bid, _ = add_broadcast(db, 60)
     data = nurse.get(f"/api/broadcasts/{bid}").get_json()
-    assert data["remaining_minutes"] == 2        # 60 parts at 30 a minute
+    minutes = -(-(ahead + 60) // 30)             # the queue ahead and 60 parts, 30 a minute
+    assert data["remaining_minutes"] == minutes
     page = nurse.get(f"/broadcasts/{bid}").get_data(as_text=True)
-    assert "あと約2分で全員に送り終わります" in page
+    assert f"あと約{minutes}分で全員に送り終わります" in page
+    assert data["remaining"] == f"あと約{minutes}分で全員に送り終わります。"
     assert json.dumps(data, ensure_ascii=False)
+
+
+def test_the_remaining_time_counts_the_queue_ahead_and_not_what_waits_for_tomorrow(nurse, db):
+    # Found walking the demo: a second broadcast said "about 7 minutes until everyone is
+    # sent" while a first one was still sending and 99 of its own waited for tomorrow.
+    from tests.queue_rows import add_broadcast
+    ahead = queued_parts(db)
+    first, _ = add_broadcast(db, 60)
+    second, _ = add_broadcast(db, 30)
+    assert nurse.get(f"/api/broadcasts/{first}").get_json()["remaining_minutes"] == \
+        -(-(ahead + 60) // 30)
+    assert nurse.get(f"/api/broadcasts/{second}").get_json()["remaining_minutes"] == \
+        -(-(ahead + 90) // 30)                   # behind the first: 30 parts more
+    # A broadcast larger than what the SIM's daily limit has left today.
+    big, _ = add_broadcast(db, 300)
+    data = nurse.get(f"/api/broadcasts/{big}").get_json()
+    held = data["counts"]["budget_wait"]
+    assert 0 < held < 300
+    minutes = -(-(ahead + 90 + 300 - held) // 30)   # the queue ahead, and its own for today
+    assert data["remaining_minutes"] == minutes
+    assert data["remaining"] == f"本日の送信上限内の分は、あと約{minutes}分で送り終わります。"
+    page = nurse.get(f"/broadcasts/{big}").get_data(as_text=True)
+    assert data["remaining"] in page and "全員に送り終わります" not in page

@@ -203,9 +203,19 @@ def _get_summary(broadcast_id: int, held: dict[int, float] | None = None) -> dic
         abort(404)
 
 
-def _held(broadcast_id: int) -> dict[int, float]:
-    """This broadcast's queued messages the SIMs' daily limits hold back (上限待ち)."""
-    return budget.held_back(db().conn, tsunagu_config(), now(), broadcast_id=broadcast_id)
+def _forecast(broadcast_id: int) -> tuple[dict[int, float], str | None, int | None]:
+    """(the messages held back, the sentence that says how long the rest takes, its
+    minutes): the queue ahead of the broadcast counts, what waits for tomorrow's budget
+    does not (the page says when that goes)."""
+    from math import ceil
+    held, seconds = budget.broadcast_forecast(db().conn, tsunagu_config(), now(), broadcast_id)
+    if seconds is None:
+        return held, None, None
+    minutes = max(1, ceil(seconds / 60))
+    if held:
+        return held, _("About %(m)s minute(s) until the last one allowed today is sent.",
+                       m=minutes), minutes
+    return held, _("About %(m)s minute(s) until the last one is sent.", m=minutes), minutes
 
 
 # Recipients per page of the broadcast page: a clinic's whole roster (~200) on one page, as
@@ -229,7 +239,7 @@ def _page_of_people(broadcast_id: int, total: int, held: dict[int, float]
 @bp.route("/broadcasts/<int:broadcast_id>")
 @staff_required
 def detail(broadcast_id: int):
-    held = _held(broadcast_id)
+    held, remaining, _minutes = _forecast(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, pager = _page_of_people(broadcast_id, summary["total"], held)
     # The page names the patients and their answers (MHLW guideline: reads are recorded).
@@ -238,31 +248,21 @@ def detail(broadcast_id: int):
     from appliance import ringing
     return render_template("broadcast.html", b=summary, people=people, pager=pager,
                            rings=ringing.for_recipients(db().conn, [r["id"] for r in people]),
-                           remaining=_remaining_minutes(summary),
+                           remaining=remaining,
                            live=summary["state"] in ("queued", "sending", "scheduled"))
-
-
-def _remaining_minutes(summary: dict) -> int | None:
-    """About how many minutes until the last message is sent, at the SIMs' pace."""
-    from math import ceil
-
-    from appliance import budget
-    if not summary["parts_waiting"]:
-        return None
-    return max(1, ceil(budget.seconds_for(summary["parts_waiting"], tsunagu_config()) / 60))
 
 
 @bp.route("/api/broadcasts/<int:broadcast_id>")
 @staff_required
 def api_detail(broadcast_id: int):
-    held = _held(broadcast_id)
+    held, remaining, minutes = _forecast(broadcast_id)
     summary = _get_summary(broadcast_id, held)
     people, _pager = _page_of_people(broadcast_id, summary["total"], held)
     return jsonify({"state": summary["state"],
                     "state_label": wording.state(summary["state"], lang()),
                     "progress": summary["progress"], "counts": summary["counts"],
                     "acknowledged": summary["acknowledged"], "tally": summary["tally"],
-                    "remaining_minutes": _remaining_minutes(summary),
+                    "remaining_minutes": minutes, "remaining": remaining,
                     "recipients": [{"id": r["id"], "state": r["state"],
                                     "label": wording.state(r["state"], lang()),
                                     "meaning": wording.word(wording.STATE_MEANINGS, r["state"],

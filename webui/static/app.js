@@ -138,7 +138,7 @@ function setupProgress() {
     }
     const ack = box.querySelector('[data-count="acknowledged"]'); if (ack) ack.textContent = d.acknowledged;
     const left = document.getElementById("remaining");
-    if (left) left.textContent = d.remaining_minutes ? left.dataset.template.replace("{m}", d.remaining_minutes) : "";
+    if (left) left.textContent = d.remaining || "";
     for (const r of d.recipients) {
       const cell = document.querySelector(`#r${r.id} [data-state]`);
       const shown = cell && cell.querySelector(".state");

@@ -366,5 +366,7 @@ JA = {
  'No message could be prepared:': '送信内容を用意できませんでした：',
  'Nothing to send: close this warning': '送るものはない：この速報の表示を閉じる',
  'Hide the answers to staff phones': 'スマホ操作への返答を隠す',
+ 'About %(m)s minute(s) until the last one allowed today is sent.':
+     '本日の送信上限内の分は、あと約%(m)s分で送り終わります。',
  'Also show the %(n)d answers to staff phones': 'スマホ操作への返答（%(n)d件）も表示する',
 }
