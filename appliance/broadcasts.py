@@ -586,10 +586,8 @@ def summary(conn: sqlite3.Connection, broadcast_id: int, *,
                                   [broadcast_id]):
         if 1 <= choice <= len(choices):
             tally[choices[choice - 1]] = n
-    parts, parts_waiting = conn.execute(
-        "SELECT coalesce(sum(parts_count), 0), coalesce(sum(CASE WHEN state IN "
-        "('queued', 'sending') THEN parts_count END), 0) FROM recipients WHERE "
-        "broadcast_id = ?", [broadcast_id]).fetchone()
+    parts = conn.execute("SELECT coalesce(sum(parts_count), 0) FROM recipients WHERE "
+                         "broadcast_id = ?", [broadcast_id]).fetchone()[0]
     finished = sum(counts[s] for s in FINAL)
     return {"id": b["id"], "title": b["title"], "text": b["text"], "state": b["state"],
             "priority": b["priority"], "drill": bool(b["drill"]), "created_by": b["created_by"],
@@ -598,7 +596,7 @@ def summary(conn: sqlite3.Connection, broadcast_id: int, *,
             "parent_id": b["parent_id"], "choices": choices, "tally": tally,
             "ring_if_no_answer": bool(b["ring_if_no_answer"]), "origin": b["origin"],
             "other_replies": other_replies, "by_phone": by_phone,
-            "total": total, "parts": parts, "parts_waiting": parts_waiting, "counts": counts,
+            "total": total, "parts": parts, "counts": counts,
             "acknowledged": acknowledged, "budget_until": budget_until,
             "sent": counts["submitted"] + counts["delivered"],
             "progress": round(100 * (finished + counts["submitted"]) / total) if total else 100}
