@@ -66,6 +66,10 @@ class Plan:
     seconds: float = 0.0                        # at the SIMs' configured pace
     budget: dict[str, int] = field(default_factory=dict)   # parts left per modem
     budget_until: float = 0.0                   # when the daily limits let the last go
+    # How many recipients go now, in send order, and the parts already queued that the
+    # SIMs' room goes to first (budget.planned_times): None when not forecast (plan_one).
+    going_now: int | None = None
+    queued_ahead: int = 0
     warnings: list[str] = field(default_factory=list)      # in English, for the CLI
     notes: list[tuple[str, dict]] = field(default_factory=list)  # (code, values) for the UI
 
@@ -75,11 +79,15 @@ class Plan:
 
     @property
     def fits(self) -> bool:
-        return self.parts <= sum(self.budget.values())
+        """Whether every message goes now, within what the daily limits leave after the
+        messages already queued ahead of it."""
+        return self.parts_that_fit == self.people
 
     @property
     def parts_that_fit(self) -> int:
-        """How many recipients the remaining budget covers, in send order."""
+        """How many recipients go now, in send order (the rest wait for the budget)."""
+        if self.going_now is not None:
+            return self.going_now
         room, count = sum(self.budget.values()), 0
         for r in self.recipients:
             if r.parts > room:
@@ -233,10 +241,12 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
     result.parts = sum(r.parts for r in planned)
     result.budget = budget.capacity(conn, config, now)
     result.seconds = budget.seconds_for(result.parts, config)
-    # The daily limits may hold some back (上限待ち): the estimate waits for them too.
-    result.budget_until = budget.last_allowed_at(conn, config, now,
-                                                 [r.parts for r in planned],
-                                                 emergency=priority == "emergency")
+    # The daily limits may hold some back (上限待ち), after the messages already queued
+    # ahead of these have spent the SIMs' room: the estimate waits for them too.
+    times = budget.planned_times(conn, config, now, [r.parts for r in planned],
+                                 emergency=priority == "emergency")
+    result.budget_until = times.last(now)
+    result.going_now, result.queued_ahead = times.going_now(now), times.ahead
     if result.budget_until > now:
         result.seconds = max(result.seconds, result.budget_until - now
                              + budget.seconds_for(max(r.parts for r in planned), config))
@@ -245,14 +255,17 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
                                              "parts": result.parts,
                                              "fit": result.parts_that_fit,
                                              "people": result.people,
+                                             "ahead": result.queued_ahead,
                                              "until": result.budget_until}))
         when = ("never: a message is longer than a SIM's daily limit"
                 if result.budget_until == float("inf") else
                 f"the last at about {_clock_time(result.budget_until, config)}")
+        ahead = (f", {result.queued_ahead} of them for messages already queued ahead of "
+                 "these" if result.queued_ahead else "")
         result.warnings.append(
-            f"the SIMs have {sum(result.budget.values())} SMS parts left today but this needs "
-            f"{result.parts}: the first {result.parts_that_fit} of {result.people} people are "
-            f"sent now, the rest when the daily limit allows ({when})")
+            f"the SIMs have {sum(result.budget.values())} SMS parts left today{ahead}, and "
+            f"this needs {result.parts}: the first {result.parts_that_fit} of {result.people} "
+            f"people are sent now, the rest when the daily limit allows ({when})")
     if any(r.parts > 1 for r in planned):
         result.notes.append(("multipart", {"parts": max(r.parts for r in planned)}))
         result.warnings.append("longer than one SMS: it is sent in parts that the phone joins")

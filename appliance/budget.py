@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
+from dataclasses import dataclass
 
 from .config import Config, ModemConfig
 
@@ -188,19 +189,34 @@ def room_at(conn: sqlite3.Connection, modem: ModemConfig, now: float, parts: int
                     parts, now)
 
 
-def last_allowed_at(conn: sqlite3.Connection, config: Config, now: float,
-                    parts: list[int], *, emergency: bool) -> float:
-    """When the daily limits let the last of a planned broadcast's messages go (*parts*
-    each, in order), behind the messages already waiting (an emergency goes ahead of the
-    routine ones): now when they all fit at once, inf when one never fits."""
+@dataclass(frozen=True)
+class PlannedTimes:
+    """When the daily limits let a planned broadcast's messages go, behind the queue."""
+    times: list[float]      # each planned message's, in send order (now: at once)
+    ahead: int              # parts already waiting that go before them now
+
+    def last(self, now: float) -> float:
+        """When the last can go: now when all fit at once, inf when one never fits."""
+        return max(self.times, default=now)
+
+    def going_now(self, now: float) -> int:
+        """How many of the planned messages go now, before the first that must wait."""
+        return next((i for i, at in enumerate(self.times) if at > now + 1.0), len(self.times))
+
+
+def planned_times(conn: sqlite3.Connection, config: Config, now: float, parts: list[int], *,
+                  emergency: bool) -> PlannedTimes:
+    """When the daily limits let each of a planned broadcast's messages go (*parts* each,
+    in order), behind the messages already waiting — an emergency goes ahead of the routine
+    ones — which spend the SIMs' room first."""
     waiting = _waiting(conn)
     planned = [(-i - 1, n, now) for i, n in enumerate(parts)]
+    cut = len(waiting)
     if emergency:
         routine = {r[0] for r in conn.execute(
             "SELECT id FROM recipients WHERE state = 'queued' AND priority_rank > 0")}
         cut = next((i for i, w in enumerate(waiting) if w[0] in routine), len(waiting))
-        waiting[cut:cut] = planned
-    else:
-        waiting += planned
-    times = forecast(conn, config, now, waiting)
-    return max((times[rid] for rid, _n, _due in planned), default=now)
+    before = waiting[:cut]   # what waits behind the planned ones cannot change their times
+    times = forecast(conn, config, now, before + planned)
+    return PlannedTimes(times=[times[rid] for rid, _n, _due in planned],
+                        ahead=sum(n for rid, n, _due in before if times[rid] <= now + 1.0))

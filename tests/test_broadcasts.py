@@ -78,11 +78,11 @@ def test_bad_broadcasts_are_refused_naming_the_field(db, config, kwargs, field):
 
 
 def test_a_plan_beyond_the_budget_says_how_many_are_sent_now(db, config):
-    with write(db) as conn:  # spend almost all of both SIMs' budget
+    with write(db) as conn:  # spend almost all of both SIMs' budget (a message sent)
         conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
                      "VALUES ('x', 'x', 't', ?)", [NOW])
-        conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count) "
-                     "VALUES (1, 'x', '+819012340000', 'x', 1)")
+        conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count, "
+                     "state) VALUES (1, 'x', '+819012340000', 'x', 1, 'submitted')")
         conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at, "
                          "submitted_at) VALUES (1, ?, 'submitted', ?, ?, ?)",
                          [(i, "m0" if i <= 198 else "m1", NOW - 60, NOW - 60)
@@ -91,6 +91,34 @@ def test_a_plan_beyond_the_budget_says_how_many_are_sent_now(db, config):
                         group_ids=[group_id(db, "月水金 午前")])
     assert p.budget == {"m0": 2, "m1": 1} and not p.fits and p.parts_that_fit == 3
     assert "the first 3 of 6 people" in p.warnings[0]
+
+
+def test_a_plan_counts_the_room_that_messages_queued_ahead_of_it_will_spend(db, config):
+    # Found walking the demo: a second broadcast's confirm page said "the first 95 of 100
+    # are sent now" while the first broadcast, still queued, was about to spend that room.
+    with write(db) as conn:  # 3 parts left today (as above), and 2 messages waiting
+        conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
+                     "VALUES ('x', 'x', 't', ?)", [NOW])
+        conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count, "
+                     "state) VALUES (1, 'x', '+819012340000', 'x', 1, 'submitted')")
+        conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at, "
+                         "submitted_at) VALUES (1, ?, 'submitted', ?, ?, ?)",
+                         [(i, "m0" if i <= 198 else "m1", NOW - 60, NOW - 60)
+                          for i in range(1, 248)])
+        conn.executemany("INSERT INTO recipients (broadcast_id, name, phone, text, "
+                         "parts_count, priority_rank) VALUES (1, 'y', ?, 'y', 1, 1)",
+                         [("+819012340001",), ("+819012340002",)])
+    group = [group_id(db, "月水金 午前")]
+    routine = broadcasts.plan(db.conn, config, text="本日は中止です", now=NOW, group_ids=group)
+    assert (routine.parts_that_fit, routine.queued_ahead, routine.fits) == (1, 2, False)
+    assert "2 of them for messages already queued ahead" in routine.warnings[0]
+    assert "the first 1 of 6 people" in routine.warnings[0]
+    [note] = [v for code, v in routine.notes if code == "over_budget"]
+    assert (note["fit"], note["ahead"]) == (1, 2)
+    # An emergency goes ahead of the routine messages waiting: the room is its own.
+    urgent = broadcasts.plan(db.conn, config, text="本日は中止です", now=NOW, group_ids=group,
+                             priority="emergency")
+    assert (urgent.parts_that_fit, urgent.queued_ahead) == (3, 0)
 
 
 def test_the_same_request_key_creates_one_broadcast(db, config):

@@ -399,3 +399,14 @@ def test_the_remaining_time_counts_the_queue_ahead_and_not_what_waits_for_tomorr
     assert data["remaining"] == f"本日の送信上限内の分は、あと約{minutes}分で送り終わります。"
     page = nurse.get(f"/broadcasts/{big}").get_data(as_text=True)
     assert data["remaining"] in page and "全員に送り終わります" not in page
+
+
+def test_the_confirm_page_says_the_room_left_today_goes_first_to_what_is_waiting(nurse, db):
+    from tests.queue_rows import add_broadcast
+    add_broadcast(db, 300)                       # more than the SIM has left today, waiting
+    page = post_form(nurse, "/send", {"text": "本日は中止です", "template_id": "0",
+                                      "groups": [str(group_id(db, "月水金 午前"))]}
+                     ).get_data(as_text=True)
+    text = visible_text(page)
+    assert "先に待っている送信に使われます" in text and "最初の0名" in text
+    assert "通を使います" not in text   # not "uses N of the M left" when it does not fit

@@ -366,6 +366,10 @@ JA = {
  'No message could be prepared:': '送信内容を用意できませんでした：',
  'Nothing to send: close this warning': '送るものはない：この速報の表示を閉じる',
  'Hide the answers to staff phones': 'スマホ操作への返答を隠す',
+ 'The SIMs have %(left)d SMS parts left today, and %(ahead)d of them go first to messages already waiting to be sent.':
+     '本日のSIMの残りは%(left)d通で、そのうち%(ahead)d通は先に待っている送信に使われます。',
+ 'This needs %(parts)d. The first %(fit)d of %(people)d people are sent now, the rest when the budget allows.':
+     'この送信には%(parts)d通必要です。最初の%(fit)d名（全%(people)d名中）に今送り、残りは上限が戻りしだい送ります。',
  'About %(m)s minute(s) until the last one allowed today is sent.':
      '本日の送信上限内の分は、あと約%(m)s分で送り終わります。',
  'Also show the %(n)d answers to staff phones': 'スマホ操作への返答（%(n)d件）も表示する',
