@@ -257,19 +257,43 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
                                              "people": result.people,
                                              "ahead": result.queued_ahead,
                                              "until": result.budget_until}))
-        when = ("never: a message is longer than a SIM's daily limit"
-                if result.budget_until == float("inf") else
-                f"the last at about {_clock_time(result.budget_until, config)}")
-        ahead = (f", {result.queued_ahead} of them for messages already queued ahead of "
-                 "these" if result.queued_ahead else "")
-        result.warnings.append(
-            f"the SIMs have {sum(result.budget.values())} SMS parts left today{ahead}, and "
-            f"this needs {result.parts}: the first {result.parts_that_fit} of {result.people} "
-            f"people are sent now, the rest when the daily limit allows ({when})")
     if any(r.parts > 1 for r in planned):
         result.notes.append(("multipart", {"parts": max(r.parts for r in planned)}))
-        result.warnings.append("longer than one SMS: it is sent in parts that the phone joins")
+    result.warnings = note_texts(result, "en", config)
     return result
+
+
+def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
+    """The plan's notes (over the daily limit, in several parts) as sentences in *lang*,
+    for `broadcast send` and the API; the confirm page words them in its own template."""
+    out = []
+    for code, v in p.notes:
+        if code == "over_budget":
+            if v["until"] == float("inf"):
+                when = ("1通がSIMの1日の上限より長いため、送れません",
+                        "never: a message is longer than a SIM's daily limit")
+            else:
+                at = _clock_time(v["until"], config)
+                when = (f"最後の方へは {at} ごろ", f"the last at about {at}")
+            ahead = (f"（そのうち{v['ahead']}通は先に待っている送信に使われます）",
+                     f", {v['ahead']} of them for messages already queued ahead of these") \
+                if v["ahead"] else ("", "")
+            out.append(_say(lang, f"本日のSIMの残りは{v['left']}通{ahead[0]}、この送信には"
+                                  f"{v['parts']}通必要です。最初の{v['fit']}名（全{v['people']}"
+                                  f"名中）に今送り、残りは上限が戻りしだい送ります（{when[0]}）",
+                            f"the SIMs have {v['left']} SMS parts left today{ahead[1]}, and "
+                            f"this needs {v['parts']}: the first {v['fit']} of {v['people']} "
+                            f"people are sent now, the rest when the daily limit allows "
+                            f"({when[1]})"))
+        elif code == "multipart":
+            out.append(_say(lang, f"1通（70文字）を超えるため、最大{v['parts']}通に分けて送り、"
+                                  "携帯電話で1つにつながります",
+                            "longer than one SMS: it is sent in parts that the phone joins"))
+    return out
+
+
+def _say(lang: str, ja: str, en: str) -> str:
+    return en if lang == "en" else ja
 
 
 def _clock_time(at: float, config: Config) -> str:

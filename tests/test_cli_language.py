@@ -206,3 +206,32 @@ def test_clicks_own_checks_of_a_value_are_told_in_japanese(tmp_path, monkeypatch
     result = CliRunner().invoke(main, [*command, "--config", str(path)])
     assert result.exit_code == 2, result.output
     assert says in result.output and "エラー:" in result.output, result.output
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_broadcast_send_tells_its_notes_in_the_configured_language(tmp_path, monkeypatch,
+                                                                   language):
+    path = tmp_path / "tsunagu.toml"
+    path.write_text(CONFIG.format(language=language).replace(
+        'port = "/dev/null"', 'port = "/dev/null"\ndaily_limit = 3'), encoding="utf-8")
+    db = connect(config_mod.load(path).database)
+    group = contacts.create_group(db, "月水金 午前", actor="test", kind="shift")
+    for i in range(3):
+        contacts.add_contact(db, name=f"患者{i}", phone=f"090-1000-000{i}", actor="test",
+                             group_ids=[group.id])
+    db.conn.close()
+    monkeypatch.chdir(tmp_path)
+    text = "停電のため本日の透析は中止します。" * 5       # over 70 characters: two parts each
+    result = CliRunner().invoke(main, ["broadcast", "send", "--group", "月水金 午前",
+                                       "--text", text, "--yes", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines()
+             if line.startswith(("注意:", "warning:"))]
+    assert len(notes) == 2, result.output     # over the daily limit, and in two parts
+    for note in notes:
+        if language == "ja":
+            assert not english_words(note.replace("SIM", "")), note
+        else:
+            assert not japanese(note), note
+    assert ("最初の1名（全3名中）に今送り" if language == "ja" else "the first 1 of 3 people") \
+        in notes[0]

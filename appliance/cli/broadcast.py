@@ -12,7 +12,7 @@ import click
 
 from .. import doorbell, wording
 from .common import (cli_actor, config_option, error_text, friendly_errors, load_config_and_db,
-                     say)
+                     say, speak)
 
 
 def _errors(f):
@@ -59,21 +59,26 @@ def send(groups, everyone, text, template_name, title, priority, drill, choices,
     from ..db import write
     config, db = load_config_and_db()
     if bool(text) == bool(template_name):
-        raise click.UsageError("give exactly one of --text or --template")
+        raise click.UsageError(speak("--text か --template のどちらか一方を指定してください",
+                                     "give exactly one of --text or --template"))
     if not (groups or everyone or drill):
-        raise click.UsageError("give --group NAME (repeatable), --all or --drill")
+        raise click.UsageError(speak("送り先を --group グループ名（くり返せます）、--all か "
+                                     "--drill で指定してください",
+                                     "give --group NAME (repeatable), --all or --drill"))
     template_id = None
     if template_name:
         template = templates.get_template_by_name(db, template_name)
         if template is None:
-            raise click.BadParameter(f"no template named {template_name!r}",
+            raise click.BadParameter(speak(f"「{template_name}」というテンプレートはありません",
+                                           f"no template named {template_name!r}"),
                                      param_hint="--template")
         text, template_id = template.text, template.id
     group_ids = []
     for name in groups:
         row = db.conn.execute("SELECT id FROM groups WHERE name = ?", [name]).fetchone()
         if row is None:
-            raise click.BadParameter(f"no group named {name!r}", param_hint="--group")
+            raise click.BadParameter(speak(f"「{name}」というグループはありません",
+                                           f"no group named {name!r}"), param_hint="--group")
         group_ids.append(row[0])
     values = {k: v for k, v in (("date", date_value), ("time", time_value),
                                 ("original_time", original_time)) if v}
@@ -89,7 +94,7 @@ def send(groups, everyone, text, template_name, title, priority, drill, choices,
                    f"{plan.people} people, {plan.parts} SMS parts, about "
                    f"{plan.seconds / 60:.1f} minutes at the SIMs' pace; budget left today: "
                    f"{budget_left}"))
-    for warning in plan.warnings:
+    for warning in broadcasts.note_texts(plan, lang, config):
         click.echo(f"{say(lang, '注意', 'warning')}: {warning}")
     click.echo(say(lang, "--- 1人目への本文 ---", "--- first message ---") + "\n"
                + plan.recipients[0].text + "\n---")
@@ -109,10 +114,12 @@ def _parse_at(text: str, zone, now: float) -> float:
     try:
         moment = dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=zone)
     except ValueError:
-        raise click.BadParameter("use YYYY-MM-DD HH:MM, e.g. 2026-12-01 17:00",
+        raise click.BadParameter(speak("2026-12-01 17:00 のように YYYY-MM-DD HH:MM で書いて"
+                                       "ください", "use YYYY-MM-DD HH:MM, e.g. 2026-12-01 17:00"),
                                  param_hint="--at") from None
     if moment.timestamp() <= now:
-        raise click.BadParameter(f"{text} is in the past", param_hint="--at")
+        raise click.BadParameter(speak(f"{text} は過ぎています", f"{text} is in the past"),
+                                 param_hint="--at")
     return moment.timestamp()
 
 
