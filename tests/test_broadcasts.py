@@ -77,16 +77,22 @@ def test_bad_broadcasts_are_refused_naming_the_field(db, config, kwargs, field):
     assert refused.value.field == field
 
 
+def _leave_three_parts_today(conn) -> None:
+    """Spend all but 3 parts of both SIMs' budget today (m0: 2 left, m1: 1): a message
+    sent in 247 parts a minute ago."""
+    conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
+                 "VALUES ('x', 'x', 't', ?)", [NOW])
+    conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count, "
+                 "state) VALUES (1, 'x', '+819012340000', 'x', 1, 'submitted')")
+    conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at, "
+                     "submitted_at) VALUES (1, ?, 'submitted', ?, ?, ?)",
+                     [(i, "m0" if i <= 198 else "m1", NOW - 60, NOW - 60)
+                      for i in range(1, 248)])
+
+
 def test_a_plan_beyond_the_budget_says_how_many_are_sent_now(db, config):
-    with write(db) as conn:  # spend almost all of both SIMs' budget (a message sent)
-        conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
-                     "VALUES ('x', 'x', 't', ?)", [NOW])
-        conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count, "
-                     "state) VALUES (1, 'x', '+819012340000', 'x', 1, 'submitted')")
-        conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at, "
-                         "submitted_at) VALUES (1, ?, 'submitted', ?, ?, ?)",
-                         [(i, "m0" if i <= 198 else "m1", NOW - 60, NOW - 60)
-                          for i in range(1, 248)])
+    with write(db) as conn:
+        _leave_three_parts_today(conn)
     p = broadcasts.plan(db.conn, config, text="本日は中止です", now=NOW,
                         group_ids=[group_id(db, "月水金 午前")])
     assert p.budget == {"m0": 2, "m1": 1} and not p.fits and p.parts_that_fit == 3
@@ -96,15 +102,8 @@ def test_a_plan_beyond_the_budget_says_how_many_are_sent_now(db, config):
 def test_a_plan_counts_the_room_that_messages_queued_ahead_of_it_will_spend(db, config):
     # Found walking the demo: a second broadcast's confirm page said "the first 95 of 100
     # are sent now" while the first broadcast, still queued, was about to spend that room.
-    with write(db) as conn:  # 3 parts left today (as above), and 2 messages waiting
-        conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
-                     "VALUES ('x', 'x', 't', ?)", [NOW])
-        conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, parts_count, "
-                     "state) VALUES (1, 'x', '+819012340000', 'x', 1, 'submitted')")
-        conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at, "
-                         "submitted_at) VALUES (1, ?, 'submitted', ?, ?, ?)",
-                         [(i, "m0" if i <= 198 else "m1", NOW - 60, NOW - 60)
-                          for i in range(1, 248)])
+    with write(db) as conn:  # 3 parts left today, and 2 messages waiting
+        _leave_three_parts_today(conn)
         conn.executemany("INSERT INTO recipients (broadcast_id, name, phone, text, "
                          "parts_count, priority_rank) VALUES (1, 'y', ?, 'y', 1, 1)",
                          [("+819012340001",), ("+819012340002",)])
