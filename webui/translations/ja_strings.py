@@ -366,6 +366,8 @@ JA = {
  'No message could be prepared:': '送信内容を用意できませんでした：',
  'Nothing to send: close this warning': '送るものはない：この速報の表示を閉じる',
  'Hide the answers to staff phones': 'スマホ操作への返答を隠す',
+ "The last one goes at about %(t)s (the SIMs' daily limit).":
+     '送信にかかる時間：SIMの1日の上限のため、最後の方へは %(t)s ごろ。',
  'The SIMs have %(left)d SMS parts left today, and %(ahead)d of them go first to messages already waiting to be sent.':
      '本日のSIMの残りは%(left)d通で、そのうち%(ahead)d通は先に待っている送信に使われます。',
  'This needs %(parts)d. The first %(fit)d of %(people)d people are sent now, the rest when the budget allows.':
