@@ -85,16 +85,9 @@ class Plan:
 
     @property
     def parts_that_fit(self) -> int:
-        """How many recipients go now, in send order (the rest wait for the budget)."""
-        if self.going_now is not None:
-            return self.going_now
-        room, count = sum(self.budget.values()), 0
-        for r in self.recipients:
-            if r.parts > room:
-                break
-            room -= r.parts
-            count += 1
-        return count
+        """How many recipients go now, in send order (the rest wait for the budget); all
+        of them when the plan was not forecast (plan_one: a single answer)."""
+        return self.people if self.going_now is None else self.going_now
 
 
 # -- planning -----------------------------------------------------------------------------
@@ -278,7 +271,7 @@ def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
             ahead = (f"（そのうち{v['ahead']}通は先に待っている送信に使われます）",
                      f", {v['ahead']} of them for messages already queued ahead of these") \
                 if v["ahead"] else ("", "")
-            out.append(_say(lang, f"本日のSIMの残りは{v['left']}通{ahead[0]}、この送信には"
+            out.append(wording.say(lang, f"本日のSIMの残りは{v['left']}通{ahead[0]}、この送信には"
                                   f"{v['parts']}通必要です。最初の{v['fit']}名（全{v['people']}"
                                   f"名中）に今送り、残りは上限が戻りしだい送ります（{when[0]}）",
                             f"the SIMs have {v['left']} SMS parts left today{ahead[1]}, and "
@@ -286,14 +279,10 @@ def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
                             f"people are sent now, the rest when the daily limit allows "
                             f"({when[1]})"))
         elif code == "multipart":
-            out.append(_say(lang, f"1通（70文字）を超えるため、最大{v['parts']}通に分けて送り、"
+            out.append(wording.say(lang, f"1通（70文字）を超えるため、最大{v['parts']}通に分けて送り、"
                                   "携帯電話で1つにつながります",
                             "longer than one SMS: it is sent in parts that the phone joins"))
     return out
-
-
-def _say(lang: str, ja: str, en: str) -> str:
-    return en if lang == "en" else ja
 
 
 def _clock_time(at: float, config: Config) -> str:

@@ -385,6 +385,11 @@ def lang_of(value: str | None) -> str:
     return value if value in LANGS else "ja"
 
 
+def say(lang: str | None, ja: str, en: str) -> str:
+    """The sentence in *lang*: ja unless 'en' (a sentence made on the spot, not a table's)."""
+    return en if lang == "en" else ja
+
+
 def word(table: Mapping, key, lang: str | None = "ja") -> str:
     """The word for *key* in *lang* ('ja' or 'en'); an unknown key is shown as it is."""
     entry = table.get(key)

@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ..wording import say   # the commands pick their sentences with it (re-exported)
+
 F = TypeVar("F", bound=Callable[..., Any])
 _CONFIG_KEY = "tsunagu.config_path"
 _LANG_KEY = "tsunagu.language"
@@ -75,11 +77,6 @@ def load_config_and_db(ctx: click.Context | None = None):
         raise click.ClickException(f"cannot open the database {config.database}: {exc}") \
             from None
     return config, database
-
-
-def say(lang: str, ja: str, en: str) -> str:
-    """The configured language's sentence (`language` in the config): ja unless 'en'."""
-    return en if lang == "en" else ja
 
 
 # The language of the command being run, for what is said after its context is gone (an
