@@ -271,17 +271,19 @@ def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
             ahead = (f"（そのうち{v['ahead']}通は先に待っている送信に使われます）",
                      f", {v['ahead']} of them for messages already queued ahead of these") \
                 if v["ahead"] else ("", "")
+            now = (f"最初の{v['fit']}名（全{v['people']}名中）に今送り、残りは",
+                   f"the first {v['fit']} of {v['people']} people are sent now, the rest") \
+                if v["fit"] else ("今は誰にも送れず、全員に", "nobody is sent it now, everyone")
             out.append(wording.say(lang, f"本日のSIMの残りは{v['left']}通{ahead[0]}、この送信には"
-                                  f"{v['parts']}通必要です。最初の{v['fit']}名（全{v['people']}"
-                                  f"名中）に今送り、残りは上限が戻りしだい送ります（{when[0]}）",
-                            f"the SIMs have {v['left']} SMS parts left today{ahead[1]}, and "
-                            f"this needs {v['parts']}: the first {v['fit']} of {v['people']} "
-                            f"people are sent now, the rest when the daily limit allows "
-                            f"({when[1]})"))
+                                         f"{v['parts']}通必要です。{now[0]}上限が戻りしだい送ります"
+                                         f"（{when[0]}）",
+                                   f"the SIMs have {v['left']} SMS parts left today{ahead[1]}, "
+                                   f"and this needs {v['parts']}: {now[1]} when the daily limit "
+                                   f"allows ({when[1]})"))
         elif code == "multipart":
-            out.append(wording.say(lang, f"1通（70文字）を超えるため、最大{v['parts']}通に分けて送り、"
-                                  "携帯電話で1つにつながります",
-                            "longer than one SMS: it is sent in parts that the phone joins"))
+            out.append(wording.say(lang, f"1通（70文字）を超えるため、最大{v['parts']}通に分けて"
+                                         "送り、携帯電話で1つにつながります",
+                                   "longer than one SMS: it is sent in parts that the phone joins"))
     return out
 
 

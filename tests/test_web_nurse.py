@@ -408,7 +408,8 @@ def test_the_confirm_page_says_the_room_left_today_goes_first_to_what_is_waiting
                                       "groups": [str(group_id(db, "月水金 午前"))]}
                      ).get_data(as_text=True)
     text = visible_text(page)
-    assert "先に待っている送信に使われます" in text and "最初の0名" in text
+    assert "先に待っている送信に使われます" in text and "今は誰にも送れず" in text
+    assert "最初の0名" not in text
     assert "通を使います" not in text   # not "uses N of the M left" when it does not fit
     # The time to send is the clock time the last one can go, not ~1,440 minutes.
     assert "上限のため、最後の方へは" in text and "送信にかかる時間：約" not in text

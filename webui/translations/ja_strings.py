@@ -366,6 +366,9 @@ JA = {
  'No message could be prepared:': '送信内容を用意できませんでした：',
  'Nothing to send: close this warning': '送るものはない：この速報の表示を閉じる',
  'Hide the answers to staff phones': 'スマホ操作への返答を隠す',
+ 'The SIMs have %(left)d SMS parts left today.': '本日のSIMの残りは%(left)d通です。',
+ 'This needs %(parts)d: nobody can be sent it now; everyone is sent it when the budget allows.':
+     'この送信には%(parts)d通必要です。今は誰にも送れず、上限が戻りしだい全員に送ります。',
  "The last one goes at about %(t)s (the SIMs' daily limit).":
      '送信にかかる時間：SIMの1日の上限のため、最後の方へは %(t)s ごろ。',
  'The SIMs have %(left)d SMS parts left today, and %(ahead)d of them go first to messages already waiting to be sent.':
