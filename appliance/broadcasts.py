@@ -266,7 +266,7 @@ def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
                 when = ("1通がSIMの1日の上限より長いため、送れません",
                         "never: a message is longer than a SIM's daily limit")
             else:
-                at = _clock_time(v["until"], config)
+                at = clock_time(v["until"], config)
                 when = (f"最後の方へは {at} ごろ", f"the last at about {at}")
             ahead = (f"（そのうち{v['ahead']}通は先に待っている送信に使われます）",
                      f", {v['ahead']} of them for messages already queued ahead of these") \
@@ -287,7 +287,7 @@ def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
     return out
 
 
-def _clock_time(at: float, config: Config) -> str:
+def clock_time(at: float, config: Config) -> str:
     import datetime as dt
     return dt.datetime.fromtimestamp(at, config.zone).strftime("%m/%d %H:%M")
 

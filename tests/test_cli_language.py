@@ -235,3 +235,6 @@ def test_broadcast_send_tells_its_notes_in_the_configured_language(tmp_path, mon
             assert not japanese(note), note
     assert ("最初の1名（全3名中）に今送り" if language == "ja" else "the first 1 of 3 people") \
         in notes[0]
+    # The time to send is when the last can go, not thousands of minutes.
+    summary = result.output.splitlines()[0]
+    assert ("最後の方へは" if language == "ja" else "the last at about") in summary, summary

@@ -89,11 +89,17 @@ def send(groups, everyone, text, template_name, title, priority, drill, choices,
                            now=now)
     lang = config.language
     budget_left = ", ".join(f"{k} {v}" for k, v in plan.budget.items())
-    click.echo(say(lang, f"{plan.people}名、SMS {plan.parts}通、送信にかかる時間 約"
-                         f"{plan.seconds / 60:.1f}分。本日の残り: {budget_left}",
-                   f"{plan.people} people, {plan.parts} SMS parts, about "
-                   f"{plan.seconds / 60:.1f} minutes at the SIMs' pace; budget left today: "
-                   f"{budget_left}"))
+    if now < plan.budget_until < float("inf"):
+        # Held back by the daily limit: when the last goes, not ~2,000 minutes.
+        at = broadcasts.clock_time(plan.budget_until, config)
+        took = (f"最後の方へは {at} ごろ（SIMの1日の上限のため）",
+                f"the last at about {at} (the SIMs' daily limit)")
+    else:
+        took = (f"約{plan.seconds / 60:.1f}分", f"about {plan.seconds / 60:.1f} minutes")
+    click.echo(say(lang, f"{plan.people}名、SMS {plan.parts}通、送信にかかる時間 {took[0]}。"
+                         f"本日の残り: {budget_left}",
+                   f"{plan.people} people, {plan.parts} SMS parts, {took[1]} at the SIMs' "
+                   f"pace; budget left today: {budget_left}"))
     for warning in broadcasts.note_texts(plan, lang, config):
         click.echo(f"{say(lang, '注意', 'warning')}: {warning}")
     click.echo(say(lang, "--- 1人目への本文 ---", "--- first message ---") + "\n"
