@@ -337,6 +337,10 @@ def pages(scenario) -> list[tuple[str, str]]:
 
 
 def check_page(page, name: str, width: int, problems: list[str], *, axe) -> None:
+    # A page reached by submitting a form (the confirm page, the import preview) has its
+    # elements before its stylesheet: measuring then finds the browser's default 13 px text
+    # and an unstyled, too-wide layout. The load event waits for the stylesheet.
+    page.wait_for_load_state("load")
     overflow = page.evaluate("document.documentElement.scrollWidth") - width
     if overflow > 1:
         problems.append(f"{name} @{width}: {overflow}px wider than the screen")
