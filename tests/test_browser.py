@@ -177,6 +177,7 @@ def test_the_ui_fits_a_phone_screen_and_switches_to_english(stack, page):
     page.click("button.primary")
     enter_code(page, stack)
     page.wait_for_selector("text=Sending service")
+    page.wait_for_load_state("load")  # the stylesheet, before measuring the layout
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1
     shot(page, "20-phone-dashboard-en")

@@ -111,6 +111,7 @@ def test_on_a_phone_a_landline_is_refused_beside_its_field(url, browser):
         page.click("button.primary")
         error = page.locator(".field.has-error:has(#phone) .error")
         assert "固定電話" in error.inner_text()
+        page.wait_for_load_state("load")  # the stylesheet, before measuring the layout
         assert page.evaluate("document.documentElement.scrollWidth") <= 391
         shot(page, "06-phone-contact-error")
     finally:
