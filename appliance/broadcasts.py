@@ -250,10 +250,31 @@ def plan(conn: sqlite3.Connection, config: Config, *, text: str, group_ids: list
                                              "people": result.people,
                                              "ahead": result.queued_ahead,
                                              "until": result.budget_until}))
+        shorter = _shorter(conn, config, now, result)
+        if shorter:
+            result.notes.append(("shorter", shorter))
     if any(r.parts > 1 for r in planned):
         result.notes.append(("multipart", {"parts": max(r.parts for r in planned)}))
     result.warnings = note_texts(result, "en", config)
     return result
+
+
+def _shorter(conn: sqlite3.Connection, config: Config, now: float, p: Plan) -> dict | None:
+    """When the daily limits hold people back and the message takes several parts: how
+    many characters shorter makes it one part for everyone, and how many people would then
+    go now — or None when one part would send nobody more. On the shipped settings (one SIM,
+    200 parts a day) a two-part message reaches 100 of 200 patients today, one part all 200."""
+    if all(r.parts <= 1 for r in p.recipients):
+        return None
+    one_part = budget.planned_times(conn, config, now, [1] * p.people,
+                                    emergency=p.priority == "emergency").going_now(now)
+    if one_part <= p.parts_that_fit:
+        return None
+    counts = [pdu.count(r.text) for r in p.recipients]
+    longest = max(counts, key=lambda c: c.units - pdu.SINGLE[c.encoding])
+    return {"cut": longest.units - pdu.SINGLE[longest.encoding],
+            "chars": pdu.SINGLE[longest.encoding], "people": one_part,
+            "everyone": one_part == p.people}
 
 
 def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
@@ -280,6 +301,14 @@ def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
                                    f"the SIMs have {v['left']} SMS parts left today{ahead[1]}, "
                                    f"and this needs {v['parts']}: {now[1]} when the daily limit "
                                    f"allows ({when[1]})"))
+        elif code == "shorter":
+            who = ((f"今すぐ全員（{v['people']}名）に送れます", f"everyone ({v['people']})")
+                   if v["everyone"] else
+                   (f"今すぐ{v['people']}名に送れます", f"{v['people']} people"))
+            out.append(wording.say(lang, f"本文をあと{v['cut']}文字短くして1通（{v['chars']}文字"
+                                         f"以内）にすると、{who[0]}",
+                                   f"{v['cut']} characters shorter, as one SMS ({v['chars']} "
+                                   f"characters), it would go to {who[1]} now"))
         elif code == "multipart":
             out.append(wording.say(lang, f"1通（70文字）を超えるため、最大{v['parts']}通に分けて"
                                          "送り、携帯電話で1つにつながります",
@@ -655,11 +684,14 @@ def recipients(conn: sqlite3.Connection, broadcast_id: int, *,
 
 
 # The order of the call list: those who heard nothing or asked for a call first.
-CALL_ORDER = ("not_reached", "not_sent", "asked", "free_text", "uncertain", "no_reply")
+# Held back by the daily limit (budget_wait) next: their SMS may go only tomorrow, while
+# "not sent" ones are going out within minutes.
+CALL_ORDER = ("not_reached", "budget_wait", "not_sent", "asked", "free_text", "uncertain",
+              "no_reply")
 
 
-def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
-              now: float | None = None) -> list[dict]:
+def call_list(conn: sqlite3.Connection, broadcast_id: int, *, now: float | None = None,
+              held: dict[int, float] | None = None) -> list[dict]:
     """Everyone to phone, and why: not reached (failed, uncertain, never sent), no reply
     yet, or a reply that asks for a call — any choice but the first ("1" is the answer
     that needs nothing more) or words that match no choice.
@@ -668,8 +700,11 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
     answer. Each row carries the latest call made from the list (`call`) and `done` once
     the person was reached by phone; done rows stay, below the others; `ring`: the short
     call the appliance made itself (appliance.ringing), if any. With *now*, a
-    silent person's row says how many minutes ago the message went.
+    silent person's row says how many minutes ago the message went. With *held*
+    (budget.held_back() of the broadcast), one the daily limits hold back is 'budget_wait'
+    with `budget_until`: its SMS goes only then, so staff phone them before the rest.
     """
+    held = held or {}
     from . import calls, ringing
     root_row = get(conn, root_of(conn, broadcast_id))
     root = root_row["id"]
@@ -697,11 +732,14 @@ def call_list(conn: sqlite3.Connection, broadcast_id: int, *,
         if reason is None:
             continue
         sent_at = reached.get(r["phone"])
+        until = held.get(r["id"]) if reason == "not_sent" and r["state"] == "queued" else None
+        if until is not None:
+            reason = "budget_wait"
         done = bool(call and call["outcome"] == "reached") or bool(
             call is None and r["acknowledged_at"] and not r["reply_id"])
         # "reason" is why to phone; the send's own reason key (error_policy) is reason_key.
         out.append({**dict(r), "reason_key": r["reason"], "reason": reason, "answer": answer,
-                    "call": call, "ring": rung.get(r["id"]),
+                    "call": call, "ring": rung.get(r["id"]), "budget_until": until,
                     "done": done, "minutes_since_sent":
                         int((now - sent_at) // 60) if now and sent_at and reason == "no_reply"
                         else None})

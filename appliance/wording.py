@@ -136,6 +136,7 @@ CALL_REASONS: dict[str, tuple[str, str]] = {
     "free_text": ("選択肢以外の返信", "A reply outside the choices"),
     "not_reached": ("届かなかった", "Not reached"),
     "uncertain": ("届いたか不明", "Maybe not received"),
+    "budget_wait": ("上限待ち", "Waiting for the daily limit"),
     "not_sent": ("未送信", "Not sent"),
     "no_reply": ("返信なし", "No reply"),
 }

@@ -99,6 +99,27 @@ def test_a_plan_beyond_the_budget_says_how_many_are_sent_now(db, config):
     assert "the first 3 of 6 people" in p.warnings[0]
 
 
+def test_a_plan_held_back_by_the_budget_says_how_much_shorter_would_send_more_now(db, config):
+    # Found walking the demo with the shipped settings: the power-cut template with its reply
+    # choices is 104 characters, two parts, so one SIM's 200 parts a day reach 100 of 200
+    # patients today. In one part (70 characters) all 200 would go now: the page must say so.
+    with write(db) as conn:
+        _leave_three_parts_today(conn)
+    group = [group_id(db, "月水金 午前")]
+    text = "停電のため本日の透析は中止です。" + "あ" * 60     # 76 characters: two parts
+    p = broadcasts.plan(db.conn, config, text=text, now=NOW, group_ids=group)
+    assert p.parts_that_fit == 1       # m0's 2 parts take one person; m1's 1 part nobody
+    [note] = [v for code, v in p.notes if code == "shorter"]
+    assert note == {"cut": 6, "chars": 70, "people": 3, "everyone": False}
+    assert "6 characters shorter, as one SMS (70 characters), it would go to 3 people now" \
+        in p.warnings
+    assert "本文をあと6文字短くして1通（70文字以内）にすると、今すぐ3名に送れます" \
+        in broadcasts.note_texts(p, "ja", config)
+    # A text already in one part, or one that all fit anyway, gets no such note.
+    short = broadcasts.plan(db.conn, config, text="中止です", now=NOW, group_ids=group)
+    assert not [v for code, v in short.notes if code == "shorter"]
+
+
 def test_a_plan_counts_the_room_that_messages_queued_ahead_of_it_will_spend(db, config):
     # Found walking the demo: a second broadcast's confirm page said "the first 95 of 100
     # are sent now" while the first broadcast, still queued, was about to spend that room.

@@ -96,6 +96,16 @@ def test_the_broadcast_page_shows_who_waits_for_the_limit_and_until_when(web, bl
     assert api["recipients"][0]["label"] == "上限待ち"
 
 
+def test_the_call_list_puts_those_held_by_the_limit_first_with_when_their_sms_goes(
+        web, blocked, staff):
+    bid, until = blocked
+    page = staff.get(f"/broadcasts/{bid}").get_data(as_text=True)
+    assert "早く伝えるには電話してください" in page and f"/broadcasts/{bid}/calls" in page
+    calls = staff.get(f"/broadcasts/{bid}/calls").get_data(as_text=True)
+    assert "<strong>上限待ち</strong>" in calls
+    assert f"SMSは {_local(until, web)} ごろ送られます" in calls
+
+
 def test_broadcast_show_says_it_waits_for_the_limit(web, blocked):
     from click.testing import CliRunner
 

@@ -146,3 +146,32 @@ def test_a_bad_outcome_or_an_unknown_recipient_is_refused(db, broadcast):
     with pytest.raises(calls.CallError):
         with write(db) as conn:
             calls.record(conn, 999, "reached", note="", actor="n", now=NOW)
+
+
+def test_those_the_daily_limit_holds_back_are_phoned_before_those_about_to_be_sent(
+        db, config):
+    # Found walking the demo on a power cut with the shipped settings (one SIM, 200 parts a
+    # day, a two-part message to 200 patients): 100 patients would get the SMS only the next
+    # evening, yet the call list called all 200 "not sent", in name order, mixed with those
+    # whose SMS was going out that minute.
+    from appliance import budget
+    with write(db) as conn:   # 197 of m0's 200 parts spent a minute ago: 3 left today
+        conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
+                     "VALUES ('x', 'x', 't', ?)", [NOW])
+        spent = conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, "
+                             "parts_count, state) VALUES (last_insert_rowid(), 'x', "
+                             "'+819099990000', 'x', 1, 'submitted')").lastrowid
+        conn.executemany("INSERT INTO parts (recipient_id, seq, state, modem, sending_at, "
+                         "submitted_at) VALUES (?, ?, 'submitted', 'm0', ?, ?)",
+                         [(spent, i, NOW - 60, NOW - 60) for i in range(1, 198)])
+    group_id = db.conn.execute("SELECT id FROM groups").fetchone()[0]
+    plan = broadcasts.plan(db.conn, config, text="停電のため中止です", group_ids=[group_id],
+                           now=NOW)
+    with write(db) as conn:
+        bid = broadcasts.create(conn, plan, title="停電", actor="nurse", now=NOW)
+    held = budget.held_back(db.conn, config, NOW, broadcast_id=bid)
+    rows = broadcasts.call_list(db.conn, bid, now=NOW, held=held)
+    reasons = [r["reason"] for r in rows]
+    assert reasons == ["budget_wait"] * 5 + ["not_sent"] * 3
+    assert all(r["budget_until"] == pytest.approx(NOW - 60 + 86_400) for r in rows[:5])
+    assert all(r["budget_until"] is None for r in rows[5:])

@@ -227,7 +227,8 @@ def test_broadcast_send_tells_its_notes_in_the_configured_language(tmp_path, mon
     assert result.exit_code == 0, result.output
     notes = [line for line in result.output.splitlines()
              if line.startswith(("注意:", "warning:"))]
-    assert len(notes) == 2, result.output     # over the daily limit, and in two parts
+    # Over the daily limit, how much shorter would reach everyone now, and in two parts.
+    assert len(notes) == 3, result.output
     for note in notes:
         if language == "ja":
             assert not english_words(note.replace("SIM", "")), note
@@ -235,6 +236,8 @@ def test_broadcast_send_tells_its_notes_in_the_configured_language(tmp_path, mon
             assert not japanese(note), note
     assert ("最初の1名（全3名中）に今送り" if language == "ja" else "the first 1 of 3 people") \
         in notes[0]
+    assert ("今すぐ全員（3名）に送れます" if language == "ja" else "it would go to everyone (3) now") \
+        in notes[1]
     # The time to send is when the last can go, not thousands of minutes.
     summary = result.output.splitlines()[0]
     assert ("最後の方へは" if language == "ja" else "the last at about") in summary, summary

@@ -401,6 +401,22 @@ def test_the_remaining_time_counts_the_queue_ahead_and_not_what_waits_for_tomorr
     assert data["remaining"] in page and "全員に送り終わります" not in page
 
 
+def test_the_confirm_page_says_a_one_part_text_would_reach_everyone_now(nurse, app, db,
+                                                                       scenario):
+    from appliance import budget
+    from tests.queue_rows import add_broadcast
+    clock = app.extensions["tsunagu_clock"]
+    left = sum(budget.capacity(db.conn, scenario.config, clock()).values()) - queued_parts(db)
+    add_broadcast(db, left - 40)                # 40 parts of today's room after the queue
+    group = group_id(db, "月水金 午前")          # 33 people: 66 parts in two, 33 in one
+    two_parts = "停電のため本日の透析は中止です。" + "追って連絡します" * 8    # 80 characters
+    page = post_form(nurse, "/send", {"text": two_parts, "template_id": "0",
+                                      "groups": [str(group)]}).get_data(as_text=True)
+    text = visible_text(page)
+    assert "最初の20名（全33名中）に今送り" in text
+    assert "本文をあと10文字短くして1通（70文字以内）にすると、今すぐ全員（33名）に送れます" in text
+
+
 def test_the_confirm_page_says_the_room_left_today_goes_first_to_what_is_waiting(nurse, db):
     from tests.queue_rows import add_broadcast
     add_broadcast(db, 300)                       # more than the SIM has left today, waiting

@@ -318,7 +318,10 @@ def resend(broadcast_id: int):
 @staff_required
 def call_list(broadcast_id: int):
     summary = _get_summary(broadcast_id)
-    rows = broadcasts.call_list(db().conn, broadcast_id, now=now())
+    # Those whose SMS the daily limit holds back (perhaps until tomorrow) are phoned first.
+    held = budget.held_back(db().conn, tsunagu_config(), now(),
+                            broadcast_id=broadcasts.root_of(db().conn, broadcast_id))
+    rows = broadcasts.call_list(db().conn, broadcast_id, now=now(), held=held)
     # What the patients were sent, as staff will read it out: one person's text, name hidden.
     first = db().conn.execute("SELECT name, text FROM recipients WHERE broadcast_id = ? "
                               "ORDER BY id LIMIT 1", [broadcast_id]).fetchone()
