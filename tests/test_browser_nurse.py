@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,37 @@ def test_on_a_phone_buttons_fit_numbers_call_and_the_menu_is_short(visit, scenar
 
 
 # -- finding 14 ---------------------------------------------------------------------------
+
+def test_the_daily_limit_notice_comes_and_goes_with_the_live_counts(visit, scenario):
+    # The page showed 上限待ち and its notice only as they were when it loaded: an emergency
+    # queued ahead that spends today's room left it saying nothing was held back.
+    from appliance import budget
+    from appliance.db import connect, write
+    from tests.queue_rows import add_broadcast
+    db = connect(scenario.config.database)
+    mine, _ = add_broadcast(db, 5, first_number=900)
+    page = visit().go(f"/broadcasts/{mine}")
+    notice = page.locator("#budget-notice")
+    expect(notice).to_be_hidden()
+    left = sum(budget.capacity(db.conn, scenario.config, time.time()).values())
+    queued = db.conn.execute("SELECT sum(parts_count) FROM recipients WHERE state = 'queued' "
+                             "AND priority_rank = 0").fetchone()[0] or 0
+    ahead, _ = add_broadcast(db, left - queued, priority="emergency", first_number=1000)
+    try:
+        expect(notice).to_be_visible(timeout=10_000)
+        expect(notice).to_contain_text("5件がSIMの1日の送信上限のため待っています")
+        expect(page.locator('[data-count="budget_wait"]')).to_have_text("5")
+        with write(db) as conn:   # the emergency is cancelled: the room is this one's again
+            conn.execute("UPDATE broadcasts SET state = 'cancelled' WHERE id = ?", [ahead])
+        expect(notice).to_be_hidden(timeout=10_000)
+        expect(page.locator("li.s-budget_wait")).to_be_hidden()
+    finally:
+        with write(db) as conn:
+            for bid in (mine, ahead):
+                conn.execute("DELETE FROM recipients WHERE broadcast_id = ?", [bid])
+                conn.execute("DELETE FROM broadcasts WHERE id = ?", [bid])
+        db.conn.close()
+
 
 def test_the_language_switch_stays_on_the_page(visit):
     page = visit(who=MANAGER).go("/contacts?q=高橋")

@@ -94,6 +94,8 @@ def test_the_broadcast_page_shows_who_waits_for_the_limit_and_until_when(web, bl
     api = staff.get(f"/api/broadcasts/{bid}").get_json()
     assert api["counts"]["budget_wait"] == 1 and api["counts"]["queued"] == 0
     assert api["recipients"][0]["label"] == "上限待ち"
+    assert api["budget_notice"] == f"1件がSIMの1日の送信上限のため待っています。" \
+        f"{_local(until, web)} から送信されます。"
 
 
 def test_the_call_list_puts_those_held_by_the_limit_first_with_when_their_sms_goes(

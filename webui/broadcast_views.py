@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -218,6 +219,19 @@ def _forecast(broadcast_id: int) -> tuple[dict[int, float], str | None, int | No
     return held, _("About %(m)s minute(s) until the last one is sent.", m=minutes), minutes
 
 
+def _budget_notice(summary: dict) -> str | None:
+    """What the page says while the daily limits hold some of its messages back, or None;
+    in the live updates too, so it comes and goes with the count beside it."""
+    held = summary["counts"]["budget_wait"]
+    if not held:
+        return None
+    if summary["budget_until"] == float("inf"):
+        return _("%(n)d message(s) are longer than any SIM's daily limit allows: phone them.",
+                 n=held)
+    return _("%(n)d message(s) wait for the SIMs' daily limit: they go from %(t)s.", n=held,
+             t=current_app.jinja_env.filters["when"](summary["budget_until"]))
+
+
 # Recipients per page of the broadcast page: a clinic's whole roster (~200) on one page, as
 # always; a 10,000-person broadcast in pages, so the page and its live updates (every 2 s
 # while sending) stay quick instead of carrying every row each time (issue 16).
@@ -248,7 +262,7 @@ def detail(broadcast_id: int):
     from appliance import ringing
     return render_template("broadcast.html", b=summary, people=people, pager=pager,
                            rings=ringing.for_recipients(db().conn, [r["id"] for r in people]),
-                           remaining=remaining,
+                           remaining=remaining, budget_notice=_budget_notice(summary),
                            live=summary["state"] in ("queued", "sending", "scheduled"))
 
 
@@ -263,6 +277,7 @@ def api_detail(broadcast_id: int):
                     "progress": summary["progress"], "counts": summary["counts"],
                     "acknowledged": summary["acknowledged"], "tally": summary["tally"],
                     "remaining_minutes": minutes, "remaining": remaining,
+                    "budget_notice": _budget_notice(summary),
                     "recipients": [{"id": r["id"], "state": r["state"],
                                     "label": wording.state(r["state"], lang()),
                                     "meaning": wording.word(wording.STATE_MEANINGS, r["state"],

@@ -136,6 +136,14 @@ function setupProgress() {
     for (const [k, v] of Object.entries(d.counts)) {
       const el = box.querySelector(`[data-count="${k}"]`); if (el) el.textContent = v;
     }
+    // Held back by the daily limit: shown only while some are, with its notice.
+    const held = box.querySelector('[data-count="budget_wait"]');
+    if (held) held.closest("li").hidden = !d.counts.budget_wait;
+    const notice = document.getElementById("budget-notice");
+    if (notice) {
+      notice.hidden = !d.budget_notice;
+      document.getElementById("budget-notice-text").textContent = d.budget_notice || "";
+    }
     const ack = box.querySelector('[data-count="acknowledged"]'); if (ack) ack.textContent = d.acknowledged;
     const left = document.getElementById("remaining");
     if (left) left.textContent = d.remaining || "";
