@@ -28,8 +28,24 @@ def sent_today(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> int:
         f"AND state IN {_SPENT}", [modem.name, now - DAY]).fetchone()[0]
 
 
+# Parts of the messages a modem has taken (state 'sending') that it has not handed over
+# yet: they are about to spend its room, so the room is counted without them. Without this
+# a two-part message half-way through freed a part of room for a moment, and a broadcast
+# page's 上限待ち count went 99, 100, 99.
+_IN_FLIGHT = f"""
+SELECT coalesce(sum(r.parts_count - (SELECT count(*) FROM parts AS p WHERE
+                                     p.recipient_id = r.id AND p.state IN {_SPENT}
+                                     AND p.sending_at IS NOT NULL)), 0)
+FROM recipients AS r WHERE r.state = 'sending' AND r.modem = ?"""
+
+
+def _in_flight(conn: sqlite3.Connection, modem: ModemConfig) -> int:
+    return max(0, conn.execute(_IN_FLIGHT, [modem.name]).fetchone()[0])
+
+
 def remaining(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> int:
-    """Parts this SIM may still send in the current 24 hours."""
+    """Parts this SIM may still send in the current 24 hours, after the rest of the message
+    it is sending."""
     # Read before every message a modem takes: counting stops at the limit, so the work is
     # bounded by the SIM's own limit, not by all it sent today (a SIM allowed 100,000 a day
     # took 7 ms a message by the end of a 10,000-person broadcast).
@@ -37,7 +53,7 @@ def remaining(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> int:
         f"SELECT count(*) FROM (SELECT 1 FROM parts WHERE modem = ? AND sending_at > ? "
         f"AND state IN {_SPENT} LIMIT ?)",
         [modem.name, now - DAY, modem.daily_limit]).fetchone()[0]
-    return max(0, modem.daily_limit - spent)
+    return max(0, modem.daily_limit - spent - _in_flight(conn, modem))
 
 
 def next_send_allowed_at(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> float:
@@ -63,9 +79,14 @@ def seconds_for(parts: int, config: Config, ready_modems: int | None = None) -> 
 
 
 def _spent_times(conn: sqlite3.Connection, modem: ModemConfig, now: float) -> list[float]:
-    return [r[0] for r in conn.execute(
+    """When each part in this SIM's last 24 hours was handed over, in order; the parts
+    still to go of the message it is sending count as handed over now."""
+    spent = [r[0] for r in conn.execute(
         f"SELECT sending_at FROM parts WHERE modem = ? AND sending_at > ? "
         f"AND state IN {_SPENT} ORDER BY sending_at", [modem.name, now - DAY])]
+    flying = _in_flight(conn, modem)
+    # Sorted again: a part handed over by the daemon may carry a moment after this *now*.
+    return sorted(spent + [now] * flying) if flying else spent
 
 
 def forecast(conn: sqlite3.Connection, config: Config, now: float,
