@@ -272,9 +272,14 @@ def _shorter(conn: sqlite3.Connection, config: Config, now: float, p: Plan) -> d
         return None
     counts = [pdu.count(r.text) for r in p.recipients]
     longest = max(counts, key=lambda c: c.units - pdu.SINGLE[c.encoding])
+    # The reply choices add about 35 characters: without them the text alone may fit, a
+    # change a nurse in a hurry can make with one click rather than by rewriting.
+    block = len(choices_block(p.choices))
     return {"cut": longest.units - pdu.SINGLE[longest.encoding],
             "chars": pdu.SINGLE[longest.encoding], "people": one_part,
-            "everyone": one_part == p.people}
+            "everyone": one_part == p.people,
+            "without_choices": bool(block) and all(
+                pdu.count(r.text[:-block]).parts == 1 for r in p.recipients)}
 
 
 def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
@@ -305,10 +310,13 @@ def note_texts(p: Plan, lang: str, config: Config) -> list[str]:
             who = ((f"今すぐ全員（{v['people']}名）に送れます", f"everyone ({v['people']})")
                    if v["everyone"] else
                    (f"今すぐ{v['people']}名に送れます", f"{v['people']} people"))
+            choices = ("（返信の選択肢を外すだけでも1通になります）",
+                       " (leaving out the reply choices is enough)") \
+                if v["without_choices"] else ("", "")
             out.append(wording.say(lang, f"本文をあと{v['cut']}文字短くして1通（{v['chars']}文字"
-                                         f"以内）にすると、{who[0]}",
+                                         f"以内）にすると、{who[0]}{choices[0]}",
                                    f"{v['cut']} characters shorter, as one SMS ({v['chars']} "
-                                   f"characters), it would go to {who[1]} now"))
+                                   f"characters), it would go to {who[1]} now{choices[1]}"))
         elif code == "multipart":
             out.append(wording.say(lang, f"1通（70文字）を超えるため、最大{v['parts']}通に分けて"
                                          "送り、携帯電話で1つにつながります",

@@ -110,11 +110,21 @@ def test_a_plan_held_back_by_the_budget_says_how_much_shorter_would_send_more_no
     p = broadcasts.plan(db.conn, config, text=text, now=NOW, group_ids=group)
     assert p.parts_that_fit == 1       # m0's 2 parts take one person; m1's 1 part nobody
     [note] = [v for code, v in p.notes if code == "shorter"]
-    assert note == {"cut": 6, "chars": 70, "people": 3, "everyone": False}
+    assert note == {"cut": 6, "chars": 70, "people": 3, "everyone": False,
+                    "without_choices": False}
     assert "6 characters shorter, as one SMS (70 characters), it would go to 3 people now" \
         in p.warnings
     assert "本文をあと6文字短くして1通（70文字以内）にすると、今すぐ3名に送れます" \
         in broadcasts.note_texts(p, "ja", config)
+    # With reply choices that alone push it past one part, the note says leaving them out
+    # is enough.
+    text = "停電のため本日の透析は中止です。" + "あ" * 30    # 46 characters: one part
+    choices = ["来院できる", "来院できない", "連絡がほしい"]
+    p = broadcasts.plan(db.conn, config, text=text, now=NOW, group_ids=group, choices=choices)
+    [note] = [v for code, v in p.notes if code == "shorter"]
+    assert note["without_choices"]
+    assert note["cut"] == len(text) + len(broadcasts.choices_block(choices)) - 70 == 14
+    assert "（返信の選択肢を外すだけでも1通になります）" in broadcasts.note_texts(p, "ja", config)[1]
     # A text already in one part, or one that all fit anyway, gets no such note.
     short = broadcasts.plan(db.conn, config, text="中止です", now=NOW, group_ids=group)
     assert not [v for code, v in short.notes if code == "shorter"]

@@ -415,6 +415,14 @@ def test_the_confirm_page_says_a_one_part_text_would_reach_everyone_now(nurse, a
     text = visible_text(page)
     assert "最初の20名（全33名中）に今送り" in text
     assert "本文をあと10文字短くして1通（70文字以内）にすると、今すぐ全員（33名）に送れます" in text
+    assert "返信の選択肢を外すだけでも" not in text      # it has none
+    # The power-cut text is one part; its reply choices make it two.
+    power_cut = "停電のため本日の透析は中止です。追って連絡します。自宅でお待ちください。"
+    page = post_form(nurse, "/send", {"text": power_cut,
+                                      "choices": "来院できる\n来院できない\n連絡がほしい",
+                                      "template_id": "0", "groups": [str(group)]}
+                     ).get_data(as_text=True)
+    assert "返信の選択肢を外すだけでも1通になります。" in visible_text(page)
 
 
 def test_the_confirm_page_says_the_room_left_today_goes_first_to_what_is_waiting(nurse, db):
