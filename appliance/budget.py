@@ -97,8 +97,8 @@ def forecast(conn: sqlite3.Connection, config: Config, now: float,
 
     Each message is given, in order, to the SIM whose rolling 24 hours free room for it
     first, and spends that room: what staff see as 上限待ち "until 09:15", and what a plan's
-    time estimate adds. A forecast, not a promise: a message that fits further down the
-    order may go first (outbox.claim), which this does not model.
+    time estimate adds. A forecast, not a promise: a message of the same priority that
+    fits further down the order may go first (outbox.claim), which this does not model.
 
     It runs over the whole queue on every broadcast page load and live update, so the
     loop is _room_at() written out over plain lists (10,000 queued: a few ms, not tens).

@@ -473,7 +473,8 @@ class Worker:
 
     def _claim(self, now: float) -> outbox.Claim | None:
         room = budget.remaining(self.db.conn, self.modem, now)
-        return outbox.claim(self.db, self.name, now, max_parts=room)
+        return outbox.claim(self.db, self.name, now, max_parts=room,
+                            daily_limit=self.modem.daily_limit)
 
     def _claim_ahead(self) -> None:
         """During a message's last part: claim the next one and make its PDUs."""

@@ -47,15 +47,25 @@ WHERE r.state = 'queued' AND r.next_attempt_at <= :now
 # the same concatenation reference, and the phone joins them. After that, or when that
 # modem is down, any modem sends it whole (parts from two SIMs never join up).
 _RESUMING_HERE = "(r.resume_modem = :modem AND r.resume_until > :now)"
+_FOR_THIS_MODEM = f"""
+  AND (r.resume_modem IS NULL OR {_RESUMING_HERE} OR r.resume_until <= :now
+       OR r.resume_modem NOT IN (SELECT name FROM modem_status
+                                 WHERE reason IS NULL OR reason = 'weak_signal'))"""
+# The parts this modem would send of it: the rest of one it stopped, or all.
+_PARTS_NEEDED = (f"CASE WHEN {_RESUMING_HERE} THEN r.parts_count - r.resume_from + 1 "
+                 "ELSE r.parts_count END")
+# A message that does not fit today's room leaves it to a later one that does, but only
+# of its own priority: a routine one-part reminder taking each part of room as it frees
+# would keep a two-part emergency waiting for as long as reminders are queued (a week of
+# them, behind the daily limit). A message this SIM's limit can never take holds nothing.
 _CLAIM_NEXT = f"""
 SELECT r.id, r.broadcast_id, r.phone, r.text, r.parts_count, r.attempts, r.priority_rank,
        r.resume_from, r.concat_ref, {_RESUMING_HERE} AS resuming
-{_DUE}
-  AND (r.resume_modem IS NULL OR {_RESUMING_HERE} OR r.resume_until <= :now
-       OR r.resume_modem NOT IN (SELECT name FROM modem_status
-                                 WHERE reason IS NULL OR reason = 'weak_signal'))
-  AND CASE WHEN {_RESUMING_HERE} THEN r.parts_count - r.resume_from + 1
-           ELSE r.parts_count END <= :max_parts
+{_DUE}{_FOR_THIS_MODEM}
+  AND {_PARTS_NEEDED} <= :max_parts
+  AND r.priority_rank <= (SELECT r.priority_rank {_DUE}{_FOR_THIS_MODEM}
+                            AND {_PARTS_NEEDED} <= :daily_limit
+                          ORDER BY r.priority_rank, r.next_attempt_at, r.id LIMIT 1)
 ORDER BY r.priority_rank, r.next_attempt_at, r.id
 LIMIT 1
 """
@@ -96,25 +106,35 @@ def should_resend(policy: str, priority_rank: int) -> bool:
     return policy == "always" or (policy == "emergency" and priority_rank <= RANK_EMERGENCY)
 
 
-def claimable(conn: sqlite3.Connection, modem: str, now: float, *, max_parts: int) -> bool:
+# No daily limit given: any message could fit one day.
+_NO_LIMIT = 1 << 40
+
+
+def claimable(conn: sqlite3.Connection, modem: str, now: float, *, max_parts: int,
+              daily_limit: int | None = None) -> bool:
     """Whether *modem* would find a message to send now within *max_parts* (its budget):
     a modem with SMS due rings nobody (appliance.ringing)."""
     if max_parts <= 0:
         return False
-    params = {"now": now, "max_parts": max_parts, "modem": modem}
+    params = {"now": now, "max_parts": max_parts, "modem": modem,
+              "daily_limit": daily_limit or _NO_LIMIT}
     return conn.execute(_CLAIM_NEXT, params).fetchone() is not None
 
 
-def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int
-          ) -> Claim | None:
+def claim(db: sqlite_utils.Database, modem: str, now: float, *, max_parts: int,
+          daily_limit: int | None = None) -> Claim | None:
     """Claim the next due recipient message that fits in *max_parts* (today's budget).
 
-    A message that does not fit on this SIM today stays queued for another SIM; one that
-    fits further down the order is taken instead, so the budget sends what fits, in order.
+    A message that does not fit on this SIM today stays queued for another SIM, or for
+    the room to come back; one of the same priority that fits further down the order is
+    taken instead, so the budget sends what fits, in order. A lower priority never goes
+    ahead of a message waiting for room, unless that message is longer than this SIM's
+    *daily_limit* could ever take.
     """
     if max_parts <= 0:
         return None
-    params = {"now": now, "max_parts": max_parts, "modem": modem}
+    params = {"now": now, "max_parts": max_parts, "modem": modem,
+              "daily_limit": daily_limit or _NO_LIMIT}
     # An idle worker looks often: a read first, so that finding nothing takes no write lock
     # from the web UI (the claim below reads again, under the lock).
     if db.conn.execute(_CLAIM_NEXT, params).fetchone() is None:

@@ -232,7 +232,8 @@ class Ringer:
                     return worker
                 continue
             if not outbox.claimable(conn, worker.name, now,
-                                    max_parts=budget.remaining(conn, worker.modem, now)):
+                                    max_parts=budget.remaining(conn, worker.modem, now),
+                                    daily_limit=worker.modem.daily_limit):
                 return worker
         return None
 
@@ -248,7 +249,8 @@ class Ringer:
             now = self._clock()
             conn = worker.db.conn
             return outbox.claimable(conn, worker.name, now,
-                                    max_parts=budget.remaining(conn, worker.modem, now))
+                                    max_parts=budget.remaining(conn, worker.modem, now),
+                                    daily_limit=worker.modem.daily_limit)
         return interrupt
 
 

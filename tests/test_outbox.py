@@ -369,3 +369,33 @@ def test_a_cancel_stops_a_resumable_message_claimed_ahead(db):
     bid = recipient(db, rid)["broadcast_id"]
     with write(db) as conn:
         assert broadcasts.cancel(conn, bid, actor="test", now=101.5) == 1
+
+
+def test_a_routine_message_never_takes_the_room_an_emergency_waits_for(db):
+    # A week of one-part reminders queued behind the daily limit took each part of room as
+    # it came back, one at a time, and a two-part emergency waited until they were all sent.
+    _, [urgent] = add_broadcast(db, 1, text=TEXT_2_PARTS, priority="emergency")
+    _, reminders = add_broadcast(db, 3, text="明日は採血日です", first_number=100)
+    assert outbox.claim(db, "m0", 100.0, max_parts=1, daily_limit=200) is None
+    assert outbox.claim(db, "m0", 100.0, max_parts=2, daily_limit=200).recipient_id == urgent
+    assert outbox.claim(db, "m0", 100.0, max_parts=1, daily_limit=200).recipient_id \
+        == reminders[0]
+
+
+def test_within_one_priority_a_shorter_message_still_uses_the_room_left(db):
+    _, [long_id] = add_broadcast(db, 1, text=TEXT_2_PARTS, priority="emergency")
+    _, [short_id] = add_broadcast(db, 1, text="短い連絡", priority="emergency",
+                                  first_number=100)
+    assert outbox.claim(db, "m0", 100.0, max_parts=1, daily_limit=200).recipient_id == short_id
+    assert recipient(db, long_id)["state"] == "queued"
+
+
+def test_an_emergency_that_cannot_take_the_room_holds_nothing_back(db):
+    # Longer than this SIM's whole daily limit: it can only go on another SIM.
+    _, [huge] = add_broadcast(db, 1, text=TEXT_2_PARTS, priority="emergency")
+    _, [routine] = add_broadcast(db, 1, text="短い連絡", first_number=100)
+    assert outbox.claim(db, "m0", 100.0, max_parts=1, daily_limit=1).recipient_id == routine
+    # Not due yet (waiting to be retried): it holds nothing back either.
+    db.conn.execute("UPDATE recipients SET next_attempt_at = 500 WHERE id = ?", [huge])
+    _, [later] = add_broadcast(db, 1, text="短い連絡", first_number=200)
+    assert outbox.claim(db, "m0", 100.0, max_parts=1, daily_limit=200).recipient_id == later

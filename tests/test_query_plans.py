@@ -12,7 +12,7 @@ import pytest
 from appliance import budget, outbox
 from tests.queue_rows import TEXT_2_PARTS, add_broadcast
 
-PARAMS = {"now": 1_000.0, "max_parts": 10, "modem": "m0"}
+PARAMS = {"now": 1_000.0, "max_parts": 10, "modem": "m0", "daily_limit": 200}
 
 
 def query_plan(db, query: str) -> list[str]:
