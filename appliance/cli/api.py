@@ -102,7 +102,8 @@ def revoke_command(name: str) -> None:
 @config_option
 @_errors
 def webhook_command(name: str, url: str, events: str, new_secret: bool) -> None:
-    """Set NAME's webhook; a new one's signing secret is printed once."""
+    """Set NAME's webhook. Its signing secret is printed once: when the webhook is new, or
+    with --new-secret."""
     from .. import webhooks
     from ..db import now, write
     _, db = load_config_and_db()
@@ -121,7 +122,7 @@ def webhook_command(name: str, url: str, events: str, new_secret: bool) -> None:
 
 @api_token_group.command("deliveries")
 @click.option("--failed", is_flag=True, help="Only those that failed.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
 @config_option
 @_errors
 def deliveries_command(failed: bool, limit: int) -> None:

@@ -14,7 +14,8 @@ from .common import (cli_actor, config_option, error_text, friendly_errors, lang
 @config_option
 @friendly_errors
 def backup_command() -> None:
-    """Copy the database (safe while running); keep the newest N; copy to USB if set."""
+    """Copy the database, encrypted (safe while running); keep the newest [backup] keep
+    copies; copy it to the USB stick too when [backup] usb_path is set."""
     from ..backup import BackupError, backup
     config = load_config()
     try:

@@ -132,7 +132,8 @@ def _parse_at(text: str, zone, now: float) -> float:
 @broadcast_group.command("show")
 @config_option
 @click.argument("broadcast_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="As JSON, for a script: the counts and every recipient.")
 @_errors
 def show(broadcast_id: int, as_json: bool) -> None:
     """Counts per state and every recipient of broadcast BROADCAST_ID."""
@@ -230,7 +231,7 @@ def resend(broadcast_id: int) -> None:
 
 @broadcast_group.command("list")
 @config_option
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
 @_errors
 def list_(limit: int) -> None:
     """Recent broadcasts, newest first."""
@@ -249,7 +250,7 @@ def list_(limit: int) -> None:
 @click.command("inbox")
 @config_option
 @click.option("--unmatched", is_flag=True, help="Only messages matched to no broadcast.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
 @_errors
 def inbox(unmatched: bool, limit: int) -> None:
     """Replies and other messages that reached the SIMs, newest first."""

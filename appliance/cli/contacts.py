@@ -14,7 +14,7 @@ from .common import (cli_actor, config_option, friendly_errors, load_config_and_
 
 @click.group("contacts")
 def contacts_group() -> None:
-    """Contacts (patients and staff phones): import, export, list."""
+    """Contacts (patients and staff phones): import, export, list, whether to ring."""
 
 
 @contacts_group.command("import")

@@ -47,9 +47,12 @@ def demo() -> None:
 
 @demo.command("prepare")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("var/demo"), show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+              default=Path("var/demo"), show_default=True,
+              help="Where the demo's config, database and logs go.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address the demo's web UI listens on.")
+@click.option("--port", default=8080, show_default=True, type=int,
+              help="The port the demo's web UI listens on.")
 def prepare(directory: Path, host: str, port: int) -> None:
     """Write the demo config (once), migrate and seed the database, reset the demo login."""
     from .. import config as config_mod

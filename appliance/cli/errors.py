@@ -87,6 +87,8 @@ class TsunaguGroup(click.Group):
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
         forget_language()
+        from .help import help_language, speak_help
+        speak_help(self, help_language(sys.argv[1:] if args is None else list(args)))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:

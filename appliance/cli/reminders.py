@@ -134,7 +134,8 @@ def kinds_command() -> None:
 @click.option("--latest", "latest_minutes", type=int, default=60, show_default=True,
               help="Not later than this many minutes before the appointment.")
 @click.option("--choices", help="Reply choices, e.g. 'はい / 変更したい'.")
-@click.option("--priority", type=click.Choice(["routine", "emergency"]), default="routine")
+@click.option("--priority", type=click.Choice(["routine", "emergency"]), default="routine",
+              help="Emergency broadcasts go before routine ones.")
 @config_option
 @_errors
 def kind_add_command(name, text, template_name, changed_text, days_before, send_time,

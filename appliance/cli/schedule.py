@@ -26,7 +26,8 @@ def schedule_group() -> None:
 @click.option("--group", "groups", multiple=True, required=True, help="Group name (repeatable).")
 @click.option("--text", help="The message.")
 @click.option("--template", "template_name", help="A saved template's name.")
-@click.option("--priority", type=click.Choice(["emergency", "routine"]), default="routine")
+@click.option("--priority", type=click.Choice(["emergency", "routine"]), default="routine",
+              help="Emergency broadcasts go before routine ones.")
 @_errors
 def add(name, cron, groups, text, template_name, priority) -> None:
     """Add a recurring broadcast called NAME."""

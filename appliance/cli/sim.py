@@ -116,7 +116,8 @@ def fail_sends(ctx, code: int, number: str | None, rate: float | None, count: in
 
 
 @sim_ctl.command("withhold-prompts")
-@click.option("--count", type=int, default=1, show_default=True)
+@click.option("--count", type=int, default=1, show_default=True,
+              help="How many AT+CMGS in a row get no prompt.")
 @click.pass_context
 def withhold_prompts(ctx, count: int) -> None:
     """The next COUNT AT+CMGS get no "> " prompt (nothing is sent)."""

@@ -24,8 +24,8 @@ printed once; otherwise you are asked for it twice. At least 12 characters and h
 
 @click.group("user")
 def user_group() -> None:
-    """Web UI accounts (admin: users, settings, audit; office: also the roster's import and
-    export; staff: sending, contacts, templates)."""
+    """Web UI accounts. Roles: staff (sending, contacts, templates); office (what staff do,
+    and the roster's import and export); admin (all that, and users, settings, audit)."""
 
 
 def _password_options(f):
@@ -67,7 +67,8 @@ def _show_generated(username: str, password: str) -> None:
 
 @user_group.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "office", "staff"]), required=True)
+@click.option("--role", type=click.Choice(["admin", "office", "staff"]), required=True,
+              help="What the account may do (see `tsunagu user --help`).")
 @click.option("--locale", type=click.Choice(["ja", "en"]), default="ja", show_default=True,
               help="The web UI's language for this user.")
 @_password_options
@@ -127,7 +128,7 @@ def list_command() -> None:
     for u in users.list_users(db):
         state = speak("有効", "active") if u.active else speak("無効", "deactivated")
         if u.two_factor:
-            state += speak("・二要素認証あり", ", 2fa")
+            state += speak("・2段階認証あり", ", 2fa")
         if u.last_login_at:
             when = dt.datetime.fromtimestamp(u.last_login_at, zone).strftime("%Y-%m-%d %H:%M")
             last = speak(f"最終ログイン {when}", f"last login {when}")
@@ -149,7 +150,7 @@ def reset_two_factor_command(username: str) -> None:
     if user is None:
         raise _no_such_user(username)
     two_factor.disable(db, user.id, actor=cli_actor(), action="two_factor_reset")
-    click.echo(speak(f"{username} の二要素認証を外しました（次のログインで設定し直します）",
+    click.echo(speak(f"{username} の2段階認証を外しました（次のログインで設定し直します）",
                      f"second factor removed for {username}"))
 
 
