@@ -42,7 +42,7 @@ LIMIT = 200   # parts a day: a real SIM's, so the budget is counted as on the bo
 
 
 def claim_query_ms(conn, now: float, runs: int = 200) -> float:
-    params = {"now": now, "max_parts": 10, "modem": "modem0"}
+    params = {"now": now, "max_parts": 10, "modem": "modem0", "daily_limit": LIMIT}
     times = []
     for _ in range(runs):
         started = time.perf_counter()
