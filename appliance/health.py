@@ -300,6 +300,13 @@ def daemon_heartbeat(config: Config, now: float) -> Heartbeat | None:
                      age=max(0.0, now - status.beat_at), version=None)
 
 
+def _awaiting_answer(conn: sqlite3.Connection, modem: ModemConfig) -> bool:
+    """Whether the modem's latest part is handed over and not answered yet."""
+    row = conn.execute("SELECT state FROM parts WHERE modem = ? AND sending_at IS NOT NULL "
+                       "ORDER BY sending_at DESC LIMIT 1", [modem.name]).fetchone()
+    return row is not None and row[0] == "sending"
+
+
 def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive: bool,
                 stale_after: float) -> ModemView:
     row = conn.execute("SELECT * FROM modem_status WHERE name = ?", [modem.name]).fetchone()
@@ -315,6 +322,10 @@ def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive:
     fresh = alive and now - row["checked_at"] <= stale_after
     reason = row["reason"] if fresh else "stale"
     detail = row["detail"] if fresh else "the daemon has not checked this modem recently"
+    if not fresh and alive and _awaiting_answer(conn, modem):
+        # Its worker is not polling because it waits on a send: say that, not "stale" (a
+        # congested network answers in up to two minutes; a hung modem is reset).
+        reason, detail = "awaiting_answer", "waiting for the answer to a send"
     return ModemView(ready=bool(row["ready"]) and fresh, reason=reason, detail=detail,
                      checked_at=row["checked_at"], signal_dbm=row["signal_dbm"],
                      signal_bars=row["signal_bars"], operator=row["operator"],

@@ -128,6 +128,10 @@ MODEM_REASONS: dict[str, tuple[str, str]] = {
     "weak_signal": ("電波が弱い", "weak signal"),
     "unknown": ("まだ確認されていません", "not checked yet"),
     "stale": ("デーモンが最近確認していません", "the daemon has not checked it recently"),
+    "awaiting_answer": ("送信への応答を待っています（通信の混雑か、モデムの不調）。応答がなければ自動で"
+                        "回復を試みます",
+                        "waiting for the answer to a send (a congested network, or a stuck "
+                        "modem); without one it recovers by itself"),
 }
 
 # Why someone is on the call list (broadcasts.call_list).

@@ -161,3 +161,34 @@ def test_timedatectls_answer_is_read_and_a_failure_is_unknown():
     assert clock.timedatectl_synchronised(answer("yes\n")) is True
     assert clock.timedatectl_synchronised(answer("no\n")) is False
     assert clock.timedatectl_synchronised(answer("", 1)) is None
+
+
+def test_a_modem_waiting_on_a_send_says_so_rather_than_not_checked_recently(tmp_path):
+    # Found in the demo with a hung modem: for two minutes the dashboard said "the daemon
+    # has not checked it recently", while its worker was waiting on AT+CMGS.
+    from appliance import health
+    path = tmp_path / "tsunagu.toml"
+    path.write_text('database = "t.db"\n[[modem]]\nname = "m0"\nport = "/dev/null"\n',
+                    encoding="utf-8")
+    config = config_mod.load(path)
+    db = connect(config.database)
+    now = 1_800_000_000.0
+    with write(db) as conn:
+        conn.execute("INSERT INTO heartbeat VALUES ('daemon', 1, ?, ?, '0')", [now, now])
+        conn.execute("INSERT INTO modem_status (name, port, ready, reason, checked_at) VALUES "
+                     "('m0', '/dev/null', 1, NULL, ?)", [now - 95])
+        bid = conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
+                           "VALUES ('t', 't', 't', ?)", [now]).lastrowid
+        rid = conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, "
+                           "parts_count, state, modem) VALUES (?, 'p', '+819000000000', 't', "
+                           "1, 'sending', 'm0')", [bid]).lastrowid
+        conn.execute("INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
+                     "VALUES (?, 1, 'sending', 'm0', ?)", [rid, now - 90])
+    [m] = health.read_health(db, config, now).modems
+    assert (m.ready, m.reason) == (False, "awaiting_answer")
+    line = next(r for r in check.run_checks(db, config, now) if r.name == "modem:m0")
+    assert "送信への応答を待っています" in line.message
+    # Answered (the part submitted): not polled for a while is "stale" again.
+    db.conn.execute("UPDATE parts SET state = 'submitted'")
+    [m] = health.read_health(db, config, now).modems
+    assert m.reason == "stale"

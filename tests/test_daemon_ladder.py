@@ -73,3 +73,26 @@ def test_when_no_rung_helps_staff_are_told_and_the_modem_is_reset_no_more(rig_fa
     told = next(r for r in results if r.name == "recovery:modem0")
     assert told.status == check.CRITICAL and "差し直してください" in told.message
     assert modem_link.latest(rig.db.conn, "modem0")["rung"] == "gave_up"
+
+
+@pytest.mark.slow
+def test_while_a_send_waits_for_its_answer_staff_read_that_not_not_checked_recently(
+        rig_factory):
+    # The demo with `sim-ctl hang sms`: for two minutes the dashboard said the daemon had
+    # not checked the modem recently, while its worker was waiting on AT+CMGS.
+    import time
+
+    from appliance import health
+    rig = rig_factory(sections={"recovery": RECOVERY, "check": {"heartbeat_max_age": 3}},
+                      daemon={"poll_interval": 1})
+    rig.daemon.start()
+    wait_until(lambda: modem_ready(rig), 30, "the modem ready")
+    rig.sims[0].control().hang(kind="sms")      # the SMS side never answers; AT still does
+    rig.broadcast(seed_patients(rig.db, 1))
+
+    def reason() -> str | None:
+        return health.read_health(rig.db, rig.config, time.time()).modems[0].reason
+    wait_until(lambda: reason() == "awaiting_answer", 50, "the wait for the answer shown")
+    line = next(r for r in check.run_checks(rig.db, rig.config, time.time())
+                if r.name == "modem:modem0")
+    assert "送信への応答を待っています" in line.message
