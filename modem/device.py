@@ -20,7 +20,12 @@ from .at import CALL_RESULTS, ATSession
 from .errors import CMS_INVALID_INDEX, CmeError, CmsError, CommandError, PortGone
 from .transport import open_port
 
-SEND_TIMEOUT = 60.0  # a CMGS waits for the network; 3GPP allows long, real modems take <10 s
+# How long an AT+CMGS may wait for the network's answer. Quectel's EC25/EC21 AT manual gives
+# AT+CMGS and AT+QCMGS a maximum response time of 120 s, "determined by network": on the
+# day of an earthquake a congested network takes that long, and giving up sooner would mark
+# a message that is on its way as uncertain (an emergency is then sent twice) and, at the
+# second, reset a modem that was only waiting. Usually it answers in seconds.
+SEND_TIMEOUT = 120.0
 
 REGISTRATION_STATES = {0: "not_registered", 1: "registered_home", 2: "searching", 3: "denied",
                        4: "unknown", 5: "registered_roaming"}

@@ -96,3 +96,5 @@ def test_while_a_send_waits_for_its_answer_staff_read_that_not_not_checked_recen
     line = next(r for r in check.run_checks(rig.db, rig.config, time.time())
                 if r.name == "modem:modem0")
     assert "送信への応答を待っています" in line.message
+    # Unplugged, the send's wait ends at once and the daemon stops without waiting it out.
+    rig.sims[0].control().unplug()

@@ -395,3 +395,20 @@ def test_a_sim7600_that_refuses_sms_after_a_reboot_sends_again_once_set_up_with_
     assert refused.value.code == 500
     device.initialise()  # the SIMCom profile begins with AT&F
     assert device.send_pdu(part) >= 0
+
+
+@pytest.mark.slow
+def test_a_send_a_congested_network_answers_after_a_minute_is_sent_not_given_up(tmp_path):
+    # Quectel's AT manual gives AT+CMGS up to 120 s, "determined by network": the day of an
+    # earthquake is when it takes that long. Giving up at 60 s, as the driver did, made a
+    # message on its way uncertain (an emergency then went twice) and reset the modem.
+    sim = SimulatedModem(tmp_path / "modem0", model="ec25", send_delay=65.0).start()
+    device = Modem.open(str(sim.link))
+    try:
+        device.initialise()
+        part = pdu.encode_submit(PATIENT, "停電のため本日の透析は中止です")[0]
+        assert isinstance(device.send_pdu(part), int)
+        assert [m["text"] for m in sim.messages] == ["停電のため本日の透析は中止です"]
+    finally:
+        device.close()
+        sim.stop()
