@@ -90,6 +90,9 @@ class DaemonConfig:
     retry_backoff_max: float = 120
     min_signal_dbm: int = -105
     resend_uncertain: str = "emergency"
+    # How long one part may wait for the network's answer to AT+CMGS (Quectel: up to 120 s
+    # on a congested network); two sends in a row unanswered start the recovery ladder.
+    send_timeout: float = 120
     # On a RAM filesystem: where the daemon says it is alive and how its storage is, when the
     # database on the SD card cannot be written (appliance.storage).
     runtime_directory: Path = Path("/run/tsunagu")
@@ -513,12 +516,12 @@ class _Table:
         return value
 
     def number(self, name: str, *, default: float, minimum: float | None = None,
-               above: float | None = None) -> float:
+               above: float | None = None, maximum: float | None = None) -> float:
         value = self.get(name, (int, float), "a number", default, False)
         if above is not None and not value > above:
             raise self.fail(name, f"must be greater than {above}, got {value}",
                             f"{above} より大きい数にしてください（今は {value}）")
-        self.check_range(name, value, minimum, None)
+        self.check_range(name, value, minimum, maximum)
         return value
 
     def check_range(self, name: str, value: float, minimum: float | None,
@@ -628,7 +631,8 @@ def read_web(reader: _Reader, data: dict[str, Any]) -> WebConfig:
 def read_daemon(reader: _Reader, data: dict[str, Any]) -> DaemonConfig:
     t = _Table(reader, "daemon.", data, {"poll_interval", "heartbeat_interval", "max_attempts",
                                          "retry_backoff", "retry_backoff_max", "min_signal_dbm",
-                                         "resend_uncertain", "runtime_directory", "reserve_mb"})
+                                         "resend_uncertain", "runtime_directory", "reserve_mb",
+                                         "send_timeout"})
     return DaemonConfig(
         poll_interval=t.number("poll_interval", default=30, above=0),
         heartbeat_interval=t.number("heartbeat_interval", default=5, above=0),
@@ -637,6 +641,7 @@ def read_daemon(reader: _Reader, data: dict[str, Any]) -> DaemonConfig:
         retry_backoff_max=t.number("retry_backoff_max", default=120, minimum=0),
         min_signal_dbm=t.integer("min_signal_dbm", default=-105, minimum=-140, maximum=-40),
         resend_uncertain=t.choice("resend_uncertain", RESEND_UNCERTAIN, default="emergency"),
+        send_timeout=t.number("send_timeout", default=120, minimum=1, maximum=600),
         runtime_directory=t.path("runtime_directory", default=DaemonConfig.runtime_directory),
         reserve_mb=t.integer("reserve_mb", default=16, minimum=0, maximum=4096),
     )

@@ -74,6 +74,10 @@ class Ladder:
         self.rung: int | None = None   # index into RUNGS of the rung last climbed
         self.rung_at = 0.0
         self.gave_up = False
+        # Climbed because sends went unanswered: the modem still answers plain commands, so
+        # only an answered send shows that a rung helped (a poll answered proves nothing,
+        # and taking it for recovery kept the ladder at its first rung for ever).
+        self.for_sends = False
         self._row: int | None = None   # the modem_recovery row of the rung being tried
 
     def available(self) -> tuple[str, ...]:
@@ -89,9 +93,11 @@ class Ladder:
             "SELECT count(*) FROM modem_recovery WHERE modem = ? AND rung IN ('reset', "
             "'power_cycle') AND started_at > ?", [self.modem.name, now - 3600]).fetchone()[0]
 
-    def fault(self, now: float) -> str | None:
-        """The modem failed to answer: the rung to climb now ('gave_up' when none is left
-        or allowed), or None while the rung being tried still has time to work."""
+    def fault(self, now: float, *, sends: bool = False) -> str | None:
+        """The modem failed to answer (*sends*: sends went unanswered while it still
+        answers commands): the rung to climb now ('gave_up' when none is left or allowed),
+        or None while the rung being tried still has time to work."""
+        self.for_sends = self.for_sends or sends
         if self.gave_up:
             if self._limited(now) or self.rung is not None and \
                     RUNGS[self.rung] == self.available()[-1]:
@@ -114,8 +120,13 @@ class Ladder:
         self._row = self._write(rung, now, None, None)
         return rung
 
-    def recovered(self, now: float) -> bool:
-        """The modem answers again: the ladder is left; True if it had been climbed."""
+    def recovered(self, now: float, *, by_send: bool = False) -> bool:
+        """The modem answers again (*by_send*: a send was answered): the ladder is left;
+        True if it had been climbed. A ladder climbed for unanswered sends is left only by
+        an answered send."""
+        if self.for_sends and not by_send:
+            return False
+        self.for_sends = False
         climbed = self.rung is not None
         if climbed:
             self._finish("recovered")
@@ -209,6 +220,7 @@ class ModemLink:
             self.drop(health.unavailable(self.modem, "port_missing", str(exc), now))
             return False
         self.device = device
+        device.send_timeout = self.config.daemon.send_timeout
         try:
             device.initialise(pin=self._pin(),
                               request_status_reports=self.modem.request_status_reports,
@@ -336,6 +348,8 @@ class ModemLink:
 
     def send_answered(self) -> None:
         self._unanswered_sends = 0
+        if self.ladder.recovered(self.clock.now(), by_send=True):
+            log.warning("%s: sends are answered again after the recovery ladder", self.name)
 
     def send_unanswered(self) -> None:
         """The modem took a part and never answered. Once may be the network; twice in a
@@ -346,7 +360,7 @@ class ModemLink:
             self._unanswered_sends = 0
             self.drop(health.unavailable(self.modem, "not_answering",
                                          f"{SENDS_UNANSWERED} sends in a row never answered",
-                                         self.clock.now(), self.identity))
+                                         self.clock.now(), self.identity), sends=True)
 
     # -- losing it ---------------------------------------------------------------------
 
@@ -356,14 +370,14 @@ class ModemLink:
         self.drop(health.unavailable(self.modem, reason, str(exc), self.clock.now(),
                                      self.identity))
 
-    def drop(self, current: health.ModemHealth) -> None:
+    def drop(self, current: health.ModemHealth, *, sends: bool = False) -> None:
         """The modem is unusable: close it, record why, schedule a re-open, and, when it
-        stopped answering, climb the recovery ladder."""
+        stopped answering (*sends*: its sends did), climb the recovery ladder."""
         was_open = self.device is not None
         self.close()
         now = self.clock.now()
         if current.reason == "not_answering":
-            rung = self.ladder.fault(now)
+            rung = self.ladder.fault(now, sends=sends)
             if rung is not None:
                 current = self._climb(rung, current)
         self.record(current)

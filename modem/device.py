@@ -209,6 +209,8 @@ class Modem:
         # ETWS: 'subscribed', 'refused' (with why in cell_broadcast_detail) or 'off'.
         self.cell_broadcasts = "off"
         self.cell_broadcast_detail = ""
+        # How long a send waits for the network's answer (the daemon's [daemon] send_timeout).
+        self.send_timeout = SEND_TIMEOUT
 
     @classmethod
     def open(cls, path: str, *, baudrate: int = 115200) -> Modem:
@@ -444,7 +446,8 @@ class Modem:
         *meanwhile* runs while the modem is sending (see ATSession.command_with_prompt).
         """
         lines = self.session.command_with_prompt(f"AT+CMGS={submit.tpdu_length}", submit.hex,
-                                                 timeout=SEND_TIMEOUT, meanwhile=meanwhile)
+                                                 timeout=self.send_timeout,
+                                                 meanwhile=meanwhile)
         for line in lines:
             match = _CMGS.search(line)
             if match:

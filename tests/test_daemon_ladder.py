@@ -98,3 +98,20 @@ def test_while_a_send_waits_for_its_answer_staff_read_that_not_not_checked_recen
     assert "送信への応答を待っています" in line.message
     # Unplugged, the send's wait ends at once and the daemon stops without waiting it out.
     rig.sims[0].control().unplug()
+
+
+@pytest.mark.slow
+def test_a_modem_whose_sends_hang_is_reset_and_the_broadcast_finishes(rig_factory):
+    # The SMS side hangs and AT still answers: a resync does not cure it, so the next two
+    # unanswered sends climb to the reset, which does (the demo looped on resync instead).
+    rig = rig_factory(sections={"recovery": RECOVERY},
+                      daemon={"poll_interval": 1, "send_timeout": 2})
+    rig.daemon.start()
+    wait_until(lambda: modem_ready(rig), 30, "the modem ready")
+    rig.sims[0].control().hang(kind="sms")
+    bid = rig.broadcast(seed_patients(rig.db, 5), priority="emergency")
+    rig.wait_final(bid, timeout=120)
+    assert rungs(rig) == [("resync", "failed"), ("reset", "recovered")]
+    states = recipient_states(rig.db)
+    assert states["submitted"] + states["delivered"] == 5
+    assert max(messages_per_number(rig.sims).values()) == 1

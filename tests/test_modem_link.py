@@ -60,3 +60,19 @@ def test_a_restarted_daemon_counts_the_resets_its_previous_run_made(db):
     assert again.fault(30) == "resync"
     assert again.fault(40) == "gave_up"                # the hour's two are used up
     assert again.fault(4000) == "resync"               # and allowed again an hour later
+
+
+def test_a_ladder_climbed_for_unanswered_sends_is_left_only_by_an_answered_send(db):
+    # Found in the demo with `sim-ctl hang sms`: AT still answered, so each resync's first
+    # poll counted as recovery, the ladder began again at resync every four minutes for ever,
+    # and each round made two more patients' messages uncertain. A reset would have cured it.
+    lad = ladder(db)
+    assert lad.fault(0, sends=True) == "resync"
+    assert not lad.recovered(1)              # the modem answers AT: that proves nothing
+    assert lad.fault(250, sends=True) == "reset"
+    assert not lad.recovered(251)
+    assert lad.recovered(260, by_send=True)  # a send answered: the reset helped
+    assert latest(db.conn, "modem0")["rung"] == "reset"
+    assert latest(db.conn, "modem0")["outcome"] == "recovered"
+    assert lad.fault(9000) == "resync"       # a new hang begins at the bottom again
+    assert lad.recovered(9001)               # of commands: an answered poll is enough
