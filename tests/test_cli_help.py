@@ -90,3 +90,15 @@ def test_help_is_in_english_when_the_config_says_so(config_in):
     assert out.startswith("Usage: tsunagu broadcast send [OPTIONS]")
     assert "Queue a broadcast (the daemon sends it). Shows the plan and asks first." in out
     assert "[default: routine]" in out
+
+
+def test_japanese_help_is_wrapped_by_display_width_without_cutting_words_or_extras():
+    from appliance.cli.help import width, wrap
+    text = ("ループバックのSMSが戻ってくるのを待つ秒数。/dev/tsunagu-modem0 を開きます。"
+            "句読点は行頭に来ません。  [既定: 90.0]")
+    lines = wrap(text, 30)
+    assert all(width(line) <= 30 for line in lines), lines
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert any("/dev/tsunagu-modem0" in line for line in lines)
+    assert any(line.endswith("[既定: 90.0]") or line == "[既定: 90.0]" for line in lines)
+    assert not any(line.startswith(("。", "、", "）")) for line in lines), lines

@@ -80,10 +80,11 @@ def width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-# A run of Latin letters, digits and ASCII marks (a word, an option, a path) is never cut;
+# A run of Latin letters, digits and ASCII marks (a word, an option, a path) or a short
+# bracketed extra is never cut;
 # Japanese may break between any two characters, except before closing punctuation and
 # after opening brackets (kinsoku).
-_TOKENS = re.compile(r"[!-~]+|\s+|.", re.S)
+_TOKENS = re.compile(r"\[[^\]\n]{1,40}\]|[!-~]+|\s+|.", re.S)   # [既定: 90.0] stays whole
 _NO_LINE_START = set("、。，．）」』】〕］｝〉》・：；！？ー…ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
 _NO_LINE_END = set("（「『【〔［｛〈《")
 
