@@ -104,7 +104,9 @@ class Ladder:
                 return None  # staff have been told; nothing more is tried on our own
             self.gave_up = False  # the hour has passed: the ladder may be climbed again
             self.rung = None
-        if self.rung is not None and now - self.rung_at < self.config.rung_wait:
+        # A rung is given time to work; two sends unanswered after it show that it did
+        # not, however soon they came (each wait made a message uncertain).
+        if self.rung is not None and not sends and now - self.rung_at < self.config.rung_wait:
             return None
         rungs = self.available()
         following = 0 if self.rung is None else \

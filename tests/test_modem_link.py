@@ -69,9 +69,9 @@ def test_a_ladder_climbed_for_unanswered_sends_is_left_only_by_an_answered_send(
     lad = ladder(db)
     assert lad.fault(0, sends=True) == "resync"
     assert not lad.recovered(1)              # the modem answers AT: that proves nothing
-    assert lad.fault(250, sends=True) == "reset"
-    assert not lad.recovered(251)
-    assert lad.recovered(260, by_send=True)  # a send answered: the reset helped
+    assert lad.fault(5, sends=True) == "reset"   # sends failed after it: no time to wait
+    assert not lad.recovered(6)
+    assert lad.recovered(10, by_send=True)   # a send answered: the reset helped
     assert latest(db.conn, "modem0")["rung"] == "reset"
     assert latest(db.conn, "modem0")["outcome"] == "recovered"
     assert lad.fault(9000) == "resync"       # a new hang begins at the bottom again
