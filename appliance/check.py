@@ -84,7 +84,8 @@ def check_modems(h: health_mod.Health, lang: str) -> list[Result]:
                 f"{m.name}: ready ({m.operator or '-'}, signal {bars})")))
             continue
         why = REASON_TEXT[lang].get(m.reason or "unknown", m.reason or "")
-        status = WARNING if (ready or m.reason == "weak_signal") else CRITICAL
+        status = WARNING if (ready or m.reason in ("weak_signal", "awaiting_answer")) \
+            else CRITICAL
         out.append(Result(f"modem:{m.name}", status, _t(
             lang, f"{m.name}: 送信できません — {why}", f"{m.name}: cannot send — {why}")
             + (f" ({m.detail})" if m.detail else "")))

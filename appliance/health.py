@@ -27,6 +27,9 @@ REASONS = ("port_missing", "not_answering", "no_sim", "sim_pin", "not_registered
 # Reasons under which a modem may still send: a weak signal often still gets SMS through,
 # and refusing to try would stop an emergency broadcast on the only modem.
 SENDABLE_REASONS = (None, "weak_signal")
+# A part handed to the modem longer ago than this and still unanswered: the modem waits on
+# the network (congested) or has hung. A send usually takes seconds; it may take 120 s.
+SLOW_ANSWER_AFTER = 30.0
 FLAG_ERROR_RATE = 0.5   # the dispatcher's RATE_FLAG: at or above it a modem is flagged
 
 
@@ -224,8 +227,10 @@ class Health:
 
     @property
     def sendable_modems(self) -> tuple[ModemView, ...]:
-        """Ready, or only a weak signal: the worker still tries those (see SENDABLE_REASONS)."""
-        return tuple(m for m in self.modems if m.ready or m.reason == "weak_signal")
+        """Ready, or only a weak signal, or waiting on a slow answer: the worker still sends
+        with those (see SENDABLE_REASONS; a congested network is slow, not stopped)."""
+        return tuple(m for m in self.modems
+                     if m.ready or m.reason in ("weak_signal", "awaiting_answer"))
 
     @property
     def can_send(self) -> bool:
@@ -300,11 +305,11 @@ def daemon_heartbeat(config: Config, now: float) -> Heartbeat | None:
                      age=max(0.0, now - status.beat_at), version=None)
 
 
-def _awaiting_answer(conn: sqlite3.Connection, modem: ModemConfig) -> bool:
-    """Whether the modem's latest part is handed over and not answered yet."""
-    row = conn.execute("SELECT state FROM parts WHERE modem = ? AND sending_at IS NOT NULL "
-                       "ORDER BY sending_at DESC LIMIT 1", [modem.name]).fetchone()
-    return row is not None and row[0] == "sending"
+def _awaiting_answer(conn: sqlite3.Connection, modem: ModemConfig) -> float | None:
+    """When the modem's latest part was handed over, if it is not answered yet."""
+    row = conn.execute("SELECT state, sending_at FROM parts WHERE modem = ? AND sending_at "
+                       "IS NOT NULL ORDER BY sending_at DESC LIMIT 1", [modem.name]).fetchone()
+    return row[1] if row is not None and row[0] == "sending" else None
 
 
 def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive: bool,
@@ -322,11 +327,16 @@ def _modem_view(conn: sqlite3.Connection, modem: ModemConfig, now: float, alive:
     fresh = alive and now - row["checked_at"] <= stale_after
     reason = row["reason"] if fresh else "stale"
     detail = row["detail"] if fresh else "the daemon has not checked this modem recently"
-    if not fresh and alive and _awaiting_answer(conn, modem):
-        # Its worker is not polling because it waits on a send: say that, not "stale" (a
-        # congested network answers in up to two minutes; a hung modem is reset).
+    waiting_since = _awaiting_answer(conn, modem) if alive else None
+    waiting = waiting_since is not None and (not fresh or
+                                             now - waiting_since > SLOW_ANSWER_AFTER)
+    if waiting:
+        # Its worker waits on a send (and does not poll meanwhile): say that, not "ready"
+        # or "stale" (a congested network answers in up to two minutes; a hung modem is
+        # reset by the recovery ladder).
         reason, detail = "awaiting_answer", "waiting for the answer to a send"
-    return ModemView(ready=bool(row["ready"]) and fresh, reason=reason, detail=detail,
+    return ModemView(ready=bool(row["ready"]) and fresh and not waiting, reason=reason,
+                     detail=detail,
                      checked_at=row["checked_at"], signal_dbm=row["signal_dbm"],
                      signal_bars=row["signal_bars"], operator=row["operator"],
                      sim_state=row["sim_state"], registration=row["registration"],

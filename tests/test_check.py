@@ -184,11 +184,22 @@ def test_a_modem_waiting_on_a_send_says_so_rather_than_not_checked_recently(tmp_
                            "1, 'sending', 'm0')", [bid]).lastrowid
         conn.execute("INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
                      "VALUES (?, 1, 'sending', 'm0', ?)", [rid, now - 90])
-    [m] = health.read_health(db, config, now).modems
+    h = health.read_health(db, config, now)
+    [m] = h.modems
     assert (m.ready, m.reason) == (False, "awaiting_answer")
+    # Slow is not stopped (a congested network): it still counts as able to send, a warning.
+    assert h.can_send
     line = next(r for r in check.run_checks(db, config, now) if r.name == "modem:m0")
-    assert "送信への応答を待っています" in line.message
+    assert "送信への応答を待っています" in line.message and line.status == check.WARNING
     # Answered (the part submitted): not polled for a while is "stale" again.
     db.conn.execute("UPDATE parts SET state = 'submitted'")
     [m] = health.read_health(db, config, now).modems
     assert m.reason == "stale"
+    # Polled a moment ago, a send handed over 40 s ago and unanswered: waiting, too.
+    db.conn.execute("UPDATE modem_status SET checked_at = ?", [now - 1])
+    db.conn.execute("UPDATE parts SET state = 'sending', sending_at = ?", [now - 40])
+    [m] = health.read_health(db, config, now).modems
+    assert (m.ready, m.reason) == (False, "awaiting_answer")
+    db.conn.execute("UPDATE parts SET sending_at = ?", [now - 5])    # an ordinary send
+    [m] = health.read_health(db, config, now).modems
+    assert (m.ready, m.reason) == (True, None)

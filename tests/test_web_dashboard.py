@@ -61,6 +61,23 @@ def test_a_weak_signal_warns_without_the_red_banner(web, staff):
     assert "電波が弱い" in page and RED_BANNER not in page
 
 
+def test_a_send_waiting_long_for_its_answer_says_so_without_the_red_banner(web, staff):
+    # A congested network answers slowly (up to 120 s): slow, not stopped.
+    beat(web)
+    modem(web, ready=True)
+    with write(web.db) as conn:
+        bid = conn.execute("INSERT INTO broadcasts (title, text, created_by, created_at) "
+                           "VALUES ('t', 't', 't', ?)", [web.clock()]).lastrowid
+        rid = conn.execute("INSERT INTO recipients (broadcast_id, name, phone, text, "
+                           "parts_count, state, modem) VALUES (?, 'p', '+819000000000', 't', "
+                           "1, 'sending', 'm0')", [bid]).lastrowid
+        conn.execute("INSERT INTO parts (recipient_id, seq, state, modem, sending_at) "
+                     "VALUES (?, 1, 'sending', 'm0', ?)", [rid, web.clock() - 45])
+    page = dashboard(staff)
+    assert "応答待ち" in page and "送信への応答を待っています" in page
+    assert RED_BANNER not in page and "送信不可" not in page
+
+
 def test_a_stale_heartbeat_is_the_red_banner_even_with_a_ready_modem(web, staff):
     beat(web, age=web.config.check.heartbeat_max_age + 5)
     modem(web, ready=True)

@@ -125,6 +125,7 @@ JA = {
  "The SIMs have %(left)d SMS parts left today; this needs %(parts)d. The first %(fit)d of %(people)d people are sent now, the rest when the budget allows.": "本日のSIMの残りは%(left)d通ですが、この送信には%(parts)d通必要です。最初の%(fit)d名（全%(people)d名中）に今送り、残りは上限が戻りしだい送ります。",
  "Made %(cut)d characters shorter, into one SMS (%(chars)d characters), it goes to everyone (%(people)d people) now. To shorten it, go back and edit.": "本文をあと%(cut)d文字短くして1通（%(chars)d文字以内）にすると、今すぐ全員（%(people)d名）に送れます。短くするには「戻って修正」を押してください。",
  "Made %(cut)d characters shorter, into one SMS (%(chars)d characters), it goes to %(people)d people now. To shorten it, go back and edit.": "本文をあと%(cut)d文字短くして1通（%(chars)d文字以内）にすると、今すぐ%(people)d名に送れます。短くするには「戻って修正」を押してください。",
+ "Waiting for an answer": "応答待ち",
  "Leaving out the reply choices is enough to make it one SMS.": "返信の選択肢を外すだけでも1通になります。",
  "Longer than one SMS (70 characters): sent in up to %(parts)d parts that the phone joins. Shorter is safer for older phones.": "1通（70文字）を超えるため、最大%(parts)d通に分けて送り、携帯電話で1つにつながります。古い機種のためには短い方が安全です。",
  "Newer": "新しいもの", "The file is too large": "ファイルが大きすぎます",
