@@ -75,6 +75,7 @@ def test_a_send_waiting_long_for_its_answer_says_so_without_the_red_banner(web, 
                      "VALUES (?, 1, 'sending', 'm0', ?)", [rid, web.clock() - 45])
     page = dashboard(staff)
     assert "応答待ち" in page and "送信への応答を待っています" in page
+    assert "ネットワークの応答が遅れています" in page and "電波が弱い" not in page
     assert RED_BANNER not in page and "送信不可" not in page
 
 

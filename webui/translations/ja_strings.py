@@ -126,6 +126,7 @@ JA = {
  "Made %(cut)d characters shorter, into one SMS (%(chars)d characters), it goes to everyone (%(people)d people) now. To shorten it, go back and edit.": "本文をあと%(cut)d文字短くして1通（%(chars)d文字以内）にすると、今すぐ全員（%(people)d名）に送れます。短くするには「戻って修正」を押してください。",
  "Made %(cut)d characters shorter, into one SMS (%(chars)d characters), it goes to %(people)d people now. To shorten it, go back and edit.": "本文をあと%(cut)d文字短くして1通（%(chars)d文字以内）にすると、今すぐ%(people)d名に送れます。短くするには「戻って修正」を押してください。",
  "Waiting for an answer": "応答待ち",
+ "Sending, but the network answers slowly (it may be congested): messages go out late. If a modem has stopped answering, the appliance tries to recover it by itself.": "送信中ですが、ネットワークの応答が遅れています（混雑している可能性）。メッセージは遅れて届きます。モデムが応答しなくなった場合は、自動で回復を試みます。",
  "Leaving out the reply choices is enough to make it one SMS.": "返信の選択肢を外すだけでも1通になります。",
  "Longer than one SMS (70 characters): sent in up to %(parts)d parts that the phone joins. Shorter is safer for older phones.": "1通（70文字）を超えるため、最大%(parts)d通に分けて送り、携帯電話で1つにつながります。古い機種のためには短い方が安全です。",
  "Newer": "新しいもの", "The file is too large": "ファイルが大きすぎます",
