@@ -106,13 +106,18 @@ def test_overall_status_is_the_worst_result():
     assert check.overall(results) == 2 and check.overall([]) == 0
 
 
-def test_a_weak_signal_still_counts_as_able_to_send(tmp_path):
-    from appliance import health
+def one_modem(tmp_path):
+    """(config, database) of an appliance with one modem, m0."""
     path = tmp_path / "tsunagu.toml"
     path.write_text('database = "t.db"\n[[modem]]\nname = "m0"\nport = "/dev/null"\n',
                     encoding="utf-8")
     config = config_mod.load(path)
-    db = connect(config.database)
+    return config, connect(config.database)
+
+
+def test_a_weak_signal_still_counts_as_able_to_send(tmp_path):
+    from appliance import health
+    config, db = one_modem(tmp_path)
     import time
     now = time.time()
     with write(db) as conn:
@@ -167,11 +172,7 @@ def test_a_modem_waiting_on_a_send_says_so_rather_than_not_checked_recently(tmp_
     # Found in the demo with a hung modem: for two minutes the dashboard said "the daemon
     # has not checked it recently", while its worker was waiting on AT+CMGS.
     from appliance import health
-    path = tmp_path / "tsunagu.toml"
-    path.write_text('database = "t.db"\n[[modem]]\nname = "m0"\nport = "/dev/null"\n',
-                    encoding="utf-8")
-    config = config_mod.load(path)
-    db = connect(config.database)
+    config, db = one_modem(tmp_path)
     now = 1_800_000_000.0
     with write(db) as conn:
         conn.execute("INSERT INTO heartbeat VALUES ('daemon', 1, ?, ?, '0')", [now, now])
