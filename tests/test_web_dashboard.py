@@ -76,6 +76,7 @@ def test_a_send_waiting_long_for_its_answer_says_so_without_the_red_banner(web, 
     page = dashboard(staff)
     assert "応答待ち" in page and "送信への応答を待っています" in page
     assert "ネットワークの応答が遅れています" in page and "電波が弱い" not in page
+    assert 'class="card modem slow"' in page        # amber, not the red of a stopped modem
     assert RED_BANNER not in page and "送信不可" not in page
 
 
