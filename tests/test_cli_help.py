@@ -102,3 +102,12 @@ def test_japanese_help_is_wrapped_by_display_width_without_cutting_words_or_extr
     assert any("/dev/tsunagu-modem0" in line for line in lines)
     assert any(line.endswith("[既定: 90.0]") or line == "[既定: 90.0]" for line in lines)
     assert not any(line.startswith(("。", "、", "）")) for line in lines), lines
+
+
+def test_a_group_run_without_its_command_shows_its_help_once_without_an_error(config_in,
+                                                                              monkeypatch):
+    monkeypatch.setenv("TSUNAGU_CONFIG", config_in("ja"))
+    result = CliRunner().invoke(main, ["broadcast"], prog_name="tsunagu")
+    assert result.output.startswith("使い方: tsunagu broadcast [OPTIONS] COMMAND [ARGS]...")
+    assert "エラー" not in result.output and result.output.count("使い方") == 1
+    assert "コマンド:" in result.output

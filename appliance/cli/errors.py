@@ -70,10 +70,18 @@ def message_ja(exc: click.ClickException) -> str:
     return exc.format_message()
 
 
+# click 8.2+: a group run with no command raises this, its message the group's help page.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def show(exc: click.ClickException) -> None:
     """*exc* as click shows it, in the configured language."""
     if language() == "en":
         exc.show()
+        return
+    if isinstance(exc, _NO_ARGS_IS_HELP):
+        # A group run without its command: click's answer is the help page itself.
+        click.echo(exc.format_message(), err=True)
         return
     if isinstance(exc, click.UsageError) and exc.ctx is not None:
         usage = exc.ctx.get_usage().replace("Usage:", "使い方:", 1)
