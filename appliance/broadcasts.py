@@ -270,7 +270,9 @@ def _shorter(conn: sqlite3.Connection, config: Config, now: float, p: Plan) -> d
                                     emergency=p.priority == "emergency").going_now(now)
     if one_part <= p.parts_that_fit:
         return None
-    counts = [pdu.count(r.text) for r in p.recipients]
+    # Each distinct text once: 10,000 people sent the same words are one text.
+    texts = {r.text for r in p.recipients}
+    counts = [pdu.count(t) for t in texts]
     longest = max(counts, key=lambda c: c.units - pdu.SINGLE[c.encoding])
     # The reply choices add about 35 characters: without them the text alone may fit, a
     # change a nurse in a hurry can make with one click rather than by rewriting.
@@ -279,7 +281,7 @@ def _shorter(conn: sqlite3.Connection, config: Config, now: float, p: Plan) -> d
             "chars": pdu.SINGLE[longest.encoding], "people": one_part,
             "everyone": one_part == p.people,
             "without_choices": bool(block) and all(
-                pdu.count(r.text[:-block]).parts == 1 for r in p.recipients)}
+                pdu.count(t[:-block]).parts == 1 for t in texts)}
 
 
 def note_texts(p: Plan, lang: str, config: Config) -> list[str]:

@@ -252,14 +252,17 @@ def _errors(app: Flask) -> None:
                       "the call list on paper."))
 
 
+def when(value: float | None, fmt: str = "%m/%d %H:%M") -> str:
+    """A moment in the clinic's timezone, as the pages show it (the `when` filter)."""
+    if not value:
+        return "-"
+    moment = dt.datetime.fromtimestamp(value, tsunagu_config().zone)
+    # %a is the C locale's English day name: the weekday in the page's language instead.
+    return moment.strftime(fmt.replace("%a", wording.weekday_of(moment, lang())))
+
+
 def _filters(app: Flask) -> None:
-    @app.template_filter("when")
-    def when(value: float | None, fmt: str = "%m/%d %H:%M") -> str:
-        if not value:
-            return "-"
-        moment = dt.datetime.fromtimestamp(value, tsunagu_config().zone)
-        # %a is the C locale's English day name: the weekday in the page's language instead.
-        return moment.strftime(fmt.replace("%a", wording.weekday_of(moment, lang())))
+    app.add_template_filter(when, "when")
 
     @app.template_filter("phone")
     def phone_filter(value: str | None) -> str:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
-                   request, url_for)
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -22,7 +21,7 @@ from appliance import (broadcasts, budget, calls, contacts, doorbell, replies, t
                        wording)
 from appliance.db import write
 
-from . import db, lang, now, page_arg, tsunagu_config
+from . import db, lang, now, page_arg, tsunagu_config, when
 from .auth import actor, safe_next, staff_required
 from .fields import CheckboxesField
 from .read_log import record_read
@@ -229,7 +228,7 @@ def _budget_notice(summary: dict) -> str | None:
         return _("%(n)d message(s) are longer than any SIM's daily limit allows: phone them.",
                  n=held)
     return _("%(n)d message(s) wait for the SIMs' daily limit: they go from %(t)s.", n=held,
-             t=current_app.jinja_env.filters["when"](summary["budget_until"]))
+             t=when(summary["budget_until"]))
 
 
 # Recipients per page of the broadcast page: a clinic's whole roster (~200) on one page, as

@@ -81,10 +81,9 @@ def width(text: str) -> int:
 
 
 # A run of Latin letters, digits and ASCII marks (a word, an option, a path) or a short
-# bracketed extra is never cut;
-# Japanese may break between any two characters, except before closing punctuation and
-# after opening brackets (kinsoku).
-_TOKENS = re.compile(r"\[[^\]\n]{1,40}\]|[!-~]+|\s+|.", re.S)   # [既定: 90.0] stays whole
+# bracketed extra ([既定: 90.0]) is never cut; Japanese may break between any two
+# characters, except before closing punctuation and after opening brackets (kinsoku).
+_TOKENS = re.compile(r"\[[^\]\n]{1,40}\]|[!-~]+|\s+|.", re.S)
 _NO_LINE_START = set("、。，．）」』】〕］｝〉》・：；！？ー…ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
 _NO_LINE_END = set("（「『【〔［｛〈《")
 
